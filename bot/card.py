@@ -1,0 +1,91 @@
+"""Model cards: Hugging Face metadata (`base_model`, `base_model_relation: quantized`, tags,
+model-index) plus a Markdown body rendered from `card.md.j2`. The same card appears in the PR
+comment and in `promotion-bot card`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from huggingface_hub import EvalResult, ModelCardData
+from markupsafe import Markup
+
+from bot.render import make_environment
+from bot.results import CheckResult
+from bot.zoo import Variant
+
+SAFE_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+$")
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def tags_for(variant: Variant) -> list[str]:
+    tags = ["quantized", variant.name.precision]
+    q = variant.quantization
+    if q is not None and variant.is_quantized:
+        tags.append(q.algorithm.lower())
+        if q.format:
+            tags.append("compressed-tensors" if "pack" in q.format or "compressed" in q.format else q.format)
+    elif not variant.is_quantized:
+        tags[0] = "baseline"
+    return list(dict.fromkeys(tags))
+
+
+def metadata_yaml(variant: Variant, checks: Iterable[CheckResult]) -> str:
+    """The YAML header, written by huggingface_hub so it matches what the Hub parses."""
+    eval_results = []
+    for check in checks:
+        for row in check.rows:
+            if isinstance(row.candidate, (int, float)) and not isinstance(row.candidate, bool):
+                task, _, metric = row.label.partition(" ")
+                eval_results.append(EvalResult(
+                    task_type="text-generation", dataset_type=task or check.name, dataset_name=task or check.name,
+                    metric_type=(metric or check.name).strip("()") or check.name, metric_value=row.candidate,
+                    source_name="promotion-bot", source_url=None,
+                ))
+    data = ModelCardData(
+        model_name=str(variant.ref),
+        base_model=variant.base_model,
+        base_model_relation="quantized" if variant.is_quantized else None,
+        tags=tags_for(variant),
+        eval_results=eval_results or None,
+    )
+    return data.to_yaml()
+
+
+def base_model_link(base_model: str) -> str | None:
+    if SAFE_URL.match(base_model):
+        return base_model
+    parts = base_model.split("/")
+    if len(parts) == 2 and re.match(r"^v\d", parts[1]):
+        return f"../../{parts[0]}/{parts[1]}/"  # a variant in this zoo, relative to the card
+    if HF_ID.match(base_model):
+        return f"https://huggingface.co/{base_model}"
+    return None
+
+
+def render_card_body(variant: Variant, checks: Iterable[CheckResult], *, baseline: str | None = None,
+                     recipe_text: str | None = None, overrides=None) -> str:
+    checks = list(checks)
+    link = base_model_link(variant.base_model)
+    env = make_environment(overrides)
+    return env.get_template("card.md.j2").render(
+        variant=variant, checks=checks, baseline=baseline, recipe_text=recipe_text,
+        base_link=Markup(link.replace("(", "%28").replace(")", "%29")) if link else None,
+        tags=tags_for(variant),
+    )
+
+
+def card_for(variant: Variant, checks: Iterable[CheckResult], *, baseline: str | None, reader=None, rev: str | None = None,
+             overrides=None) -> tuple[str, str]:
+    checks = list(checks)
+    recipe = None
+    if reader is not None and variant.recipe:
+        recipe = reader.read_text(rev, variant.recipe)
+    return metadata_yaml(variant, checks), render_card_body(variant, checks, baseline=baseline, recipe_text=recipe,
+                                                            overrides=overrides)
+
+
+def full_card(metadata: str, body: str) -> str:
+    """README.md as the Hub expects it: YAML front matter, then the body."""
+    return f"---\n{metadata}---\n\n{body}"

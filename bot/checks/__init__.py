@@ -1,0 +1,86 @@
+"""Pluggable checks, keyed by the name `promotion.yaml` uses (`check: perplexity`).
+
+A check is a `CheckDefinition` subclass registered with `@register`. It parses its own options
+(so policy errors surface before anything runs) and turns a `CheckContext` into a frozen
+`CheckResult`. Side effects beyond its own artifacts (comments, statuses) belong to the caller.
+
+To add a check: write a module here, decorate the class with `@register`, and add the module
+name to `BUILTIN_MODULES`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, ClassVar, Mapping
+
+from bot.fields import Loc, reject_unknown
+from bot.results import CheckResult
+
+BUILTIN_MODULES = (
+    "bot.checks.zoo_check",
+    "bot.checks.promotion_order",
+)
+
+
+class CheckDefinition:
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    # Inline checks are cheap and run in the bot's own process; the others run in a child
+    # process that is killed when it exceeds its timeout.
+    inline: ClassVar[bool] = True
+    default_timeout_s: ClassVar[float] = 120.0
+    default_runs_on: ClassVar[tuple[str, ...] | None] = None
+    shardable: ClassVar[bool] = False
+    needs_baseline: ClassVar[bool] = False
+    option_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> Any:
+        reject_unknown(raw, set(self.option_keys), loc)
+        return dict(raw)
+
+    def run(self, ctx, options: Any) -> CheckResult:  # ctx: bot.context.CheckContext
+        raise NotImplementedError
+
+    # Sharded checks run `run_shard` once per shard and `merge` the partial results.
+    def run_shard(self, ctx, options: Any, shard: int, count: int) -> CheckResult:
+        raise NotImplementedError
+
+    def merge(self, ctx, options: Any, parts: list[CheckResult]) -> CheckResult:
+        raise NotImplementedError
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._checks: dict[str, CheckDefinition] = {}
+        self._loaded = False
+
+    def register(self, cls: type[CheckDefinition]) -> type[CheckDefinition]:
+        if cls.name in self._checks:
+            raise ValueError(f"check {cls.name!r} is registered twice")
+        self._checks[cls.name] = cls()
+        return cls
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in BUILTIN_MODULES:
+                importlib.import_module(module)
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._checks)
+
+    def get(self, name: str, loc: Loc | None = None) -> CheckDefinition:
+        self._load()
+        if name in self._checks:
+            return self._checks[name]
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"known checks: {', '.join(self.names())}"
+        if loc is None:
+            loc = Loc("promotion.yaml", "check")
+        raise loc.error(f"unknown check {name!r}", hint)
+
+
+registry = Registry()
+register = registry.register

@@ -1,0 +1,57 @@
+"""`zoo`: the candidate exists, follows the naming scheme and carries the metadata the policy requires."""
+
+from __future__ import annotations
+
+from bot.checks import CheckDefinition, register
+from bot.results import FAIL, PASS, CheckResult
+
+
+@register
+class ZooCheck(CheckDefinition):
+    name = "zoo"
+    summary = "the variant exists in the zoo with the metadata the policy requires"
+
+    def run(self, ctx, options) -> CheckResult:
+        variant = ctx.candidate  # raises InputError (→ error) when missing or misnamed
+        problems = list(metadata_problems(ctx.reader, ctx.head, variant, ctx.policy.zoo_require))
+        detail = "; ".join(problems) if problems else f"{variant.ref} has {', '.join(ctx.policy.zoo_require) or 'its folder'}"
+        return CheckResult(
+            name=self.name, verdict=FAIL if problems else PASS,
+            candidate=str(variant.ref), threshold="requires " + (", ".join(ctx.policy.zoo_require) or "nothing"),
+            detail=detail,
+        )
+
+
+def metadata_problems(reader, rev: str, variant, require: tuple[str, ...]):
+    """Human-readable gaps between a variant's metadata and what the policy requires."""
+    quantized = variant.is_quantized
+    if "quantization" in require and variant.quantization is None:
+        yield "variant.yaml has no `quantization`"
+    if "recipe" in require and quantized:
+        if not variant.recipe:
+            yield "variant.yaml has no `recipe`"
+        elif not reader.exists(rev, variant.recipe):
+            yield f"recipe {variant.recipe} does not exist"
+    if "calibration" in require and quantized:
+        if variant.calibration is None:
+            yield "variant.yaml has no `calibration`"
+        elif variant.calibration.file and not reader.exists(rev, variant.calibration.file):
+            yield f"calibration file {variant.calibration.file} does not exist"
+    if "weights" in require:
+        w = variant.weights
+        if w is None:
+            yield "variant.yaml has no `weights`"
+        elif w.path and not reader.exists(rev, w.path):
+            yield f"weights folder {w.path} does not exist"
+        elif w.uri and not w.revision:
+            yield f"weights uri {w.uri} is not pinned: add `revision:`"
+    if "results" in require and not variant.results:
+        yield "variant.yaml has no recorded `results`"
+    if "known_issues" in require and "known_issues" not in variant.raw:
+        yield "variant.yaml has no `known_issues` list (write `known_issues: []` if none)"
+    q = variant.quantization
+    if q is not None and quantized:
+        if variant.name.bits is not None and q.bits is not None and q.bits != variant.name.bits:
+            yield f"folder says {variant.name.precision} but quantization.bits is {q.bits}"
+        if variant.name.group_size is not None and q.group_size is not None and q.group_size != variant.name.group_size:
+            yield f"folder says g{variant.name.group_size} but quantization.group_size is {q.group_size}"

@@ -1,0 +1,1 @@
+"""One module per subcommand; `bot.cli` registers every module here that has `register(subparsers)`."""

@@ -1,0 +1,44 @@
+"""`promotion-bot check`: judge a promotion PR between two revisions of a local GitOps repo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bot.pipeline import check, write_outputs
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="judge the promotions between two revisions", description=__doc__)
+    p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
+    p.add_argument("--base", required=True, help="base revision (the target branch)")
+    p.add_argument("--head", required=True, help="head revision (the PR)")
+    p.add_argument("--policy", help="policy file to use instead of promotion.yaml at the base revision")
+    p.add_argument("--json", type=Path, help="write the JSON report here")
+    p.add_argument("--comment", type=Path, help="write the PR comment (Markdown) here")
+    p.add_argument("--workdir", type=Path, help="keep the plan, results and artifacts here")
+    p.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    outcome = check(args.repo, args.base, args.head, policy_file=args.policy, workdir=args.workdir,
+                    cache_dir=args.cache)
+    write_outputs(outcome.report, outcome.comment_markdown, json_path=args.json, comment_path=args.comment)
+    print_summary(outcome.report)
+    return outcome.exit_code
+
+
+def print_summary(report) -> None:
+    for p in report.promotions:
+        arrow = f"{p.from_variant} -> {p.to_variant}" if p.from_variant else p.to_variant
+        print(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {arrow}")
+        for c in p.checks:
+            print(f"      {c.verdict:7} {c.name}: {c.detail}")
+        for e in p.errors:
+            print(f"      error   {e.file}: {e.field}: {e.message}", file=sys.stderr)
+    for e in report.errors:
+        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+    if not report.promotions and not report.errors:
+        print("nothing to promote")
+    print(f"verdict: {report.verdict}")

@@ -1,0 +1,90 @@
+"""`plan`, `run-check` and `report`: the gate spread over a GitHub Actions matrix.
+
+`plan` writes the jobs (one per check, per shard) with the runner labels the policy gives
+them; each matrix job runs `run-check`; `report` merges the result files exactly as `check`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from bot.commands.check import print_summary
+from bot.output import write_atomic
+from bot.pipeline import comment_for, default_cache_dir, write_outputs
+from bot.plan import Plan, build_plan
+from bot.report import assemble
+from bot.runner import run_job
+from bot.vcs.reader import GitReader
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="write the promotions and their check jobs (a GitHub Actions matrix)")
+    p.add_argument("--repo", default=".")
+    p.add_argument("--base", required=True)
+    p.add_argument("--head", required=True)
+    p.add_argument("--policy")
+    p.add_argument("--out", type=Path, default=Path("plan.json"), help="the plan file (default plan.json)")
+    p.add_argument("--matrix", type=Path, help="also write the `strategy.matrix` JSON here")
+    p.set_defaults(func=run_plan)
+
+    r = sub.add_parser("run-check", help="run one job of a plan and write its result file")
+    r.add_argument("--plan", type=Path, required=True)
+    r.add_argument("--job", required=True)
+    r.add_argument("--out", type=Path, required=True, help="folder for result files")
+    r.add_argument("--repo", help="the checkout on this runner (default: the plan's)")
+    r.add_argument("--cache", type=Path)
+    r.set_defaults(func=run_check_job)
+
+    m = sub.add_parser("report", help="merge a plan's result files into the verdict, comment and JSON report")
+    m.add_argument("--plan", type=Path, required=True)
+    m.add_argument("--results", type=Path, required=True)
+    m.add_argument("--repo", help="the checkout on this runner (default: the plan's)")
+    m.add_argument("--json", type=Path)
+    m.add_argument("--comment", type=Path)
+    m.set_defaults(func=run_report)
+
+
+def _plan_for_repo(path: Path, repo: str | None) -> Plan:
+    plan = Plan.read(path)
+    if repo:
+        from dataclasses import replace
+
+        plan = replace(plan, repo=str(Path(repo).resolve()))
+    return plan
+
+
+def run_plan(args) -> int:
+    reader = GitReader(args.repo)
+    try:
+        plan = build_plan(reader, args.base, args.head, policy_file=args.policy)
+    finally:
+        reader.close()
+    plan.write(args.out)
+    if args.matrix:
+        write_atomic(args.matrix, json.dumps(plan.matrix()) + "\n")
+    print(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} job(s) -> {args.out}")
+    return 2 if plan.errors and not plan.promotions else 0
+
+
+def run_check_job(args) -> int:
+    plan = _plan_for_repo(args.plan, args.repo)
+    job = plan.job(args.job)
+    result = run_job(plan, job, args.out, args.cache or default_cache_dir())
+    print(f"{job.id}: {result.verdict} {result.detail}")
+    return {"pass": 0, "fail": 1}.get(result.verdict, 2)
+
+
+def run_report(args) -> int:
+    started = time.monotonic()
+    plan = _plan_for_repo(args.plan, args.repo)
+    reader = GitReader(plan.repo)
+    try:
+        report = assemble(plan, args.results, reader=reader, wall_time_s=time.monotonic() - started)
+        comment = comment_for(report, plan, reader)
+    finally:
+        reader.close()
+    write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
+    print_summary(report)
+    return report.exit_code

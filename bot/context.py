@@ -1,0 +1,106 @@
+"""What a check gets to work with: the promotion, both revisions, the policy and a scratch folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bot.errors import InputError
+from bot.manifests import ManifestIndex
+from bot.policy import Environment, Policy
+from bot.promotions import Promotion, baseline_ref
+from bot.zoo import Variant, VariantRef, Zoo
+
+
+def print_progress(message: str) -> None:
+    print(f"[promotion-bot] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class CheckContext:
+    reader: object  # bot.vcs.reader.GitReader
+    base: str
+    head: str
+    policy: Policy
+    environment: Environment
+    promotion: Promotion
+    workdir: Path
+    cache_dir: Path
+    progress: Callable[[str], None] = print_progress
+    _zoos: dict = field(default_factory=dict)
+    _indexes: dict = field(default_factory=dict)
+
+    def zoo(self, rev: str) -> Zoo:
+        if rev not in self._zoos:
+            self._zoos[rev] = Zoo(self.reader, rev)
+        return self._zoos[rev]
+
+    def manifests(self, rev: str) -> ManifestIndex:
+        if rev not in self._indexes:
+            self._indexes[rev] = ManifestIndex(self.reader, rev, self.policy)
+        return self._indexes[rev]
+
+    @property
+    def candidate(self) -> Variant:
+        return self.zoo(self.head).get(self.promotion.to_variant, named_in=self.promotion.manifest,
+                                       field=f"{self.promotion.object} variant")
+
+    def baseline_ref(self) -> VariantRef:
+        """The variant the candidate is measured against: the environment's rule, else the model's baseline."""
+        ref = baseline_ref(self.policy, self.environment, self.promotion)
+        if ref is None:
+            model = self.promotion.to_variant.model
+            raise InputError(self.policy.file, f"models.{model}.baseline",
+                             f"no baseline variant for model {model!r}",
+                             f"add `models: {{{model}: {{baseline: <variant>}}}}` to {self.policy.file}")
+        return ref
+
+    @property
+    def baseline(self) -> Variant:
+        ref = self.baseline_ref()
+        # The baseline as the base revision has it (trusted); a model new in this PR reads it from head.
+        for rev in (self.base, self.head):
+            if self.reader.exists(rev, f"{ref.folder}/variant.yaml"):
+                return self.zoo(rev).get(ref)
+        return self.zoo(self.base).get(ref, named_in=self.policy.file, field=f"models.{ref.model}.baseline")
+
+    def weights_dir(self, variant: Variant) -> Path:
+        """A local folder with the variant's weights, exported from the revision that has them.
+
+        Keyed by the Git tree id, so an unchanged variant is exported once per cache.
+        """
+        if variant.weights is None or variant.weights.path is None:
+            raise InputError(f"{variant.folder}/variant.yaml", "weights.path",
+                             "this check loads weights locally but the variant has no `weights.path`",
+                             "commit the weights under the variant folder or evaluate it where it is served")
+        for rev in (self.head, self.base):
+            tree = self.reader.tree_sha(rev, variant.weights.path)
+            if tree:
+                break
+        else:
+            raise InputError(f"{variant.folder}/variant.yaml", "weights.path",
+                             f"{variant.weights.path} does not exist", "commit the weights or fix the path")
+        target = self.cache_dir / "weights" / tree
+        if not (target / ".complete").exists():
+            tmp = self.cache_dir / "weights" / f".{tree}.{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            exported = self.reader.export(rev, variant.weights.path, tmp)
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(exported, target)
+            shutil.rmtree(tmp, ignore_errors=True)
+            (target / ".complete").write_text(tree)
+        return target
+
+
+def digest_of(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]

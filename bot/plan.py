@@ -1,0 +1,144 @@
+"""Step 2a: turn a PR (base..head) into a plan: the promotions and one job per check (per shard).
+
+`check` runs a plan in one process; `plan`/`run-check`/`report` spread the same jobs over a
+GitHub Actions matrix. The plan is plain JSON so any runner can pick up one job.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.checks import registry
+from bot.errors import ErrorRecord, InputError
+from bot.policy import Policy, load_policy_file, load_policy_from_rev
+from bot.promotions import Promotion, discover
+from bot.results import Removal
+from bot.zoo import Zoo
+
+PLAN_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    promotion: int
+    check: str
+    position: int  # index in the environment's gate
+    runs_on: tuple[str, ...]
+    inline: bool
+    timeout_s: float
+    shard: int = 0
+    shards: int = 1
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "promotion": self.promotion, "check": self.check, "position": self.position,
+                "runs_on": list(self.runs_on), "inline": self.inline, "timeout_s": self.timeout_s,
+                "shard": self.shard, "shards": self.shards}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Job":
+        return cls(id=d["id"], promotion=d["promotion"], check=d["check"], position=d["position"],
+                   runs_on=tuple(d["runs_on"]), inline=d["inline"], timeout_s=d["timeout_s"],
+                   shard=d.get("shard", 0), shards=d.get("shards", 1))
+
+
+@dataclass(frozen=True)
+class Plan:
+    repo: str
+    base: str
+    head: str
+    policy_file: str | None  # None: promotion.yaml at the base revision
+    promotions: tuple[Promotion, ...] = ()
+    removals: tuple[Removal, ...] = ()
+    errors: tuple[ErrorRecord, ...] = ()
+    promotion_errors: Mapping[int, tuple[ErrorRecord, ...]] = field(default_factory=dict)
+    jobs: tuple[Job, ...] = ()
+
+    def job(self, job_id: str) -> Job:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise InputError("plan", "jobs", f"has no job {job_id!r}", f"use one of: {', '.join(j.id for j in self.jobs)}")
+
+    def matrix(self) -> dict:
+        """A GitHub Actions `strategy.matrix` value: one entry per job."""
+        include = []
+        for job in self.jobs:
+            p = self.promotions[job.promotion]
+            include.append({"id": job.id, "check": job.check, "environment": p.environment,
+                            "variant": str(p.to_variant), "runs-on": list(job.runs_on)})
+        return {"include": include}
+
+    def to_json(self) -> dict:
+        return {
+            "schema": PLAN_SCHEMA, "repo": self.repo, "base": self.base, "head": self.head,
+            "policy_file": self.policy_file,
+            "promotions": [p.to_json() for p in self.promotions],
+            "removals": [r.to_json() for r in self.removals],
+            "errors": [e.to_json() for e in self.errors],
+            "promotion_errors": {str(k): [e.to_json() for e in v] for k, v in self.promotion_errors.items()},
+            "jobs": [j.to_json() for j in self.jobs],
+            "matrix": self.matrix(),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Plan":
+        if d.get("schema") != PLAN_SCHEMA:
+            raise InputError("plan", "schema", f"plan schema {d.get('schema')!r} is not {PLAN_SCHEMA}",
+                             "make the plan with the same promotion-bot version")
+        return cls(
+            repo=d["repo"], base=d["base"], head=d["head"], policy_file=d.get("policy_file"),
+            promotions=tuple(Promotion.from_json(p) for p in d["promotions"]),
+            removals=tuple(Removal(**r) for r in d["removals"]),
+            errors=tuple(ErrorRecord(**e) for e in d["errors"]),
+            promotion_errors={int(k): tuple(ErrorRecord(**e) for e in v) for k, v in d.get("promotion_errors", {}).items()},
+            jobs=tuple(Job.from_json(j) for j in d["jobs"]),
+        )
+
+    def write(self, path: Path) -> None:
+        from bot.output import write_atomic
+
+        write_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> "Plan":
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(str(path), "", f"is not a readable plan: {exc}", "pass the file `promotion-bot plan` wrote") from exc
+
+
+def load_policy(reader, base: str, policy_file: str | None) -> Policy:
+    return load_policy_file(policy_file) if policy_file else load_policy_from_rev(reader, base)
+
+
+def build_plan(reader, base_rev: str, head_rev: str, *, policy_file: str | None = None) -> Plan:
+    base = reader.resolve(base_rev)
+    head = reader.resolve(head_rev)
+    repo = str(Path(reader.path).resolve())
+    try:
+        policy = load_policy(reader, base, policy_file)
+    except InputError as exc:
+        return Plan(repo, base, head, policy_file, errors=(exc.as_record(),))
+
+    found = discover(reader, base, head, policy)
+    head_zoo, jobs, promotion_errors = Zoo(reader, head), [], {}
+    for i, promo in enumerate(found.promotions):
+        env = policy.environment(promo.environment)
+        try:
+            head_zoo.get(promo.to_variant, named_in=promo.manifest, field=f"{promo.object}: variant")
+        except InputError as exc:
+            promotion_errors[i] = (exc.as_record(),)
+            continue
+        for position, spec in enumerate(env.gate):
+            definition = registry.get(spec.name)
+            for shard in range(spec.shards):
+                suffix = f"-s{shard + 1}of{spec.shards}" if spec.shards > 1 else ""
+                jobs.append(Job(id=f"p{i}-{position}-{spec.name}{suffix}", promotion=i, check=spec.name,
+                                position=position, runs_on=spec.runs_on, inline=definition.inline,
+                                timeout_s=spec.timeout_s, shard=shard, shards=spec.shards))
+    return Plan(repo, base, head, policy_file, found.promotions, found.removals, found.errors,
+                promotion_errors, tuple(jobs))

@@ -1,0 +1,232 @@
+"""`promotion.yaml`: environments in promotion order, each with its gate, plus the zoo's baselines.
+
+Parsed once into frozen types; every error names the field path and the fix. Each check parses
+its own options (see `bot.checks`), so an unknown check or a bad threshold fails here, before
+anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from bot.errors import InputError
+from bot.fields import Loc, get_duration, get_str, mapping, reject_unknown, sequence
+from bot.paths import check_repo_path
+from bot.yamlio import load_one
+
+POLICY_FILE = "promotion.yaml"
+ENVIRONMENTS_ROOT = "environments"
+DEFAULT_ANNOTATION = "promotion-bot/variant"
+DEFAULT_TIMEOUT_S = 3600.0
+ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One entry of a gate: the check's name, its parsed options and how to run it."""
+
+    name: str
+    options: Any
+    raw: Mapping[str, Any]
+    timeout_s: float
+    runs_on: tuple[str, ...]
+    shards: int
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    folder: str
+    gate: tuple[CheckSpec, ...]
+    baseline: str | None  # None: the model's baseline; "deployed": what the environment served before
+    require_canary: bool
+    raw_rollback: Mapping[str, Any] | None
+    raw_probes: Mapping[str, Any] | None
+    index: int
+
+
+@dataclass(frozen=True)
+class VariantRefRule:
+    """How a manifest names its variant: an annotation, or a field path plus a regex."""
+
+    annotation: str | None = DEFAULT_ANNOTATION
+    field: str | None = None
+    pattern: re.Pattern | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    file: str
+    environments: tuple[Environment, ...]
+    baselines: Mapping[str, str]  # model -> baseline variant name
+    variant_ref: VariantRefRule
+    zoo_require: tuple[str, ...]
+    templates: str | None
+    serve: Mapping[str, Any]
+    default_runs_on: tuple[str, ...]
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def environment(self, name: str) -> Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+    def environment_for_path(self, path: str) -> Environment | None:
+        return next((e for e in self.environments if path.startswith(e.folder + "/")), None)
+
+    def previous(self, env: Environment) -> Environment | None:
+        return self.environments[env.index - 1] if env.index > 0 else None
+
+
+ZOO_FACTS = ("recipe", "calibration", "weights", "quantization", "results", "known_issues")
+
+
+def parse_policy(text: str, file: str = POLICY_FILE) -> Policy:
+    from bot.checks import registry  # the registry imports every built-in check
+
+    root = Loc(file)
+    data = mapping(load_one(text, file) or {}, root)
+    reject_unknown(data, {"version", "variant_ref", "models", "zoo", "environments", "serve", "templates", "runners"}, root)
+    version = data.get("version", 1)
+    if version != 1:
+        raise root.child("version").error(f"version {version!r} is not supported", "use `version: 1`")
+
+    models_loc = root.child("models")
+    baselines: dict[str, str] = {}
+    for model, spec in mapping(data.get("models") or {}, models_loc).items():
+        m_loc = models_loc.child(str(model))
+        spec = mapping(spec, m_loc)
+        reject_unknown(spec, {"baseline"}, m_loc)
+        baselines[str(model)] = get_str(spec, "baseline", m_loc)
+
+    variant_ref = _parse_variant_ref(data.get("variant_ref"), root.child("variant_ref"))
+
+    zoo_loc = root.child("zoo")
+    zoo = mapping(data.get("zoo") or {}, zoo_loc)
+    reject_unknown(zoo, {"require"}, zoo_loc)
+    require = tuple(str(x) for x in sequence(zoo.get("require", ["recipe", "calibration", "weights"]), zoo_loc.child("require")))
+    for i, fact in enumerate(require):
+        if fact not in ZOO_FACTS:
+            raise zoo_loc.child("require").child(i).error(f"{fact!r} is not a zoo fact", f"use one of {', '.join(ZOO_FACTS)}")
+
+    runners_loc = root.child("runners")
+    runners = mapping(data.get("runners") or {}, runners_loc)
+    reject_unknown(runners, {"default"}, runners_loc)
+    default_runs_on = _labels(runners.get("default", ["ubuntu-latest"]), runners_loc.child("default"))
+
+    templates = data.get("templates")
+    if templates is not None:
+        templates = check_repo_path(str(templates), file=file, field="templates")
+
+    env_loc = root.child("environments")
+    raw_envs = sequence(data.get("environments"), env_loc) if "environments" in data else None
+    if not raw_envs:
+        raise env_loc.error("is required and must list at least one environment", "list them in promotion order: test, staging, prod")
+    environments = []
+    seen: set[str] = set()
+    for i, raw_env in enumerate(raw_envs):
+        e_loc = env_loc.child(i)
+        env = mapping(raw_env, e_loc)
+        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "rollback", "probes"}, e_loc)
+        name = get_str(env, "name", e_loc)
+        if not ENV_NAME.match(name):
+            raise e_loc.child("name").error(f"{name!r} is not a valid environment name", "use lowercase letters, digits and dashes")
+        if name in seen:
+            raise e_loc.child("name").error(f"environment {name!r} is listed twice", "list each environment once")
+        seen.add(name)
+        folder = check_repo_path(str(env.get("folder") or f"{ENVIRONMENTS_ROOT}/{name}"), file=file, field=f"{e_loc.path}.folder")
+        gate = tuple(_parse_check(raw, e_loc.child("gate").child(j), registry, default_runs_on)
+                     for j, raw in enumerate(sequence(env.get("gate") or [], e_loc.child("gate"))))
+        baseline = env.get("baseline")
+        if baseline is not None and not isinstance(baseline, str):
+            raise e_loc.child("baseline").error("must be `deployed` or a variant name like v1.0-fp16")
+        rollback = env.get("rollback")
+        if rollback is not None:
+            rollback = mapping(rollback, e_loc.child("rollback"))
+        probes = env.get("probes")
+        if probes is not None:
+            probes = mapping(probes, e_loc.child("probes"))
+        environments.append(Environment(
+            name=name, folder=folder, gate=gate, baseline=baseline,
+            require_canary=bool(env.get("require_canary", False)),
+            raw_rollback=rollback, raw_probes=probes, index=i,
+        ))
+
+    serve = mapping(data.get("serve") or {}, root.child("serve"))
+    return Policy(
+        file=file,
+        environments=tuple(environments),
+        baselines=baselines,
+        variant_ref=variant_ref,
+        zoo_require=require,
+        templates=templates,
+        serve=serve,
+        default_runs_on=default_runs_on,
+        raw=data,
+    )
+
+
+def _labels(value: Any, loc: Loc) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in sequence(value, loc))
+
+
+def _parse_variant_ref(raw: Any, loc: Loc) -> VariantRefRule:
+    if raw is None:
+        return VariantRefRule()
+    spec = mapping(raw, loc)
+    reject_unknown(spec, {"annotation", "field", "pattern"}, loc)
+    if "field" in spec:
+        field_path = get_str(spec, "field", loc)
+        pattern_text = spec.get("pattern", r"(?P<model>[^/]+)/(?P<variant>[^/]+)$")
+        try:
+            pattern = re.compile(pattern_text)
+        except re.error as exc:
+            raise loc.child("pattern").error(f"is not a valid regular expression: {exc}") from exc
+        if not {"model", "variant"} <= set(pattern.groupindex):
+            raise loc.child("pattern").error("must have named groups `model` and `variant`",
+                                             "e.g. 'models/(?P<model>[^/]+)/(?P<variant>[^/]+)$'")
+        return VariantRefRule(annotation=None, field=field_path, pattern=pattern)
+    return VariantRefRule(annotation=get_str(spec, "annotation", loc))
+
+
+_CHECK_KEYS = {"check", "timeout", "runs_on", "shards"}
+
+
+def _parse_check(raw: Any, loc: Loc, registry, default_runs_on: tuple[str, ...]) -> CheckSpec:
+    spec = mapping(raw, loc)
+    name = get_str(spec, "check", loc)
+    definition = registry.get(name, loc.child("check"))
+    raw_options = {k: v for k, v in spec.items() if k not in _CHECK_KEYS}
+    options = definition.parse_options(raw_options, loc)
+    timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
+    runs_on = _labels(spec["runs_on"], loc.child("runs_on")) if "runs_on" in spec else (definition.default_runs_on or default_runs_on)
+    shards = spec.get("shards", 1)
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise loc.child("shards").error(f"must be a whole number ≥ 1, got {shards!r}")
+    if shards > 1 and not definition.shardable:
+        raise loc.child("shards").error(f"check {name!r} cannot be split into shards", "remove `shards:`")
+    return CheckSpec(name=name, options=options, raw=raw_options, timeout_s=timeout_s,
+                     runs_on=runs_on, shards=shards, loc=loc)
+
+
+def load_policy_from_rev(reader, rev: str, file: str = POLICY_FILE) -> Policy:
+    """The policy as the base revision has it: PR heads cannot change the rules they are judged by."""
+    text = reader.read_text(rev, file)
+    if text is None:
+        raise InputError(file, "", f"not found at revision {rev[:12]}",
+                         "add promotion.yaml at the repository root on the base branch (see README: 'The GitOps repository')")
+    return parse_policy(text, file)
+
+
+def load_policy_file(path) -> Policy:
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(str(path), "", f"cannot be read: {exc.strerror}", "pass an existing file to --policy") from exc
+    return parse_policy(text, str(path))

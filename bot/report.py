@@ -1,0 +1,107 @@
+"""Step 2c: merge the result files of a plan's jobs into one `Report`, exactly as `check` does.
+
+A job without a result file (crashed, killed, never scheduled) makes its promotion `error`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bot.card import card_for
+from bot.checks import registry
+from bot.context import CheckContext
+from bot.errors import ErrorRecord, InputError
+from bot.plan import Plan, load_policy
+from bot.promotions import baseline_ref
+from bot.results import ERROR, CheckResult, PromotionResult, Report
+from bot.runner import result_path
+from bot.zoo import Zoo
+
+
+def read_result(out_dir: Path, job) -> CheckResult | None:
+    path = result_path(out_dir, job)
+    try:
+        return CheckResult.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError) as exc:
+        return CheckResult(job.check, ERROR, detail=f"result file {path.name} is unreadable: {exc}")
+
+
+def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = None,
+             cache_dir: Path | None = None) -> Report:
+    if plan.errors and not plan.promotions:
+        return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s)
+    policy = load_policy(reader, plan.base, plan.policy_file)
+    head_zoo = Zoo(reader, plan.head)
+    promotions = []
+    for i, promo in enumerate(plan.promotions):
+        env = policy.environment(promo.environment)
+        errors = tuple(plan.promotion_errors.get(i, ()))
+        checks: list[CheckResult] = []
+        if not errors:
+            for position, spec in enumerate(env.gate):
+                jobs = [j for j in plan.jobs if j.promotion == i and j.position == position]
+                parts = [read_result(out_dir, j) for j in jobs]
+                if not jobs or any(p is None for p in parts):
+                    missing = ", ".join(j.id for j, p in zip(jobs, parts) if p is None)
+                    checks.append(CheckResult(spec.name, ERROR, detail=f"no result from job {missing}: it crashed, was killed or never ran"))
+                elif len(parts) == 1:
+                    checks.append(parts[0])
+                else:
+                    checks.append(_merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir))
+        card_md = card_meta = None
+        notes = list(_canary_notes(policy, env, promo))
+        if not errors:
+            try:
+                candidate = head_zoo.get(promo.to_variant)
+                baseline = baseline_ref(policy, env, promo)
+                card_meta, card_md = card_for(candidate, checks, baseline=str(baseline) if baseline else None,
+                                              reader=reader, rev=plan.head)
+            except InputError as exc:
+                errors = errors + (exc.as_record(),)
+        promotions.append(PromotionResult(
+            environment=promo.environment, manifest=promo.manifest, object=promo.object,
+            application=promo.application, change=promo.change,
+            from_variant=None if promo.from_variant is None else str(promo.from_variant),
+            to_variant=str(promo.to_variant), checks=tuple(checks), errors=errors,
+            card_markdown=card_md, card_metadata=card_meta, notes=tuple(notes),
+        ))
+    return Report(plan.base, plan.head, tuple(promotions), plan.removals, plan.errors, wall_time_s)
+
+
+def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) -> CheckResult:
+    errored = [p for p in parts if p.verdict == ERROR]
+    if errored:
+        return CheckResult(spec.name, ERROR, detail="; ".join(f"shard: {p.detail}" for p in errored))
+    ctx = CheckContext(reader=reader, base=plan.base, head=plan.head, policy=policy, environment=env,
+                       promotion=promo, workdir=Path(out_dir) / "artifacts", cache_dir=Path(cache_dir or out_dir))
+    try:
+        merged = registry.get(spec.name).merge(ctx, spec.options, parts)
+    except Exception as exc:  # merging is check code: a bug there is an error, not a pass
+        return CheckResult(spec.name, ERROR, detail=f"merging shards failed: {exc}")
+    from dataclasses import replace
+
+    return replace(merged, wall_time_s=max((p.wall_time_s or 0) for p in parts))
+
+
+def _canary_notes(policy, env, promo):
+    is_last = env.index == len(policy.environments) - 1
+    if promo.canary_steps:
+        steps = []
+        for s in promo.canary_steps:
+            if "setWeight" in s:
+                steps.append(f"{s['setWeight']}%")
+            elif "pause" in s:
+                d = (s.get("pause") or {}).get("duration")
+                steps.append(f"pause {d}" if d else "pause until promoted")
+            else:
+                steps.append(next(iter(s), "step"))
+        yield "Canary steps: " + " → ".join(str(x) for x in steps)
+    elif is_last or env.require_canary:
+        yield f"No canary: {promo.object} switches all of {env.name}'s traffic to the new variant at once (an Argo Rollouts canary limits the blast radius)."
+
+
+def errors_only(plan: Plan, message: str) -> Report:
+    return Report(plan.base, plan.head, errors=(ErrorRecord("", "", message),))

@@ -1,0 +1,184 @@
+"""Frozen results of a gate run, and the JSON report contract users script against.
+
+Kept apart from rendering: `bot.render` turns these into Markdown, `Report.to_json` into the
+contract below (pinned by tests/test_report_contract.py).
+
+    {"schema_version": 1, "verdict": "pass|fail|error",
+     "promotions": [{"environment", "manifest", "object", "application", "change",
+                     "from_variant", "to_variant", "verdict",
+                     "checks": [{"name", "verdict", "candidate", "baseline", "threshold", "detail", ...}]}],
+     "removals": [...], "errors": [{"file", "field", "message"}]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from bot.errors import ErrorRecord
+
+PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
+VERDICTS = (PASS, FAIL, ERROR, SKIPPED)
+SCHEMA_VERSION = 1
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """error beats fail beats pass; a skipped check never makes a pass on its own."""
+    verdicts = list(verdicts)
+    if ERROR in verdicts:
+        return ERROR
+    if FAIL in verdicts:
+        return FAIL
+    if SKIPPED in verdicts:
+        return ERROR
+    return PASS
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One compared number: a task/metric pair, a suite tag, a latency percentile..."""
+
+    label: str
+    candidate: float | None
+    baseline: float | None
+    threshold: str
+    verdict: str
+    delta: float | None = None
+    stderr: str | None = None
+    higher_is_better: bool | None = None
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "candidate": self.candidate, "baseline": self.baseline,
+                "delta": self.delta, "stderr": self.stderr, "threshold": self.threshold,
+                "higher_is_better": self.higher_is_better, "verdict": self.verdict}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "MetricRow":
+        return cls(label=d["label"], candidate=d.get("candidate"), baseline=d.get("baseline"),
+                   threshold=d.get("threshold", ""), verdict=d["verdict"], delta=d.get("delta"),
+                   stderr=d.get("stderr"), higher_is_better=d.get("higher_is_better"))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    verdict: str
+    candidate: Any = None
+    baseline: Any = None
+    threshold: str = ""
+    detail: str = ""
+    rows: tuple[MetricRow, ...] = ()
+    notes: tuple[str, ...] = ()  # warnings shown to reviewers, e.g. "no canary steps"
+    findings: tuple[Mapping[str, Any], ...] = ()  # check-specific evidence (regressed cases...)
+    artifacts: tuple[str, ...] = ()
+    wall_time_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {self.verdict!r}")
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "verdict": self.verdict, "candidate": self.candidate, "baseline": self.baseline,
+            "threshold": self.threshold, "detail": self.detail,
+            "rows": [r.to_json() for r in self.rows], "notes": list(self.notes),
+            "findings": [dict(f) for f in self.findings], "artifacts": list(self.artifacts),
+            "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 3),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "CheckResult":
+        return cls(name=d["name"], verdict=d["verdict"], candidate=d.get("candidate"), baseline=d.get("baseline"),
+                   threshold=d.get("threshold", ""), detail=d.get("detail", ""),
+                   rows=tuple(MetricRow.from_json(r) for r in d.get("rows", ())),
+                   notes=tuple(d.get("notes", ())), findings=tuple(d.get("findings", ())),
+                   artifacts=tuple(d.get("artifacts", ())), wall_time_s=d.get("wall_time_s"))
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    environment: str
+    manifest: str
+    object: str | None
+    application: str | None
+    change: str
+    from_variant: str | None
+    to_variant: str | None
+    checks: tuple[CheckResult, ...]
+    errors: tuple[ErrorRecord, ...] = ()
+    card_markdown: str | None = None  # the candidate's rendered model card
+    card_metadata: str | None = None  # its Hugging Face YAML header
+    notes: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        if self.errors:
+            return ERROR
+        if not self.checks:
+            return PASS
+        return combine(c.verdict for c in self.checks)
+
+    def to_json(self) -> dict:
+        return {
+            "environment": self.environment, "manifest": self.manifest, "object": self.object,
+            "application": self.application, "change": self.change,
+            "from_variant": self.from_variant, "to_variant": self.to_variant, "verdict": self.verdict,
+            "checks": [c.to_json() for c in self.checks], "notes": list(self.notes),
+            "errors": [e.to_json() for e in self.errors],
+        }
+
+
+@dataclass(frozen=True)
+class Removal:
+    environment: str
+    manifest: str
+    object: str | None
+    variant: str | None
+
+    def to_json(self) -> dict:
+        return {"environment": self.environment, "manifest": self.manifest, "object": self.object, "variant": self.variant}
+
+
+@dataclass(frozen=True)
+class Report:
+    base: str
+    head: str
+    promotions: tuple[PromotionResult, ...] = ()
+    removals: tuple[Removal, ...] = ()
+    errors: tuple[ErrorRecord, ...] = ()
+    wall_time_s: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.errors:
+            return ERROR
+        return combine(p.verdict for p in self.promotions) if self.promotions else PASS
+
+    @property
+    def exit_code(self) -> int:
+        return {PASS: 0, FAIL: 1}.get(self.verdict, 2)
+
+    def environments(self) -> dict[str, str]:
+        """Verdict per environment touched, for one commit status each."""
+        out: dict[str, list[str]] = {}
+        for p in self.promotions:
+            out.setdefault(p.environment, []).append(p.verdict)
+        for r in self.removals:
+            out.setdefault(r.environment, [])
+        verdicts = {env: (combine(v) if v else PASS) for env, v in out.items()}
+        if self.errors:
+            verdicts = {env: ERROR for env in verdicts} or {}
+        return verdicts
+
+    def to_json(self) -> dict:
+        all_errors = list(self.errors) + [e for p in self.promotions for e in p.errors]
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "verdict": self.verdict,
+            "base": self.base,
+            "head": self.head,
+            "promotions": [p.to_json() for p in self.promotions],
+            "removals": [r.to_json() for r in self.removals],
+            "errors": [e.to_json() for e in all_errors],
+            "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 3),
+        }

@@ -1,0 +1,1 @@
+"""All GitPython use lives in this package: `reader` for the gate, `writer` for reverts."""

@@ -1,0 +1,255 @@
+"""`promotion-bot check` end to end on real Git repositories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.cli import main
+
+
+def run_check(repo, tmp_path, base="HEAD~1", head="HEAD", *extra):
+    out_json = tmp_path / "report.json"
+    out_md = tmp_path / "comment.md"
+    for f in (out_json, out_md):
+        f.unlink(missing_ok=True)
+    code = main(["check", "--repo", str(repo.path), "--base", base, "--head", head,
+                 "--json", str(out_json), "--comment", str(out_md), "--cache", str(tmp_path / "cache"), *extra])
+    return code, json.loads(out_json.read_text()), out_md.read_text()
+
+
+def test_check__promotion_into_test_passes(gitops, tmp_path):
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("Promote v1.3-int4-g64 to test")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 0
+    assert report["verdict"] == "pass"
+    [promo] = report["promotions"]
+    assert promo["environment"] == "test"
+    assert promo["manifest"] == "environments/test/canopy.yaml"
+    assert promo["from_variant"] == "canopy-tiny/v1.0-fp32"
+    assert promo["to_variant"] == "canopy-tiny/v1.3-int4-g64"
+    assert [c["name"] for c in promo["checks"]] == ["zoo"]
+    assert promo["checks"][0]["verdict"] == "pass"
+    assert "<!-- promotion-bot:comment -->" in comment
+    assert "Model card: canopy-tiny/v1.3-int4-g64" in comment
+    assert "base_model_relation: quantized" in comment
+
+
+def test_check__prod_skipping_staging_is_refused(gitops, tmp_path):
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("v1.3 in test")
+    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("Promote v1.3 straight to prod")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 1
+    [promo] = report["promotions"]
+    order = next(c for c in promo["checks"] if c["name"] == "promotion-order")
+    assert order["verdict"] == "fail"
+    assert "has not passed staging" in order["detail"]
+    assert "FAIL" in comment
+
+
+def test_check__prod_after_staging_passes(gitops, tmp_path):
+    gitops.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("v1.3 in staging")
+    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("v1.3 to prod")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert code == 0, report
+    order = next(c for c in report["promotions"][0]["checks"] if c["name"] == "promotion-order")
+    assert order["verdict"] == "pass"
+
+
+def test_check__two_environments_in_one_pr(gitops, tmp_path):
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.set_variant("staging", "canopy-tiny/v1.1-int8")
+    gitops.commit("Two promotions")
+    code, report, _ = run_check(gitops, tmp_path)
+    envs = {p["environment"]: p["verdict"] for p in report["promotions"]}
+    assert envs == {"test": "pass", "staging": "fail"}  # int8 was never in test
+    assert code == 1
+
+
+def test_check__rename_keeps_variant_is_no_promotion(gitops, tmp_path):
+    gitops.move("environments/test/canopy.yaml", "environments/test/canopy-deployment.yaml")
+    gitops.commit("Rename the manifest")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 0
+    assert report["promotions"] == [] and report["removals"] == []
+    assert "nothing to promote" in comment
+
+
+def test_check__rename_with_new_variant_is_a_promotion(gitops, tmp_path):
+    gitops.move("environments/test/canopy.yaml", "environments/test/canopy-deployment.yaml")
+    gitops.set_variant("test", "canopy-tiny/v1.1-int8", file="canopy-deployment.yaml")
+    gitops.commit("Rename and promote")
+    code, report, _ = run_check(gitops, tmp_path)
+    [promo] = report["promotions"]
+    assert promo["change"] == "renamed"
+    assert promo["from_variant"] == "canopy-tiny/v1.0-fp32"
+    assert promo["manifest"] == "environments/test/canopy-deployment.yaml"
+    assert code == 0
+
+
+def test_check__deletion_is_reported_as_removal(gitops, tmp_path):
+    gitops.remove("environments/test/canopy.yaml")
+    gitops.commit("Remove canopy from test")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 0
+    assert report["promotions"] == []
+    assert report["removals"] == [{"environment": "test", "manifest": "environments/test/canopy.yaml",
+                                   "object": "Deployment/canopy", "variant": "canopy-tiny/v1.0-fp32"}]
+    assert "Removed from an environment" in comment
+
+
+def test_check__pr_without_manifest_change(gitops, tmp_path):
+    gitops.write("README.md", "docs only\n")
+    gitops.write("environments/test/canopy.yaml",
+                 (gitops.path / "environments/test/canopy.yaml").read_text().replace("replicas: 1", "replicas: 3"))
+    gitops.commit("Docs and replicas")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert code == 0 and report["verdict"] == "pass" and report["promotions"] == []
+
+
+def test_check__new_manifest_in_environment_is_a_promotion(gitops, tmp_path):
+    gitops.set_variant("test", "canopy-tiny/v1.2-int4-g128", file="canopy-b.yaml", name="canopy-b")
+    gitops.commit("Add a second deployment")
+    code, report, _ = run_check(gitops, tmp_path)
+    [promo] = report["promotions"]
+    assert promo["change"] == "added" and promo["from_variant"] is None
+    assert code == 0
+
+
+def test_check__zoo_check_fails_on_missing_recipe(gitops, tmp_path):
+    gitops.add_variant("v1.5-int4-g32", with_recipe=False)
+    gitops.set_variant("test", "canopy-tiny/v1.5-int4-g32")
+    gitops.commit("Promote a variant whose recipe is missing")
+    code, report, _ = run_check(gitops, tmp_path)
+    zoo = report["promotions"][0]["checks"][0]
+    assert zoo["verdict"] == "fail"
+    assert "recipe models/canopy-tiny/v1.5-int4-g32/recipe.yaml does not exist" in zoo["detail"]
+    assert code == 1
+
+
+def test_check__zoo_check_fails_on_bits_mismatch(gitops, tmp_path):
+    gitops.add_variant("v1.6-int4-g64", bits=8)
+    gitops.set_variant("test", "canopy-tiny/v1.6-int4-g64")
+    gitops.commit("Mislabelled variant")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert "folder says int4 but quantization.bits is 8" in report["promotions"][0]["checks"][0]["detail"]
+    assert code == 1
+
+
+# --- bad input: exit 2, a message naming file, field and fix, and still a comment ---
+
+def _assert_error(code, report, comment, file, text):
+    assert code == 2
+    assert report["verdict"] == "error"
+    errors = report["errors"]
+    assert any(e["file"] == file and text in e["message"] for e in errors), errors
+    assert "ERROR" in comment
+
+
+def test_check__malformed_manifest_yaml(gitops, tmp_path):
+    gitops.write("environments/test/canopy.yaml", "apiVersion: v1\nkind: [unclosed\n")
+    gitops.commit("Broken YAML")
+    code, report, comment = run_check(gitops, tmp_path)
+    _assert_error(code, report, comment, "environments/test/canopy.yaml", "malformed YAML")
+    assert report["errors"][0]["field"].startswith("line ")
+
+
+def test_check__manifest_names_missing_variant(gitops, tmp_path):
+    gitops.set_variant("test", "canopy-tiny/v9.9-int4-g64")
+    gitops.commit("Typo in the variant")
+    code, report, comment = run_check(gitops, tmp_path)
+    _assert_error(code, report, comment, "environments/test/canopy.yaml", "does not exist")
+    assert "existing variants of canopy-tiny" in report["errors"][0]["message"]
+
+
+def test_check__variant_breaking_naming_scheme(gitops, tmp_path):
+    gitops.set_variant("test", "canopy-tiny/latest-int4")
+    gitops.commit("Bad variant name")
+    code, report, comment = run_check(gitops, tmp_path)
+    _assert_error(code, report, comment, "environments/test/canopy.yaml", "is not a variant reference")
+
+
+def test_check__path_leaving_the_repo(gitops, tmp_path):
+    gitops.add_variant("v1.7-int8")
+    text = (gitops.path / "models/canopy-tiny/v1.7-int8/variant.yaml").read_text()
+    gitops.write("models/canopy-tiny/v1.7-int8/variant.yaml", text.replace("path: weights", "path: ../../../../etc"))
+    gitops.set_variant("test", "canopy-tiny/v1.7-int8")
+    gitops.commit("Escape")
+    code, report, comment = run_check(gitops, tmp_path)
+    _assert_error(code, report, comment, "models/canopy-tiny/v1.7-int8/variant.yaml", "leaves the repository")
+    assert report["errors"][0]["field"] == "weights.path"
+
+
+def test_check__missing_policy(gitops, tmp_path):
+    gitops.remove("promotion.yaml")
+    base = gitops.commit("Drop the policy")
+    gitops.set_variant("test", "canopy-tiny/v1.1-int8")
+    gitops.commit("Promote")
+    code, report, comment = run_check(gitops, tmp_path, base)
+    _assert_error(code, report, comment, "promotion.yaml", "not found")
+
+
+@pytest.mark.parametrize("policy_edit, field, text", [
+    (lambda p: p.replace("check: promotion-order", "check: promotion-ordr"), "environments[1].gate[1].check",
+     "unknown check 'promotion-ordr'"),
+    (lambda p: p.replace("      - check: zoo\n  - name: staging", "      - check: zoo\n        timeout: soon\n  - name: staging"),
+     "environments[0].gate[0].timeout", "must be a duration"),
+    (lambda p: p.replace("environments:", "environment:"), "environment", "is not a known setting"),
+    (lambda p: p + "  - name: test\n", "environments[3].name", "listed twice"),
+    (lambda p: p.replace("version: 1", "version: [1"), "line 2, column 7", "malformed YAML"),
+])
+def test_check__invalid_policy(gitops, tmp_path, policy_edit, field, text):
+    gitops.write("promotion.yaml", policy_edit((gitops.path / "promotion.yaml").read_text()))
+    base = gitops.commit("Edit the policy")
+    gitops.set_variant("test", "canopy-tiny/v1.1-int8")
+    gitops.commit("Promote")
+    code, report, comment = run_check(gitops, tmp_path, base)
+    _assert_error(code, report, comment, "promotion.yaml", text)
+    assert report["errors"][0]["field"] == field
+
+
+def test_check__unknown_check_suggests_the_name(gitops, tmp_path):
+    gitops.write("promotion.yaml", (gitops.path / "promotion.yaml").read_text().replace("check: zoo", "check: zo"))
+    base = gitops.commit("Typo")
+    gitops.set_variant("test", "canopy-tiny/v1.1-int8")
+    gitops.commit("Promote")
+    _, report, _ = run_check(gitops, tmp_path, base)
+    assert "did you mean `zoo`?" in report["errors"][0]["message"]
+
+
+def test_check__environment_folder_not_in_policy(gitops, tmp_path):
+    gitops.set_variant("qa", "canopy-tiny/v1.1-int8")
+    gitops.commit("A new environment folder")
+    code, report, comment = run_check(gitops, tmp_path)
+    _assert_error(code, report, comment, "environments/qa/canopy.yaml", "not an environment of promotion.yaml")
+
+
+def test_check__non_kubernetes_document(gitops, tmp_path):
+    gitops.write("environments/test/canopy.yaml", "just: a mapping\n")
+    gitops.commit("Not a k8s object")
+    code, report, comment = run_check(gitops, tmp_path)
+    _assert_error(code, report, comment, "environments/test/canopy.yaml", "is not a Kubernetes object")
+
+
+def test_check__policy_is_read_from_base_not_head(gitops, tmp_path):
+    """A PR that loosens the rules it is judged by does not get the looser rules."""
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("v1.3 in test")
+    gitops.write("promotion.yaml", (gitops.path / "promotion.yaml").read_text().replace("      - check: promotion-order\n", ""))
+    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("Drop promotion-order and go to prod")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert code == 1
+    assert any(c["name"] == "promotion-order" and c["verdict"] == "fail" for c in report["promotions"][0]["checks"])
+
+
+def test_check__bad_revision_is_input_error(gitops, tmp_path, capsys):
+    code = main(["check", "--repo", str(gitops.path), "--base", "nope", "--head", "HEAD"])
+    assert code == 2
+    assert "does not name a commit" in capsys.readouterr().err
