@@ -4,23 +4,23 @@ A check is a `CheckDefinition` subclass registered with `@register`. It parses i
 (so policy errors surface before anything runs) and turns a `CheckContext` into a frozen
 `CheckResult`. Side effects beyond its own artifacts (comments, statuses) belong to the caller.
 
-To add a check: write a module here, decorate the class with `@register`, and add the module
-name to `BUILTIN_MODULES`.
+To add a check: write a module in this package and decorate the class with `@register`; every
+module here is imported when the registry is first used.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from typing import Any, ClassVar, Mapping
 
 from bot.fields import Loc, reject_unknown
 from bot.results import CheckResult
 
-BUILTIN_MODULES = (
-    "bot.checks.zoo_check",
-    "bot.checks.promotion_order",
-)
+
+def builtin_modules() -> list[str]:
+    return sorted(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 class CheckDefinition:
@@ -64,7 +64,7 @@ class Registry:
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            for module in BUILTIN_MODULES:
+            for module in builtin_modules():
                 importlib.import_module(module)
 
     def names(self) -> list[str]:
