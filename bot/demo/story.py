@@ -1,0 +1,253 @@
+"""`make demo`: one variant's way through test, staging and prod, then a bad day in prod.
+
+The story runs on a throwaway Git repository built from this project's own demo GitOps content
+(`promotion.yaml`, `environments/`, `models/`, `evals/`, `templates/`), with a bare `origin`
+beside it, so every step is what the bot does on a real repository: a PR branch, `check`
+between the branch and `main`, a merge when the gate passed. Each step states the verdict the
+story expects; a step that ends otherwise makes the demo exit non-zero.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bot.card import full_card
+from bot.output import write_atomic
+from bot.pipeline import CheckOutcome, check, write_outputs
+
+CONTENT = ("promotion.yaml", "environments", "models", "evals", "templates")
+MANIFESTS = {"test": "environments/test/canopy.yaml", "staging": "environments/staging/canopy.yaml",
+             "prod": "environments/prod/canopy.yaml"}
+ANNOTATION = "promotion-bot/variant: "
+GOOD, BAD = "canopy-tiny/v1.3-int4-g64", "canopy-tiny/v1.4-int2-g64"
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class StepRecord:
+    number: int
+    title: str
+    expected: str
+    verdict: str = "not run"
+    summary: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # label -> path relative to the output folder
+    seconds: float = 0.0
+    missing: str | None = None  # a capability the step needs that is not there
+
+    @property
+    def as_expected(self) -> bool:
+        return self.missing is None and self.verdict == self.expected
+
+
+class DemoRepo:
+    """The demo GitOps repository: `main` plus PR branches, pushed to a bare `origin`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def git(self, *args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(self.path), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    @classmethod
+    def create(cls, source: Path, root: Path) -> "DemoRepo":
+        work, origin = root / "canopy-gitops", root / "origin.git"
+        work.mkdir(parents=True)
+        for name in CONTENT:
+            src = source / name
+            if src.is_dir():
+                shutil.copytree(src, work / name)
+            elif src.is_file():
+                shutil.copy2(src, work / name)
+        repo = cls(work)
+        repo.git("init", "-q", "-b", "main")
+        for key, value in (("user.name", "Canopy Engineer"), ("user.email", "engineer@canopy.example"),
+                           ("commit.gpgsign", "false")):
+            repo.git("config", key, value)
+        repo.git("add", "-A")
+        repo.git("commit", "-q", "-m", "Canopy GitOps repo: v1.0-fp32 everywhere")
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+        repo.git("remote", "add", "origin", str(origin))
+        repo.git("push", "-q", "origin", "main")
+        return repo
+
+    def open_pr(self, branch: str, env: str, variant: str, title: str) -> None:
+        """A PR branch off main that points `env`'s manifest at `variant`."""
+        self.git("checkout", "-q", "-b", branch, "main")
+        manifest = self.path / MANIFESTS[env]
+        lines = manifest.read_text().splitlines(keepends=True)
+        replaced = [ln[: ln.index(ANNOTATION) + len(ANNOTATION)] + variant + "\n" if ANNOTATION in ln else ln
+                    for ln in lines]
+        manifest.write_text("".join(replaced))
+        self.git("commit", "-q", "-am", title)
+        self.git("checkout", "-q", "main")
+
+    def merge(self, branch: str, title: str) -> None:
+        """Merge the PR the way GitHub's merge button does: a merge commit on main, pushed."""
+        self.git("merge", "-q", "--no-ff", "-m", title, branch)
+        self.git("push", "-q", "origin", "main")
+
+
+class Story:
+    def __init__(self, source: Path, out: Path, *, cache: Path | None = None,
+                 progress: Callable[[str], None] = say) -> None:
+        self.source, self.out, self.cache = source, out, cache
+        self.say = progress
+        self.steps: list[StepRecord] = []
+        self.repo: DemoRepo | None = None
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def promote(self, number: int, title: str, env: str, variant: str, expected: str, *, merge: bool) -> StepRecord:
+        step = StepRecord(number, title, expected)
+        self.steps.append(step)
+        self.say(f"\n== Step {number}: {title}")
+        if not (self.source / "models" / variant / "variant.yaml").is_file():
+            step.missing = f"the demo model zoo has no {variant}; build it with `python -m bot.demo.build_zoo`"
+            self.report(step)
+            return step
+        folder = self.out / f"step{number}"
+        branch = f"promote/{env}-{variant.split('/')[1]}-{number}"
+        self.repo.open_pr(branch, env, variant, f"Promote {variant} to {env}")
+        started = time.monotonic()
+        outcome = check(self.repo.path, "main", branch, workdir=folder / "work", cache_dir=self.cache,
+                        progress=lambda m: self.say(f"   {m}"))
+        step.seconds = time.monotonic() - started
+        step.verdict = outcome.report.verdict
+        self.write_step(step, folder, outcome)
+        if merge and step.verdict == "pass":
+            self.repo.merge(branch, f"Merge PR: promote {variant} to {env}")
+            step.summary.append(f"merged into main: {env} now serves {variant}")
+        self.report(step)
+        return step
+
+    def write_step(self, step: StepRecord, folder: Path, outcome: CheckOutcome) -> None:
+        write_outputs(outcome.report, outcome.comment_markdown, json_path=folder / "report.json",
+                      comment_path=folder / "comment.md")
+        write_atomic(folder / "comment.html", page(f"Step {step.number}: {step.title}", markdown_html(outcome.comment_markdown)))
+        step.files.update({"comment": f"step{step.number}/comment.html", "comment (Markdown)": f"step{step.number}/comment.md",
+                           "JSON report": f"step{step.number}/report.json"})
+        for p in outcome.report.promotions:
+            if p.card_markdown:
+                write_atomic(folder / "model-card.md", full_card(p.card_metadata or "", p.card_markdown))
+                step.files["model card"] = f"step{step.number}/model-card.md"
+            for c in p.checks:
+                step.summary.append(f"{c.verdict:7} {c.name}: {c.detail}")
+                for a in c.artifacts:
+                    step.summary.append(f"        artifact: {a}")
+            for e in p.errors:
+                step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
+        for e in outcome.report.errors:
+            step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
+
+    def monitor(self, number: int) -> StepRecord:
+        step = StepRecord(number, "prod metrics degrade: the monitoring pass opens a revert PR", "fail")
+        self.steps.append(step)
+        self.say(f"\n== Step {number}: {step.title}")
+        try:
+            from bot.monitor import demo as monitor_demo
+        except ImportError:
+            step.missing = "prod monitoring (bot.monitor) is not part of this build yet"
+            self.report(step)
+            return step
+        started = time.monotonic()
+        folder = self.out / f"step{number}"
+        result = monitor_demo.run(self.repo.path, folder, progress=lambda m: self.say(f"   {m}"))
+        step.seconds = time.monotonic() - started
+        step.verdict = result.verdict
+        step.summary.extend(result.summary)
+        step.files.update({label: str(Path(path).relative_to(self.out)) for label, path in result.files.items()})
+        self.report(step)
+        return step
+
+    # -- output ------------------------------------------------------------------------------
+
+    def report(self, step: StepRecord) -> None:
+        for line in step.summary:
+            self.say(f"   {line}")
+        if step.missing:
+            self.say(f"   NOT YET THERE: {step.missing}")
+            return
+        mark = "as expected" if step.as_expected else f"UNEXPECTED (the story expects {step.expected})"
+        self.say(f"   verdict: {step.verdict.upper()} ({mark}, {step.seconds:.0f}s)")
+        for label, rel in step.files.items():
+            self.say(f"   {label}: {self.out / rel}")
+
+    def write_index(self) -> Path:
+        rows = []
+        for s in self.steps:
+            links = " · ".join(f'<a href="{html.escape(rel)}">{html.escape(label)}</a>' for label, rel in s.files.items())
+            state = "not yet there" if s.missing else s.verdict
+            ok = "✅" if s.as_expected else ("⏳" if s.missing else "❌")
+            rows.append(f"<tr><td>{s.number}</td><td>{html.escape(s.title)}</td><td>{html.escape(s.expected)}</td>"
+                        f"<td>{ok} {html.escape(state)}</td><td>{s.seconds:.0f}s</td><td>{links}</td></tr>"
+                        + (f"<tr><td></td><td colspan=5><pre>{html.escape(chr(10).join(s.summary))}</pre></td></tr>" if s.summary else ""))
+        body = ("<h1>promotion-bot demo: canopy through test, staging and prod</h1>"
+                f"<p>GitOps repository: <code>{html.escape(str(self.repo.path if self.repo else ''))}</code></p>"
+                "<table><tr><th>#</th><th>Step</th><th>Expected</th><th>Verdict</th><th>Time</th><th>Files</th></tr>"
+                + "".join(rows) + "</table>")
+        index = self.out / "index.html"
+        write_atomic(index, page("promotion-bot demo", body))
+        write_atomic(self.out / "summary.json", json.dumps([
+            {"step": s.number, "title": s.title, "expected": s.expected, "verdict": s.verdict,
+             "missing": s.missing, "seconds": round(s.seconds, 1), "files": s.files} for s in self.steps], indent=2) + "\n")
+        return index
+
+    # -- the whole story ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True)
+        self.repo = DemoRepo.create(self.source, self.out / "repo")
+        self.say(f"demo GitOps repo: {self.repo.path} (origin: {self.out / 'repo' / 'origin.git'})")
+        self.promote(1, "promote v1.3-int4-g64 into test", "test", GOOD, "pass", merge=True)
+        self.promote(2, "promote v1.4-int2-g64 into test", "test", BAD, "fail", merge=False)
+        self.promote(3, "promote v1.3-int4-g64 straight into prod", "prod", GOOD, "fail", merge=False)
+        self.promote(4, "promote v1.3-int4-g64 into staging", "staging", GOOD, "pass", merge=True)
+        self.promote(5, "promote v1.3-int4-g64 into prod", "prod", GOOD, "pass", merge=True)
+        self.monitor(6)
+        index = self.write_index()
+        self.say("\n== Summary")
+        for s in self.steps:
+            state = "NOT YET THERE" if s.missing else s.verdict.upper()
+            self.say(f"   {s.number}. {s.title}: {state}{'' if s.as_expected or s.missing else '  <-- unexpected'}")
+        self.say(f"\nOpen {index} in a browser for every comment, model card and report.")
+        return 0 if all(s.as_expected or s.missing for s in self.steps) else 1
+
+
+def markdown_html(text: str) -> str:
+    """GitHub-flavoured enough for a local preview: tables, code, raw <details> blocks."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+
+
+def page(title: str, body: str) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>"
+            "body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}"
+            "pre{background:#f6f8fa;padding:.6em;overflow:auto}code{background:#f6f8fa}"
+            f"</style></head><body>{body}</body></html>\n")
+
+
+def main(source: Path, out: Path, cache: Path | None = None) -> int:
+    try:
+        return Story(source, out, cache=cache).run()
+    except Exception as exc:  # the demo says what broke instead of a bare traceback
+        print(f"demo stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        raise
