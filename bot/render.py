@@ -106,7 +106,9 @@ def make_environment(overrides: Mapping[str, str] | None = None) -> jinja2.Envir
     loaders: list[jinja2.BaseLoader] = []
     if overrides:
         loaders.append(jinja2.DictLoader(dict(overrides)))
-    loaders.append(jinja2.PackageLoader("bot", "templates"))
+    builtin = jinja2.PackageLoader("bot", "templates")
+    # `builtin/<name>` always reaches the shipped template, so an override can extend it.
+    loaders += [builtin, jinja2.PrefixLoader({"builtin": builtin})]
     env = SandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,

@@ -253,3 +253,18 @@ def test_check__bad_revision_is_input_error(gitops, tmp_path, capsys):
     code = main(["check", "--repo", str(gitops.path), "--base", "nope", "--head", "HEAD"])
     assert code == 2
     assert "does not name a commit" in capsys.readouterr().err
+
+
+def test_check__json_report_contract_is_pinned(gitops, tmp_path):
+    """The JSON report is read by workflows and by `report`: its keys change only with schema_version."""
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("Promote v1.3-int4-g64 to test")
+    _, report, _ = run_check(gitops, tmp_path)
+    assert report["schema_version"] == 1
+    assert set(report) == {"schema_version", "verdict", "base", "head", "promotions", "removals", "errors", "wall_time_s"}
+    [promo] = report["promotions"]
+    assert set(promo) == {"environment", "manifest", "object", "application", "change", "from_variant", "to_variant",
+                          "verdict", "checks", "notes", "errors"}
+    assert set(promo["checks"][0]) == {"name", "verdict", "candidate", "baseline", "threshold", "detail", "rows",
+                                       "notes", "findings", "artifacts", "wall_time_s"}
+    assert len(report["base"]) == len(report["head"]) == 40

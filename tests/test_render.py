@@ -1,0 +1,83 @@
+"""The comment and card renderer: escaping of PR-controlled strings, the sticky marker, the size cut, overrides."""
+
+from __future__ import annotations
+
+import re
+
+import jinja2
+import pytest
+
+from bot.render import COMMENT_MARKER, code_block, fit_comment, make_environment, md_escape, render_comment
+from bot.results import CheckResult, MetricRow, PromotionResult, Report
+
+HOSTILE = "<img src=x onerror=alert(1)> **bold** | cell @org/team [link](http://evil) `tick`"
+
+
+def report_with(detail: str = "ok", output: str = "fine") -> Report:
+    check = CheckResult(
+        name="app-flows", verdict="fail", detail=detail,
+        rows=(MetricRow(label=HOSTILE, candidate=0.5, baseline=0.9, threshold="≥ 0.9", verdict="fail", delta=-0.4),),
+        findings=({"title": HOSTILE, "tag": "output-format", "required": "json", "candidate_output": output,
+                   "baseline_output": "{\"answer\": 1}"},),
+    )
+    promo = PromotionResult(environment="staging", manifest=f"environments/staging/{HOSTILE}.yaml", object="Deployment/x",
+                            application="canopy", change="modified", from_variant="canopy-tiny/v1.0-fp32",
+                            to_variant="canopy-tiny/v1.4-int2-g64", checks=(check,))
+    return Report(base="a" * 40, head="b" * 40, promotions=(promo,))
+
+
+def outside_code(markdown: str) -> str:
+    """The Markdown a renderer would interpret: fenced blocks and code spans removed (they render literally)."""
+    without_fences = re.sub(r"(?ms)^(`{3,})[^\n]*\n.*?^\1$", "", markdown)
+    return re.sub(r"(`+)(?!`).+?(?<!`)\1(?!`)", "", without_fences)
+
+
+def test_md_escape__neutralises_html_tables_mentions_and_links():
+    out = md_escape(HOSTILE)
+    assert "<img" not in out and "&lt;img" in out
+    assert "\\|" in out and "\\*\\*bold\\*\\*" in out and "\\[link\\]" in out
+    assert "@\u200borg" in out
+
+
+def test_render_comment__escapes_every_pr_string():
+    body = render_comment(report_with(detail=HOSTILE, output="```\n</details><script>x</script>"))
+    assert body.startswith(COMMENT_MARKER)
+    prose = outside_code(body)
+    assert "<img" not in prose and "&lt;img src=x onerror=alert(1)&gt;" in prose  # readable as text, inert
+    assert "@org" not in prose  # no mention can ping a team
+    # Model output stays verbatim, but only inside a fence longer than any backtick run in it.
+    assert "````\n```\n</details><script>x</script>\n````" in body
+    assert body.count("<script>") == 1
+
+
+def test_code_block__content_cannot_close_its_fence():
+    block = str(code_block("a ``` b ```` c"))
+    fence = block.split("\n", 1)[0]
+    assert fence == "`````" and block.endswith("\n" + fence)
+
+
+def test_fit_comment__cuts_over_the_limit_with_a_pointer_and_keeps_the_marker():
+    body = COMMENT_MARKER + "\n" + "```\n" + "x" * 70000
+    out = fit_comment(body, "https://ci.example/run/1")
+    assert len(out) <= 65536
+    assert out.startswith(COMMENT_MARKER)
+    assert "[Full report](https://ci.example/run/1)" in out
+    assert out.count("```") % 2 == 0  # the open fence was closed before the pointer
+    assert fit_comment("short", None) == "short"
+
+
+def test_override__extends_the_builtin_template_by_block():
+    from bot.card import render_card_body
+    from bot.zoo import VariantRef, parse_variant
+
+    variant = parse_variant(VariantRef("canopy-tiny", "v1.3-int4-g64"),
+                            "base_model: canopy-tiny/v1.0-fp32\nquantization: {algorithm: GPTQ, scheme: W4A16, bits: 4, group_size: 64}\n")
+    body = render_card_body(variant, [], overrides={"card.md.j2": '{% extends "builtin/card.md.j2" %}{% block extra %}TEAM SECTION{% endblock %}'})
+    assert "## Quantization" in body and body.rstrip().endswith("TEAM SECTION")
+
+
+def test_override__sandbox_refuses_unsafe_attribute_access():
+    env = make_environment({"comment.md.j2": "{{ report.__class__.__init__.__globals__ }}"})
+    with pytest.raises(jinja2.exceptions.SecurityError):
+        render_comment(report_with(), overrides={"comment.md.j2": "{{ report.__class__.__init__.__globals__ }}"})
+    assert env is not None
