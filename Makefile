@@ -19,6 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
+	bash scripts/test-services.sh
 	$(BIN)/promotion-bot demo --out demo-output
 
 test: $(STAMP)
