@@ -1,0 +1,104 @@
+"""`app-flows`: the application's own flows (system prompts, JSON, tool calls, edge cases),
+candidate against baseline over the OpenAI chat API.
+
+A regression is a case that passes on the baseline and fails on the candidate. The check fails
+on more regressions than `max_regressions` (default 0) or a candidate pass rate under
+`min_pass_rate`; it is an error when more than `max_errors` cases per side could not be judged.
+Suites come from the base revision. Shardable: shard k of N runs the cases whose index
+(ordered by file, then position) is k mod N; `merge` decides over the union of case records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from bot.appflows.compare import GateOptions, case_records, decide, records
+from bot.appflows.runner import SAMPLE_RULES, run_cases_async
+from bot.appflows.suite import all_cases, load_suites, shard_cases
+from bot.checks import CheckDefinition, register
+from bot.fields import Loc, get_duration, get_int, get_percent, get_str, reject_unknown
+from bot.output import write_atomic
+from bot.paths import check_repo_path
+from bot.results import CheckResult
+
+
+@dataclass(frozen=True)
+class AppFlowOptions:
+    suites: str | None  # a folder in the repo; None: evals/<application>
+    gate: GateOptions
+    sample_rule: str
+    concurrency: int
+    request_timeout_s: float
+
+
+@register
+class AppFlowsCheck(CheckDefinition):
+    name = "app-flows"
+    summary = "the application's flows pass on the candidate wherever they pass on the baseline"
+    inline = False
+    default_timeout_s = 1800.0
+    shardable = True
+    needs_baseline = True
+    option_keys = frozenset({"suites", "max_regressions", "min_pass_rate", "max_errors", "sample_rule",
+                             "concurrency", "request_timeout"})
+
+    def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> AppFlowOptions:
+        reject_unknown(raw, set(self.option_keys), loc)
+        suites = raw.get("suites")
+        if suites is not None:
+            suites = check_repo_path(get_str(raw, "suites", loc), file=loc.file, field=f"{loc.path}.suites")
+        min_rate = get_percent(raw, "min_pass_rate", loc, None)
+        if min_rate is not None and not 0 <= min_rate <= 1:
+            raise loc.child("min_pass_rate").error("must be between 0% and 100%")
+        rule = get_str(raw, "sample_rule", loc, "majority")
+        if rule not in SAMPLE_RULES:
+            raise loc.child("sample_rule").error(f"{rule!r} is not a rule", f"use one of {', '.join(SAMPLE_RULES)}")
+        return AppFlowOptions(
+            suites=suites,
+            gate=GateOptions(max_regressions=get_int(raw, "max_regressions", loc, 0, minimum=0),
+                             min_pass_rate=min_rate, max_errors=get_int(raw, "max_errors", loc, 0, minimum=0)),
+            sample_rule=rule,
+            concurrency=get_int(raw, "concurrency", loc, 4, minimum=1),
+            request_timeout_s=get_duration(raw, "request_timeout", loc, 60.0),
+        )
+
+    def run(self, ctx, options: AppFlowOptions) -> CheckResult:
+        recs, artifact = _records(ctx, options, 0, 1)
+        return decide(self.name, options.gate, recs, artifacts=(artifact,))
+
+    def run_shard(self, ctx, options: AppFlowOptions, shard: int, count: int) -> CheckResult:
+        recs, artifact = _records(ctx, options, shard, count)
+        return decide(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,))
+
+    def merge(self, ctx, options: AppFlowOptions, parts: list[CheckResult]) -> CheckResult:
+        artifacts = tuple(a for p in parts for a in p.artifacts)
+        return decide(self.name, options.gate, case_records(parts), artifacts=artifacts)
+
+
+def _records(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list[dict], str]:
+    """Run this shard's cases on both variants; the records, and the artifact keeping them."""
+    from bot.appflows.endpoints import candidate_and_baseline
+
+    folder = options.suites or f"evals/{ctx.promotion.application}"
+    cases = shard_cases(all_cases(load_suites(ctx.reader, ctx.base, folder)), shard, count)
+    ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}" + (f", shard {shard + 1}/{count}" if count > 1 else ""))
+    kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
+                  sample_rule=options.sample_rule, progress=ctx.progress)
+    with candidate_and_baseline(ctx) as (cand_ep, base_ep):
+        cand, base = asyncio.run(_both(cand_ep, base_ep, cases, kwargs))
+    ctx.progress(f"app-flows: candidate {cand.wall_s:.1f}s, baseline {base.wall_s:.1f}s")
+    recs = records(cand, base)
+    name = f"app-flows-cases{'-shard' + str(shard + 1) if count > 1 else ''}.json"
+    write_atomic(ctx.workdir / name, json.dumps(
+        {"candidate": str(ctx.promotion.to_variant), "baseline": str(ctx.baseline_ref()), "cases": recs},
+        indent=2) + "\n")
+    # Relative to the results folder, which the workflow uploads as an artifact.
+    return recs, f"{ctx.workdir.parent.name}/{ctx.workdir.name}/{name}"
+
+
+async def _both(cand_ep, base_ep, cases, kwargs):
+    return await asyncio.gather(run_cases_async(cand_ep, cases, **kwargs), run_cases_async(base_ep, cases, **kwargs))
+
