@@ -131,20 +131,36 @@ class ManifestIndex:
         self.rev = rev
         self.policy = policy
         self._files: dict[str, list[ServedObject] | None] = {}
+        self._environments: dict[str, list[ServedObject]] = {}
 
     def objects_in(self, path: str) -> list[ServedObject] | None:
         """Served objects of one file, or None when the file does not exist at this revision."""
         if path not in self._files:
-            text = self.reader.read_text(self.rev, path)
-            self._files[path] = None if text is None else parse_manifest(text, path, self.policy.variant_ref)
+            self._parse(path, self.reader.read_text(self.rev, path))
         return self._files[path]
 
+    def prefetch(self, paths: Iterable[str]) -> None:
+        """Read many files in one batch; parse errors surface later, from `objects_in`."""
+        todo = [p for p in dict.fromkeys(paths) if p not in self._files]
+        if len(todo) > 1 and hasattr(self.reader, "read_many"):
+            for path, text in self.reader.read_many(self.rev, todo).items():
+                try:
+                    self._parse(path, text)
+                except InputError:
+                    pass  # left unparsed: objects_in reads it again and raises for the caller
+
+    def _parse(self, path: str, text: str | None) -> None:
+        self._files[path] = None if text is None else parse_manifest(text, path, self.policy.variant_ref)
+
     def environment_objects(self, env: Environment) -> list[ServedObject]:
-        objects: list[ServedObject] = []
-        for path in self.reader.list_files(self.rev, env.folder):
-            if is_manifest(path):
+        if env.name not in self._environments:
+            paths = [p for p in self.reader.list_files(self.rev, env.folder) if is_manifest(p)]
+            self.prefetch(paths)
+            objects: list[ServedObject] = []
+            for path in paths:
                 objects.extend(self.objects_in(path) or [])
-        return objects
+            self._environments[env.name] = objects
+        return self._environments[env.name]
 
     def deployed_refs(self, env: Environment) -> set[VariantRef]:
         return {o.ref for o in self.environment_objects(env)}

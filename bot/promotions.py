@@ -61,10 +61,12 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
     errors: list[ErrorRecord] = []
 
     roots = {ENVIRONMENTS_ROOT} | {e.folder for e in policy.environments}
-    for change in reader.changed_files(base, head):
-        path = change.new_path or change.old_path or ""
-        if not any(path.startswith(root + "/") for root in roots) or not is_manifest(path):
-            continue
+    changes = [c for c in reader.changed_files(base, head)
+               if any((c.new_path or c.old_path or "").startswith(root + "/") for root in roots)
+               and is_manifest(c.new_path or c.old_path or "")]
+    base_index.prefetch(c.old_path for c in changes if c.old_path)
+    head_index.prefetch(c.new_path for c in changes if c.new_path)
+    for change in changes:
         try:
             _compare(change, policy, base_index, head_index, promotions, removals)
         except InputError as exc:

@@ -1,15 +1,20 @@
 """Read-only access to a Git repository at given revisions.
 
 The gate never reads the working tree: the policy, evals and templates come from the base
-revision (trusted), manifests and variants from both. Blobs are read through one persistent
-`git cat-file --batch` process, so reading thousands of manifests stays fast.
+revision (trusted), manifests and variants from both. Each revision's file list comes from one
+`git ls-tree -r` (walking GitPython trees path by path re-parses every parent folder, which made
+5,000 manifests take minutes); blobs are read through the persistent `git cat-file --batch`
+process, or in bulk through one `cat-file --batch` call (`read_many`).
 """
 
 from __future__ import annotations
 
-import os
-import tarfile
+import bisect
 import io
+import os
+import subprocess
+import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +44,9 @@ class GitReader:
             self.repo = git.Repo(self.path, search_parent_directories=False)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
             raise InputError(str(path), "--repo", "is not a Git repository", "pass the path of a clone") from exc
-        self._trees: dict[str, git.Tree] = {}
+        self._index: dict[str, dict[str, tuple[str, str]]] = {}
+        self._sorted: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.repo.close()
@@ -52,54 +59,90 @@ class GitReader:
             raise InputError(str(self.path), "revision", f"{rev!r} does not name a commit",
                              "fetch the full history (actions/checkout with fetch-depth: 0) or pass an existing rev") from exc
 
-    def _tree(self, rev: str) -> git.Tree:
-        tree = self._trees.get(rev)
-        if tree is None:
-            tree = self._trees[rev] = self.repo.commit(rev).tree
-        return tree
+    def _entries(self, rev: str) -> dict[str, tuple[str, str]]:
+        """``path -> (type, object id)`` of every blob and tree at ``rev``, listed once per revision."""
+        entries = self._index.get(rev)
+        if entries is None:
+            try:
+                out = self.repo.git.ls_tree("-r", "-t", "-z", "--full-tree", rev)
+            except git.GitCommandError as exc:
+                raise ExternalError("git", f"ls-tree {rev} failed: {exc.stderr.strip()}") from exc
+            entries = {}
+            for record in out.split("\0"):
+                if record:
+                    meta, _, path = record.partition("\t")
+                    _mode, kind, sha = meta.split(" ")
+                    entries[path] = (kind, sha)
+            self._index[rev] = entries
+            self._sorted[rev] = sorted(entries)
+        return entries
+
+    def _under(self, rev: str, prefix: str) -> list[str]:
+        """Every path below folder ``prefix`` at ``rev``, in sorted order."""
+        self._entries(rev)
+        paths = self._sorted[rev]
+        if not prefix:
+            return paths
+        start = prefix + "/"
+        i = bisect.bisect_left(paths, start)
+        j = bisect.bisect_left(paths, prefix + "0")  # "0" is the character after "/"
+        return paths[i:j]
 
     def read_bytes(self, rev: str, path: str) -> bytes | None:
         """The file's content at ``rev``, or None when it does not exist there."""
         path = check_repo_path(path)
-        try:
-            blob = self._tree(rev) / path
-        except KeyError:
+        entry = self._entries(rev).get(path)
+        if entry is None or entry[0] != "blob":
             return None
-        if blob.type != "blob":
-            return None
-        return blob.data_stream.read()
+        with self._lock:  # one cat-file process serves every thread
+            return self.repo.odb.stream(bytes.fromhex(entry[1])).read()
 
     def read_text(self, rev: str, path: str) -> str | None:
         data = self.read_bytes(rev, path)
         return None if data is None else data.decode("utf-8", errors="replace")
 
+    def read_many(self, rev: str, paths: list[str]) -> dict[str, str | None]:
+        """Several files' text at ``rev`` through one `git cat-file --batch` call (None: missing)."""
+        entries = self._entries(rev)
+        wanted = {}
+        for path in paths:
+            entry = entries.get(check_repo_path(path))
+            wanted[path] = entry[1] if entry and entry[0] == "blob" else None
+        shas = sorted({sha for sha in wanted.values() if sha})
+        blobs: dict[str, bytes] = {}
+        if shas:
+            proc = subprocess.run(["git", "-C", str(self.path), "cat-file", "--batch"],
+                                  input="\n".join(shas).encode() + b"\n", capture_output=True)
+            if proc.returncode != 0:
+                raise ExternalError("git", f"cat-file --batch failed: {proc.stderr.decode(errors='replace').strip()}")
+            out, pos = proc.stdout, 0
+            for sha in shas:
+                eol = out.index(b"\n", pos)
+                size = int(out[pos:eol].split()[2])
+                blobs[sha] = out[eol + 1:eol + 1 + size]
+                pos = eol + 1 + size + 1
+        return {path: None if sha is None else blobs[sha].decode("utf-8", errors="replace")
+                for path, sha in wanted.items()}
+
     def exists(self, rev: str, path: str) -> bool:
         path = check_repo_path(path)
-        try:
-            self._tree(rev) / path
-        except KeyError:
-            return False
-        return True
+        return not path or path in self._entries(rev)
 
     def list_files(self, rev: str, prefix: str) -> list[str]:
         """Paths of all blobs under ``prefix`` at ``rev``, sorted."""
         prefix = check_repo_path(prefix).rstrip("/")
-        try:
-            sub = self._tree(rev) / prefix if prefix else self._tree(rev)
-        except KeyError:
+        entries = self._entries(rev)
+        if prefix and entries.get(prefix, ("",))[0] != "tree":
             return []
-        if sub.type != "tree":
-            return []
-        return sorted(item.path for item in sub.traverse() if item.type == "blob")
+        return [p for p in self._under(rev, prefix) if entries[p][0] == "blob"]
 
     def list_dirs(self, rev: str, prefix: str) -> list[str]:
         """Names of the immediate sub-folders of ``prefix`` at ``rev``."""
         prefix = check_repo_path(prefix).rstrip("/")
-        try:
-            sub = self._tree(rev) / prefix
-        except KeyError:
-            return []
-        return sorted(t.name for t in sub.trees)
+        entries = self._entries(rev)
+        cut = len(prefix) + 1 if prefix else 0
+        return sorted(p[cut:] for p in self._under(rev, prefix)
+                      if entries[p][0] == "tree" and "/" not in p[cut:])
 
     def changed_files(self, base: str, head: str, prefix: str = "") -> list[FileChange]:
         """Files changed from ``base`` to ``head`` (rename detection on), limited to ``prefix``."""
@@ -144,10 +187,10 @@ class GitReader:
     def tree_sha(self, rev: str, path: str) -> str | None:
         """The object id of ``path`` at ``rev``: a content digest usable as a cache key."""
         path = check_repo_path(path).rstrip("/")
-        try:
-            return (self._tree(rev) / path).hexsha
-        except KeyError:
-            return None
+        if not path:
+            return self.repo.commit(rev).tree.hexsha
+        entry = self._entries(rev).get(path)
+        return entry[1] if entry else None
 
     def log_paths(self, rev: str, path: str, max_count: int = 50) -> list[str]:
         """SHAs of the commits reachable from ``rev`` that touched ``path``, newest first."""
