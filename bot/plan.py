@@ -2,12 +2,20 @@
 
 `check` runs a plan in one process; `plan`/`run-check`/`report` spread the same jobs over a
 GitHub Actions matrix. The plan is plain JSON so any runner can pick up one job.
+
+Matrix entries: every job of a non-inline check (lm-eval, app flows...) gets its own entry and
+runner; the cheap inline checks share one entry per runner label set, so a PR touching 500
+manifests does not start 1,000 runners. GitHub refuses a matrix of more than 256 entries, so
+past that, jobs with the same labels are packed into fewer entries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +27,7 @@ from bot.results import Removal
 from bot.zoo import Zoo
 
 PLAN_SCHEMA = 1
+MAX_MATRIX = 256  # GitHub Actions' limit on jobs per matrix
 
 
 @dataclass(frozen=True)
@@ -57,19 +66,45 @@ class Plan:
     promotion_errors: Mapping[int, tuple[ErrorRecord, ...]] = field(default_factory=dict)
     jobs: tuple[Job, ...] = ()
 
+    @cached_property
+    def _by_id(self) -> dict[str, Job]:
+        return {job.id: job for job in self.jobs}
+
+    @cached_property
+    def _entries(self) -> tuple["MatrixEntry", ...]:
+        return tuple(matrix_entries(self.jobs))
+
     def job(self, job_id: str) -> Job:
-        for job in self.jobs:
-            if job.id == job_id:
-                return job
-        raise InputError("plan", "jobs", f"has no job {job_id!r}", f"use one of: {', '.join(j.id for j in self.jobs)}")
+        if job_id in self._by_id:
+            return self._by_id[job_id]
+        known = [e.id for e in self._entries]
+        raise InputError("plan", "jobs", f"has no job {job_id!r}",
+                         f"use a matrix entry id: {', '.join(known[:20]) or 'the plan has none'}")
+
+    @property
+    def plan_id(self) -> str:
+        """A digest of what the plan asks (not where the repo is): result files carry it."""
+        body = {"base": self.base, "head": self.head, "policy_file": self.policy_file,
+                "promotions": [p.to_json() for p in self.promotions], "jobs": [j.to_json() for j in self.jobs]}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+    def entry_jobs(self, entry_id: str) -> tuple[Job, ...]:
+        """The jobs of a matrix entry, or the one job named ``entry_id``."""
+        for entry in self._entries:
+            if entry.id == entry_id:
+                return tuple(self.job(j) for j in entry.jobs)
+        return (self.job(entry_id),)
 
     def matrix(self) -> dict:
-        """A GitHub Actions `strategy.matrix` value: one entry per job."""
+        """A GitHub Actions `strategy.matrix` value: `include` lists one entry per runner."""
         include = []
-        for job in self.jobs:
+        for entry in self._entries:
+            job = self.job(entry.jobs[0])
+            single = len(entry.jobs) == 1
             p = self.promotions[job.promotion]
-            include.append({"id": job.id, "check": job.check, "environment": p.environment,
-                            "variant": str(p.to_variant), "runs-on": list(job.runs_on)})
+            include.append({"id": entry.id, "check": entry.check, "runs_on": list(entry.runs_on),
+                            "jobs": len(entry.jobs), "environment": p.environment if single else "",
+                            "variant": str(p.to_variant) if single else ""})
         return {"include": include}
 
     def to_json(self) -> dict:
@@ -142,3 +177,38 @@ def build_plan(reader, base_rev: str, head_rev: str, *, policy_file: str | None 
                                 timeout_s=spec.timeout_s, shard=shard, shards=spec.shards))
     return Plan(repo, base, head, policy_file, found.promotions, found.removals, found.errors,
                 promotion_errors, tuple(jobs))
+
+
+@dataclass(frozen=True)
+class MatrixEntry:
+    id: str
+    check: str  # the check's name, or the names of the checks a packed entry runs
+    runs_on: tuple[str, ...]
+    jobs: tuple[str, ...]
+
+
+def matrix_entries(jobs: tuple[Job, ...], limit: int = MAX_MATRIX) -> list[MatrixEntry]:
+    inline: dict[tuple[str, ...], list[Job]] = {}
+    heavy: list[Job] = []
+    for job in jobs:
+        if job.inline:
+            inline.setdefault(job.runs_on, []).append(job)
+        else:
+            heavy.append(job)
+    entries = [_pack(f"inline-{n + 1}" if n else "inline", labels, group)
+               for n, (labels, group) in enumerate(inline.items())]
+    room = limit - len(entries)
+    if len(heavy) <= room:
+        return entries + [MatrixEntry(j.id, j.check, j.runs_on, (j.id,)) for j in heavy]
+    by_labels: dict[tuple[str, ...], list[Job]] = {}
+    for job in heavy:
+        by_labels.setdefault(job.runs_on, []).append(job)
+    per_entry = math.ceil(len(heavy) / max(room - len(by_labels), 1))
+    for labels, group in by_labels.items():
+        for start in range(0, len(group), per_entry):
+            entries.append(_pack(f"batch-{len(entries) + 1}", labels, group[start:start + per_entry]))
+    return entries
+
+
+def _pack(entry_id: str, labels: tuple[str, ...], group: list[Job]) -> MatrixEntry:
+    return MatrixEntry(entry_id, ", ".join(dict.fromkeys(j.check for j in group)), labels, tuple(j.id for j in group))

@@ -1,6 +1,8 @@
 """Step 2c: merge the result files of a plan's jobs into one `Report`, exactly as `check` does.
 
-A job without a result file (crashed, killed, never scheduled) makes its promotion `error`.
+A job without a result file (crashed, killed, never scheduled) makes its promotion `error`, and
+so does a result file written for another plan or another job. Result files are found anywhere
+under the results folder, so `actions/download-artifact` may put each artifact in its own folder.
 """
 
 from __future__ import annotations
@@ -15,18 +17,36 @@ from bot.errors import ErrorRecord, InputError
 from bot.plan import Plan, load_policy
 from bot.promotions import baseline_ref
 from bot.results import ERROR, CheckResult, PromotionResult, Report
-from bot.runner import result_path
+from bot.runner import RESULT_SUFFIX
 from bot.zoo import Zoo
 
 
-def read_result(out_dir: Path, job) -> CheckResult | None:
-    path = result_path(out_dir, job)
-    try:
-        return CheckResult.from_json(json.loads(path.read_text()))
-    except FileNotFoundError:
+def result_files(out_dir: Path) -> dict[str, list[Path]]:
+    """Result files under ``out_dir`` by job id (a job id may appear twice: that is refused)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(out_dir).rglob(f"*{RESULT_SUFFIX}")):
+        found.setdefault(path.name[:-len(RESULT_SUFFIX)], []).append(path)
+    return found
+
+
+def read_result(plan: Plan, job, files: dict[str, list[Path]]) -> CheckResult | None:
+    """The job's result, None when there is none, an `error` result when the file cannot be trusted."""
+    paths = files.get(job.id, [])
+    if not paths:
         return None
-    except (ValueError, KeyError) as exc:
+    if len(paths) > 1:
+        return CheckResult(job.check, ERROR, detail=f"{len(paths)} result files for job {job.id}: "
+                                                    "download each run's artifacts into a fresh folder")
+    path = paths[0]
+    try:
+        body = json.loads(path.read_text())
+        result = CheckResult.from_json(body["result"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         return CheckResult(job.check, ERROR, detail=f"result file {path.name} is unreadable: {exc}")
+    if body.get("plan") != plan.plan_id or body.get("job") != job.id or result.name != job.check:
+        return CheckResult(job.check, ERROR, detail=f"result file {path.name} was written for another plan "
+                                                    f"({body.get('plan')!r}, not {plan.plan_id!r}): refused")
+    return result
 
 
 def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = None,
@@ -35,6 +55,10 @@ def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = N
         return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s)
     policy = load_policy(reader, plan.base, plan.policy_file)
     head_zoo = Zoo(reader, plan.head)
+    files = result_files(out_dir)
+    jobs_of: dict[tuple[int, int], list] = {}
+    for job in plan.jobs:
+        jobs_of.setdefault((job.promotion, job.position), []).append(job)
     promotions = []
     for i, promo in enumerate(plan.promotions):
         env = policy.environment(promo.environment)
@@ -42,8 +66,8 @@ def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = N
         checks: list[CheckResult] = []
         if not errors:
             for position, spec in enumerate(env.gate):
-                jobs = [j for j in plan.jobs if j.promotion == i and j.position == position]
-                parts = [read_result(out_dir, j) for j in jobs]
+                jobs = jobs_of.get((i, position), [])
+                parts = [read_result(plan, j, files) for j in jobs]
                 if not jobs or any(p is None for p in parts):
                     missing = ", ".join(j.id for j, p in zip(jobs, parts) if p is None)
                     checks.append(CheckResult(spec.name, ERROR, detail=f"no result from job {missing}: it crashed, was killed or never ran"))

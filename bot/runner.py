@@ -1,9 +1,12 @@
-"""Step 2b: run one job of a plan and write its result file.
+"""Step 2b: run jobs of a plan and write one result file per job.
 
 Inline checks run in a worker thread with a deadline; the others run as
 `python -m bot run-check` child processes, killed at their timeout. Either way a check that
 raises, hangs or dies leaves an `error` result (or no result, which the reporter reads as
 `error`): never a pass.
+
+A result file names the plan (`Plan.plan_id`) and the job it answers, so the reporter can refuse
+a file left over from another run of the workflow.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,27 +31,51 @@ from bot.plan import Job, Plan, load_policy
 from bot.results import ERROR, CheckResult
 from bot.vcs.reader import GitReader
 
+RESULT_SUFFIX = ".result.json"
+
 
 def result_path(out_dir: Path, job: Job) -> Path:
-    return Path(out_dir) / f"{job.id}.json"
+    return Path(out_dir) / f"{job.id}{RESULT_SUFFIX}"
 
 
-def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *,
-            reader: GitReader | None = None, policy=None,
+def write_result(out_dir: Path, plan: Plan, job: Job, result: CheckResult) -> None:
+    body = {"plan": plan.plan_id, "job": job.id, "result": result.to_json()}
+    write_atomic(result_path(out_dir, job), json.dumps(body, indent=2) + "\n")
+
+
+@dataclass
+class Shared:
+    """What the jobs of one process share: one Git reader, the policy, parsed zoos and manifests.
+
+    Without it every job re-read and re-parsed the previous environment's manifests, which made
+    `check` quadratic in the number of promotions.
+    """
+
+    reader: GitReader
+    policy: object
+    zoos: dict = field(default_factory=dict)
+    indexes: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, plan: Plan) -> "Shared":
+        reader = GitReader(plan.repo)
+        return cls(reader, load_policy(reader, plan.base, plan.policy_file))
+
+
+def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,
             progress: Callable[[str], None] = print_progress) -> CheckResult:
-    """Run ``job`` in this process and write its result; exceptions become an `error` result."""
+    """Run ``job`` in this process; exceptions become an `error` result. Writes nothing."""
     started = time.monotonic()
     promo = plan.promotions[job.promotion]
     try:
-        reader = reader or GitReader(plan.repo)
-        policy = policy or load_policy(reader, plan.base, plan.policy_file)
-        env = policy.environment(promo.environment)
+        shared = shared or Shared.open(plan)
+        env = shared.policy.environment(promo.environment)
         spec = env.gate[job.position]
         definition = registry.get(spec.name)
         workdir = Path(out_dir) / "artifacts" / job.id
-        workdir.mkdir(parents=True, exist_ok=True)
-        ctx = CheckContext(reader=reader, base=plan.base, head=plan.head, policy=policy, environment=env,
-                           promotion=promo, workdir=workdir, cache_dir=Path(cache_dir), progress=progress)
+        ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.head, policy=shared.policy,
+                           environment=env, promotion=promo, workdir=workdir, cache_dir=Path(cache_dir),
+                           progress=progress, _zoos=shared.zoos, _indexes=shared.indexes)
         if job.shards > 1:
             result = definition.run_shard(ctx, spec.options, job.shard, job.shards)
         else:
@@ -61,65 +89,82 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *,
         result = CheckResult(job.check, ERROR, detail=f"crashed: {tb}")
         progress(f"{job.id} crashed:\n{traceback.format_exc()}")
     if result.wall_time_s is None:
-        result = _with_time(result, time.monotonic() - started)
-    write_atomic(result_path(out_dir, job), json.dumps(result.to_json(), indent=2) + "\n")
+        result = replace(result, wall_time_s=time.monotonic() - started)
     return result
 
 
-def _with_time(result: CheckResult, seconds: float) -> CheckResult:
-    from dataclasses import replace
+def run_inline(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Shared, progress) -> None:
+    """Run in a daemon thread; past the deadline the job is abandoned and reported as timed out.
 
-    return replace(result, wall_time_s=seconds)
+    Whichever finishes first writes the result file: an abandoned check that completes later
+    cannot turn the timeout into a pass.
+    """
+    lock = threading.Lock()
+    written = []
 
+    def work() -> None:
+        result = run_job(plan, job, out_dir, cache_dir, shared=shared, progress=progress)
+        with lock:
+            if not written:
+                written.append(True)
+                write_result(out_dir, plan, job, result)
 
-def run_inline(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, reader, policy, progress) -> None:
-    """Run in a daemon thread; past the deadline the job is abandoned and reported as timed out."""
-    box: list[CheckResult] = []
-    thread = threading.Thread(
-        target=lambda: box.append(run_job(plan, job, out_dir, cache_dir, reader=reader, policy=policy, progress=progress)),
-        name=f"check-{job.id}", daemon=True,
-    )
+    thread = threading.Thread(target=work, name=f"check-{job.id}", daemon=True)
     thread.start()
     thread.join(job.timeout_s)
-    if thread.is_alive():
-        write_timeout(out_dir, job)
+    with lock:
+        if not written:
+            written.append(True)
+            progress(f"{job.id} timed out after {job.timeout_s:g}s")
+            write_timeout(out_dir, plan, job)
 
 
-def write_timeout(out_dir: Path, job: Job) -> None:
+def write_timeout(out_dir: Path, plan: Plan, job: Job) -> None:
     result = CheckResult(job.check, ERROR, detail=f"timed out after {job.timeout_s:g}s", wall_time_s=job.timeout_s)
-    write_atomic(result_path(out_dir, job), json.dumps(result.to_json(), indent=2) + "\n")
+    write_result(out_dir, plan, job, result)
 
 
-def run_subprocess(plan_file: Path, job: Job, out_dir: Path, cache_dir: Path, *, progress) -> None:
+def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_dir: Path, *, progress) -> None:
     """Run one job as `python -m bot run-check`; kill its whole process group at the timeout."""
     cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--job", job.id,
-           "--out", str(out_dir), "--cache", str(cache_dir)]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+           "--out", str(out_dir), "--cache", str(cache_dir), "--repo", plan.repo]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         code = proc.wait(timeout=job.timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
-        write_timeout(out_dir, job)
+        write_timeout(out_dir, plan, job)
         return
-    if code != 0 and not result_path(out_dir, job).exists():
-        progress(f"{job.id} exited with code {code} and wrote no result")
+    if code not in (0, 1, 2) or not result_path(out_dir, job).exists():
+        progress(f"{job.id} exited with code {code}; the report reads a missing result as error")
+
+
+def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, *, plan_file: Path | None = None,
+             progress: Callable[[str], None] = print_progress) -> None:
+    """Run ``jobs`` one after another (model checks already use every core).
+
+    Inline jobs run here; the others in a child process when ``plan_file`` is given (`check`),
+    else here too (`run-check` is already the child, on its own runner).
+    """
+    if not jobs:
+        return
+    shared = Shared.open(plan)
+    try:
+        total = len(jobs)
+        for n, job in enumerate(jobs, 1):
+            if not job.inline or total <= 20 or n % 100 == 0:
+                progress(f"[{n}/{total}] {job.id}")
+            if job.inline or plan_file is None:
+                run_inline(plan, job, out_dir, cache_dir, shared=shared, progress=progress)
+            else:
+                run_subprocess(plan, plan_file, job, out_dir, cache_dir, progress=progress)
+    finally:
+        shared.reader.close()
 
 
 def execute(plan: Plan, plan_file: Path, out_dir: Path, cache_dir: Path, *,
             progress: Callable[[str], None] = print_progress) -> None:
-    """Run every job of ``plan``, one after another (model checks already use every core)."""
-    if not plan.jobs:
-        return
-    reader = GitReader(plan.repo)
-    policy = load_policy(reader, plan.base, plan.policy_file)
-    total = len(plan.jobs)
-    for n, job in enumerate(plan.jobs, 1):
-        if not job.inline or total <= 20 or n % 100 == 0:
-            progress(f"[{n}/{total}] {job.id}")
-        if job.inline:
-            run_inline(plan, job, out_dir, cache_dir, reader=reader, policy=policy, progress=progress)
-        else:
-            run_subprocess(plan_file, job, out_dir, cache_dir, progress=progress)
-    reader.close()
+    """Run every job of ``plan`` (`check`)."""
+    run_jobs(plan, plan.jobs, out_dir, cache_dir, plan_file=plan_file, progress=progress)
