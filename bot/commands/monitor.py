@@ -1,0 +1,33 @@
+"""`promotion-bot monitor`: judge prod from Prometheus; on a trip open one revert PR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("monitor", help="evaluate prod's rollback rules; open a revert PR on a trip",
+                       description=__doc__ + "\n\nExit codes: 0 healthy, 1 a rule tripped, 2 could not judge.")
+    p.add_argument("--repo", type=Path, default=Path("."), help="path of the GitOps repository clone (default: .)")
+    p.add_argument("--prometheus", required=True, help="base URL of the Prometheus HTTP API, e.g. http://prometheus:9090")
+    p.add_argument("--env", default="prod", help="environment to watch (default: prod)")
+    p.add_argument("--branch", help="default branch (default: the remote's HEAD, else the checked-out branch)")
+    p.add_argument("--json", type=Path, help="write the JSON report here")
+    p.add_argument("--dry-run", action="store_true", help="push nothing, open nothing: print the PR that would be opened")
+    p.add_argument("--forge-dir", type=Path, help="write PRs, comments and issues as files here (local mode)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bot.forge import LocalForge
+    from bot.monitor.command import monitor
+
+    if args.forge_dir is None and not args.dry_run:
+        raise InputError("command line", "--forge-dir", "is required unless --dry-run is given",
+                         "pass --forge-dir DIR to write PRs as files, --dry-run to only print them, "
+                         "or use `promotion-bot github monitor` inside GitHub Actions")
+    forge = LocalForge(args.forge_dir) if args.forge_dir else None
+    return monitor(args.repo, args.prometheus, env=args.env, forge=forge, json_path=args.json,
+                   dry_run=args.dry_run, branch=args.branch)

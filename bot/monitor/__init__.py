@@ -1,0 +1,1 @@
+"""Prod monitoring: rollback rules on Prometheus metrics (and probes), one revert PR per trip."""

@@ -1,0 +1,177 @@
+"""`promotion-bot monitor`: evaluate prod's rollback rules against Prometheus and open the revert PRs.
+
+Exit codes: 0 healthy (warnings included), 1 a rule tripped (a revert PR was opened or already
+open), 2 could not judge (Prometheus down, a query error, bad policy): then nothing is reverted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from bot.errors import InputError, PromotionBotError
+from bot.fields import Loc
+from bot.manifests import Deployment, deployments
+from bot.monitor.evaluate import Outcome, TRIPPED, WARN, evaluate
+from bot.monitor.history import PromotionCommit, find_promotion
+from bot.monitor.prometheus import PrometheusClient
+from bot.monitor.rollback import Action, Trip, act
+from bot.monitor.rules import RollbackPolicy, parse_rollback
+from bot.monitor.sampling import collect
+from bot.output import write_atomic
+from bot.policy import load_policy_from_rev
+from bot.vcs.reader import GitReader
+from bot.vcs.writer import GitWriter
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class DeploymentResult:
+    deployment: Deployment
+    promotion: PromotionCommit | None
+    outcomes: list[Outcome]
+    extra_evidence: str = ""  # escaped Markdown from probes
+    action: Action | None = None
+
+    @property
+    def tripped(self) -> bool:
+        return any(o.tripped for o in self.outcomes)
+
+    def to_json(self) -> dict:
+        d = self.deployment
+        return {
+            "manifest": d.manifest, "object": d.object, "application": d.application, "model": d.model,
+            "variant": d.variant, "served_model": d.served_model,
+            "promotion_commit": self.promotion.sha if self.promotion else None,
+            "previous_variant": self.promotion.previous_variant if self.promotion else None,
+            "state": "tripped" if self.tripped else ("warn" if any(o.state == WARN for o in self.outcomes) else "ok"),
+            "rules": [o.to_json() for o in self.outcomes],
+            "action": self.action.to_json() if self.action else None,
+        }
+
+
+@dataclass
+class MonitorRun:
+    environment: str
+    prometheus: str
+    evaluated_at: float
+    results: list[DeploymentResult] = field(default_factory=list)
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.errors:
+            return "error"
+        return "tripped" if any(r.tripped for r in self.results) else "healthy"
+
+    def to_json(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "environment": self.environment, "prometheus": self.prometheus,
+                "evaluated_at": _iso(self.evaluated_at), "verdict": self.verdict, "requests": self.requests,
+                "deployments": [r.to_json() for r in self.results], "errors": self.errors}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_rollback(policy, env_name: str) -> tuple[object, RollbackPolicy]:
+    env = policy.environment(env_name)
+    if env is None:
+        raise InputError(policy.file, "environments", f"has no environment named {env_name!r}",
+                         f"use one of {', '.join(e.name for e in policy.environments)}")
+    loc = Loc(policy.file, f"environments[{env.index}].rollback")
+    if env.raw_rollback is None and env.raw_probes is None:
+        raise loc.error(f"is missing, so there is nothing to monitor in {env_name}",
+                        "add `rollback: {defaults: true}` to the environment for the shipped vLLM rules")
+    return env, parse_rollback(env.raw_rollback, loc)
+
+
+def monitor(repo_path: Path, prometheus_url: str, *, env: str = "prod", forge, json_path: Path | None = None,
+            dry_run: bool = False, branch: str | None = None, now: float | None = None,
+            out: TextIO | None = None, extra_rules=None) -> int:
+    """One monitoring pass. ``extra_rules(context) -> {object: (outcomes, evidence)}`` adds probe rules."""
+    out = out or sys.stdout
+    run = MonitorRun(environment=env, prometheus=prometheus_url, evaluated_at=now or time.time())
+    try:
+        _run(run, Path(repo_path), forge=forge, dry_run=dry_run, branch=branch, extra_rules=extra_rules)
+    except PromotionBotError as exc:
+        run.errors.append(str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+    if json_path is not None:
+        write_atomic(Path(json_path), json.dumps(run.to_json(), indent=2) + "\n")
+    print_table(run, out)
+    return {"healthy": 0, "tripped": 1}.get(run.verdict, 2)
+
+
+def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str | None, extra_rules) -> None:
+    writer = GitWriter(repo_path)
+    reader = GitReader(repo_path)
+    try:
+        writer.fetch()
+        default_branch = branch or writer.default_branch()
+        base = writer.base_rev(default_branch)
+        policy = load_policy_from_rev(reader, base)
+        env, rollback = load_rollback(policy, run.environment)
+        deps = deployments(reader, base, policy, run.environment)
+        print(f"monitor: {len(deps)} deployment(s) in {run.environment} × {len(rollback.rules)} rule(s) "
+              f"against {run.prometheus}", file=sys.stderr, flush=True)
+        promotions = {d.object + d.manifest: find_promotion(writer, reader, policy, base, d) for d in deps}
+        # Query everything first: a Prometheus error aborts the run before anything is reverted.
+        with PrometheusClient(run.prometheus, timeout_s=rollback.timeout_s) as client:
+            try:
+                for dep in deps:
+                    promo = promotions[dep.object + dep.manifest]
+                    outcomes = [evaluate(rule, collect(client, rule, dep, promo, run.evaluated_at)) for rule in rollback.rules]
+                    run.results.append(DeploymentResult(dep, promo, outcomes))
+            finally:
+                run.requests = client.requests
+        if extra_rules is not None:
+            extra = extra_rules(policy=policy, env=env, deployments=deps, promotions=promotions, base=base, reader=reader)
+            for result in run.results:
+                outcomes, evidence = extra.get(result.deployment.object + result.deployment.manifest, ([], ""))
+                result.outcomes.extend(outcomes)
+                result.extra_evidence = evidence
+        evaluated_at = _iso(run.evaluated_at)
+        for result in run.results:
+            if result.tripped:
+                trip = Trip(result.deployment, result.promotion, tuple(result.outcomes), result.extra_evidence)
+                result.action = act(trip, writer=writer, reader=reader, forge=forge, policy=policy, base=base,
+                                    default_branch=default_branch, prometheus=run.prometheus,
+                                    evaluated_at=evaluated_at, dry_run=dry_run)
+                print(f"monitor: {result.deployment.application}: {result.action.kind} {result.action.branch or ''} "
+                      f"{result.action.url or ''}".rstrip(), file=sys.stderr, flush=True)
+    finally:
+        writer.close()
+        reader.close()
+
+
+def print_table(run: MonitorRun, out: TextIO) -> None:
+    rows = [("DEPLOYMENT", "VARIANT", "RULE", "VALUE", "THRESHOLD", "STATE")]
+    for r in run.results:
+        for o in r.outcomes:
+            rows.append((f"{r.deployment.application} ({r.deployment.manifest})", r.deployment.variant, o.rule,
+                         _num(o.value), _num(o.limit), o.state.upper() if o.state == TRIPPED else o.state))
+    if len(rows) > 1:
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip(), file=out)
+    for r in run.results:
+        if r.action:
+            a = r.action
+            print(f"{a.kind}: {a.title}" + (f" [{a.branch}]" if a.branch else "") + (f" {a.url}" if a.url else ""), file=out)
+            print(f"  {a.detail}", file=out)
+            if a.body and a.url is None:
+                print("", file=out)
+                print(a.body, file=out)
+    print(f"verdict: {run.verdict} ({run.requests} Prometheus requests)", file=out)
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.4g}"

@@ -1,0 +1,127 @@
+"""A real Prometheus server on 127.0.0.1 for tests, benchmarks and `make demo`.
+
+History is backfilled with `promtool tsdb create-blocks-from openmetrics` before the server
+starts, so windows "before the promotion" hold data the caller chose. Optional scrape targets
+(e.g. a `prometheus_client` exporter) add live series. The server always stops on exit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable
+
+import httpx
+
+from bot.errors import ExternalError
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ExternalError("Prometheus", f"`{name}` is not installed; run `bash scripts/test-services.sh` "
+                                          "(Debian package `prometheus`)")
+    return path
+
+
+class LocalPrometheus:
+    """``with LocalPrometheus(openmetrics=text) as prom: prom.url``."""
+
+    def __init__(self, openmetrics: str | None = None, *, scrape_targets: Iterable[str] = (),
+                 scrape_interval_s: int = 1) -> None:
+        self.openmetrics = openmetrics
+        self.scrape_targets = tuple(scrape_targets)
+        self.scrape_interval_s = scrape_interval_s
+        self.port = 0
+        self._dir: Path | None = None
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "LocalPrometheus":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="promotion-bot-prometheus-"))
+        try:
+            data = self._dir / "data"
+            data.mkdir()
+            if self.openmetrics:
+                self._backfill(data)
+            config = self._dir / "prometheus.yml"
+            config.write_text(self._config())
+            self.port = free_port()
+            with (self._dir / "prometheus.log").open("w") as log:  # the child keeps its own descriptor
+                self._proc = subprocess.Popen(
+                    [_binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=30d",
+                     "--log.level=warn"],
+                    stdout=subprocess.DEVNULL, stderr=log,
+                )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _config(self) -> str:
+        lines = ["global:", f"  scrape_interval: {self.scrape_interval_s}s",
+                 f"  evaluation_interval: {self.scrape_interval_s}s"]
+        if self.scrape_targets:
+            targets = ", ".join(f'"{t}"' for t in self.scrape_targets)
+            lines += ["scrape_configs:", "  - job_name: local", f"    static_configs: [{{targets: [{targets}]}}]"]
+        return "\n".join(lines) + "\n"
+
+    def _backfill(self, data: Path) -> None:
+        source = self._dir / "history.om"
+        text = self.openmetrics if self.openmetrics.rstrip().endswith("# EOF") else self.openmetrics + "# EOF\n"
+        source.write_text(text)
+        done = subprocess.run([_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ExternalError("Prometheus", f"promtool could not backfill the history: {done.stderr.strip()[-500:]}")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                log = (self._dir / "prometheus.log").read_text()[-800:]
+                raise ExternalError("Prometheus", f"the local server exited with {self._proc.returncode}: {log}")
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise ExternalError("Prometheus", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+

@@ -1,0 +1,214 @@
+"""After a trip: one revert PR per promotion commit, a variant-setting PR when a revert cannot
+apply, an issue when neither is possible. Never a force-push, never a commit to the default branch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+
+from bot.errors import InputError
+from bot.manifests import Deployment, parse_manifest
+from bot.monitor.evaluate import Outcome
+from bot.monitor.history import PromotionCommit
+from bot.render import make_environment
+from bot.vcs.writer import RevertConflict
+
+LABEL = "rollback"
+BRANCH_PREFIX = "promotion-bot/"
+_SAFE_URL = re.compile(r"^(https://|file:///)[^\s<>()\[\]`]+$")
+_TRIPPED_MARK = re.compile(r"<!-- promotion-bot:tripped ([a-z0-9_.,-]*) -->")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the monitor did (or, with --dry-run, would do) for one tripped deployment."""
+
+    kind: str  # revert-pr | set-variant-pr | existing-pr | issue
+    branch: str | None
+    title: str
+    url: str | None
+    detail: str
+    body: str = ""
+    commented: bool = False
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "branch": self.branch, "title": self.title, "url": self.url,
+                "detail": self.detail, "commented": self.commented}
+
+
+@dataclass(frozen=True)
+class Trip:
+    deployment: Deployment
+    promotion: PromotionCommit | None
+    outcomes: tuple[Outcome, ...]
+    probe_evidence: str = ""  # Markdown already escaped by its renderer
+
+    @property
+    def tripped(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.tripped)
+
+
+def revert_branch(sha: str) -> str:
+    return f"{BRANCH_PREFIX}revert-{sha[:12]}"
+
+
+def set_variant_branch(dep: Deployment, variant: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dep.environment}-{dep.application}-{variant}").strip("-.")
+    return f"{BRANCH_PREFIX}rollback-{slug}"
+
+
+def title_for(dep: Deployment, previous_variant: str) -> str:
+    return f"Revert {dep.application} in {dep.environment} to {previous_variant}"
+
+
+def _marker(kind: str, key: str, tripped: tuple[Outcome, ...]) -> str:
+    names = ",".join(sorted(o.rule for o in tripped))
+    return f"<!-- promotion-bot:{kind} {key} -->\n<!-- promotion-bot:tripped {names} -->"
+
+
+def render_body(trip: Trip, *, previous_variant: str, mode: str, fallback_reason: str, original_pr_url: str | None,
+                prometheus: str, evaluated_at: str, key: str) -> str:
+    env = make_environment()
+    url = Markup(original_pr_url) if original_pr_url and _SAFE_URL.match(original_pr_url) else None
+    promo = trip.promotion
+    dep = trip.deployment
+    return env.get_template("revert_pr.md.j2").render(
+        marker=_marker("revert" if mode == "revert" else "rollback", key, trip.tripped),
+        app=dep.application, environment=dep.environment, variant=dep.variant, served_model=dep.served_model,
+        manifest=dep.manifest, previous_variant=previous_variant, tripped=[o.to_json() for o in trip.tripped],
+        outcomes=[o.to_json() for o in trip.outcomes], mode=mode, fallback_reason=fallback_reason,
+        promotion_sha=promo.sha if promo else None, promotion_subject=promo.subject if promo else "",
+        is_merge=bool(promo and promo.is_merge), original_pr_url=url, prometheus=prometheus,
+        evaluated_at=evaluated_at, probe_evidence=trip.probe_evidence,
+    )
+
+
+def render_comment(trip: Trip, *, evaluated_at: str) -> str:
+    env = make_environment()
+    text = env.from_string(
+        "{{ marker | trusted }}\n### Still tripping ({{ at }})\n\n"
+        "| Rule | Value | Threshold | State |\n|---|---|---|---|\n"
+        "{% for o in outcomes %}| {{ o.rule }} | {{ o.value | num }} | {{ o.threshold | num }} | {{ o.state }} |\n{% endfor %}"
+        "{% if probe %}\n{{ probe | trusted }}\n{% endif %}"
+    ).render(marker=_marker("evidence", trip.deployment.object, trip.tripped), at=evaluated_at,
+             outcomes=[o.to_json() for o in trip.outcomes], probe=trip.probe_evidence)
+    return text
+
+
+def set_variant_text(text: str, dep: Deployment, previous_variant: str, policy) -> str | None:
+    """The manifest with this object's variant set back, or None when a textual edit cannot do it safely."""
+    model, _, variant = previous_variant.rpartition("/")
+    model = model or dep.model
+    current, wanted = f"{dep.model}/{dep.variant}", f"{model}/{variant}"
+    if text.count(current) == 0:
+        return None
+    new_text = text.replace(current, wanted)
+    try:
+        objects = parse_manifest(new_text, dep.manifest, policy.variant_ref)
+    except InputError:
+        return None
+    serves = {o.object: f"{o.ref.model}/{o.ref.variant}" for o in objects}
+    return new_text if serves.get(dep.object) == wanted else None
+
+
+def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch: str, prometheus: str,
+        evaluated_at: str, dry_run: bool) -> Action:
+    """Open (or find) the single PR that rolls this deployment back."""
+    dep, promo = trip.deployment, trip.promotion
+    if promo is not None and promo.previous_variant is None:
+        return _issue(trip, forge, dry_run,
+                      f"the promotion commit {promo.sha[:12]} added {dep.object} to {dep.manifest}: there is no "
+                      f"previous variant to go back to, and reverting it would remove the deployment")
+    if promo is not None:
+        previous = promo.previous_variant
+        branch = revert_branch(promo.sha)
+    else:
+        baseline = policy.baselines.get(dep.model)
+        if not baseline or baseline == dep.variant:
+            return _issue(trip, forge, dry_run,
+                          f"no commit in the history of {default_branch} changed the variant of {dep.object} in "
+                          f"{dep.manifest}, and the model has no other baseline to roll back to")
+        previous = baseline
+        branch = set_variant_branch(dep, previous)
+    title = title_for(dep, previous)
+    # Reads are fine in a dry run when a forge is given; only writes are skipped.
+    original = forge.pull_request_url_for_commit(promo.sha) if promo and forge is not None else None
+
+    existing = forge.find_open_pull_request(branch) if forge is not None else None
+    if existing is not None:
+        return _comment_once(trip, forge, existing, evaluated_at)
+
+    def body(mode: str, reason: str = "") -> str:
+        return render_body(trip, previous_variant=previous, mode=mode, fallback_reason=reason, original_pr_url=original,
+                           prometheus=prometheus, evaluated_at=evaluated_at, key=promo.sha if promo else branch)
+
+    if not dry_run and writer.remote_branch_exists(branch):
+        # An earlier run pushed the branch but did not get to open the PR.
+        text = body("revert" if promo else "set-variant", "the revert was prepared by an earlier run")
+        pr = forge.open_pull_request(head_branch=branch, base_branch=default_branch, title=title, body=text, labels=(LABEL,))
+        return Action("revert-pr" if promo else "set-variant-pr", branch, title, pr.url, "branch existed; PR opened", text)
+
+    mode, reason = "revert", ""
+    if promo is None:
+        mode, reason = "set-variant", f"no promotion commit for {dep.variant} was found in the history of {default_branch}"
+    elif dry_run:
+        text = body("revert")
+        return Action("revert-pr", branch, title, None, f"dry run: would revert {promo.sha[:12]} on {branch}", text)
+    else:
+        try:
+            writer.revert_onto_branch(promo.sha, branch, base)
+        except RevertConflict:
+            mode, reason = "set-variant", (f"reverting {promo.sha[:12]} does not apply cleanly: later commits "
+                                           f"changed {dep.manifest}")
+
+    if mode == "set-variant":
+        current_text = reader.read_text(base, dep.manifest) or ""
+        new_text = set_variant_text(current_text, dep, previous, policy)
+        if new_text is None:
+            return _issue(trip, forge, dry_run, f"{reason}, and {dep.manifest} cannot be set back to {previous} "
+                                                f"by replacing {dep.model}/{dep.variant}")
+        if dry_run:
+            text = body(mode, reason)
+            return Action("set-variant-pr", branch, title, None, f"dry run: would set {dep.manifest} back to {previous} on {branch}", text)
+        writer.commit_file_on_branch(branch, base, dep.manifest, new_text, f"{title}\n\n{reason}.")
+
+    text = body(mode, reason)
+    writer.push(branch)
+    pr = forge.open_pull_request(head_branch=branch, base_branch=default_branch, title=title, body=text, labels=(LABEL,))
+    kind = "revert-pr" if mode == "revert" else "set-variant-pr"
+    return Action(kind, branch, title, pr.url, reason or f"reverted {promo.sha[:12]}", text)
+
+
+def _comment_once(trip: Trip, forge, pr, evaluated_at: str) -> Action:
+    """The PR is open: comment only when the set of tripped rules changed since its body was written."""
+    names = ",".join(sorted(o.rule for o in trip.tripped))
+    m = _TRIPPED_MARK.search(pr.body or "")
+    if m and m.group(1) == names:
+        return Action("existing-pr", pr.head_branch, pr.title, pr.url, "revert PR already open; evidence unchanged")
+    url = forge.comment_on_pull_request(pr.number, render_comment(trip, evaluated_at=evaluated_at))
+    return Action("existing-pr", pr.head_branch, pr.title, url, "revert PR already open; commented with new evidence",
+                  commented=True)
+
+
+def _issue(trip: Trip, forge, dry_run: bool, reason: str) -> Action:
+    dep = trip.deployment
+    title = f"Roll back {dep.application} in {dep.environment}: no automatic revert possible"
+    env = make_environment()
+    body = env.from_string(
+        "Rollback rule(s) {% for o in tripped %}**{{ o.rule }}** ({{ o.detail }}){{ ', ' if not loop.last }}{% endfor %} "
+        "tripped for {{ app }} ({{ variant }}) in {{ environment }}, but the bot cannot open a revert PR: {{ reason }}.\n\n"
+        "Roll back by hand: set {{ manifest | code }} to the variant to serve and open a PR.\n"
+    ).render(tripped=[o.to_json() for o in trip.tripped], app=dep.application, variant=dep.variant,
+             environment=dep.environment, reason=reason, manifest=dep.manifest)
+    if dry_run:
+        return Action("issue", None, title, None, f"dry run: would open an issue: {reason}", body)
+    issue = forge.open_issue(title=title, body=body, labels=(LABEL,))
+    return Action("issue", None, title, issue.url, reason, body)
+
+
+def to_json_list(actions: list[Action]) -> list[dict[str, Any]]:
+    return [a.to_json() for a in actions]
