@@ -26,6 +26,7 @@ from typing import Callable
 from bot.checks import registry
 from bot.context import CheckContext, print_progress
 from bot.errors import InputError, PromotionBotError
+from bot.github.settings import scrubbed_env
 from bot.output import write_atomic
 from bot.plan import Job, Plan, load_policy
 from bot.results import ERROR, CheckResult
@@ -128,7 +129,8 @@ def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_d
     """Run one job as `python -m bot run-check`; kill its whole process group at the timeout."""
     cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--job", job.id,
            "--out", str(out_dir), "--cache", str(cache_dir), "--repo", plan.repo]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL)
+    # Checks may run PR-controlled weights and configs: they never get the GitHub token.
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, env=scrubbed_env())
     try:
         code = proc.wait(timeout=job.timeout_s)
     except subprocess.TimeoutExpired:
