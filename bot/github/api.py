@@ -58,7 +58,7 @@ class Tuning:
     max_rate_limit_wait: float = 600.0  # give up (exit 2) rather than sleep longer
     seconds_between_requests: float = 0.25  # PyGithub's defaults, per GitHub's best practices
     seconds_between_writes: float = 1.0
-    timeout: float = 30.0
+    timeout: int = 30
 
     @classmethod
     def from_env(cls, environ=None) -> "Tuning":

@@ -1,0 +1,92 @@
+"""`promotion-bot github pr|monitor`: the bot inside GitHub Actions (see action.yml).
+
+Reads the Actions environment (GITHUB_EVENT_PATH, GITHUB_EVENT_NAME, GITHUB_REPOSITORY,
+GITHUB_TOKEN, GITHUB_API_URL for GitHub Enterprise, ...). The token is removed from this
+process's environment as soon as it is read, so no check and no child process can see it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bot.errors import InputError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("github", help="run as a GitHub Action (pull requests, monitoring)", description=__doc__)
+    gsub = p.add_subparsers(dest="github_command", required=True, metavar="MODE")
+
+    pr = gsub.add_parser("pr", help="judge the pull request of this workflow event: comment and statuses")
+    pr.add_argument("--policy", help="policy file to use instead of promotion.yaml at the base revision")
+    pr.add_argument("--pr", help="pull request number to rerun (default: the event's, or workflow_dispatch input `pr`)")
+    pr.add_argument("--json", type=Path, help="write the JSON report here (default: $RUNNER_TEMP/promotion-bot-report.json)")
+    pr.add_argument("--workdir", type=Path, help="keep the plan, results and artifacts here")
+    pr.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
+    pr.set_defaults(func=run_pr)
+
+    mon = gsub.add_parser("monitor", help="the monitoring pass (schedule / repository_dispatch events)")
+    mon.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
+                     help="Prometheus base URL (default: $PROMETHEUS_URL)")
+    mon.add_argument("--env", default="prod", help="environment to watch (default: prod)")
+    mon.add_argument("--json", type=Path, help="write the monitoring report here")
+    mon.add_argument("--dry-run", action="store_true", help="decide, but open no PR or issue")
+    mon.set_defaults(func=run_monitor)
+
+
+def _settings_and_payload():
+    from bot.github.settings import SECRET_VARIABLES, Settings
+
+    settings = Settings.from_env()
+    for key in SECRET_VARIABLES:  # children (checks, model servers, git) inherit os.environ
+        os.environ.pop(key, None)
+    try:
+        payload = json.loads(settings.event_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(str(settings.event_path), "GITHUB_EVENT_PATH", f"cannot read the event payload: {exc}",
+                         "run inside GitHub Actions, or point GITHUB_EVENT_PATH at a webhook payload file") from None
+    return settings, payload
+
+
+def _forge(settings):
+    from bot.github.api import GitHubForge, Tuning
+
+    return GitHubForge(settings.repository, settings.token, api_url=settings.api_url,
+                       bot_login=settings.bot_login, tuning=Tuning.from_env())
+
+
+def run_pr(args) -> int:
+    from bot.github import actions
+    from bot.github.event import CHECK, RERUN, find_activity
+    from bot.github.pr import run_pull_request
+
+    settings, payload = _settings_and_payload()
+    activity = find_activity(settings.event_name, payload, pr_input=args.pr)
+    if activity.kind not in (CHECK, RERUN):
+        actions.log(f"nothing to do: {activity.reason}")
+        actions.set_outputs(settings.output, {"verdict": "skipped", "comment-url": "", "report-path": ""})
+        return 0
+    return run_pull_request(settings, _forge(settings), activity, policy_file=args.policy, json_path=args.json,
+                            workdir=args.workdir, cache_dir=args.cache)
+
+
+def run_monitor(args) -> int:
+    from bot.github import actions
+    from bot.github.event import MONITOR, find_activity
+
+    settings, payload = _settings_and_payload()
+    activity = find_activity(settings.event_name, payload)
+    if activity.kind != MONITOR:
+        actions.log(f"nothing to monitor: {activity.reason}")
+        return 0
+    if not args.prometheus_url:
+        raise InputError("action.yml", "prometheus-url", "is not set",
+                         "pass `prometheus-url:` to the action or set PROMETHEUS_URL")
+    try:
+        from bot.monitor.command import monitor
+    except ImportError as exc:
+        raise InputError("promotion-bot", "github monitor", f"the monitoring module is not installed ({exc})",
+                         "install a promotion-bot version that ships bot.monitor") from None
+    return monitor(settings.workspace, args.prometheus_url, env=args.env, forge=_forge(settings),
+                   json_path=args.json, dry_run=args.dry_run)

@@ -1,0 +1,251 @@
+"""`promotion-bot github pr`: judge one pull request inside GitHub Actions.
+
+pending statuses → check between the PR's merge base and head (policy and checks from the
+base revision) → the JSON report and step summary → one sticky comment → final statuses.
+Whatever goes wrong, the PR ends with a comment that says what and every status at `error`:
+never `success`, never left `pending` while GitHub still answers.
+
+Exit codes: 0 pass, 1 a gate failed, 2 could not judge (bad input, a crash, GitHub failing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bot.errors import ErrorRecord, InputError, PromotionBotError
+from bot.github import actions
+from bot.github.api import GitHubError
+from bot.github.event import RERUN, Activity
+from bot.github.settings import Settings, scrubbed_env
+from bot.output import write_atomic
+from bot.pipeline import comment_for, default_cache_dir
+from bot.plan import Plan, build_plan
+from bot.render import COMMENT_MARKER, fit_comment, md_escape, render_comment
+from bot.report import assemble
+from bot.results import ERROR, FAIL, PASS, Report
+from bot.runner import execute
+from bot.vcs.reader import GitReader
+
+CONTEXT_PREFIX = "promotion-bot"
+STATE_FOR_VERDICT = {PASS: "success", FAIL: "failure"}  # anything else (error, skipped) is `error`
+EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
+
+
+def context_for(environment: str | None) -> str:
+    return f"{CONTEXT_PREFIX}/{environment}" if environment else CONTEXT_PREFIX
+
+
+def plan_contexts(plan: Plan) -> list[str]:
+    """One status per environment the PR touches; a PR that touches none gets the bare context."""
+    envs = [p.environment for p in plan.promotions] + [r.environment for r in plan.removals]
+    return [context_for(e) for e in dict.fromkeys(envs)] or [context_for(None)]
+
+
+def describe(verdict: str, environment: str | None, report: Report | None) -> str:
+    """One line for the status: the verdict and what was judged (GitHub keeps 140 characters)."""
+    if report is None:
+        return "promotion-bot could not judge this PR: see the comment"
+    promos = [p for p in report.promotions if environment is None or p.environment == environment]
+    if report.errors and not promos:
+        return f"could not judge: {report.errors[0].message}"
+    if not promos:
+        return "nothing to promote" if verdict == PASS else f"{verdict}: see the comment"
+    words = {PASS: "passed", FAIL: "failed", ERROR: "could not judge"}.get(verdict, verdict)
+    variants = ", ".join(dict.fromkeys(p.to_variant or p.manifest for p in promos))
+    return f"{words}: {variants}"
+
+
+@dataclass
+class PullRequestRun:
+    settings: Settings
+    forge: object  # bot.github.api.GitHubForge (or a test double with the same calls)
+    activity: Activity
+    policy_file: str | None = None
+    json_path: Path | None = None
+    workdir: Path | None = None
+    cache_dir: Path | None = None
+    contexts: list[str] = field(default_factory=list)
+    read_only: bool = False  # a fork PR's token cannot write: report in the job only
+    github_error: GitHubError | None = None
+
+    # --- GitHub writes, degrading on fork PRs -------------------------------------------------
+
+    def _write(self, what: str, fn):
+        if self.read_only or self.github_error is not None:
+            return None
+        try:
+            return fn()
+        except GitHubError as exc:
+            if exc.status == 403 and self.activity.from_fork:
+                self.read_only = True
+                actions.annotate("warning", f"The token of this fork PR cannot {what} ({exc.message}); "
+                                            "the verdict is in this job's summary and exit code.")
+                return None
+            self.github_error = exc
+            actions.annotate("error", f"GitHub failed while trying to {what}: {exc}")
+            return None
+
+    def _set_statuses(self, state_for: dict[str, str], describe_for: dict[str, str]) -> None:
+        for ctx in self.contexts:
+            state = state_for.get(ctx, "error")
+            self._write(f"set the {ctx} status", lambda ctx=ctx, state=state: self.forge.set_status(
+                self.activity.head_sha, state, ctx, describe_for.get(ctx, "not judged"), self.settings.run_url))
+
+    def _error_statuses_best_effort(self, description: str) -> None:
+        """After GitHub failed once: one more try to leave `error` rather than `pending`."""
+        for ctx in self.contexts or [context_for(None)]:
+            try:
+                self.forge.set_status(self.activity.head_sha, "error", ctx, description, self.settings.run_url)
+            except GitHubError:
+                pass
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        actions.log(f"PR #{self.activity.pr_number}: {self.activity.reason}, head {self.activity.head_sha}")
+        try:
+            reader = GitReader(self.settings.workspace)
+        except PromotionBotError as exc:
+            return self._could_not_judge(exc, None)
+        try:
+            try:
+                plan = self._plan(reader)
+            except Exception as exc:  # bad input or a crash: reported on the PR, never a pass
+                return self._could_not_judge(exc, None)
+            self.contexts = plan_contexts(plan)
+            n = len(plan.promotions)
+            self._set_statuses({c: "pending" for c in self.contexts},
+                               {c: f"judging {n} promotion(s)…" for c in self.contexts})
+            if self.github_error is not None:
+                self._error_statuses_best_effort("GitHub failed before the gate ran")
+                return 2
+            try:
+                report, comment = self._judge(reader, plan)
+            except Exception as exc:
+                return self._could_not_judge(exc, plan)
+            return self._publish(report, comment)
+        finally:
+            reader.close()
+
+    def _plan(self, reader: GitReader) -> Plan:
+        head = self._have_commit(reader, self.activity.head_sha, "pull_request.head.sha")
+        base = self._have_commit(reader, self.activity.base_sha, "pull_request.base.sha")
+        # Judge what the PR changes (three-dot diff): the base branch may have moved on since.
+        base = _merge_base(reader, base, head) or base
+        actions.log(f"judging {base[:12]}..{head[:12]}")
+        return build_plan(reader, base, head, policy_file=self.policy_file)
+
+    def _have_commit(self, reader: GitReader, sha: str | None, field_name: str) -> str:
+        if not sha:
+            raise InputError("GITHUB_EVENT_PATH", field_name, "is missing", "run on a pull_request event")
+        try:
+            return reader.resolve(sha)
+        except InputError:
+            pass
+        if self.activity.pr_number and field_name.endswith("head.sha"):
+            _fetch_pull_head(reader.path, self.activity.pr_number)
+            try:
+                return reader.resolve(sha)
+            except InputError:
+                pass
+        raise InputError(str(self.settings.workspace), field_name,
+                         f"commit {sha[:12]} is not in the checkout",
+                         "check out the full history: `actions/checkout` with `fetch-depth: 0`")
+
+    def _judge(self, reader: GitReader, plan: Plan) -> tuple[Report, str]:
+        started = time.monotonic()
+        work = Path(self.workdir) if self.workdir else Path(tempfile.mkdtemp(prefix="promotion-bot-", dir=_temp_root()))
+        results = work / "results"
+        results.mkdir(parents=True, exist_ok=True)
+        plan_file = work / "plan.json"
+        plan.write(plan_file)
+        cache = Path(self.cache_dir or default_cache_dir())
+        execute(plan, plan_file, results, cache, progress=actions.log)
+        report = assemble(plan, results, reader=reader, wall_time_s=time.monotonic() - started, cache_dir=cache)
+        return report, comment_for(report, plan, reader, report_url=self.settings.run_url)
+
+    def _could_not_judge(self, exc: BaseException, plan: Plan | None) -> int:
+        if isinstance(exc, InputError):
+            record = exc.as_record()
+        elif isinstance(exc, PromotionBotError):
+            record = ErrorRecord("", "", str(exc))
+        else:
+            actions.log("crashed:\n" + traceback.format_exc())
+            record = ErrorRecord("", "", f"promotion-bot crashed: {type(exc).__name__}: {exc}")
+        actions.annotate("error", f"{record.file}: {record.field}: {record.message}" if record.field else record.message)
+        base = plan.base if plan else (self.activity.base_sha or "")
+        head = plan.head if plan else (self.activity.head_sha or "")
+        report = Report(base, head, errors=(record,))
+        if not self.contexts:
+            self.contexts = plan_contexts(plan) if plan else [context_for(None)]
+        try:
+            comment = fit_comment(render_comment(report, report_url=self.settings.run_url), self.settings.run_url)
+        except Exception:  # the template itself failed: still say what went wrong
+            comment = f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: ERROR\n\n{md_escape(record.message)}\n"
+        self._publish(report, comment)
+        return 2
+
+    def _publish(self, report: Report, comment: str) -> int:
+        json_path = self.json_path or Path(_temp_root()) / "promotion-bot-report.json"
+        write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+        actions.append_summary(self.settings.step_summary, comment)
+        url = self._write(f"comment on #{self.activity.pr_number}",
+                          lambda: self.forge.upsert_comment(self.activity.pr_number, comment))
+        verdicts = {context_for(env): v for env, v in report.environments().items()}
+        state_for, describe_for = {}, {}
+        for ctx in self.contexts:
+            env = ctx.split("/", 1)[1] if "/" in ctx else None
+            verdict = verdicts.get(ctx, report.verdict if env is None else ERROR)
+            if report.errors:
+                verdict = ERROR
+            state_for[ctx] = STATE_FOR_VERDICT.get(verdict, "error")
+            describe_for[ctx] = describe(verdict, env, report)
+        if self.github_error is not None:  # the comment did not land: the statuses must not say success
+            self._error_statuses_best_effort(f"GitHub failed: {self.github_error.message}")
+        else:
+            self._set_statuses(state_for, describe_for)
+        actions.set_outputs(self.settings.output, {
+            "verdict": report.verdict if self.github_error is None else ERROR,
+            "comment-url": url or "", "report-path": str(json_path)})
+        actions.log(f"verdict: {report.verdict}" + (f", comment: {url}" if url else ""))
+        if self.github_error is not None:
+            return 2
+        return EXIT_FOR_VERDICT.get(report.verdict, 2)
+
+
+def _temp_root() -> str:
+    return os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()
+
+
+def _merge_base(reader: GitReader, base: str, head: str) -> str | None:
+    out = subprocess.run(["git", "merge-base", base, head], cwd=reader.path, capture_output=True, text=True,
+                         env=scrubbed_env())
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def _fetch_pull_head(repo: Path, number: int) -> None:
+    """A rerun is checked out at the default branch: fetch the PR's head (a fork's commits too).
+
+    Uses the credentials `actions/checkout` left in the clone's config, never the token itself.
+    """
+    actions.log(f"fetching refs/pull/{number}/head")
+    subprocess.run(["git", "fetch", "--no-tags", "--quiet", "origin", f"+refs/pull/{number}/head"], cwd=repo,
+                   capture_output=True, text=True, env=scrubbed_env(), timeout=300)
+
+
+def run_pull_request(settings: Settings, forge, activity: Activity, **options) -> int:
+    if activity.kind == RERUN:
+        info = forge.get_pull_request(activity.pr_number)
+        if info.state != "open":
+            actions.log(f"#{info.number} is {info.state}: nothing to rerun")
+            return 0
+        activity = replace(activity, base_sha=info.base_sha, head_sha=info.head_sha, base_ref=info.base_ref,
+                           head_ref=info.head_ref, title=info.title, from_fork=info.from_fork)
+    return PullRequestRun(settings, forge, activity, **options).run()
