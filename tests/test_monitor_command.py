@@ -261,3 +261,60 @@ def test_monitor__cli_without_forge_or_dry_run_is_an_input_error(tmp_path, capsy
     code = main(["monitor", "--repo", str(tmp_path), "--prometheus", "http://127.0.0.1:1"])
     assert code == 2
     assert "--forge-dir" in capsys.readouterr().err
+
+
+def test_monitor__for_duration_needs_the_whole_window(prometheus, tmp_path):
+    rollback = """\
+    rollback:
+      rules:
+        - {name: p95-15m, query: 'histogram_quantile(0.95, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{model_name="{model_name}"}[{window}])))', above: 2.5, window: 2m, for: 15m}
+        - {name: p95-45m, query: 'histogram_quantile(0.95, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{model_name="{model_name}"}[{window}])))', above: 2.5, window: 2m, for: 45m}
+"""
+    repo, _ = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED, policy=policy_with(rollback))
+    code, report, _ = run(repo, prometheus, tmp_path, dry_run=True)
+    states = {r["rule"]: r["state"] for r in report["deployments"][0]["rules"]}
+    assert states == {"p95-15m": "tripped", "p95-45m": "ok"}  # slow for 30 minutes only
+    assert code == 1 and report["requests"] == 2
+
+
+def test_monitor__promotion_out_of_sight_sets_the_model_baseline_back(prometheus, tmp_path):
+    import git
+
+    repo, bare = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
+    shallow = git.Repo.clone_from(f"file://{bare.working_dir if bare.working_tree_dir else bare.git_dir}",
+                                  tmp_path / "shallow", depth=1)
+    with shallow.config_writer() as cw:
+        cw.set_value("user", "name", "CI").set_value("user", "email", "ci@example.com")
+    code, report, _ = run(type("R", (), {"path": tmp_path / "shallow"}), prometheus, tmp_path)
+    assert code == 1
+    dep = report["deployments"][0]
+    assert dep["promotion_commit"] is None
+    assert dep["action"]["kind"] == "set-variant-pr"
+    assert dep["action"]["branch"] == "promotion-bot/rollback-prod-slow-v1.0-fp32"
+    [pr] = prs(tmp_path)
+    body = json.loads(pr.read_text())["body"]
+    assert "no promotion commit for v1.4-int2-g64 was found" in body
+    assert "canopy-tiny/v1.0-fp32" in (bare.commit(dep["action"]["branch"]).tree / PROD).data_stream.read().decode()
+
+
+def test_monitor__first_deployment_cannot_be_reverted_so_an_issue_is_opened(prometheus, tmp_path):
+    repo, bare = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
+    with commit_time(PROMOTED + 60):  # a new app, added to prod straight away
+        repo.write("environments/prod/slow-2.yaml", prod_manifest("canopy-tiny/v1.0-fp32", "slow", app="slow-2"))
+        repo.commit("Serve slow-2")
+    repo.repo.git.push("origin", "main")
+    code, report, _ = run(repo, prometheus, tmp_path)
+    assert code == 1
+    kinds = {d["application"]: d["action"]["kind"] for d in report["deployments"]}
+    assert kinds == {"slow": "revert-pr", "slow-2": "issue"}
+    [issue] = (tmp_path / "forge").glob("issue-*.md")
+    assert "no previous variant" in issue.read_text()
+
+
+def test_monitor__hostile_served_model_name_is_quoted_not_injected(prometheus, tmp_path):
+    name = 'x\\"} or vector(99) # <b>@team</b>'
+    repo, _ = clone_with_origin(tmp_path, served_model=f"'{name}'", app="slow", promoted_at=PROMOTED)
+    code, report, _ = run(repo, prometheus, tmp_path)
+    [dep] = report["deployments"]
+    assert dep["rules"][0]["state"] == "warn"  # no such model: no data, not 99 from an injected query
+    assert code == 0

@@ -18,8 +18,11 @@ class PromotionCommit:
 
 
 def find_promotion(writer, reader, policy, base: str, deployment: Deployment, max_commits: int = 200) -> PromotionCommit | None:
-    """The newest first-parent commit of ``base`` that changed this object's variant, or None."""
+    """The newest first-parent commit of ``base`` that changed this object's variant, or None when the
+    history at hand (max_commits, a shallow clone) does not show it."""
     for sha in writer.first_parent_log(base, deployment.manifest, max_commits):
+        if writer.is_shallow_boundary(sha):
+            return None  # history cut off by a shallow clone: the promotion is out of sight
         parents = writer.parents(sha)
         now = _variant_at(reader, policy, sha, deployment)
         before = _variant_at(reader, policy, parents[0], deployment) if parents else None

@@ -102,6 +102,14 @@ class GitWriter:
     def parents(self, sha: str) -> list[str]:
         return [p.hexsha for p in self.repo.commit(sha).parents]
 
+    def is_shallow_boundary(self, sha: str) -> bool:
+        """True when ``sha`` looks parentless only because the clone is shallow."""
+        shallow = Path(self.repo.git_dir) / "shallow"
+        if not shallow.exists():
+            common = Path(self.repo.common_dir) / "shallow"
+            shallow = common if common.exists() else shallow
+        return shallow.exists() and sha in shallow.read_text().split()
+
     def commit_time(self, sha: str) -> float:
         return float(self.repo.commit(sha).committed_date)
 

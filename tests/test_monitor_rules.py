@@ -1,0 +1,113 @@
+"""Rollback rules: parsing errors that name the field, query templating, and the pure evaluation table."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import InputError
+from bot.fields import Loc
+from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, WARN, Sample, evaluate
+from bot.monitor.rules import default_rules, parse_rollback, parse_rule, render_query
+from bot.policy import parse_policy
+from gitops import POLICY
+
+LOC = Loc("promotion.yaml", "environments[2].rollback")
+GOOD = {"name": "p95", "query": 'up{job="{app}"}', "above": 1, "window": "5m"}
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"query": 'up{job="{application}"}'}, "rules[0].query", "unknown placeholder {application}"),
+    ({"query": "sum(rate(x[5m])"}, "rules[0].query", "unbalanced brackets"),
+    ({"query": ""}, "rules[0].query", "non-empty string"),
+    ({"above": "high"}, "rules[0].above", "must be a number"),
+    ({"above": None, "below": 1, "above_previous": "10%"}, "rules[0]", "exactly one comparison"),
+    ({"above": None}, "rules[0]", "exactly one comparison, got 0"),
+    ({"above": None, "above_previous": 0.2}, "rules[0].above_previous", "percentage like 3%"),
+    ({"window": "ten minutes"}, "rules[0].window", "duration"),
+    ({"window": "1.5m"}, "rules[0].window", "whole PromQL duration"),
+    ({"for": "soon"}, "rules[0].for", "duration"),
+    ({"on_no_data": "panic"}, "rules[0].on_no_data", "ignore, warn, rollback"),
+    ({"treshold": 3}, "rules[0].treshold", "not a known setting"),
+    ({"name": "P95 latency!"}, "rules[0].name", "not a valid rule name"),
+])
+def test_parse_rollback__malformed_rule_names_the_field(change, field, words):
+    rule = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    with pytest.raises(InputError) as err:
+        parse_rollback({"rules": [rule]}, LOC)
+    assert err.value.field == f"environments[2].rollback.{field}"
+    assert words in str(err.value)
+    assert str(err.value).startswith(f"promotion.yaml: environments[2].rollback.{field}: ")
+
+
+def test_parse_rollback__policy_file_errors_point_into_promotion_yaml():
+    from bot.monitor.command import load_rollback
+
+    policy = parse_policy(POLICY + "    rollback:\n      rules:\n        - {name: x, query: 'up', above: 1, on_no_data: maybe}\n")
+    with pytest.raises(InputError, match=r"promotion.yaml: environments\[2\]\.rollback\.rules\[0\]\.on_no_data"):
+        load_rollback(policy, "prod")
+
+
+def test_parse_rollback__missing_section_is_an_input_error_with_a_fix():
+    from bot.monitor.command import load_rollback
+
+    with pytest.raises(InputError, match=r"environments\[2\]\.rollback: is missing.*defaults: true"):
+        load_rollback(parse_policy(POLICY), "prod")
+
+
+def test_parse_rollback__duplicate_names_are_refused():
+    with pytest.raises(InputError, match=r"rules\[1\]\.name: rule 'p95' is listed twice"):
+        parse_rollback({"rules": [GOOD, GOOD]}, LOC)
+
+
+def test_parse_rollback__defaults_and_overrides():
+    assert [r.name for r in parse_rollback({"defaults": True}, LOC).rules] == [r.name for r in default_rules()]
+    mine = {**GOOD, "name": "error-rate", "above": 0.5}
+    rules = parse_rollback({"defaults": True, "rules": [mine]}, LOC).rules
+    assert [r.name for r in rules].count("error-rate") == 1
+    assert next(r for r in rules if r.name == "error-rate").threshold == 0.5
+    assert [r.name for r in parse_rollback({"rules": [GOOD]}, LOC).rules] == ["p95"]  # rules given: no defaults
+
+
+def test_default_rules__use_vllm_metric_names():
+    queries = " ".join(r.query for r in default_rules())
+    for metric in ("vllm:e2e_request_latency_seconds_bucket", "vllm:time_to_first_token_seconds_bucket",
+                   "vllm:generation_tokens_total", "http_requests_total", 'canopy_feedback_total{app="{app}",rating="down"}'):
+        assert metric in queries
+    assert all(r.on_no_data in ("warn", "ignore") for r in default_rules())
+
+
+def test_render_query__escapes_manifest_values_and_keeps_promql_braces():
+    q = render_query('rate(x{model_name="{model_name}",v="{variant}"}[{window}])',
+                     {"model_name": 'evil"} or vector(1) #', "variant": "v1", "window": "5m"})
+    assert q == 'rate(x{model_name="evil\\"} or vector(1) #",v="v1"}[5m])'
+
+
+def rule(**kw):
+    return parse_rule({**GOOD, **kw}, Loc("promotion.yaml", "environments[2].rollback.rules[0]"))
+
+
+@pytest.mark.parametrize("spec, sample, state, limit", [
+    (dict(above=1), Sample((0.5,)), OK, 1.0),
+    (dict(above=1), Sample((1.5,)), TRIPPED, 1.0),
+    (dict(above=1), Sample((1.0,)), OK, 1.0),  # at the threshold is not above it
+    (dict(above=None, below=10), Sample((9.0,)), TRIPPED, 10.0),
+    (dict(above=None, above_previous="25%"), Sample((1.2,), previous=1.0), OK, 1.25),
+    (dict(above=None, above_previous="25%"), Sample((1.3,), previous=1.0), TRIPPED, 1.25),
+    (dict(above=None, below_previous="30%"), Sample((60.0,), previous=100.0), TRIPPED, 70.0),
+    (dict(above=None, above_previous="25%"), Sample((1.3,), previous=None), WARN, None),
+    (dict(above=1), Sample(()), WARN, 1.0),
+    (dict(above=1, on_no_data="ignore"), Sample(()), NO_DATA, 1.0),
+    (dict(above=1, on_no_data="rollback"), Sample(()), TRIPPED, 1.0),
+    (dict(above=1, **{"for": "5m"}), Sample((2.0, 2.0, 2.0)), TRIPPED, 1.0),
+    (dict(above=1, **{"for": "5m"}), Sample((0.5, 2.0, 2.0)), OK, 1.0),  # not above for the whole 5m
+])
+def test_evaluate__table(spec, sample, state, limit):
+    spec = {k: v for k, v in spec.items() if v is not None}
+    if "above" not in spec:
+        spec["above"] = None
+    r = rule(**spec) if spec.get("above") is not None else parse_rule(
+        {**{k: v for k, v in GOOD.items() if k != "above"}, **{k: v for k, v in spec.items() if k != "above"}},
+        Loc("promotion.yaml", "r"))
+    out = evaluate(r, sample)
+    assert out.state == state
+    assert out.limit == (pytest.approx(limit) if limit is not None else None)
