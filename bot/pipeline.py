@@ -17,7 +17,7 @@ from bot.plan import Plan, build_plan, load_policy
 from bot.render import fit_comment, render_comment, repo_template_overrides
 from bot.report import assemble
 from bot.results import Report
-from bot.runner import execute
+from bot.runner import Shared, execute
 from bot.vcs.reader import GitReader
 
 
@@ -51,19 +51,21 @@ def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = N
         results.mkdir(parents=True, exist_ok=True)
         plan_file = work / "plan.json"
         plan.write(plan_file)
-        execute(plan, plan_file, results, Path(cache_dir or default_cache_dir()), progress=progress)
+        shared = Shared.open(plan, reader) if plan.jobs else None
+        execute(plan, plan_file, results, Path(cache_dir or default_cache_dir()), shared=shared, progress=progress)
+        policy = shared.policy if shared else None
         report = assemble(plan, results, reader=reader, wall_time_s=time.monotonic() - started,
-                          cache_dir=cache_dir)
-        comment = comment_for(report, plan, reader, report_url=report_url)
+                          cache_dir=cache_dir, policy=policy)
+        comment = comment_for(report, plan, reader, report_url=report_url, policy=policy)
         return CheckOutcome(plan, report, comment)
     finally:
         reader.close()
 
 
-def comment_for(report: Report, plan: Plan, reader, *, report_url: str | None = None) -> str:
+def comment_for(report: Report, plan: Plan, reader, *, report_url: str | None = None, policy=None) -> str:
     overrides = {}
     try:
-        policy = load_policy(reader, plan.base, plan.policy_file)
+        policy = policy or load_policy(reader, plan.base, plan.policy_file)
         overrides = repo_template_overrides(reader, plan.base, policy.templates)
     except Exception:
         pass  # a broken policy is already in the report's errors; render with the built-in templates

@@ -81,7 +81,7 @@ class Plan:
         raise InputError("plan", "jobs", f"has no job {job_id!r}",
                          f"use a matrix entry id: {', '.join(known[:20]) or 'the plan has none'}")
 
-    @property
+    @cached_property
     def plan_id(self) -> str:
         """A digest of what the plan asks (not where the repo is): result files carry it."""
         body = {"base": self.base, "head": self.head, "policy_file": self.policy_file,

@@ -50,10 +50,10 @@ def read_result(plan: Plan, job, files: dict[str, list[Path]]) -> CheckResult | 
 
 
 def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = None,
-             cache_dir: Path | None = None) -> Report:
+             cache_dir: Path | None = None, policy=None) -> Report:
     if plan.errors and not plan.promotions:
         return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s)
-    policy = load_policy(reader, plan.base, plan.policy_file)
+    policy = policy or load_policy(reader, plan.base, plan.policy_file)
     head_zoo = Zoo(reader, plan.head)
     files = result_files(out_dir)
     jobs_of: dict[tuple[int, int], list] = {}

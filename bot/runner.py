@@ -58,8 +58,9 @@ class Shared:
     indexes: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, plan: Plan) -> "Shared":
-        reader = GitReader(plan.repo)
+    def open(cls, plan: Plan, reader: GitReader | None = None) -> "Shared":
+        """Caller closes ``reader``; one opened here lives as long as the process."""
+        reader = reader or GitReader(plan.repo)
         return cls(reader, load_policy(reader, plan.base, plan.policy_file))
 
 
@@ -94,30 +95,45 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
     return result
 
 
-def run_inline(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Shared, progress) -> None:
-    """Run in a daemon thread; past the deadline the job is abandoned and reported as timed out.
+def run_in_thread(plan: Plan, jobs: list[Job], out_dir: Path, cache_dir: Path, *, shared: Shared, progress) -> None:
+    """Run ``jobs`` one after another in one worker thread, each against its own deadline.
 
-    Whichever finishes first writes the result file: an abandoned check that completes later
-    cannot turn the timeout into a pass.
+    One thread for the whole run, not one per job: starting 750 threads cost seconds on a busy
+    machine. The caller only wakes up at deadlines. A job past its deadline is abandoned and
+    reported as timed out; the rest go on in a fresh worker. A result is written once, by
+    whichever comes first, so an abandoned check finishing late cannot turn a timeout into a pass.
     """
-    lock = threading.Lock()
-    written = []
+    while jobs:
+        lock = threading.Lock()
+        finished = threading.Event()
+        state = {"index": 0, "started": time.monotonic(), "abandoned": False}
 
-    def work() -> None:
-        result = run_job(plan, job, out_dir, cache_dir, shared=shared, progress=progress)
-        with lock:
-            if not written:
-                written.append(True)
-                write_result(out_dir, plan, job, result)
+        def work(batch=jobs, lock=lock, state=state, finished=finished) -> None:
+            for n, job in enumerate(batch):
+                with lock:
+                    if state["abandoned"]:
+                        return
+                    state["index"], state["started"] = n, time.monotonic()
+                result = run_job(plan, job, out_dir, cache_dir, shared=shared, progress=progress)
+                with lock:
+                    if state["abandoned"]:
+                        return
+                    write_result(out_dir, plan, job, result)
+            finished.set()
 
-    thread = threading.Thread(target=work, name=f"check-{job.id}", daemon=True)
-    thread.start()
-    thread.join(job.timeout_s)
-    with lock:
-        if not written:
-            written.append(True)
-            progress(f"{job.id} timed out after {job.timeout_s:g}s")
-            write_timeout(out_dir, plan, job)
+        threading.Thread(target=work, name=f"checks-{jobs[0].id}", daemon=True).start()
+        while True:
+            with lock:
+                job = jobs[state["index"]]
+                remaining = state["started"] + job.timeout_s - time.monotonic()
+                if remaining <= 0 and not finished.is_set():
+                    state["abandoned"] = True
+                    progress(f"{job.id} timed out after {job.timeout_s:g}s")
+                    write_timeout(out_dir, plan, job)
+                    jobs = jobs[state["index"] + 1:]
+                    break
+            if finished.wait(max(remaining, 0.01)):
+                return
 
 
 def write_timeout(out_dir: Path, plan: Plan, job: Job) -> None:
@@ -144,7 +160,7 @@ def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_d
 
 
 def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, *, plan_file: Path | None = None,
-             progress: Callable[[str], None] = print_progress) -> None:
+             shared: Shared | None = None, progress: Callable[[str], None] = print_progress) -> None:
     """Run ``jobs`` one after another (model checks already use every core).
 
     Inline jobs run here; the others in a child process when ``plan_file`` is given (`check`),
@@ -152,21 +168,29 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
     """
     if not jobs:
         return
-    shared = Shared.open(plan)
-    try:
-        total = len(jobs)
-        for n, job in enumerate(jobs, 1):
-            if not job.inline or total <= 20 or n % 100 == 0:
-                progress(f"[{n}/{total}] {job.id}")
-            if job.inline or plan_file is None:
-                run_inline(plan, job, out_dir, cache_dir, shared=shared, progress=progress)
-            else:
-                run_subprocess(plan, plan_file, job, out_dir, cache_dir, progress=progress)
-    finally:
-        shared.reader.close()
+    shared = shared or Shared.open(plan)
+    total, done, pending = len(jobs), 0, []
+
+    def flush() -> None:
+        nonlocal done, pending
+        if pending:
+            run_in_thread(plan, pending, out_dir, cache_dir, shared=shared, progress=progress)
+            done += len(pending)
+            pending = []
+            progress(f"[{done}/{total}] jobs done")
+
+    for job in jobs:
+        if job.inline or plan_file is None:
+            pending.append(job)
+            continue
+        flush()
+        progress(f"[{done + 1}/{total}] {job.id} ({job.check}, in a child process)")
+        run_subprocess(plan, plan_file, job, out_dir, cache_dir, progress=progress)
+        done += 1
+    flush()
 
 
-def execute(plan: Plan, plan_file: Path, out_dir: Path, cache_dir: Path, *,
+def execute(plan: Plan, plan_file: Path, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,
             progress: Callable[[str], None] = print_progress) -> None:
     """Run every job of ``plan`` (`check`)."""
-    run_jobs(plan, plan.jobs, out_dir, cache_dir, plan_file=plan_file, progress=progress)
+    run_jobs(plan, plan.jobs, out_dir, cache_dir, plan_file=plan_file, shared=shared, progress=progress)
