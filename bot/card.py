@@ -42,8 +42,7 @@ def metadata_yaml(variant: Variant, checks: Iterable[CheckResult]) -> str:
                 eval_results.append(EvalResult(
                     task_type="text-generation", dataset_type=task or check.name, dataset_name=task or check.name,
                     metric_type=(metric or check.name).strip("()") or check.name, metric_value=row.candidate,
-                    source_name="promotion-bot", source_url=None,
-                ))
+                ))  # no source_name: huggingface_hub rejects one without a source_url
     data = ModelCardData(
         model_name=str(variant.ref),
         base_model=variant.base_model,
