@@ -63,7 +63,8 @@ class FakeGitHub:
         self._users: dict[str, int] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-github", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="fake-github", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""Which activity each workflow event leads to: one table over the checked-in payloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.errors import InputError
+from bot.github.event import CHECK, IGNORE, MONITOR, RERUN, find_activity
+
+EVENTS = Path(__file__).parent / "events"
+
+
+@pytest.mark.parametrize(("event_name", "sample", "kind", "pr_number", "from_fork"), [
+    ("pull_request", "pull_request.opened.json", CHECK, 12, False),
+    ("pull_request", "pull_request.synchronize.json", CHECK, 12, False),
+    ("pull_request", "pull_request.reopened.json", CHECK, 12, False),
+    ("pull_request", "pull_request.opened.fork.json", CHECK, 13, True),
+    ("pull_request", "pull_request.opened.untrusted-strings.json", CHECK, 14, False),
+    ("pull_request", "pull_request.closed.json", IGNORE, None, False),
+    ("pull_request", "pull_request.labeled.json", IGNORE, None, False),
+    ("pull_request", "pull_request.edited.json", IGNORE, None, False),
+    ("workflow_dispatch", "workflow_dispatch.json", RERUN, 12, False),
+    ("workflow_dispatch", "workflow_dispatch.no-input.json", IGNORE, None, False),
+    ("schedule", "schedule.json", MONITOR, None, False),
+    ("repository_dispatch", "repository_dispatch.json", MONITOR, None, False),
+    ("push", "push.json", IGNORE, None, False),
+])
+def test_find_activity__event_table(event_name, sample, kind, pr_number, from_fork):
+    activity = find_activity(event_name, json.loads((EVENTS / sample).read_text()))
+    assert (activity.kind, activity.pr_number, activity.from_fork) == (kind, pr_number, from_fork)
+    assert activity.reason
+    if kind == CHECK:
+        assert len(activity.base_sha) == 40 and len(activity.head_sha) == 40
+
+
+def test_find_activity__every_sample_parses():
+    names = {p.name for p in EVENTS.glob("*.json")}
+    assert len(names) >= 10
+    for path in EVENTS.glob("*.json"):
+        json.loads(path.read_text())
+
+
+def test_find_activity__pull_request_target_is_refused():
+    payload = json.loads((EVENTS / "pull_request.opened.json").read_text())
+    with pytest.raises(InputError) as err:
+        find_activity("pull_request_target", payload)
+    assert err.value.field == "on.pull_request_target"
+    assert "on: pull_request" in err.value.fix
+
+
+def test_find_activity__dispatch_input_that_is_not_a_number_names_the_field():
+    payload = json.loads((EVENTS / "workflow_dispatch.bad-input.json").read_text())
+    with pytest.raises(InputError) as err:
+        find_activity("workflow_dispatch", payload)
+    assert err.value.field == "inputs.pr"
+
+
+def test_find_activity__cli_pr_overrides_dispatch_input():
+    payload = json.loads((EVENTS / "workflow_dispatch.no-input.json").read_text())
+    assert find_activity("workflow_dispatch", payload, pr_input="#7").pr_number == 7
+
+
+def test_find_activity__payload_missing_a_field_names_it():
+    payload = json.loads((EVENTS / "pull_request.opened.json").read_text())
+    del payload["pull_request"]["head"]["sha"]
+    with pytest.raises(InputError) as err:
+        find_activity("pull_request", payload)
+    assert err.value.field == "pull_request.head.sha"

@@ -1,0 +1,48 @@
+"""The Actions environment: named errors, no token in repr, no token in children's environment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bot.errors import InputError
+from bot.github.settings import Settings, scrubbed_env
+
+ENV = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": "/tmp/event.json",
+       "GITHUB_REPOSITORY": "acme-ml/gitops", "GITHUB_TOKEN": "ghs_secret_value_123",
+       "GITHUB_API_URL": "https://ghe.example.com/api/v3/", "GITHUB_SERVER_URL": "https://ghe.example.com",
+       "GITHUB_RUN_ID": "99"}
+
+
+def test_settings__reads_actions_environment():
+    s = Settings.from_env(ENV)
+    assert s.api_url == "https://ghe.example.com/api/v3"
+    assert s.run_url == "https://ghe.example.com/acme-ml/gitops/actions/runs/99"
+    assert s.step_summary is None and s.output is None
+
+
+@pytest.mark.parametrize("missing", ["GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_REPOSITORY", "GITHUB_TOKEN"])
+def test_settings__missing_variable_is_named(missing):
+    env = {k: v for k, v in ENV.items() if k != missing}
+    with pytest.raises(InputError) as err:
+        Settings.from_env(env)
+    assert err.value.field == missing
+    assert err.value.fix
+
+
+def test_settings__token_not_in_repr():
+    s = Settings.from_env(ENV)
+    assert "ghs_secret_value_123" not in repr(s)
+    assert "ghs_secret_value_123" not in str(s)
+
+
+def test_scrubbed_env__child_process_sees_no_token():
+    env = dict(ENV, INPUT_GITHUB_TOKEN="ghs_input", ACTIONS_ID_TOKEN_REQUEST_TOKEN="oidc", PATH="/usr/bin:/bin")
+    clean = scrubbed_env(env)
+    out = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.environ))"], env=clean,
+                         capture_output=True, text=True, check=True).stdout
+    for secret in ("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
+        assert secret not in out
+    assert "GITHUB_REPOSITORY" in out
