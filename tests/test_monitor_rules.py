@@ -111,3 +111,14 @@ def test_evaluate__table(spec, sample, state, limit):
     out = evaluate(r, sample)
     assert out.state == state
     assert out.limit == (pytest.approx(limit) if limit is not None else None)
+
+
+def test_demo_policy__spells_out_exactly_the_shipped_defaults():
+    from pathlib import Path
+
+    from bot.monitor.command import load_rollback
+    from bot.policy import load_policy_file
+
+    _, rollback = load_rollback(load_policy_file(Path(__file__).parent.parent / "promotion.yaml"), "prod")
+    fields = lambda r: (r.name, r.query, r.direction, r.threshold, r.relative, r.window, r.for_s, r.on_no_data)  # noqa: E731
+    assert [fields(r) for r in rollback.rules] == [fields(r) for r in default_rules()]
