@@ -34,6 +34,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
 
+    def do_GET(self) -> None:  # readiness: /v1/models
+        self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append(body)

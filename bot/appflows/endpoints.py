@@ -14,21 +14,13 @@ from bot.appflows.runner import Endpoint
 
 @contextlib.contextmanager
 def served_endpoint(ctx, variant) -> Iterator[Endpoint]:
-    from bot.serving import served  # imported late: the serving module pulls in process management
+    """Serve one zoo variant as the policy says; url mode needs no local weights."""
+    from bot.serving import parse_serve, served  # late: process management is only needed here
 
-    with served(ctx, variant) as ep:
-        yield as_endpoint(ep)
-
-
-def as_endpoint(ep) -> Endpoint:
-    """Accept whatever `served` yields: our Endpoint, or an object with base_url/url and model."""
-    if isinstance(ep, Endpoint):
-        return ep
-    base_url = getattr(ep, "base_url", None) or getattr(ep, "url", None)
-    model = getattr(ep, "model", None) or getattr(ep, "served_model", None)
-    if base_url is None or model is None:
-        raise TypeError(f"cannot read an endpoint from {ep!r}")
-    return Endpoint(base_url=str(base_url), model=str(model), api_key=getattr(ep, "api_key", None))
+    spec = parse_serve(ctx.policy.serve, ctx.policy.file)
+    weights = None if spec.mode == "url" else ctx.weights_dir(variant)
+    with served(spec, weights, name=str(variant.ref)) as ep:
+        yield Endpoint(base_url=ep.base_url, model=ep.model)
 
 
 @contextlib.contextmanager
