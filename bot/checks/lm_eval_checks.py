@@ -1,0 +1,163 @@
+"""`perplexity`, `benchmarks` and `domain`: lm-eval on the candidate and the baseline, compared.
+
+Each runs in its own child process (killed at its `timeout`). Task YAMLs and data come from the
+base revision (see `bot.lmeval.tasks`); baseline results come from the cache when the baseline's
+weights, the tasks, lm-eval and the options are unchanged (see `bot.lmeval.cache`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Mapping
+
+from bot.checks import CheckDefinition, register
+from bot.errors import InputError
+from bot.fields import Loc
+from bot.lmeval import harness
+from bot.lmeval.cache import BaselineCache, cache_key
+from bot.lmeval.gate import compare
+from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
+from bot.lmeval.scores import parse_scores
+from bot.lmeval.tasks import prepare
+from bot.output import write_atomic
+from bot.results import CheckResult
+
+
+class LmEvalCheck(CheckDefinition):
+    inline = False
+    needs_baseline = True
+    default_timeout_s = 1800.0
+
+    def run(self, ctx, options: EvalOptions) -> CheckResult:
+        started = time.monotonic()
+        candidate, baseline = ctx.candidate, ctx.baseline
+        ctx.progress(f"{self.name}: task definitions from the base revision {ctx.base[:12]}")
+        prepared = prepare(ctx.reader, ctx.base, options, ctx.workdir / "lm-eval", policy_file=ctx.policy.file)
+        base_target = model_target(ctx, baseline, "baseline", options)
+        cand_target = model_target(ctx, candidate, "candidate", options)
+
+        cache = BaselineCache(ctx.cache_dir / "lm-eval", ctx.progress)
+        weights_id = weights_identity(ctx, baseline, options)
+        key = weights_id and cache_key(weights=weights_id, tasks_digest=prepared.digest,
+                                       lm_eval_version=harness.lm_eval_version(),
+                                       run_fingerprint=options.run_fingerprint())
+        evaluations = []
+        base_raw = cache.get(key) if key else None
+        if base_raw is not None:
+            ctx.progress(f"{self.name}: baseline {baseline.ref} from the cache ({key[:12]})")
+            evaluations.append({"role": "baseline", "variant": str(baseline.ref), "source": "cache", "seconds": 0.0})
+        else:
+            base_raw = harness.run(base_target, prepared, options, progress=ctx.progress)
+            evaluations.append({"role": "baseline", "variant": str(baseline.ref), "source": "lm-eval",
+                                "seconds": base_raw["seconds"]})
+            base_scores = parse_scores(base_raw)
+            if key and all(math.isfinite(s.value) for ss in base_scores.values() for s in ss):
+                cache.put(key, base_raw, describe={"variant": str(baseline.ref), "weights": weights_id,
+                                                   "tasks": list(prepared.names), "options": options.run_fingerprint()})
+        cand_raw = harness.run(cand_target, prepared, options, progress=ctx.progress)
+        evaluations.append({"role": "candidate", "variant": str(candidate.ref), "source": "lm-eval",
+                            "seconds": cand_raw["seconds"]})
+
+        artifacts = []
+        for role, raw in (("baseline", base_raw), ("candidate", cand_raw)):
+            path = ctx.workdir / f"lm-eval-{role}.json"
+            write_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
+            artifacts.append(str(path))
+
+        outcome = compare(options.tasks, parse_scores(cand_raw), parse_scores(base_raw))
+        notes = []
+        if evaluations[0]["source"] == "cache":
+            notes.append(f"baseline {baseline.ref}: cached lm-eval results (same weights, tasks, lm-eval and options)")
+        if options.limit:
+            notes.append(f"lm-eval limit {options.limit}: at most {options.limit} samples per task")
+        return CheckResult(
+            name=self.name, verdict=outcome.verdict,
+            candidate=self.summary_value(outcome.rows, "candidate"), baseline=self.summary_value(outcome.rows, "baseline"),
+            threshold=self.threshold_text(options), detail=self.detail(outcome, options),
+            rows=outcome.rows, notes=tuple(notes), findings=tuple(evaluations), artifacts=tuple(artifacts),
+            wall_time_s=time.monotonic() - started,
+        )
+
+    def summary_value(self, rows, side: str) -> Any:
+        return getattr(rows[0], side) if len(rows) == 1 else None
+
+    def threshold_text(self, options: EvalOptions) -> str:
+        return "; ".join(f"{t.name}: worse by ≤ {t.limit.describe()}" for t in options.tasks)
+
+    def detail(self, outcome, options: EvalOptions) -> str:
+        if outcome.problems:
+            return "; ".join(outcome.problems)
+        n = len(outcome.rows)
+        return f"{n} metric{'s' if n != 1 else ''} on {', '.join(options.task_names)} within limits"
+
+
+def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
+    """A digest that changes whenever the weights do; None: not cacheable (unpinned URI)."""
+    w = variant.weights
+    if w is not None and w.path:
+        for rev in (ctx.base, ctx.head):
+            sha = ctx.reader.tree_sha(rev, w.path)
+            if sha:
+                return f"git-tree:{sha}"
+    if w is not None and w.uri and w.revision:
+        return f"uri:{w.uri}@{w.revision}"
+    ctx.progress(f"{variant.ref}: weights are not pinned to a revision; its results are not cached")
+    return None
+
+
+def model_target(ctx, variant, role: str, options: EvalOptions) -> harness.ModelTarget:
+    ref = str(variant.ref)
+    if options.backend == "hf":
+        args = {"pretrained": str(ctx.weights_dir(variant)), "dtype": options.dtype, "device": "cpu"}
+        return harness.ModelTarget(role, ref, "hf", args)
+    url = options.base_url or _serve_url(ctx.policy)
+    if url is None:
+        raise InputError(ctx.policy.file, f"{options.where}.base_url",
+                         "`backend: local-completions` needs the endpoint's URL",
+                         "add `base_url: http://{variant}.models.internal/v1/completions` (placeholders: {model}, {variant})")
+    if options.tokenizer is None:
+        raise InputError(ctx.policy.file, f"{options.where}.tokenizer",
+                         "`backend: local-completions` needs a local tokenizer folder (the bot stays offline)",
+                         "add `tokenizer: models/<model>/<variant>/weights`")
+    tokenizer = ctx.workdir / "tokenizer"
+    if not tokenizer.exists():
+        ctx.reader.export(ctx.base, options.tokenizer, tokenizer)
+    args = {"model": options.model_name or ref, "base_url": url.format(model=variant.ref.model, variant=variant.ref.variant),
+            "tokenizer": str(tokenizer / options.tokenizer), "tokenizer_backend": "huggingface",
+            "tokenized_requests": False, "max_retries": 3}
+    return harness.ModelTarget(role, ref, "local-completions", args)
+
+
+def _serve_url(policy) -> str | None:
+    serve = policy.serve or {}
+    return serve.get("url") if serve.get("mode") == "url" and isinstance(serve.get("url"), str) else None
+
+
+@register
+class PerplexityCheck(LmEvalCheck):
+    name = "perplexity"
+    summary = "perplexity of a loglikelihood_rolling task within a relative limit of the baseline (default +3%)"
+
+    def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> EvalOptions:
+        return parse_perplexity(raw, loc)
+
+
+@register
+class BenchmarksCheck(LmEvalCheck):
+    name = "benchmarks"
+    summary = "lm-eval tasks, each with an allowed drop in points"
+
+    def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> EvalOptions:
+        return parse_task_list(self.name, raw, loc, local_only=False)
+
+
+@register
+class DomainCheck(LmEvalCheck):
+    name = "domain"
+    summary = "the team's own lm-eval tasks under evals/, reading local data"
+
+    def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> EvalOptions:
+        return parse_task_list(self.name, raw, loc, local_only=True)
+

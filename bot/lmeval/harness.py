@@ -1,0 +1,152 @@
+"""One lm-eval run on one model, through lm-eval's Python API, offline.
+
+Runs inside the check's own child process (`CheckDefinition.inline = False`), which the runner
+kills at the gate entry's `timeout`; anything lm-eval raises becomes an error, never a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from bot.errors import ExternalError, InputError
+from bot.lmeval.options import EvalOptions
+from bot.lmeval.tasks import VENDOR_FIX, PreparedTasks
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               # bootstrap stderr in-process: no fork pool inside a check that is already a child
+               "DISABLE_MULTIPROC": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """What lm-eval should load: a backend name and its model_args."""
+
+    role: str  # candidate | baseline
+    variant: str
+    backend: str
+    model_args: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        where = self.model_args.get("base_url") or self.model_args.get("pretrained") or ""
+        return f"{self.role} {self.variant} ({self.backend}{': ' + str(where) if where else ''})"
+
+
+def lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+def force_offline() -> None:
+    """Set the offline switches, also in hub/datasets modules that already read them at import."""
+    os.environ.update(OFFLINE_ENV)
+    for module, names in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                          ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+        mod = sys.modules.get(module)
+        for name in names:
+            if mod is not None and hasattr(mod, name):
+                setattr(mod, name, True)
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def _is_offline_miss(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("OfflineModeIsEnabled", "Couldn't reach", "ConnectionError",
+                                   "DatasetNotFoundError", "offline mode", "LocalEntryNotFoundError"))
+
+
+def load_tasks(tm, prepared: PreparedTasks, options: EvalOptions) -> list:
+    """Build each selected task on its own, so a failure names the task that caused it."""
+    objects: list = []
+    for name in prepared.names:
+        if name not in tm.all_tasks:
+            import difflib
+
+            close = difflib.get_close_matches(name, tm.all_tasks, n=1)
+            raise InputError("promotion.yaml", f"{options.where}.tasks",
+                             f"lm-eval knows no task {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                             f"define it under {options.tasks_dir}/ on the base branch or use an lm-eval task name")
+        try:
+            loaded = tm.load([name])
+        except Exception as exc:
+            where = prepared.local[name].path if name in prepared.local else f"lm-eval task {name}"
+            if _is_offline_miss(exc):
+                raise InputError(where, "dataset_path",
+                                 f"task {name}: its data is not available offline ({type(exc).__name__}: {exc})",
+                                 VENDOR_FIX.format(name=name)) from exc
+            raise InputError(where, "", f"task {name} cannot be loaded: {type(exc).__name__}: {exc}",
+                             "fix the task YAML on the base branch") from exc
+        groups = loaded.get("groups") or {}
+        objects += [groups[name]] if name in groups else list(loaded["tasks"].values())
+    return objects
+
+
+def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
+        progress: Callable[[str], None]) -> dict:
+    """Evaluate ``target`` on the prepared tasks; returns the JSON-able part of lm-eval's results."""
+    force_offline()
+    started = time.monotonic()
+    progress(f"lm-eval: {target.describe()} on {', '.join(prepared.names)}"
+             + (f" (limit {options.limit})" if options.limit else ""))
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    with working_directory(prepared.root):
+        tm = TaskManager(include_path=str(prepared.include_path), include_defaults=prepared.needs_builtin_index)
+        tasks = load_tasks(tm, prepared, options)
+        try:
+            out = lm_eval.simple_evaluate(
+                model=target.backend, model_args=dict(target.model_args), tasks=tasks, task_manager=tm,
+                limit=options.limit, num_fewshot=options.num_fewshot, batch_size=options.batch_size,
+                bootstrap_iters=options.bootstrap_iters, log_samples=False, write_out=False,
+            )
+        except InputError:
+            raise
+        except Exception as exc:
+            raise ExternalError("lm-eval", f"evaluating {target.describe()} failed: {type(exc).__name__}: {exc}") from exc
+    if not out or "results" not in out:
+        raise ExternalError("lm-eval", f"evaluating {target.describe()} returned no results")
+    seconds = time.monotonic() - started
+    progress(f"lm-eval: {target.role} done in {seconds:.1f}s")
+    return {
+        "results": _plain(out["results"]),
+        "higher_is_better": _plain(out.get("higher_is_better", {})),
+        "n-samples": _plain(out.get("n-samples", {})),
+        "versions": _plain(out.get("versions", {})),
+        "lm_eval_version": out.get("lm_eval_version") or lm_eval_version(),
+        "variant": target.variant,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars become floats, NaN/inf become strings the parser flags."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return number if math.isfinite(number) else str(number)

@@ -1,0 +1,72 @@
+"""lm-eval's result dict → frozen scores. The direction of each metric is lm-eval's own
+`higher_is_better`, read from the same result; the gate never assumes one.
+
+    results: {task: {"acc,none": 0.41, "acc_stderr,none": 0.05, "alias": ...}}
+    higher_is_better: {task: {"acc": true}}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Score:
+    task: str
+    metric: str
+    filter: str
+    value: float  # NaN when lm-eval produced a non-number (the gate turns that into an error)
+    stderr: float | None
+    higher_is_better: bool | None
+    samples: int | None = None
+
+    @property
+    def label(self) -> str:
+        suffix = "" if self.filter in ("none", "") else f" [{self.filter}]"
+        return f"{self.task} {self.metric}{suffix}"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)  # "nan", "inf" as _plain stored them
+        except ValueError:
+            return None
+    return None
+
+
+def parse_scores(raw: Mapping[str, Any]) -> dict[str, list[Score]]:
+    """Scores per task name, in lm-eval's order. Raises ValueError on a malformed result."""
+    results = raw["results"]
+    directions = raw.get("higher_is_better") or {}
+    samples = raw.get("n-samples") or {}
+    if not isinstance(results, Mapping):
+        raise ValueError("`results` is not a mapping")
+    out: dict[str, list[Score]] = {}
+    for task, metrics in results.items():
+        if not isinstance(metrics, Mapping):
+            raise ValueError(f"results[{task!r}] is not a mapping")
+        task_dirs = directions.get(task) or {}
+        n = (samples.get(task) or {}).get("effective") if isinstance(samples.get(task), Mapping) else None
+        scores = []
+        for key, value in metrics.items():
+            metric, sep, filt = key.partition(",")
+            if not sep or metric.endswith("_stderr"):
+                continue
+            number = _number(value)
+            if number is None and value != "N/A":
+                number = math.nan
+            if number is None:
+                continue
+            stderr = _number(metrics.get(f"{metric}_stderr,{filt}"))
+            hib = task_dirs.get(metric)
+            scores.append(Score(task, metric, filt, number, stderr if stderr is None or math.isfinite(stderr) else None,
+                                hib if isinstance(hib, bool) else None, n if isinstance(n, int) else None))
+        out[str(task)] = scores
+    return out
