@@ -122,7 +122,7 @@ class PullRequestRun:
             self.contexts = plan_contexts(plan)
             n = len(plan.promotions)
             self._set_statuses({c: "pending" for c in self.contexts},
-                               {c: f"judging {n} promotion(s)…" for c in self.contexts})
+                               {c: f"judging {n} promotion(s)…" if n else "judging…" for c in self.contexts})
             if self.github_error is not None:
                 self._error_statuses_best_effort("GitHub failed before the gate ran")
                 return 2
@@ -211,10 +211,10 @@ class PullRequestRun:
             self._error_statuses_best_effort(f"GitHub failed: {self.github_error.message}")
         else:
             self._set_statuses(state_for, describe_for)
-        actions.set_outputs(self.settings.output, {
-            "verdict": report.verdict if self.github_error is None else ERROR,
-            "comment-url": url or "", "report-path": str(json_path)})
-        actions.log(f"verdict: {report.verdict}" + (f", comment: {url}" if url else ""))
+        verdict = report.verdict if self.github_error is None else ERROR
+        actions.set_outputs(self.settings.output, {"verdict": verdict, "comment-url": url or "",
+                                                   "report-path": str(json_path)})
+        actions.log(f"verdict: {verdict}" + (f", comment: {url}" if url else ""))
         if self.github_error is not None:
             return 2
         return EXIT_FOR_VERDICT.get(report.verdict, 2)

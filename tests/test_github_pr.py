@@ -1,0 +1,252 @@
+"""`promotion-bot github pr` end to end: a real Git checkout, the Actions environment, and
+PyGithub talking HTTP to the fake GitHub (every exchange checked against GitHub's OpenAPI)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from github_fake import FakeGitHub  # noqa: E402
+from github_fake.harness import REPO, TOKEN, load_event, pr_event, run_action  # noqa: E402
+
+from bot.render import COMMENT_MARKER, GITHUB_COMMENT_LIMIT  # noqa: E402
+
+RUN_URL = "https://github.example.com/acme-ml/gitops/actions/runs/4242"
+
+
+@pytest.fixture
+def fake():
+    with FakeGitHub() as server:
+        server.add_repo(REPO)
+        server.add_token(TOKEN, None)
+        yield server
+    assert server.validation_errors == []
+
+
+@pytest.fixture
+def promotion(gitops):
+    """A PR promoting v1.3-int4-g64 into test: (base sha, head sha)."""
+    base = gitops.repo.head.commit.hexsha
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Promote v1.3-int4-g64 to test")
+    return base, head
+
+
+def run_pr(monkeypatch, tmp_path, fake, gitops, base, head, sample="pull_request.opened.json", **kw):
+    payload = pr_event(sample, base=base, head=head)
+    return run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request", payload, **kw)
+
+
+def states(fake, sha, context):
+    return [s["state"] for s in fake.statuses_for(sha, context)]
+
+
+def test_github_pr__first_run_comments_and_sets_statuses(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 0
+    [comment] = fake.comments_on(REPO, 12)
+    assert comment["body"].startswith(COMMENT_MARKER) and "PASS" in comment["body"]
+    assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+    final = fake.statuses_for(head, "promotion-bot/test")[-1]
+    assert final["target_url"] == RUN_URL
+    assert final["description"] == "passed: canopy-tiny/v1.3-int4-g64"
+    assert run.outputs["verdict"] == "pass"
+    assert run.outputs["comment-url"].endswith(f"#issuecomment-{comment['id']}")
+    assert Path(run.outputs["report-path"]).exists() and run.report["verdict"] == "pass"
+    assert COMMENT_MARKER in run.summary and "v1.3-int4-g64" in run.summary
+    # The budget: at most 6 API requests for a PR with one promotion.
+    assert len(fake.requests) <= 6, [(r.method, r.path) for r in fake.requests]
+
+
+def test_github_pr__rerun_and_new_push_edit_the_one_comment(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    assert run_pr(monkeypatch, tmp_path / "1", fake, gitops, base, head).code == 0
+    assert run_pr(monkeypatch, tmp_path / "2", fake, gitops, base, head, "pull_request.reopened.json").code == 0
+    gitops.set_variant("test", "canopy-tiny/v1.2-int4-g128")
+    new_head = gitops.commit("Promote v1.2 instead")
+    assert run_pr(monkeypatch, tmp_path / "3", fake, gitops, base, new_head, "pull_request.synchronize.json").code == 0
+    [comment] = fake.comments_on(REPO, 12)
+    assert "v1.2-int4-g128" in comment["body"]
+    assert len(fake.calls("POST", r".*/issues/12/comments")) == 1
+    assert len(fake.calls("PATCH", r".*/issues/comments/\d+")) == 2
+    assert states(fake, new_head, "promotion-bot/test") == ["pending", "success"]
+
+
+def test_github_pr__failed_gate_sets_failure_and_exit_1(monkeypatch, tmp_path, fake, gitops):
+    base = gitops.repo.head.commit.hexsha
+    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Straight to prod")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 1 and run.outputs["verdict"] == "fail"
+    assert states(fake, head, "promotion-bot/prod") == ["pending", "failure"]
+    assert "FAIL" in fake.comments_on(REPO, 12)[0]["body"]
+
+
+def test_github_pr__second_environment_gets_its_own_status(monkeypatch, tmp_path, fake, gitops):
+    base = gitops.repo.head.commit.hexsha
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.set_variant("staging", "canopy-tiny/v1.1-int8")
+    head = gitops.commit("Two environments")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 1
+    assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+    assert states(fake, head, "promotion-bot/staging") == ["pending", "failure"]
+    assert len(fake.comments_on(REPO, 12)) == 1
+
+
+def test_github_pr__judges_against_merge_base_when_base_moved_on(monkeypatch, tmp_path, fake, gitops):
+    fork_point = gitops.repo.head.commit.hexsha
+    gitops.repo.git.checkout("-b", "promote")
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Promote v1.3 to test")
+    gitops.repo.git.checkout("main")
+    gitops.set_variant("staging", "canopy-tiny/v1.0-fp32", file="other.yaml", name="other")
+    base = gitops.commit("Someone else's change on main")
+    assert base != fork_point
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 0
+    assert [p["environment"] for p in run.report["promotions"]] == ["test"]  # not a "removal" from staging
+    assert run.report["removals"] == []
+
+
+def test_github_pr__bad_policy_leaves_error_comment_and_status(monkeypatch, tmp_path, fake, gitops):
+    gitops.write("promotion.yaml", "version: 1\nenvironments: [{name: test, gate: [{check: no-such-check}]}]\n")
+    base = gitops.commit("Break the policy")
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Promote")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 2 and run.outputs["verdict"] == "error"
+    [comment] = fake.comments_on(REPO, 12)
+    assert "ERROR" in comment["body"] and "promotion.yaml" in comment["body"]
+    final = {s["context"]: s["state"] for s in fake.statuses_for(head)}
+    assert final and set(final.values()) == {"error"}
+
+
+def test_github_pr__missing_base_commit_asks_for_full_history(monkeypatch, tmp_path, fake, gitops, promotion):
+    _, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, "0123456789abcdef0123456789abcdef01234567", head)
+    assert run.code == 2
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    assert "fetch-depth: 0" in body
+    assert states(fake, head, "promotion-bot") == ["error"]
+    assert run.report["verdict"] == "error"
+
+
+def test_github_pr__crash_in_a_run_is_reported_as_error(monkeypatch, tmp_path, fake, gitops, promotion):
+    import bot.github.pr
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bot.github.pr, "execute", explode)
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 2
+    assert "disk full" in fake.comments_on(REPO, 12)[0]["body"]
+    assert states(fake, head, "promotion-bot/test") == ["pending", "error"]
+
+
+def test_github_pr__502_on_comment_is_retried(monkeypatch, tmp_path, fake, gitops, promotion):
+    fake.fail("POST", r".*/issues/12/comments", 502, times=1)
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 0
+    assert len(fake.comments_on(REPO, 12)) == 1
+    assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+
+
+def test_github_pr__github_failing_exits_2_and_never_success(monkeypatch, tmp_path, fake, gitops, promotion):
+    fake.fail("GET", r".*/issues/12/comments", 500, times=None)
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 2 and run.outputs["verdict"] == "error"
+    assert states(fake, head, "promotion-bot/test") == ["pending", "error"]
+    assert fake.comments_on(REPO, 12) == []
+
+
+def test_github_pr__github_down_entirely_exits_2_without_any_status(monkeypatch, tmp_path, fake, gitops, promotion):
+    for method in ("GET", "POST", "PATCH"):
+        fake.fail(method, r".*", 500, times=None)
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 2
+    assert fake.statuses == [] and fake.comments == []
+
+
+def test_github_pr__fork_pr_with_read_only_token_reports_in_the_job(monkeypatch, tmp_path, fake, gitops, promotion):
+    fake.add_token("ghs_fork_read_only", None, read_only=True)
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "pull_request.opened.fork.json",
+                 token="ghs_fork_read_only")
+    assert run.code == 0 and run.outputs["verdict"] == "pass"
+    assert "PASS" in run.summary
+    assert fake.comments == [] and fake.statuses == []
+    assert len(fake.calls("POST")) == 1  # it stops writing after the first refusal
+
+
+def test_github_pr__fork_pr_statuses_go_on_the_fork_head(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "pull_request.opened.fork.json")
+    assert run.code == 0
+    assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+    assert len(fake.comments_on(REPO, 13)) == 1
+
+
+def test_github_pr__untrusted_strings_are_escaped(monkeypatch, tmp_path, fake, gitops):
+    base = gitops.repo.head.commit.hexsha
+    evil = "canopy-tiny/v9<img src=x onerror=alert(1)>|**merged** @acme-ml/admins"
+    gitops.set_variant("test", f"'{evil}'")
+    head = gitops.commit("Promote something odd")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "pull_request.opened.untrusted-strings.json")
+    assert run.code == 2
+    body = fake.comments_on(REPO, 14)[0]["body"]
+    for raw in ("<img", "<script", "|**merged**", "@acme-ml/admins"):
+        assert raw not in body
+        assert raw not in run.summary
+    assert "&lt;img" in body
+
+
+def test_github_pr__long_comment_is_cut_with_a_pointer(monkeypatch, tmp_path, fake, gitops):
+    gitops.write("promotion.yaml", (gitops.path / "promotion.yaml").read_text() + "templates: templates\n")
+    gitops.write("templates/comment.md.j2", COMMENT_MARKER + "\n{% for i in range(8000) %}row {{ i }} of the report\n{% endfor %}")
+    base = gitops.commit("A verbose comment template")
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Promote")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    assert run.code == 0
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    assert len(body) <= GITHUB_COMMENT_LIMIT
+    assert body.startswith(COMMENT_MARKER)
+    assert f"[Full report]({RUN_URL})" in body
+
+
+def test_github_pr__ignored_action_makes_no_request(monkeypatch, tmp_path, fake, gitops):
+    run = run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request", load_event("pull_request.closed.json"))
+    assert run.code == 0 and run.outputs["verdict"] == "skipped"
+    assert fake.requests == []
+
+
+def test_github_pr__workflow_dispatch_reruns_the_pr(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    fake.add_pull(REPO, 12, base_sha=base, head_sha=head)
+    run = run_action(monkeypatch, tmp_path, fake, gitops.path, "workflow_dispatch", load_event("workflow_dispatch.json"))
+    assert run.code == 0
+    assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+    assert len(fake.comments_on(REPO, 12)) == 1
+
+
+def test_github_pr__token_never_reaches_comment_summary_or_report(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    import json
+
+    assert TOKEN not in run.summary and TOKEN not in json.dumps(run.report)
+    assert all(TOKEN not in c["body"] for c in fake.comments)
+    import os
+
+    assert "GITHUB_TOKEN" not in os.environ  # dropped as soon as it was read: children cannot inherit it
