@@ -250,3 +250,24 @@ def test_github_pr__token_never_reaches_comment_summary_or_report(monkeypatch, t
     import os
 
     assert "GITHUB_TOKEN" not in os.environ  # dropped as soon as it was read: children cannot inherit it
+
+
+def test_github_pr__policy_input_is_read_from_the_base_revision(monkeypatch, tmp_path, fake, gitops):
+    gitops.write("policies/strict.yaml", (gitops.path / "promotion.yaml").read_text())
+    base = gitops.commit("A second policy")
+    # The PR loosens that policy in its own head: the bot must not use the PR's copy.
+    gitops.write("policies/strict.yaml", "version: 1\nenvironments: [{name: prod, gate: []}]\n")
+    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Skip the gates and go to prod")
+    run = run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request",
+                     pr_event("pull_request.opened.json", base=base, head=head), "--policy", "policies/strict.yaml")
+    assert run.code == 1
+    assert states(fake, head, "promotion-bot/prod") == ["pending", "failure"]
+
+
+def test_github_pr__policy_input_missing_at_base_is_an_error(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    run = run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request",
+                     pr_event("pull_request.opened.json", base=base, head=head), "--policy", "policies/none.yaml")
+    assert run.code == 2
+    assert "policies/none.yaml" in fake.comments_on(REPO, 12)[0]["body"]

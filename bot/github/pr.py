@@ -25,6 +25,7 @@ from bot.github.api import GitHubError
 from bot.github.event import RERUN, Activity
 from bot.github.settings import Settings, scrubbed_env
 from bot.output import write_atomic
+from bot.paths import check_repo_path
 from bot.pipeline import comment_for, default_cache_dir
 from bot.plan import Plan, build_plan
 from bot.render import COMMENT_MARKER, fit_comment, md_escape, render_comment
@@ -140,7 +141,21 @@ class PullRequestRun:
         # Judge what the PR changes (three-dot diff): the base branch may have moved on since.
         base = _merge_base(reader, base, head) or base
         actions.log(f"judging {base[:12]}..{head[:12]}")
-        return build_plan(reader, base, head, policy_file=self.policy_file)
+        return build_plan(reader, base, head, policy_file=self._policy_from_base(reader, base))
+
+    def _policy_from_base(self, reader: GitReader, base: str) -> str | None:
+        """A policy other than promotion.yaml, still read from the base revision: the checkout
+        holds the PR's version of every file, which the PR author controls."""
+        if not self.policy_file or self.policy_file == "promotion.yaml":
+            return None
+        path = check_repo_path(self.policy_file, file="action.yml", field="policy")
+        text = reader.read_text(base, path)
+        if text is None:
+            raise InputError(path, "policy", f"does not exist at the base revision {base[:12]}",
+                             "commit the policy to the base branch first, or leave `policy` at promotion.yaml")
+        copy = Path(tempfile.mkdtemp(prefix="promotion-bot-policy-", dir=_temp_root())) / Path(path).name
+        copy.write_text(text, encoding="utf-8")
+        return str(copy)
 
     def _have_commit(self, reader: GitReader, sha: str | None, field_name: str) -> str:
         if not sha:
