@@ -1,0 +1,1 @@
+"""GuideLLM performance runs (`bot.perf.guidellm`) and their candidate-vs-baseline gate (`bot.perf.compare`)."""
