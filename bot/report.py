@@ -96,9 +96,13 @@ def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = N
 
 
 def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) -> CheckResult:
-    errored = [p for p in parts if p.verdict == ERROR]
+    errored = [(n, p) for n, p in enumerate(parts, 1) if p.verdict == ERROR]
     if errored:
-        return CheckResult(spec.name, ERROR, detail="; ".join(f"shard: {p.detail}" for p in errored))
+        # Shards usually fail alike (a broken suite, a dead endpoint): say it once, with the shards.
+        by_detail: dict[str, list[str]] = {}
+        for n, p in errored:
+            by_detail.setdefault(p.detail, []).append(f"{n}/{len(parts)}")
+        return CheckResult(spec.name, ERROR, detail="; ".join(f"shard {', '.join(ns)}: {d}" for d, ns in by_detail.items()))
     ctx = CheckContext(reader=reader, base=plan.base, head=plan.head, policy=policy, environment=env,
                        promotion=promo, workdir=Path(out_dir) / "artifacts", cache_dir=Path(cache_dir or out_dir))
     try:

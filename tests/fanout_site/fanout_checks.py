@@ -1,0 +1,57 @@
+"""Checks that exist only in tests: `test-slow` sleeps (to be killed mid-way), `test-tally` is a
+shardable stand-in for a long suite whose cases split across runners."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bot.checks import CheckDefinition, register
+from bot.results import FAIL, PASS, CheckResult, MetricRow
+
+
+@register
+class SlowCheck(CheckDefinition):
+    name = "test-slow"
+    inline = False
+    option_keys = frozenset({"seconds"})
+
+    def run(self, ctx, options) -> CheckResult:
+        (ctx.workdir / "started").write_text(str(os.getpid()))
+        time.sleep(float(options.get("seconds", 0)))
+        return CheckResult(self.name, PASS, detail=f"slept {options.get('seconds', 0)}s")
+
+
+@register
+class TallyCheck(CheckDefinition):
+    """Case i passes unless it is listed in `failing`; shard k of N takes the cases i ≡ k (mod N)."""
+
+    name = "test-tally"
+    shardable = True
+    option_keys = frozenset({"cases", "failing"})
+
+    def run(self, ctx, options) -> CheckResult:
+        return decide(cases(options, 0, 1))
+
+    def run_shard(self, ctx, options, shard: int, count: int) -> CheckResult:
+        return CheckResult(self.name, PASS, detail=f"shard {shard + 1}/{count}", findings=tuple(cases(options, shard, count)))
+
+    def merge(self, ctx, options, parts: list[CheckResult]) -> CheckResult:
+        return decide([f for p in parts for f in p.findings])
+
+
+def cases(options, shard: int, count: int) -> list[dict]:
+    failing = set(options.get("failing", []))
+    return [{"case": i, "pass": i not in failing} for i in range(int(options["cases"])) if i % count == shard]
+
+
+def decide(records) -> CheckResult:
+    records = sorted(records, key=lambda r: r["case"])
+    passed = sum(r["pass"] for r in records)
+    failed = tuple({"title": f"case {r['case']} failed"} for r in records if not r["pass"])
+    rate = passed / len(records)
+    return CheckResult(
+        "test-tally", FAIL if failed else PASS, candidate=f"{passed}/{len(records)} passed", threshold="all pass",
+        detail=f"{len(records)} case(s) in one run", findings=failed,
+        rows=(MetricRow("pass rate", rate, None, "100%", FAIL if failed else PASS),),
+    )
