@@ -318,3 +318,17 @@ def test_monitor__hostile_served_model_name_is_quoted_not_injected(prometheus, t
     [dep] = report["deployments"]
     assert dep["rules"][0]["state"] == "warn"  # no such model: no data, not 99 from an injected query
     assert code == 0
+
+
+def test_monitor__one_request_per_rule_for_all_deployments(prometheus, tmp_path):
+    repo, bare = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
+    with commit_time(PROMOTED - 3600):
+        for name in ("healthy", "erroring"):
+            repo.write(f"environments/prod/{name}.yaml", prod_manifest("canopy-tiny/v1.1-int8", name, app=name))
+        repo.commit("Two more apps in prod")
+    repo.repo.git.push("origin", "main")
+    code, report, _ = run(repo, prometheus, tmp_path, dry_run=True)
+    assert code == 1
+    assert report["requests"] == 2
+    tripped = {d["application"]: sorted(r["rule"] for r in d["rules"] if r["state"] == "tripped") for d in report["deployments"]}
+    assert tripped == {"slow": ["p95-latency"], "healthy": [], "erroring": ["error-rate"]}

@@ -22,7 +22,7 @@ from bot.monitor.history import PromotionCommit, find_promotion
 from bot.monitor.prometheus import PrometheusClient
 from bot.monitor.rollback import Action, Trip, act
 from bot.monitor.rules import RollbackPolicy, parse_rollback
-from bot.monitor.sampling import collect
+from bot.monitor.sampling import collect_all
 from bot.output import write_atomic
 from bot.policy import load_policy_from_rev
 from bot.vcs.reader import GitReader
@@ -122,16 +122,18 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
         deps = deployments(reader, base, policy, run.environment)
         print(f"monitor: {len(deps)} deployment(s) in {run.environment} × {len(rollback.rules)} rule(s) "
               f"against {run.prometheus}", file=sys.stderr, flush=True)
-        promotions = {d.object + d.manifest: find_promotion(writer, reader, policy, base, d) for d in deps}
+        history = writer.first_parent_history(base, env.folder)
+        promotions = {d.object + d.manifest: find_promotion(writer, reader, policy, base, d, history) for d in deps}
         # Query everything first: a Prometheus error aborts the run before anything is reverted.
+        promos = [promotions[d.object + d.manifest] for d in deps]
         with PrometheusClient(run.prometheus, timeout_s=rollback.timeout_s) as client:
             try:
-                for dep in deps:
-                    promo = promotions[dep.object + dep.manifest]
-                    outcomes = [evaluate(rule, collect(client, rule, dep, promo, run.evaluated_at)) for rule in rollback.rules]
-                    run.results.append(DeploymentResult(dep, promo, outcomes))
+                samples = collect_all(client, rollback.rules, deps, promos, run.evaluated_at)
             finally:
                 run.requests = client.requests
+        for dep, promo, dep_samples in zip(deps, promos, samples):
+            outcomes = [evaluate(rule, sample) for rule, sample in zip(rollback.rules, dep_samples)]
+            run.results.append(DeploymentResult(dep, promo, outcomes))
         if extra_rules is not None:
             extra = extra_rules(policy=policy, env=env, deployments=deps, promotions=promotions, base=base, reader=reader)
             for result in run.results:

@@ -55,8 +55,9 @@ def _timeline(repo_path: Path, env: str, after_s: float) -> tuple[list[tuple[str
         base = writer.base_rev(writer.default_branch())
         policy = load_policy_from_rev(reader, base)
         timeline = []
+        history = writer.first_parent_history(base, policy.environment(env).folder)
         for dep in deployments(reader, base, policy, env):
-            promo = find_promotion(writer, reader, policy, base, dep)
+            promo = find_promotion(writer, reader, policy, base, dep, history)
             timeline.append((dep.application, dep.served_model, promo.time if promo else time.time() - after_s))
     finally:
         writer.close()

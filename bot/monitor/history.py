@@ -17,18 +17,25 @@ class PromotionCommit:
     is_merge: bool
 
 
-def find_promotion(writer, reader, policy, base: str, deployment: Deployment, max_commits: int = 200) -> PromotionCommit | None:
+def find_promotion(writer, reader, policy, base: str, deployment: Deployment, history=None) -> PromotionCommit | None:
     """The newest first-parent commit of ``base`` that changed this object's variant, or None when the
-    history at hand (max_commits, a shallow clone) does not show it."""
-    for sha in writer.first_parent_log(base, deployment.manifest, max_commits):
-        if writer.is_shallow_boundary(sha):
+    history at hand (``history``'s length, a shallow clone) does not show it.
+
+    ``history`` is `GitWriter.first_parent_history` of the environment's folder, shared by all
+    deployments of one pass.
+    """
+    if history is None:
+        history = writer.first_parent_history(base, deployment.manifest)
+    for commit in history:
+        if deployment.manifest not in commit.paths:
+            continue
+        if writer.is_shallow_boundary(commit.sha):
             return None  # history cut off by a shallow clone: the promotion is out of sight
-        parents = writer.parents(sha)
-        now = _variant_at(reader, policy, sha, deployment)
-        before = _variant_at(reader, policy, parents[0], deployment) if parents else None
+        now = _variant_at(reader, policy, commit.sha, deployment)
+        before = _variant_at(reader, policy, commit.parents[0], deployment) if commit.parents else None
         if now != before:
-            return PromotionCommit(sha=sha, time=writer.commit_time(sha), subject=writer.subject(sha),
-                                   previous_variant=before, is_merge=len(parents) > 1)
+            return PromotionCommit(sha=commit.sha, time=commit.time, subject=commit.subject,
+                                   previous_variant=before, is_merge=len(commit.parents) > 1)
     return None
 
 

@@ -49,7 +49,8 @@ class PrometheusClient:
     def _get(self, path: str, params: dict, expr: str) -> list[Series]:
         self.requests += 1
         try:
-            response = self._client.get(path, params=params)
+            # POST: batched queries over hundreds of deployments outgrow a URL.
+            response = self._client.post(path, data=params)
         except httpx.TimeoutException as exc:
             raise ExternalError("Prometheus", f"{self.base_url} did not answer in time ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +22,15 @@ from bot.paths import check_repo_path
 
 BOT_NAME = "promotion-bot"
 BOT_EMAIL = "promotion-bot@users.noreply.github.com"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    parents: tuple[str, ...]
+    time: float  # committer time
+    subject: str
+    paths: frozenset[str]
 
 
 class RevertConflict(Exception):
@@ -34,6 +44,7 @@ class GitWriter:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
             raise InputError(str(path), "--repo", "is not a Git repository", "pass the path of a clone") from exc
         self.remote = remote
+        self._shallow: frozenset[str] | None = None
 
     def close(self) -> None:
         self.repo.close()
@@ -85,30 +96,32 @@ class GitWriter:
                 continue
         raise InputError(str(self.repo.working_dir), "--branch", f"branch {branch!r} does not exist", "pass an existing branch")
 
-    def first_parent_log(self, rev: str, path: str, max_count: int = 200) -> list[str]:
-        """Commits on ``rev``'s first-parent line that changed ``path``, newest first.
+    def first_parent_history(self, rev: str, folder: str, max_count: int = 500) -> list["CommitInfo"]:
+        """Commits on ``rev``'s first-parent line that changed files under ``folder``, newest first,
+        each with the paths it changed against its first parent: one `git log` for a whole pass.
 
         First-parent only: a promotion merged through a PR is the merge commit on the default
         branch, not the commit on the PR branch.
         """
-        out = self._git("log", "--first-parent", "-m", f"--max-count={max_count}", "--format=%H", rev, "--",
-                        check_repo_path(path))
-        seen: list[str] = []
-        for line in out.splitlines():
-            if line and line not in seen:
-                seen.append(line)
-        return seen
+        out = self._git("log", "--first-parent", "-m", "--name-only", f"--max-count={max_count}",
+                        "--format=%x1e%H%x1f%P%x1f%ct%x1f%s", rev, "--", check_repo_path(folder))
+        commits = []
+        for record in out.split("\x1e")[1:]:
+            head, _, names = record.partition("\n")
+            sha, parents, ct, subject = head.split("\x1f", 3)
+            commits.append(CommitInfo(sha=sha, parents=tuple(parents.split()), time=float(ct), subject=subject,
+                                      paths=frozenset(n for n in names.splitlines() if n)))
+        return commits
 
     def parents(self, sha: str) -> list[str]:
         return [p.hexsha for p in self.repo.commit(sha).parents]
 
     def is_shallow_boundary(self, sha: str) -> bool:
         """True when ``sha`` looks parentless only because the clone is shallow."""
-        shallow = Path(self.repo.git_dir) / "shallow"
-        if not shallow.exists():
-            common = Path(self.repo.common_dir) / "shallow"
-            shallow = common if common.exists() else shallow
-        return shallow.exists() and sha in shallow.read_text().split()
+        if self._shallow is None:
+            path = Path(self.repo.common_dir) / "shallow"
+            self._shallow = frozenset(path.read_text().split()) if path.exists() else frozenset()
+        return sha in self._shallow
 
     def commit_time(self, sha: str) -> float:
         return float(self.repo.commit(sha).committed_date)
