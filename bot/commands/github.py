@@ -20,7 +20,7 @@ def register(sub) -> None:
 
     pr = gsub.add_parser("pr", help="judge the pull request of this workflow event: comment and statuses")
     pr.add_argument("--policy", help="policy path in the repository, read at the PR's base revision (default promotion.yaml)")
-    pr.add_argument("--pr", help="pull request number to rerun (default: the event's, or workflow_dispatch input `pr`)")
+    pr.add_argument("--pr", help="on workflow_dispatch: the pull request to rerun (default: the workflow input `pr`)")
     pr.add_argument("--json", type=Path, help="write the JSON report here (default: $RUNNER_TEMP/promotion-bot-report.json)")
     pr.add_argument("--workdir", type=Path, help="keep the plan, results and artifacts here")
     pr.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
