@@ -154,22 +154,27 @@ class Story:
             step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
 
     def monitor(self, number: int) -> StepRecord:
-        step = StepRecord(number, "prod metrics degrade: the monitoring pass opens a revert PR", "fail")
+        step = StepRecord(number, "prod metrics degrade: the monitoring pass opens a revert PR", "tripped")
         self.steps.append(step)
         self.say(f"\n== Step {number}: {step.title}")
         try:
-            from bot.monitor import demo as monitor_demo
+            from bot.monitor.demo import demo_scenario
         except ImportError:
             step.missing = "prod monitoring (bot.monitor) is not part of this build yet"
             self.report(step)
             return step
         started = time.monotonic()
         folder = self.out / f"step{number}"
-        result = monitor_demo.run(self.repo.path, folder, progress=lambda m: self.say(f"   {m}"))
+        forge_dir = folder / "pull-requests"
+        code = demo_scenario(self.repo.path, forge_dir, json_path=folder / "monitor.json")
         step.seconds = time.monotonic() - started
-        step.verdict = result.verdict
-        step.summary.extend(result.summary)
-        step.files.update({label: str(Path(path).relative_to(self.out)) for label, path in result.files.items()})
+        step.verdict = {0: "healthy", 1: "tripped"}.get(code, "error")
+        step.files["monitoring report"] = f"step{number}/monitor.json"
+        for md in sorted(forge_dir.glob("*.md")):
+            write_atomic(md.with_suffix(".html"), page(md.stem, markdown_html(md.read_text())))
+            step.files[f"opened: {md.stem}"] = str(md.with_suffix(".html").relative_to(self.out))
+        branches = self.repo.git("ls-remote", "--heads", "origin", "promotion-bot/*")
+        step.summary += [f"pushed to origin: {line.split()[-1]}" for line in branches.splitlines()]
         self.report(step)
         return step
 
