@@ -271,3 +271,18 @@ def test_github_pr__policy_input_missing_at_base_is_an_error(monkeypatch, tmp_pa
                      pr_event("pull_request.opened.json", base=base, head=head), "--policy", "policies/none.yaml")
     assert run.code == 2
     assert "policies/none.yaml" in fake.comments_on(REPO, 12)[0]["body"]
+
+
+def test_github_pr__push_event_is_skipped_without_requests(monkeypatch, tmp_path, fake, gitops):
+    run = run_action(monkeypatch, tmp_path, fake, gitops.path, "push", load_event("push.json"))
+    assert run.code == 0 and run.outputs["verdict"] == "skipped"
+    assert fake.requests == []
+
+
+def test_github_pr__pull_request_target_is_refused(monkeypatch, tmp_path, fake, gitops, promotion, capsys):
+    base, head = promotion
+    run = run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request_target",
+                     pr_event("pull_request.opened.json", base=base, head=head))
+    assert run.code == 2
+    assert "pull_request_target" in capsys.readouterr().err
+    assert fake.requests == []
