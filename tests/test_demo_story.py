@@ -1,0 +1,45 @@
+"""The `make demo` story on a small zoo whose gates need no model: steps, merges, outputs, exit code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from bot.demo.story import Story
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_folder(gitops, tmp_path) -> Path:
+    """Demo content without its model gates: zoo and promotion-order only."""
+    src = tmp_path / "source"
+    shutil.copytree(gitops.path, src, ignore=shutil.ignore_patterns(".git"))
+    shutil.copytree(ROOT / "environments", src / "environments", dirs_exist_ok=True)
+    return src
+
+
+def test_story__plays_every_step_and_reports_an_unexpected_verdict(gitops, tmp_path):
+    out = tmp_path / "out"
+    lines: list[str] = []
+    code = Story(source_folder(gitops, tmp_path), out, cache=tmp_path / "cache", progress=lines.append).run()
+    summary = {s["step"]: s for s in json.loads((out / "summary.json").read_text())}
+    assert summary[1]["verdict"] == "pass"
+    assert summary[3]["verdict"] == "fail"  # prod before staging is refused
+    assert summary[4]["verdict"] == "pass" and summary[5]["verdict"] == "pass"
+    # Without the perplexity gate the int2 variant passes test: the story says so and exits non-zero.
+    assert summary[2]["verdict"] == "pass" and summary[2]["expected"] == "fail"
+    assert code == 1
+    assert any("UNEXPECTED" in line for line in lines)
+    # Passed promotions were merged, failed ones were not: main serves v1.3 in test, staging and prod.
+    repo = out / "repo" / "canopy-gitops"
+    prod = subprocess.run(["git", "-C", str(repo), "show", "origin/main:environments/prod/canopy.yaml"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "canopy-tiny/v1.3-int4-g64" in prod
+    for step in (1, 2, 3, 4, 5):
+        for rel in summary[step]["files"].values():
+            assert (out / rel).is_file(), rel
+    index = (out / "index.html").read_text()
+    assert 'href="step3/comment.html"' in index
+    assert "promotion-order" in (out / "step3" / "comment.md").read_text()
