@@ -168,3 +168,16 @@ def test_forge_protocol__pull_requests_issues_labels(fake):
     assert f.comment_on_pull_request(pr.number, "note").endswith(f"/pull/{pr.number}#issuecomment-{fake.comments[-1]['id']}")
     fake.pulls[(REPO, 12)].update(merged_at="2026-11-25T10:00:00Z", merge_commit_sha="c" * 40)
     assert f.pull_request_url_for_commit("c" * 40).endswith("/pull/12")
+
+
+def test_openapi__records_its_source_and_catches_a_missing_field():
+    from github_fake import openapi
+
+    assert "@octokit/openapi@23.0.2" in openapi.spec_version()
+    comment = b'{"id": 1, "body": "x"}'  # far from GitHub's issue-comment shape
+    errors = openapi.check("POST", f"/repos/{REPO}/issues/12/comments", {}, {"Content-Type": "application/json"},
+                           b'{"body": "x"}', 201, {"Content-Type": "application/json"}, comment)
+    assert errors and "response" in errors[0] and "required" in "\n".join(errors)
+    bad_request = openapi.check("POST", f"/repos/{REPO}/statuses/{HEAD}", {}, {"Content-Type": "application/json"},
+                                b'{"state": "done"}', 201, {"Content-Type": "application/json"}, b"{}")
+    assert any("request" in e for e in bad_request)

@@ -286,3 +286,23 @@ def test_github_pr__pull_request_target_is_refused(monkeypatch, tmp_path, fake, 
     assert run.code == 2
     assert "pull_request_target" in capsys.readouterr().err
     assert fake.requests == []
+
+
+def test_github_pr__rerun_fetches_the_pr_head_missing_from_the_checkout(monkeypatch, tmp_path, fake, gitops):
+    import git
+
+    base = gitops.repo.head.commit.hexsha
+    gitops.repo.git.checkout("-b", "contrib")
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    head = gitops.commit("Promote from a fork")
+    gitops.repo.git.checkout("main")
+    gitops.repo.git.update_ref("refs/pull/12/head", head)  # as GitHub keeps a fork PR's head
+    gitops.repo.git.branch("-D", "contrib")
+    checkout = git.Repo.clone_from(gitops.path, tmp_path / "checkout", branch="main", single_branch=True)
+    assert head not in {c.hexsha for c in checkout.iter_commits("--all")}
+    fake.add_pull(REPO, 12, base_sha=base, head_sha=head, head_repo="outside-contrib/gitops")
+    run = run_action(monkeypatch, tmp_path / "run", fake, Path(checkout.working_dir), "workflow_dispatch",
+                     load_event("workflow_dispatch.json"))
+    checkout.close()
+    assert run.code == 0, run.summary
+    assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
