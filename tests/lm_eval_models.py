@@ -10,6 +10,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import pytest
 from gitops import POLICY, GitOpsRepo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,12 @@ def build_models(out: Path) -> dict[str, Path]:
     model.save_pretrained(paths["good"])
     tok.save_pretrained(paths["good"])
     return paths
+
+
+@pytest.fixture(scope="session")
+def lm_models(tmp_path_factory) -> dict[str, Path]:
+    """Built once per test session; import it into a test module to use it."""
+    return build_models(tmp_path_factory.mktemp("lm-eval-models"))
 
 
 def gate_policy(gate: str, *, baseline: str = "v1.0-fp32") -> str:

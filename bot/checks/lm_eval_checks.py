@@ -7,10 +7,11 @@ weights, the tasks, lm-eval and the options are unchanged (see `bot.lmeval.cache
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from bot.checks import CheckDefinition, register
 from bot.errors import InputError
@@ -35,8 +36,6 @@ class LmEvalCheck(CheckDefinition):
         candidate, baseline = ctx.candidate, ctx.baseline
         ctx.progress(f"{self.name}: task definitions from the base revision {ctx.base[:12]}")
         prepared = prepare(ctx.reader, ctx.base, options, ctx.workdir / "lm-eval", policy_file=ctx.policy.file)
-        base_target = model_target(ctx, baseline, "baseline", options)
-        cand_target = model_target(ctx, candidate, "candidate", options)
 
         cache = BaselineCache(ctx.cache_dir / "lm-eval", ctx.progress)
         weights_id = weights_identity(ctx, baseline, options)
@@ -47,18 +46,18 @@ class LmEvalCheck(CheckDefinition):
         base_raw = cache.get(key) if key else None
         if base_raw is not None:
             ctx.progress(f"{self.name}: baseline {baseline.ref} from the cache ({key[:12]})")
-            evaluations.append({"role": "baseline", "variant": str(baseline.ref), "source": "cache", "seconds": 0.0})
+            evaluations.append(_evaluation("baseline", baseline, "cache", 0.0))
         else:
-            base_raw = harness.run(base_target, prepared, options, progress=ctx.progress)
-            evaluations.append({"role": "baseline", "variant": str(baseline.ref), "source": "lm-eval",
-                                "seconds": base_raw["seconds"]})
+            with model_target(ctx, baseline, "baseline", options) as target:
+                base_raw = harness.run(target, prepared, options, progress=ctx.progress)
+            evaluations.append(_evaluation("baseline", baseline, "lm-eval", base_raw["seconds"]))
             base_scores = parse_scores(base_raw)
             if key and all(math.isfinite(s.value) for ss in base_scores.values() for s in ss):
                 cache.put(key, base_raw, describe={"variant": str(baseline.ref), "weights": weights_id,
                                                    "tasks": list(prepared.names), "options": options.run_fingerprint()})
-        cand_raw = harness.run(cand_target, prepared, options, progress=ctx.progress)
-        evaluations.append({"role": "candidate", "variant": str(candidate.ref), "source": "lm-eval",
-                            "seconds": cand_raw["seconds"]})
+        with model_target(ctx, candidate, "candidate", options) as target:
+            cand_raw = harness.run(target, prepared, options, progress=ctx.progress)
+        evaluations.append(_evaluation("candidate", candidate, "lm-eval", cand_raw["seconds"]))
 
         artifacts = []
         for role, raw in (("baseline", base_raw), ("candidate", cand_raw)):
@@ -68,8 +67,6 @@ class LmEvalCheck(CheckDefinition):
 
         outcome = compare(options.tasks, parse_scores(cand_raw), parse_scores(base_raw))
         notes = []
-        if evaluations[0]["source"] == "cache":
-            notes.append(f"baseline {baseline.ref}: cached lm-eval results (same weights, tasks, lm-eval and options)")
         if options.limit:
             notes.append(f"lm-eval limit {options.limit}: at most {options.limit} samples per task")
         return CheckResult(
@@ -93,6 +90,13 @@ class LmEvalCheck(CheckDefinition):
         return f"{n} metric{'s' if n != 1 else ''} on {', '.join(options.task_names)} within limits"
 
 
+def _evaluation(role: str, variant, source: str, seconds: float) -> dict:
+    """One model evaluation (or cache hit), shown as a finding so reviewers see what ran."""
+    how = "cached lm-eval results" if source == "cache" else f"evaluated by lm-eval in {seconds:.1f}s"
+    return {"title": f"{role} {variant.ref}: {how}", "role": role, "variant": str(variant.ref),
+            "source": source, "seconds": seconds}
+
+
 def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
     """A digest that changes whenever the weights do; None: not cacheable (unpinned URI)."""
     w = variant.weights
@@ -107,32 +111,41 @@ def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
     return None
 
 
-def model_target(ctx, variant, role: str, options: EvalOptions) -> harness.ModelTarget:
+@contextlib.contextmanager
+def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harness.ModelTarget]:
+    """The model as lm-eval should load it; for `local-completions`, served while the block runs."""
     ref = str(variant.ref)
     if options.backend == "hf":
         args = {"pretrained": str(ctx.weights_dir(variant)), "dtype": options.dtype, "device": "cpu"}
-        return harness.ModelTarget(role, ref, "hf", args)
-    url = options.base_url or _serve_url(ctx.policy)
-    if url is None:
-        raise InputError(ctx.policy.file, f"{options.where}.base_url",
-                         "`backend: local-completions` needs the endpoint's URL",
-                         "add `base_url: http://{variant}.models.internal/v1/completions` (placeholders: {model}, {variant})")
+        yield harness.ModelTarget(role, ref, "hf", args)
+        return
     if options.tokenizer is None:
         raise InputError(ctx.policy.file, f"{options.where}.tokenizer",
                          "`backend: local-completions` needs a local tokenizer folder (the bot stays offline)",
                          "add `tokenizer: models/<model>/<variant>/weights`")
     tokenizer = ctx.workdir / "tokenizer"
-    if not tokenizer.exists():
+    if not (tokenizer / options.tokenizer).exists():
         ctx.reader.export(ctx.base, options.tokenizer, tokenizer)
-    args = {"model": options.model_name or ref, "base_url": url.format(model=variant.ref.model, variant=variant.ref.variant),
-            "tokenizer": str(tokenizer / options.tokenizer), "tokenizer_backend": "huggingface",
-            "tokenized_requests": False, "max_retries": 3}
-    return harness.ModelTarget(role, ref, "local-completions", args)
+    with _endpoint(ctx, variant, options) as (completions_url, model_name):
+        args = {"model": model_name, "base_url": completions_url, "tokenizer": str(tokenizer / options.tokenizer),
+                "tokenizer_backend": "huggingface", "tokenized_requests": False, "max_retries": 3}
+        yield harness.ModelTarget(role, ref, "local-completions", args)
 
 
-def _serve_url(policy) -> str | None:
-    serve = policy.serve or {}
-    return serve.get("url") if serve.get("mode") == "url" and isinstance(serve.get("url"), str) else None
+@contextlib.contextmanager
+def _endpoint(ctx, variant, options: EvalOptions) -> Iterator[tuple[str, str]]:
+    """`base_url` from the check's options, else the policy's `serve:` (bot.serving) endpoint."""
+    ref = variant.ref
+    if options.base_url:
+        yield (options.base_url.format(model=ref.model, variant=ref.variant, name=str(ref)),
+               (options.model_name or "{variant}").format(model=ref.model, variant=ref.variant, name=str(ref)))
+        return
+    from bot.serving import parse_serve, served
+
+    spec = parse_serve(ctx.policy.serve, ctx.policy.file)
+    weights = ctx.weights_dir(variant) if spec.mode != "url" else None
+    with served(spec, weights, name=str(ref)) as endpoint:
+        yield f"{endpoint.base_url}/completions", options.model_name or endpoint.model
 
 
 @register

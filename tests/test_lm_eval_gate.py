@@ -1,0 +1,155 @@
+"""The lm-eval gate end to end: real lm-eval on tiny real models in real Git repositories."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bot.cli import main
+from bot.plan import build_plan
+from bot.runner import run_job
+from bot.vcs.reader import GitReader
+from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.slow
+
+PERPLEXITY = """\
+- check: perplexity
+  task: canopy_heldout
+  limit: 4
+"""
+MC = """\
+- check: benchmarks
+  tasks: {canopy_mc: {max_drop: 5, metrics: [acc]}}
+  limit: 8
+"""
+DOMAIN = """\
+- check: domain
+  tasks: [canopy_qa]
+  max_drop: 5
+  limit: 2
+"""
+
+
+@pytest.fixture
+def models(lm_models):
+    return lm_models
+
+
+def run_gate(repo, cache, tmp_path, base="HEAD~1", head="HEAD"):
+    """Plan the PR and run every job in this process (the runner's own code path, minus the fork)."""
+    reader = GitReader(repo.path)
+    plan = build_plan(reader, base, head)
+    out = tmp_path / f"results-{time.monotonic_ns()}"
+    results = [run_job(plan, job, out, cache) for job in plan.jobs]
+    reader.close()
+    return {r.name: r for r in results}
+
+
+def promote(repo, variant):
+    repo.set_variant("test", f"canopy-tiny/{variant}")
+    repo.commit(f"Promote {variant} to test")
+
+
+def test_lm_eval_gate__baseline_against_itself_passes_with_zero_delta(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY + MC)
+    promote(repo, "v1.1-int8")  # same weights as the baseline
+    results = run_gate(repo, tmp_path / "cache", tmp_path)
+    for name in ("perplexity", "benchmarks"):
+        r = results[name]
+        assert r.verdict == "pass", r.detail
+        assert r.rows and all(row.delta == 0 for row in r.rows)
+    [ppl] = results["perplexity"].rows
+    assert ppl.label == "canopy_heldout word_perplexity"
+    assert ppl.higher_is_better is False and ppl.threshold == "rise ≤ 3%"
+    [acc] = results["benchmarks"].rows
+    assert acc.higher_is_better is True and acc.stderr.startswith("±")
+
+
+def test_lm_eval_gate__direction_comes_from_lm_eval(models, tmp_path):
+    """Perplexity (lower is better) and accuracy (higher is better) judged both ways round."""
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY + MC)
+    promote(repo, "v1.4-int2-g64")  # random weights against the trained baseline
+    worse = run_gate(repo, tmp_path / "cache", tmp_path)
+    assert worse["perplexity"].verdict == "fail"
+    assert worse["perplexity"].rows[0].candidate > worse["perplexity"].rows[0].baseline
+    assert "worse than the baseline (allowed 3%)" in worse["perplexity"].detail
+    assert worse["benchmarks"].verdict == "fail"
+    assert worse["benchmarks"].rows[0].candidate < worse["benchmarks"].rows[0].baseline
+
+    flipped = lm_eval_repo(tmp_path / "flipped", models, PERPLEXITY + MC, baseline="v1.4-int2-g64")
+    promote(flipped, "v1.3-int4-g64")  # trained weights against the random baseline
+    better = run_gate(flipped, tmp_path / "cache", tmp_path)
+    assert better["perplexity"].verdict == "pass" and better["perplexity"].rows[0].delta < 0
+    assert better["benchmarks"].verdict == "pass" and better["benchmarks"].rows[0].delta > 0
+
+
+def test_lm_eval_gate__cache_evaluates_only_the_candidate_on_rerun(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY)
+    promote(repo, "v1.1-int8")
+    cache = tmp_path / "cache"
+
+    def sources():
+        r = run_gate(repo, cache, tmp_path)["perplexity"]
+        assert r.verdict == "pass", r.detail
+        return [(f["role"], f["source"]) for f in r.findings]
+
+    assert sources() == [("baseline", "lm-eval"), ("candidate", "lm-eval")]
+    assert sources() == [("baseline", "cache"), ("candidate", "lm-eval")]
+    # A second candidate against the same baseline: still one evaluation.
+    repo.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    repo.commit("Another candidate")
+    r = run_gate(repo, cache, tmp_path)["perplexity"]
+    assert [f["source"] for f in r.findings] == ["cache", "lm-eval"]
+    assert r.findings[0]["title"] == "baseline canopy-tiny/v1.0-fp32: cached lm-eval results"
+
+
+def test_lm_eval_gate__corrupt_cache_entry_is_recomputed(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY)
+    promote(repo, "v1.1-int8")
+    cache = tmp_path / "cache"
+    run_gate(repo, cache, tmp_path)
+    [entry] = (cache / "lm-eval").glob("*.json")
+    entry.write_text(entry.read_text()[:50])
+    r = run_gate(repo, cache, tmp_path)["perplexity"]
+    assert r.verdict == "pass"
+    assert [f["source"] for f in r.findings] == ["lm-eval", "lm-eval"]
+    assert json.loads(entry.read_text())["schema"] == 1
+
+
+def test_lm_eval_gate__domain_task_reports_exact_match_with_stderr(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, DOMAIN)
+    promote(repo, "v1.1-int8")
+    r = run_gate(repo, tmp_path / "cache", tmp_path)["domain"]
+    assert r.verdict == "pass", r.detail
+    [row] = r.rows
+    assert row.label == "canopy_qa exact_match [strip]" and row.higher_is_better is True
+    assert row.stderr is not None and row.delta == 0
+
+
+def test_lm_eval_gate__cli_comment_shows_rows_and_wall_time(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY)
+    promote(repo, "v1.1-int8")
+    out_json, out_md = tmp_path / "report.json", tmp_path / "comment.md"
+    code = main(["check", "--repo", str(repo.path), "--base", "HEAD~1", "--head", "HEAD", "--json", str(out_json),
+                 "--comment", str(out_md), "--cache", str(tmp_path / "cache")])
+    report = json.loads(out_json.read_text())
+    check = report["promotions"][0]["checks"][0]
+    assert code == 0, check
+    assert check["name"] == "perplexity" and check["wall_time_s"] > 0
+    comment = out_md.read_text()
+    assert "| canopy\\_heldout word\\_perplexity |" in comment and "perplexity: 1 measurements" in comment
+    assert "candidate canopy-tiny/v1.1-int8: evaluated by lm-eval" in comment
+
+
+def test_lm_eval_gate__timeout_is_an_error(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY.replace("limit: 4", "limit: 4\n  timeout: 1s"))
+    promote(repo, "v1.1-int8")
+    out_json = tmp_path / "report.json"
+    code = main(["check", "--repo", str(repo.path), "--base", "HEAD~1", "--head", "HEAD", "--json", str(out_json),
+                 "--cache", str(tmp_path / "cache")])
+    check = json.loads(out_json.read_text())["promotions"][0]["checks"][0]
+    assert code == 2
+    assert check["verdict"] == "error" and "timed out after 1s" in check["detail"]
