@@ -72,7 +72,7 @@ def plan(repo, tmp_path, base="HEAD~1", head="HEAD") -> tuple[Path, dict, dict]:
     plan_file, matrix_file = tmp_path / "plan.json", tmp_path / "matrix.json"
     code = main(["plan", "--repo", str(repo.path), "--base", base, "--head", head,
                  "--out", str(plan_file), "--matrix", str(matrix_file)])
-    assert code in (0, 2)
+    assert code == 0  # bad input travels in the plan to `report`
     return plan_file, json.loads(plan_file.read_text()), json.loads(matrix_file.read_text())
 
 
@@ -160,6 +160,20 @@ def test_plan__matrix_stays_under_the_github_limit():
     assert sorted(j for e in entries for j in e.jobs) == sorted(j.id for j in jobs)
     for e in entries:  # a packed entry never mixes runner labels
         assert len({next(j.runs_on for j in jobs if j.id == jid) for jid in e.jobs}) == 1
+
+
+def test_plan__bad_input_travels_to_the_report(tmp_path, capsys):
+    repo = make_repo(tmp_path)
+    repo.remove("promotion.yaml")
+    base = repo.commit("Drop the policy")
+    repo.set_variant("test", "canopy-tiny/v1.1-int8")
+    repo.commit("Promote")
+    plan_file, plan_json, matrix = plan(repo, tmp_path, base=base)
+    assert plan_json["jobs"] == [] and matrix == {"include": []}
+    assert "promotion.yaml: not found at revision" in capsys.readouterr().err
+    code, rep, comment = report(plan_file, tmp_path / "results", tmp_path)
+    assert code == 2 and rep["verdict"] == "error"
+    assert rep["errors"][0]["file"] == "promotion.yaml" and "ERROR" in comment
 
 
 def test_run_check__unknown_job_is_an_input_error(tmp_path, capsys):

@@ -7,6 +7,7 @@ them; each matrix job runs `run-check`; `report` merges the result files exactly
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -65,8 +66,14 @@ def run_plan(args) -> int:
     plan.write(args.out)
     if args.matrix:
         write_atomic(args.matrix, json.dumps(plan.matrix()) + "\n")
-    print(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} job(s) -> {args.out}")
-    return 2 if plan.errors and not plan.promotions else 0
+    print(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} job(s) in {len(plan.matrix()['include'])} "
+          f"matrix entr(ies) -> {args.out}")
+    # Bad input travels in the plan: `report` turns it into an `error` verdict and a comment,
+    # which a failed plan job would never get to post.
+    errors = list(plan.errors) + [e for errs in plan.promotion_errors.values() for e in errs]
+    for e in errors:
+        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+    return 0
 
 
 def run_check_job(args) -> int:
