@@ -83,6 +83,7 @@ class LocalPrometheus:
 
     def _config(self) -> str:
         lines = ["global:", f"  scrape_interval: {self.scrape_interval_s}s",
+                 f"  scrape_timeout: {self.scrape_interval_s}s",  # may not exceed the interval
                  f"  evaluation_interval: {self.scrape_interval_s}s"]
         if self.scrape_targets:
             targets = ", ".join(f'"{t}"' for t in self.scrape_targets)
