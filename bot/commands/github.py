@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from bot.errors import InputError
+from bot.errors import InputError, PromotionBotError
 
 
 def register(sub) -> None:
@@ -67,8 +67,14 @@ def run_pr(args) -> int:
         actions.log(f"nothing to do: {activity.reason}")
         actions.set_outputs(settings.output, {"verdict": "skipped", "comment-url": "", "report-path": ""})
         return 0
-    return run_pull_request(settings, _forge(settings), activity, policy_file=args.policy, json_path=args.json,
-                            workdir=args.workdir, cache_dir=args.cache)
+    try:
+        return run_pull_request(settings, _forge(settings), activity, policy_file=args.policy, json_path=args.json,
+                                workdir=args.workdir, cache_dir=args.cache)
+    except PromotionBotError:
+        raise
+    except Exception as exc:  # a bug: still "could not judge", never the gate's "failed" (1)
+        actions.annotate("error", f"promotion-bot crashed: {type(exc).__name__}: {exc}")
+        raise PromotionBotError(f"crashed: {type(exc).__name__}: {exc}") from exc
 
 
 def run_monitor(args) -> int:

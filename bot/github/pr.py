@@ -90,7 +90,9 @@ class PullRequestRun:
                                             "the verdict is in this job's summary and exit code.")
                 return None
             self.github_error = exc
-            actions.annotate("error", f"GitHub failed while trying to {what}: {exc}")
+            fix = (" (fix: give the workflow `permissions: pull-requests: write, statuses: write`)"
+                   if exc.status == 403 else "")
+            actions.annotate("error", f"GitHub failed while trying to {what}: {exc}{fix}")
             return None
 
     def _set_statuses(self, state_for: dict[str, str], describe_for: dict[str, str]) -> None:
@@ -211,6 +213,9 @@ class PullRequestRun:
         json_path = self.json_path or Path(_temp_root()) / "promotion-bot-report.json"
         write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
         actions.append_summary(self.settings.step_summary, comment)
+        for p in report.promotions:
+            if p.verdict != PASS:  # shown on the run page and in the PR's checks tab
+                actions.annotate("error", f"{p.environment}: {p.manifest} → {p.to_variant}: {p.verdict}")
         url = self._write(f"comment on #{self.activity.pr_number}",
                           lambda: self.forge.upsert_comment(self.activity.pr_number, comment))
         verdicts = {context_for(env): v for env, v in report.environments().items()}
