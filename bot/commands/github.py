@@ -68,8 +68,9 @@ def run_pr(args) -> int:
         actions.set_outputs(settings.output, {"verdict": "skipped", "comment-url": "", "report-path": ""})
         return 0
     try:
-        return run_pull_request(settings, _forge(settings), activity, policy_file=args.policy, json_path=args.json,
-                                workdir=args.workdir, cache_dir=args.cache)
+        with _forge(settings) as forge:
+            return run_pull_request(settings, forge, activity, policy_file=args.policy, json_path=args.json,
+                                    workdir=args.workdir, cache_dir=args.cache)
     except PromotionBotError:
         raise
     except Exception as exc:  # a bug: still "could not judge", never the gate's "failed" (1)
@@ -94,5 +95,6 @@ def run_monitor(args) -> int:
     except ImportError as exc:
         raise InputError("promotion-bot", "github monitor", f"the monitoring module is not installed ({exc})",
                          "install a promotion-bot version that ships bot.monitor") from None
-    return monitor(settings.workspace, args.prometheus_url, env=args.env, forge=_forge(settings),
-                   json_path=args.json, dry_run=args.dry_run)
+    with _forge(settings) as forge:
+        return monitor(settings.workspace, args.prometheus_url, env=args.env, forge=forge,
+                       json_path=args.json, dry_run=args.dry_run)

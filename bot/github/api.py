@@ -114,6 +114,15 @@ class GitHubForge:
     def __repr__(self) -> str:
         return f"GitHubForge({self.repository!r})"
 
+    def close(self) -> None:
+        self._gh.close()
+
+    def __enter__(self) -> "GitHubForge":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
