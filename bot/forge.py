@@ -1,6 +1,6 @@
 """The small set of code-forge calls the bot makes, as a Protocol.
 
-Decision code depends on this, never on PyGithub: `bot.github_api.GitHubForge` speaks to
+Decision code depends on this, never on PyGithub: `bot.github.api.GitHubForge` speaks to
 GitHub over HTTP, `LocalForge` writes pull requests as files (the demo and `--dry-run`), and
 tests may pass a recording fake.
 """
