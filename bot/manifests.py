@@ -132,6 +132,7 @@ class ManifestIndex:
         self.policy = policy
         self._files: dict[str, list[ServedObject] | None] = {}
         self._environments: dict[str, list[ServedObject]] = {}
+        self._refs: dict[str, frozenset[VariantRef]] = {}
 
     def objects_in(self, path: str) -> list[ServedObject] | None:
         """Served objects of one file, or None when the file does not exist at this revision."""
@@ -162,8 +163,10 @@ class ManifestIndex:
             self._environments[env.name] = objects
         return self._environments[env.name]
 
-    def deployed_refs(self, env: Environment) -> set[VariantRef]:
-        return {o.ref for o in self.environment_objects(env)}
+    def deployed_refs(self, env: Environment) -> frozenset[VariantRef]:
+        if env.name not in self._refs:
+            self._refs[env.name] = frozenset(o.ref for o in self.environment_objects(env))
+        return self._refs[env.name]
 
 
 def deployments(reader, rev: str, policy: Policy, environment: str) -> list[Deployment]:

@@ -34,6 +34,8 @@ class FileChange:
     new_path: str | None
 
 
+SMALL_BLOB, SMALL_BLOBS_KEPT = 16 * 1024, 2048  # at most 32 MB, usually far less
+
 _STATUS = {"A": "added", "M": "modified", "T": "modified", "D": "deleted", "R": "renamed", "C": "added"}
 
 
@@ -47,6 +49,7 @@ class GitReader:
         self._index: dict[str, dict[str, tuple[str, str]]] = {}
         self._sorted: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self._small_blobs: dict[str, bytes] = {}  # by object id: the same recipe is read once per promotion
 
     def close(self) -> None:
         self.repo.close()
@@ -94,8 +97,14 @@ class GitReader:
         entry = self._entries(rev).get(path)
         if entry is None or entry[0] != "blob":
             return None
+        sha = entry[1]
+        if sha in self._small_blobs:
+            return self._small_blobs[sha]
         with self._lock:  # one cat-file process serves every thread
-            return self.repo.odb.stream(bytes.fromhex(entry[1])).read()
+            data = self.repo.odb.stream(bytes.fromhex(sha)).read()
+        if len(data) <= SMALL_BLOB and len(self._small_blobs) < SMALL_BLOBS_KEPT:
+            self._small_blobs[sha] = data
+        return data
 
     def read_text(self, rev: str, path: str) -> str | None:
         data = self.read_bytes(rev, path)
