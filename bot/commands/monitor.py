@@ -1,4 +1,5 @@
-"""`promotion-bot monitor`: judge prod from Prometheus; on a trip open one revert PR."""
+"""`promotion-bot monitor`: judge prod from Prometheus (and its probes, when the policy has them);
+on a trip open one revert PR."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--json", type=Path, help="write the JSON report here")
     p.add_argument("--dry-run", action="store_true", help="push nothing, open nothing: print the PR that would be opened")
     p.add_argument("--forge-dir", type=Path, help="write PRs, comments and issues as files here (local mode)")
+    p.add_argument("--probe-history", type=Path, help="probe history file (default: the policy's probes.history)")
+    p.add_argument("--no-probes", action="store_true", help="evaluate the metric rules only, even when the policy has probes")
     p.set_defaults(func=run)
 
 
@@ -30,4 +33,5 @@ def run(args) -> int:
                          "or use `promotion-bot github monitor` inside GitHub Actions")
     forge = LocalForge(args.forge_dir) if args.forge_dir else None
     return monitor(args.repo, args.prometheus, env=args.env, forge=forge, json_path=args.json,
-                   dry_run=args.dry_run, branch=args.branch)
+                   dry_run=args.dry_run, branch=args.branch, probes=not args.no_probes,
+                   history_path=args.probe_history)

@@ -1,4 +1,5 @@
-"""`promotion-bot monitor`: evaluate prod's rollback rules against Prometheus and open the revert PRs.
+"""`promotion-bot monitor` (and `probe`): evaluate prod's rollback rules against Prometheus and the
+probe rules against prod's endpoints, and open the revert PRs.
 
 Exit codes: 0 healthy (warnings included), 1 a rule tripped (a revert PR was opened or already
 open), 2 could not judge (Prometheus down, a query error, bad policy): then nothing is reverted.
@@ -19,12 +20,15 @@ from bot.fields import Loc
 from bot.manifests import Deployment, deployments
 from bot.monitor.evaluate import Outcome, TRIPPED, WARN, evaluate
 from bot.monitor.history import PromotionCommit, find_promotion
+from bot.monitor.probe_history import ProbeRun, deployment_key
+from bot.monitor.probe_policy import parse_probes
+from bot.monitor.probes import run_probes
 from bot.monitor.prometheus import PrometheusClient
 from bot.monitor.rollback import Action, Trip, act
 from bot.monitor.rules import RollbackPolicy, parse_rollback
 from bot.monitor.sampling import collect_all
 from bot.output import write_atomic
-from bot.policy import load_policy_from_rev
+from bot.policy import Environment, load_policy_from_rev
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
 
@@ -38,6 +42,7 @@ class DeploymentResult:
     outcomes: list[Outcome]
     extra_evidence: str = ""  # escaped Markdown from probes
     action: Action | None = None
+    probe: ProbeRun | None = None
 
     @property
     def tripped(self) -> bool:
@@ -52,6 +57,9 @@ class DeploymentResult:
             "previous_variant": self.promotion.previous_variant if self.promotion else None,
             "state": "tripped" if self.tripped else ("warn" if any(o.state == WARN for o in self.outcomes) else "ok"),
             "rules": [o.to_json() for o in self.outcomes],
+            "probe": None if self.probe is None else {"variant": self.probe.variant, "pass_rates": {
+                t: {"passed": p, "total": n, "rate": (p / n if n else None)} for t, (p, n) in self.probe.rates.items()},
+                "failing": list(self.probe.failing)},
             "action": self.action.to_json() if self.action else None,
         }
 
@@ -81,7 +89,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def load_rollback(policy, env_name: str) -> tuple[object, RollbackPolicy]:
+def load_rollback(policy, env_name: str) -> tuple[Environment, RollbackPolicy]:
     env = policy.environment(env_name)
     if env is None:
         raise InputError(policy.file, "environments", f"has no environment named {env_name!r}",
@@ -93,14 +101,17 @@ def load_rollback(policy, env_name: str) -> tuple[object, RollbackPolicy]:
     return env, parse_rollback(env.raw_rollback, loc)
 
 
-def monitor(repo_path: Path, prometheus_url: str, *, env: str = "prod", forge, json_path: Path | None = None,
+def monitor(repo_path: Path, prometheus_url: str | None, *, env: str = "prod", forge, json_path: Path | None = None,
             dry_run: bool = False, branch: str | None = None, now: float | None = None,
-            out: TextIO | None = None, extra_rules=None) -> int:
-    """One monitoring pass. ``extra_rules(context) -> {object: (outcomes, evidence)}`` adds probe rules."""
+            out: TextIO | None = None, metrics: bool = True, probes: bool = True,
+            history_path: Path | None = None) -> int:
+    """One monitoring pass: the metric rules (when ``metrics`` and a Prometheus URL) and the probe
+    rules (when ``probes`` and the environment has `probes:`), then at most one PR per deployment."""
     out = out or sys.stdout
-    run = MonitorRun(environment=env, prometheus=prometheus_url, evaluated_at=now or time.time())
+    run = MonitorRun(environment=env, prometheus=prometheus_url or "", evaluated_at=now or time.time())
     try:
-        _run(run, Path(repo_path), forge=forge, dry_run=dry_run, branch=branch, extra_rules=extra_rules)
+        _run(run, Path(repo_path), forge=forge, dry_run=dry_run, branch=branch, metrics=metrics and bool(prometheus_url),
+             probes=probes, history_path=history_path)
     except PromotionBotError as exc:
         run.errors.append(str(exc))
         print(f"error: {exc}", file=sys.stderr)
@@ -110,7 +121,8 @@ def monitor(repo_path: Path, prometheus_url: str, *, env: str = "prod", forge, j
     return {"healthy": 0, "tripped": 1}.get(run.verdict, 2)
 
 
-def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str | None, extra_rules) -> None:
+def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str | None, metrics: bool, probes: bool,
+         history_path: Path | None) -> None:
     writer = GitWriter(repo_path)
     reader = GitReader(repo_path)
     try:
@@ -119,33 +131,42 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
         base = writer.base_rev(default_branch)
         policy = load_policy_from_rev(reader, base)
         env, rollback = load_rollback(policy, run.environment)
+        probe_policy = parse_probes(env.raw_probes, Loc(policy.file, f"environments[{env.index}].probes")) if probes else None
+        if not metrics and probe_policy is None:
+            raise InputError(policy.file, f"environments[{env.index}].probes",
+                             "is missing, so there is nothing to probe" if probes else "nothing to evaluate",
+                             "add a `probes:` section, or pass --prometheus to evaluate the metric rules")
+        rules = rollback.rules if metrics else ()
         deps = deployments(reader, base, policy, run.environment)
-        print(f"monitor: {len(deps)} deployment(s) in {run.environment} × {len(rollback.rules)} rule(s) "
-              f"against {run.prometheus}", file=sys.stderr, flush=True)
+        print(f"monitor: {len(deps)} deployment(s) in {run.environment} × {len(rules)} metric rule(s)"
+              + (f" × {len(probe_policy.rules)} probe rule(s)" if probe_policy else "")
+              + (f" against {run.prometheus}" if metrics else ""), file=sys.stderr, flush=True)
         history = writer.first_parent_history(base, env.folder)
-        promotions = {d.object + d.manifest: find_promotion(writer, reader, policy, base, d, history) for d in deps}
-        # Query everything first: a Prometheus error aborts the run before anything is reverted.
-        promos = [promotions[d.object + d.manifest] for d in deps]
-        with PrometheusClient(run.prometheus, timeout_s=rollback.timeout_s) as client:
-            try:
-                samples = collect_all(client, rollback.rules, deps, promos, run.evaluated_at)
-            finally:
-                run.requests = client.requests
-        for dep, promo, dep_samples in zip(deps, promos, samples):
-            outcomes = [evaluate(rule, sample) for rule, sample in zip(rollback.rules, dep_samples)]
-            run.results.append(DeploymentResult(dep, promo, outcomes))
-        if extra_rules is not None:
-            extra = extra_rules(policy=policy, env=env, deployments=deps, promotions=promotions, base=base, reader=reader)
+        promos = [find_promotion(writer, reader, policy, base, d, history) for d in deps]
+        run.results = [DeploymentResult(d, p, []) for d, p in zip(deps, promos)]
+        # Measure everything first: a Prometheus or endpoint error aborts before anything is reverted.
+        if rules:
+            with PrometheusClient(run.prometheus, timeout_s=rollback.timeout_s) as client:
+                try:
+                    samples = collect_all(client, rules, deps, promos, run.evaluated_at)
+                finally:
+                    run.requests = client.requests
+            for result, dep_samples in zip(run.results, samples):
+                result.outcomes.extend(evaluate(rule, sample) for rule, sample in zip(rules, dep_samples))
+        if probe_policy is not None:
+            path = Path(history_path) if history_path else Path(probe_policy.history)
+            probed = run_probes(policy, probe_policy, reader, base, deps, path, run.evaluated_at)
             for result in run.results:
-                outcomes, evidence = extra.get(result.deployment.object + result.deployment.manifest, ([], ""))
+                outcomes, evidence, probe_run = probed[deployment_key(result.deployment)]
                 result.outcomes.extend(outcomes)
                 result.extra_evidence = evidence
+                result.probe = probe_run
         evaluated_at = _iso(run.evaluated_at)
         for result in run.results:
             if result.tripped:
                 trip = Trip(result.deployment, result.promotion, tuple(result.outcomes), result.extra_evidence)
                 result.action = act(trip, writer=writer, reader=reader, forge=forge, policy=policy, base=base,
-                                    default_branch=default_branch, prometheus=run.prometheus,
+                                    default_branch=default_branch, prometheus=run.prometheus or "(not queried)",
                                     evaluated_at=evaluated_at, dry_run=dry_run)
                 print(f"monitor: {result.deployment.application}: {result.action.kind} {result.action.branch or ''} "
                       f"{result.action.url or ''}".rstrip(), file=sys.stderr, flush=True)
@@ -165,6 +186,10 @@ def print_table(run: MonitorRun, out: TextIO) -> None:
         for row in rows:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip(), file=out)
     for r in run.results:
+        if r.probe is not None:
+            rates = ", ".join(f"{t} {p}/{n}" for t, (p, n) in r.probe.rates.items() if n)
+            print(f"probe {r.deployment.application} ({r.probe.variant}): {rates or 'no case run'}", file=out)
+    for r in run.results:
         if r.action:
             a = r.action
             print(f"{a.kind}: {a.title}" + (f" [{a.branch}]" if a.branch else "") + (f" {a.url}" if a.url else ""), file=out)
@@ -172,7 +197,7 @@ def print_table(run: MonitorRun, out: TextIO) -> None:
             if a.body and a.url is None:
                 print("", file=out)
                 print(a.body, file=out)
-    print(f"verdict: {run.verdict} ({run.requests} Prometheus requests)", file=out)
+    print(f"verdict: {run.verdict}" + (f" ({run.requests} Prometheus requests)" if run.prometheus else ""), file=out)
 
 
 def _num(value) -> str:
