@@ -75,8 +75,7 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
         spec = env.gate[job.position]
         definition = registry.get(spec.name)
         workdir = Path(out_dir) / "artifacts" / job.id
-        if not definition.inline:  # inline checks write no artifacts: 1,000 empty folders cost a second
-            workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True)
         ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.head, policy=shared.policy,
                            environment=env, promotion=promo, workdir=workdir, cache_dir=Path(cache_dir),
                            progress=progress, _zoos=shared.zoos, _indexes=shared.indexes)
@@ -121,6 +120,8 @@ def run_in_thread(plan: Plan, jobs: list[Job], out_dir: Path, cache_dir: Path, *
                     if state["abandoned"]:
                         return
                     write_result(out_dir, plan, job, result)
+                if (n + 1) % 100 == 0:
+                    progress(f"{n + 1}/{len(batch)} checks run")
             finished.set()
 
         threading.Thread(target=work, name=f"checks-{jobs[0].id}", daemon=True).start()

@@ -325,6 +325,26 @@ def test_check__job_past_its_timeout_is_error(tmp_path):
     assert promotion(rep, "prod")["checks"][2]["detail"] == "timed out after 1s"
 
 
+def test_check__inline_check_past_its_deadline_stays_an_error(tmp_path):
+    """The abandoned check finishes later; its pass must not replace the timeout, and the
+    checks after it still run."""
+    policy = POLICY.replace("  - name: test\n    gate:\n",
+                            "  - name: test\n    gate:\n      - {check: test-slow-inline, seconds: 3, timeout: 1s}\n")
+    assert "test-slow-inline" in policy
+    repo = make_repo(tmp_path, policy)
+    _promote_test(repo)
+    repo.commit("Promote")
+    code, rep, _ = check(repo, tmp_path)
+    checks = promotion(rep, "test")["checks"]
+    assert code == 2 and checks[0]["detail"] == "timed out after 1s"
+    assert [c["name"] for c in checks[1:]] == ["zoo", "test-tally"] and checks[1]["verdict"] == "pass"
+    result_file = tmp_path / "work" / "results" / "p0-0-test-slow-inline.result.json"
+    started = (tmp_path / "work" / "results" / "artifacts" / "p0-0-test-slow-inline" / "started")
+    assert started.exists()
+    time.sleep(3)  # the abandoned check is done by now
+    assert json.loads(result_file.read_text())["result"]["verdict"] == "error"
+
+
 # --- shards ------------------------------------------------------------------------------
 
 def test_fanout__four_shards_give_one_run_with_the_same_numbers(tmp_path):

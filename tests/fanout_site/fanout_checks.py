@@ -55,3 +55,11 @@ def decide(records) -> CheckResult:
         detail=f"{len(records)} case(s) in one run", findings=failed,
         rows=(MetricRow("pass rate", rate, None, "100%", FAIL if failed else PASS),),
     )
+
+
+@register
+class SlowInlineCheck(SlowCheck):
+    """The same, run in the bot's own process: past its deadline it is abandoned, not killed."""
+
+    name = "test-slow-inline"
+    inline = True
