@@ -79,7 +79,7 @@ def load_tasks(tm, prepared: PreparedTasks, options: EvalOptions) -> list:
             import difflib
 
             close = difflib.get_close_matches(name, tm.all_tasks, n=1)
-            raise InputError("promotion.yaml", f"{options.where}.tasks",
+            raise InputError(prepared.policy_file, f"{options.where}.tasks",
                              f"lm-eval knows no task {name!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
                              f"define it under {options.tasks_dir}/ on the base branch or use an lm-eval task name")
         try:

@@ -57,6 +57,7 @@ class PreparedTasks:
     local: dict[str, LocalTask] = field(default_factory=dict)
     builtin: tuple[str, ...] = ()  # selected names that are not in the repo: lm-eval's own tasks
     digest: str = ""  # of the selected task YAMLs and their data, as Git object ids
+    policy_file: str = "promotion.yaml"
 
     @property
     def needs_builtin_index(self) -> bool:
@@ -250,7 +251,7 @@ def prepare(reader, rev: str, options: EvalOptions, dest: Path, *, policy_file: 
                              VENDOR_FIX.format(name=task.name))
     return PreparedTasks(root=root, include_path=include_path, names=options.task_names,
                          local={t.name: t for t in selected}, builtin=tuple(builtin),
-                         digest=digest_of(*sorted(parts), *sorted(builtin)))
+                         digest=digest_of(*sorted(parts), *sorted(builtin)), policy_file=policy_file)
 
 
 def _write_blob(reader, rev: str, path: str, root: Path) -> None:
