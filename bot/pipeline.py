@@ -5,6 +5,7 @@ commands run on separate runners, so there is one code path.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = N
         progress(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} check job(s)")
         work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="promotion-bot-"))
         results = work / "results"
+        # A result left by an earlier run of the same plan would stand in for a job that dies now.
+        shutil.rmtree(results, ignore_errors=True)
         results.mkdir(parents=True, exist_ok=True)
         plan_file = work / "plan.json"
         plan.write(plan_file)

@@ -325,6 +325,17 @@ def test_check__job_past_its_timeout_is_error(tmp_path):
     assert promotion(rep, "prod")["checks"][2]["detail"] == "timed out after 1s"
 
 
+def test_check__result_of_an_earlier_run_does_not_stand_in(tmp_path, monkeypatch):
+    repo = slow_repo(tmp_path, 0)
+    assert check(repo, tmp_path)[0] == 0
+    import bot.runner
+
+    monkeypatch.setattr(bot.runner, "run_subprocess", lambda *a, **k: None)  # the child dies without a word
+    code, rep, _ = check(repo, tmp_path)  # same plan, same --workdir
+    assert code == 2
+    assert "no result from job p0-2-test-slow" in promotion(rep, "prod")["checks"][2]["detail"]
+
+
 def test_check__inline_check_past_its_deadline_stays_an_error(tmp_path):
     """The abandoned check finishes later; its pass must not replace the timeout, and the
     checks after it still run."""
