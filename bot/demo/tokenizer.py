@@ -69,6 +69,8 @@ CHAT_TEMPLATE = (
 # the text up to <|im_end|>, each <tool_call>...</tool_call> region becomes one OpenAI tool call.
 RESPONSE_TEMPLATE = {
     "defaults": {"role": "assistant"},
+    # Parsing starts after the last assistant header of the prompt + reply (required by serve).
+    "start_anchor": IM_START + "assistant\n",
     "fields": {
         "tool_calls": {
             "open_pattern": r"\s*<tool_call>",
