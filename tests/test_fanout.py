@@ -176,6 +176,21 @@ def test_plan__bad_input_travels_to_the_report(tmp_path, capsys):
     assert rep["errors"][0]["file"] == "promotion.yaml" and "ERROR" in comment
 
 
+def test_report__without_the_repository_still_writes_an_error_report(tmp_path):
+    repo = make_repo(tmp_path)
+    _promote_test(repo)
+    repo.commit("Promote")
+    plan_file, _, _ = plan(repo, tmp_path)
+    (tmp_path / "empty").mkdir()
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    code = main(["report", "--plan", str(plan_file), "--results", str(tmp_path / "results"),
+                 "--repo", str(tmp_path / "empty"), "--json", str(out_json), "--comment", str(out_md)])
+    assert code == 2
+    rep = json.loads(out_json.read_text())
+    assert rep["verdict"] == "error" and "is not a Git repository" in rep["errors"][0]["message"]
+    assert "ERROR" in out_md.read_text()
+
+
 def test_run_check__unknown_job_is_an_input_error(tmp_path, capsys):
     repo = make_repo(tmp_path)
     repo.set_variant("test", "canopy-tiny/v1.3-int4-g64")

@@ -13,10 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.commands.check import print_summary
+from bot.errors import ErrorRecord, InputError
 from bot.output import write_atomic
 from bot.pipeline import comment_for, default_cache_dir, write_outputs
 from bot.plan import Plan, build_plan
+from bot.render import fit_comment, render_comment
 from bot.report import assemble
+from bot.results import Report
 from bot.runner import result_path, run_jobs
 from bot.vcs.reader import GitReader
 
@@ -89,15 +92,29 @@ def run_check_job(args) -> int:
 def run_report(args) -> int:
     started = time.monotonic()
     plan = _plan_for_repo(args.plan, args.repo)
-    reader = GitReader(plan.repo)
+    try:
+        reader = GitReader(plan.repo)
+    except InputError as exc:
+        return _could_not_report(args, plan, exc.as_record())
     try:
         report = assemble(plan, args.results, reader=reader)
         # The jobs ran side by side: the run took the slowest of them, plus this merge.
         slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
         report = replace(report, wall_time_s=slowest + time.monotonic() - started)
         comment = comment_for(report, plan, reader)
+    except InputError as exc:
+        return _could_not_report(args, plan, exc.as_record())
     finally:
         reader.close()
+    write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
+    print_summary(report)
+    return report.exit_code
+
+
+def _could_not_report(args, plan: Plan, record: ErrorRecord) -> int:
+    """Still a JSON report and a comment, saying why: the PR must not wait for a verdict that never comes."""
+    report = Report(plan.base, plan.head, errors=(record,))
+    comment = fit_comment(render_comment(report), None)
     write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
     print_summary(report)
     return report.exit_code
