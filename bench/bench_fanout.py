@@ -4,7 +4,8 @@ On GitHub Actions the jobs run on separate runners at once, so the critical path
 plan + the slowest run-check + report. The cost the fan-out adds is that path minus the check's
 own work: the `plan` process, the slowest `run-check` process minus its check's wall time
 (start-up, reading the plan and the repo, writing the result file), and the `report` process
-merging 50 result files. Each job runs here in its own process, one after another.
+merging 50 result files. Each job runs here in its own process (by job id, as 50 matrix
+entries of a non-inline check would), one after another.
 
 Target: under 2 s. Judged on CPU time (user + sys of the processes), which a busy shared machine
 does not inflate; wall time is printed next to it, with the load average.
