@@ -166,7 +166,7 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
             if result.tripped:
                 trip = Trip(result.deployment, result.promotion, tuple(result.outcomes), result.extra_evidence)
                 result.action = act(trip, writer=writer, reader=reader, forge=forge, policy=policy, base=base,
-                                    default_branch=default_branch, prometheus=run.prometheus or "(not queried)",
+                                    default_branch=default_branch, prometheus=run.prometheus if metrics else "",
                                     evaluated_at=evaluated_at, dry_run=dry_run)
                 print(f"monitor: {result.deployment.application}: {result.action.kind} {result.action.branch or ''} "
                       f"{result.action.url or ''}".rstrip(), file=sys.stderr, flush=True)
