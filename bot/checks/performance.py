@@ -91,7 +91,8 @@ class PerformanceCheck(CheckDefinition):
         tokenizer = _tokenizer(ctx, options, out)
         profile = options.profile
         if options.data_suites:
-            profile = replace(profile, data_file=_suite_prompts(ctx, options.data_suites, out / "prompts.jsonl"))
+            prompts = _suite_prompts(ctx, options.data_suites, profile.requests, out / "prompts.jsonl")
+            profile = replace(profile, data_file=prompts)
         measured = {}
         # Baseline first, then the candidate: one server at a time, the same load for both.
         for side, variant in (("baseline", ctx.baseline), ("candidate", ctx.candidate)):
@@ -112,11 +113,13 @@ def _tokenizer(ctx, options: PerfOptions, out: Path) -> Path:
     return ctx.reader.export(ctx.base, options.tokenizer, dest)
 
 
-def _suite_prompts(ctx, folder: str, path: Path) -> Path:
-    """The app-flow suites' last user messages as GuideLLM prompts (suites from the base revision)."""
+def _suite_prompts(ctx, folder: str, requests: int, path: Path) -> Path:
+    """The app-flow suites' user prompts (base revision), repeated to ``requests`` rows: GuideLLM
+    stops when its data runs out."""
     from bot.appflows.suite import all_cases, load_suites
 
     cases = all_cases(load_suites(ctx.reader, ctx.base, folder))
-    rows = [{"prompt": next(m["content"] for m in reversed(c.messages) if m["role"] == "user")} for c in cases]
+    prompts = [next(m["content"] for m in reversed(c.messages) if m["role"] == "user") for c in cases]
+    rows = [{"prompt": prompts[i % len(prompts)]} for i in range(requests)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

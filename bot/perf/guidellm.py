@@ -88,6 +88,8 @@ def command(base_url: str, model: str, profile: Profile, tokenizer: Path, out_di
         # /v1/models, and offline `transformers serve` answers /v1/models with 500 (it scans the hub cache).
         "validate_backend": False,
     }
+    if profile.data_file is not None:  # synthetic data carries its own output length
+        backend["max_tokens"] = profile.output_tokens
     return [
         sys.executable, "-m", "guidellm", "run",
         "--backend", json.dumps(backend),
