@@ -109,7 +109,7 @@ class Plan:
 
     def to_json(self) -> dict:
         return {
-            "schema": PLAN_SCHEMA, "repo": self.repo, "base": self.base, "head": self.head,
+            "schema": PLAN_SCHEMA, "plan_id": self.plan_id, "repo": self.repo, "base": self.base, "head": self.head,
             "policy_file": self.policy_file,
             "promotions": [p.to_json() for p in self.promotions],
             "removals": [r.to_json() for r in self.removals],
