@@ -128,7 +128,7 @@ def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harn
         ctx.reader.export(ctx.base, options.tokenizer, tokenizer)
     with _endpoint(ctx, variant, options) as (completions_url, model_name):
         args = {"model": model_name, "base_url": completions_url, "tokenizer": str(tokenizer / options.tokenizer),
-                "tokenizer_backend": "huggingface", "tokenized_requests": False, "max_retries": 3}
+                "tokenizer_backend": "huggingface", "max_retries": 3}
         yield harness.ModelTarget(role, ref, "local-completions", args)
 
 
