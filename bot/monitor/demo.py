@@ -35,18 +35,22 @@ def history(timeline: list[tuple[str, str, float]], *, degraded: bool, after_s: 
 
 
 def demo_scenario(repo_path: Path, forge_dir: Path, *, degraded: bool = True, after_s: float = 1800.0,
-                  env: str = "prod", json_path: Path | None = None, dry_run: bool = False, out=None) -> int:
+                  env: str = "prod", json_path: Path | None = None, dry_run: bool = False, out=None,
+                  history_path: Path | None = None) -> int:
     """One monitoring pass over ``repo_path``'s prod against simulated metrics; returns monitor's exit code.
 
     With ``degraded`` the rules trip and the revert PR lands in ``forge_dir`` (its branch is pushed
-    to the repo's origin when it has one).
+    to the repo's origin when it has one). When the policy has `probes:`, they run too (against
+    the variants served locally, as the policy's `serve:` says); their history goes to
+    ``history_path`` (default: next to ``forge_dir``).
     """
     timeline, now = _timeline(Path(repo_path), env, after_s)
     print(f"demo: simulating {after_s / 60:.0f} min of {'degraded' if degraded else 'healthy'} traffic "
           f"after the promotion of {len(timeline)} prod deployment(s)", file=sys.stderr, flush=True)
     with LocalPrometheus(history(timeline, degraded=degraded, after_s=after_s)) as prom:
         return monitor(Path(repo_path), prom.url, env=env, forge=LocalForge(forge_dir), json_path=json_path,
-                       dry_run=dry_run, now=now, out=out)
+                       dry_run=dry_run, now=now, out=out,
+                       history_path=history_path or Path(forge_dir).parent / "probe-history.json")
 
 
 def _timeline(repo_path: Path, env: str, after_s: float) -> tuple[list[tuple[str, str, float]], float]:
