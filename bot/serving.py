@@ -250,8 +250,12 @@ def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[None]:
 
 def local_command(weights_dir: Path, port: int) -> list[str]:
     """``transformers serve`` from this interpreter's environment, pinned to the weights folder."""
-    runner = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'transformers'; sys.exit(main())"
-    return [sys.executable, "-c", runner, "serve", str(weights_dir), "--host", "127.0.0.1", "--port", str(port),
+    script = Path(sys.executable).with_name("transformers")
+    if script.is_file():
+        launcher = [str(script)]
+    else:
+        launcher = [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; sys.exit(main())"]
+    return [*launcher, "serve", str(weights_dir), "--host", "127.0.0.1", "--port", str(port),
             "--device", "cpu", "--log-level", "warning"]
 
 
