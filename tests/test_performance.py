@@ -19,7 +19,8 @@ from bot.perf.guidellm import Measurement, Profile, command
 MOCK = Path(__file__).parent / "perf_mock_server.py"
 
 
-def policy(limits: str = "{ttft_p95: 50%, itl_p95: 50%, request_latency_p95: 50%, output_tokens_per_second: 50%}") -> str:
+def policy(limits: str = "{ttft_p95: 50%, itl_p95: 50%, request_latency_p95: 50%, output_tokens_per_second: 50%}",
+           data: str = "synthetic") -> str:
     return textwrap.dedent(f"""\
         version: 1
         models:
@@ -42,12 +43,15 @@ def policy(limits: str = "{ttft_p95: 50%, itl_p95: 50%, request_latency_p95: 50%
                 prompt_tokens: 16
                 output_tokens: 16
                 limits: {limits}
+                data: "{data}"
         """)
 
 
-def run_perf(tmp_path, candidate: str):
-    repo = demo_like_repo(tmp_path / "gitops", policy=policy())
+def run_perf(tmp_path, candidate: str, **policy_args):
+    repo = demo_like_repo(tmp_path / "gitops", policy=policy(**policy_args))
     write_tokenizer(repo.path / "tokenizers" / "tiny")
+    for suite in (Path(__file__).parent.parent / "evals" / "canopy").glob("*.yaml"):
+        repo.write(f"evals/canopy/{suite.name}", suite.read_text())
     repo.commit("Tokenizer for the benchmark's synthetic prompts")
     repo.set_variant("staging", f"canopy-tiny/{candidate}")
     repo.commit(f"Promote {candidate} to staging")
@@ -73,9 +77,11 @@ def test_performance__slower_candidate_fails(tmp_path):
     assert "candidate.html" in comment
 
 
-def test_performance__faster_candidate_passes(tmp_path):
-    code, check, _ = run_perf(tmp_path, "v1.1-int8")
+def test_performance__faster_candidate_passes_on_the_suite_prompts(tmp_path):
+    code, check, _ = run_perf(tmp_path, "v1.1-int8", data="suites:evals/canopy")
     assert check["verdict"] == "pass", check
+    prompts = (tmp_path / "work" / "results" / check["artifacts"][0]).parent / "prompts.jsonl"
+    assert json.loads(prompts.read_text().splitlines()[0])["prompt"] == "Find the section about gravity in chapter 7 of the textbook."
     rows = {r["label"]: r for r in check["rows"]}
     assert rows["TTFT p95 (ms)"]["delta"] < 0
     assert rows["error rate (0/8 vs 0/8)"]["verdict"] == "pass"
