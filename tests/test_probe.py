@@ -14,7 +14,7 @@ from monitorops import PROD, ROLLBACK, clone_with_origin, commit_time, policy_wi
 from bot.cli import main
 from bot.forge import LocalForge
 from bot.monitor.command import monitor
-from bot.monitor.local_prometheus import free_port
+from bot.monitor.local_prometheus import LocalPushgateway, free_port
 
 SUITE = textwrap.dedent("""\
     suite: flows
@@ -55,7 +55,7 @@ PROBES = """\
       suites: evals/canopy
       tags: [system-prompt, output-format]
       serve: {{mode: url, url: "{url}", model: "{{variant}}", timeout: 3s}}
-      history: {history}
+      history: {history}{extra}
       rules:
         - {{name: system-prompt-probes, tag: system-prompt, below: 90%, consecutive: 2}}
         - {{name: output-format-vs-gate, tag: output-format, under_gate: 2}}
@@ -73,8 +73,9 @@ def server():
         yield url.removesuffix("/v1") + "/{variant}/v1", seen
 
 
-def prod_repo(tmp_path, url, *, variant="v1.4-int2-g64", gate_results=None):
-    policy = policy_with(ROLLBACK + PROBES.format(url=url, history=tmp_path / "history.json"))
+def prod_repo(tmp_path, url, *, variant="v1.4-int2-g64", gate_results=None, pushgateway=None):
+    extra = f"\n      pushgateway: {pushgateway}" if pushgateway else ""
+    policy = policy_with(ROLLBACK + PROBES.format(url=url, history=tmp_path / "history.json", extra=extra))
     repo, bare = clone_with_origin(tmp_path, served_model="canopy", promoted_at=time.time() - 3600,
                                    policy=policy, to_variant=variant)
     with commit_time(time.time() - 60):
@@ -232,3 +233,27 @@ def test_monitor__runs_probes_and_metric_rules_together(server, tmp_path):
     body = json.loads(pr.read_text())["body"]
     assert "| p95-latency |" in body and "| system-prompt-probes |" in body
     assert PROD
+
+
+def test_probe__history_kept_in_a_pushgateway(server, tmp_path):
+    import httpx
+
+    with LocalPushgateway() as gw:
+        repo, _ = prod_repo(tmp_path, server[0], pushgateway=gw.url)
+        assert probe(repo, tmp_path)[0] == 0
+        code, report = probe(repo, tmp_path)
+        assert code == 1  # the second probe in a row found the first one in the Pushgateway
+        groups = [g for g in httpx.get(f"{gw.url}/api/v1/metrics").json()["data"]
+                  if g["labels"].get("job") == "promotion-bot-probes"]
+    [group] = groups
+    assert group["labels"]["deployment"] == "prod:environments/prod/canopy.yaml#Rollout/canopy"
+    assert len(group["promotion_bot_probe_time_seconds"]["metrics"]) == 2
+    passed = {(m["labels"]["run"], m["labels"]["tag"]): m["value"] for m in group["promotion_bot_probe_passed"]["metrics"]}
+    assert passed[("1", "system-prompt")] == "0" and passed[("1", "output-format")] == "1"
+    assert not (tmp_path / "history.json").exists()
+
+
+def test_probe__unreachable_pushgateway_is_an_error(server, tmp_path):
+    repo, _ = prod_repo(tmp_path, server[0], pushgateway=f"http://127.0.0.1:{free_port()}")
+    code, report = probe(repo, tmp_path)
+    assert code == 2 and report["errors"][0].startswith("Pushgateway: ")

@@ -154,8 +154,8 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
             for result, dep_samples in zip(run.results, samples):
                 result.outcomes.extend(evaluate(rule, sample) for rule, sample in zip(rules, dep_samples))
         if probe_policy is not None:
-            path = Path(history_path) if history_path else Path(probe_policy.history)
-            probed = run_probes(policy, probe_policy, reader, base, deps, path, run.evaluated_at)
+            probed = run_probes(policy, probe_policy, reader, base, deps, Path(history_path) if history_path else None,
+                                run.evaluated_at)
             for result in run.results:
                 outcomes, evidence, probe_run = probed[deployment_key(result.deployment)]
                 result.outcomes.extend(outcomes)

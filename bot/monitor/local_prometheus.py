@@ -126,3 +126,39 @@ class LocalPrometheus:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
+
+
+class LocalPushgateway:
+    """``with LocalPushgateway() as gw: gw.url``: the real `prometheus-pushgateway` on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "LocalPushgateway":
+        self.port = free_port()
+        self._proc = subprocess.Popen([_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{self.port}",
+                                       "--log.level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise ExternalError("Pushgateway", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
+
+    def __exit__(self, *exc) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None

@@ -9,6 +9,7 @@
       request_timeout: 60s
       serve: {mode: url, url: "https://canopy.prod.example.com/v1"}   # default: the policy's `serve:`
       history: .promotion-bot/probe-history.json   # where runs are kept between scheduled passes
+      pushgateway: http://pushgateway:9091         # or keep them in a Prometheus Pushgateway
       keep: 20                    # runs kept per deployment
       rules:
         - name: system-prompt-probes
@@ -62,6 +63,7 @@ class ProbePolicy:
     request_timeout_s: float
     serve: Mapping[str, Any] | None
     history: str
+    pushgateway: str | None
     keep: int
     rules: tuple[ProbeRule, ...]
     loc: Loc
@@ -72,7 +74,7 @@ def parse_probes(raw: Mapping[str, Any] | None, loc: Loc) -> ProbePolicy | None:
         return None
     raw = mapping(raw, loc)
     reject_unknown(raw, {"suites", "tags", "sample", "sample_rule", "concurrency", "request_timeout", "serve",
-                         "history", "keep", "rules"}, loc)
+                         "history", "pushgateway", "keep", "rules"}, loc)
     suites = raw.get("suites")
     if suites is not None:
         suites = check_repo_path(get_str(raw, "suites", loc), file=loc.file, field=f"{loc.path}.suites")
@@ -87,6 +89,10 @@ def parse_probes(raw: Mapping[str, Any] | None, loc: Loc) -> ProbePolicy | None:
     if serve is not None:
         serve = mapping(serve, loc.child("serve"))
     history = get_str(raw, "history", loc, DEFAULT_HISTORY)
+    pushgateway = get_str(raw, "pushgateway", loc, None)
+    if pushgateway is not None and not pushgateway.startswith(("http://", "https://")):
+        raise loc.child("pushgateway").error(f"must be an http(s) URL, got {pushgateway!r}",
+                                             "write it like http://pushgateway:9091")
     rules_loc = loc.child("rules")
     rules: list[ProbeRule] = []
     for i, item in enumerate(sequence(raw.get("rules") or [], rules_loc)):
@@ -104,6 +110,7 @@ def parse_probes(raw: Mapping[str, Any] | None, loc: Loc) -> ProbePolicy | None:
         suites=suites, tags=tags, sample=get_int(raw, "sample", loc, None, minimum=1), sample_rule=sample_rule,
         concurrency=get_int(raw, "concurrency", loc, 2, minimum=1),
         request_timeout_s=get_duration(raw, "request_timeout", loc, 60.0), serve=serve, history=history,
+        pushgateway=pushgateway,
         keep=get_int(raw, "keep", loc, 20, minimum=2), rules=tuple(rules), loc=loc,
     )
 

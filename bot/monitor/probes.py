@@ -17,7 +17,7 @@ from bot.appflows import ERROR, FAIL, Endpoint, all_cases, load_suites, run_case
 from bot.errors import ExternalError, InputError
 from bot.manifests import Deployment
 from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, WARN, Outcome
-from bot.monitor.probe_history import ProbeHistory, ProbeRun, clip, deployment_key
+from bot.monitor.probe_history import ProbeHistory, ProbeRun, PushgatewayHistory, clip, deployment_key
 from bot.monitor.probe_policy import ProbePolicy, ProbeRule
 from bot.render import make_environment
 from bot.serving import parse_serve, served
@@ -72,7 +72,7 @@ def render_evidence(dep: Deployment, run: ProbeRun, tags: set[str]) -> str:
 
 
 class ProbeRunner:
-    def __init__(self, policy, probes: ProbePolicy, reader, base: str, history: ProbeHistory, now: float) -> None:
+    def __init__(self, policy, probes: ProbePolicy, reader, base: str, history, now: float) -> None:
         self.policy = policy
         self.probes = probes
         self.reader = reader
@@ -146,10 +146,14 @@ class ProbeRunner:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def run_probes(policy, probes: ProbePolicy, reader, base: str, deps: Sequence[Deployment], history_path: Path,
+def run_probes(policy, probes: ProbePolicy, reader, base: str, deps: Sequence[Deployment], history_path: Path | None,
                now: float) -> dict[str, tuple[list[Outcome], str, ProbeRun]]:
     """Probe every deployment, then record the runs (only when all answered) and evaluate the rules."""
-    history = ProbeHistory.load(history_path)
+    # A history file named on the command line wins over the policy's Pushgateway.
+    if probes.pushgateway and history_path is None:
+        history = PushgatewayHistory.load(probes.pushgateway)
+    else:
+        history = ProbeHistory.load(history_path or Path(probes.history))
     runner = ProbeRunner(policy, probes, reader, base, history, now)
     runs = {deployment_key(d): runner.probe(d) for d in deps}  # an ExternalError here records nothing
     out = {}
