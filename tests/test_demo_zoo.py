@@ -96,11 +96,11 @@ def test_train__tiny_spec_twice_gives_identical_weights(tmp_path):
                            documents=8, epochs=1, batch_size=8, max_steps=3)
     digests = []
     for run in range(2):
-        train.save(train.train(tok, spec, log=lambda _: None), tmp_path / str(run))
+        train.save(train.train(tok, spec, log=lambda _: None), tok, tmp_path / str(run))
         digests.append(_sha(tmp_path / str(run) / "model.safetensors"))
     assert digests[0] == digests[1]
     other = train.train(tok, train.TrainSpec(**{**spec.__dict__, "seed": 99}), log=lambda _: None)
-    train.save(other, tmp_path / "other")
+    train.save(other, tok, tmp_path / "other")
     assert _sha(tmp_path / "other" / "model.safetensors") != digests[0]
 
 

@@ -155,7 +155,8 @@ def update_doc(root: Path, table: str) -> None:
     doc.write_text(f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}")
 
 
-def build(out: Path, seed: int = corpus.DEFAULT_SEED, *, measure: bool = True) -> dict[str, Measured]:
+def build(out: Path, seed: int = corpus.DEFAULT_SEED, *, measure: bool = True,
+          keep_baseline: bool = False) -> dict[str, Measured]:
     from bot.demo import quantize, tokenizer as tok, train
 
     started = time.monotonic()
@@ -166,14 +167,17 @@ def build(out: Path, seed: int = corpus.DEFAULT_SEED, *, measure: bool = True) -
     _log(f"writing eval data to {out / 'evals' / 'data'}")
     corpus.write_eval_files(out / "evals" / "data", seed)
 
-    _log("training the tokenizer")
-    tokenizer = tok.train_tokenizer(seed)
-    _log("training the baseline model")
-    model = train.train(tokenizer, train.TrainSpec(seed=seed), log=_log)
     base_weights = zoo / BASELINE / "weights"
-    shutil.rmtree(base_weights, ignore_errors=True)
-    train.save(model, tokenizer, base_weights)
-    del model
+    if keep_baseline and (base_weights / "model.safetensors").is_file():
+        _log(f"keeping the trained baseline in {base_weights}")
+    else:
+        _log("training the tokenizer")
+        tokenizer = tok.train_tokenizer(seed)
+        _log("training the baseline model")
+        model = train.train(tokenizer, train.TrainSpec(seed=seed), log=_log)
+        shutil.rmtree(base_weights, ignore_errors=True)
+        train.save(model, tokenizer, base_weights)
+        del model
 
     for spec in quantize.VARIANTS:
         folder = zoo / spec.variant
@@ -219,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT, help="root to write models/ and evals/data/ under")
     parser.add_argument("--seed", type=int, default=corpus.DEFAULT_SEED)
     parser.add_argument("--check", action="store_true", help="rebuild in a temp dir and compare digests")
+    parser.add_argument("--keep-baseline", action="store_true",
+                        help="reuse the trained v1.0-fp32 weights already under --out (requantize and remeasure only)")
     args = parser.parse_args(argv)
     if args.check:
         return check(args.seed)
-    results = build(args.out, args.seed)
+    results = build(args.out, args.seed, keep_baseline=args.keep_baseline)
     print(measurements_table(results))
     return 0
 

@@ -26,14 +26,16 @@ IGNORE = -100
 
 @dataclass(frozen=True)
 class TrainSpec:
-    hidden: int = 192
+    # hidden and intermediate are multiples of 128, so GPTQ groups of 128 and 64 both divide
+    # every Linear's input width.
+    hidden: int = 128
     layers: int = 4
-    heads: int = 6
+    heads: int = 4
     kv_heads: int = 2
-    intermediate: int = 512
+    intermediate: int = 384
     chats: int = 2400
-    documents: int = 1200
-    epochs: int = 2
+    documents: int = 600
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 20
