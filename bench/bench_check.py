@@ -1,11 +1,14 @@
 """`check` on a generated GitOps repo: 5,000 manifests, a PR touching 500 of them, model checks off.
 
-Target: under 3 s wall time and under 200 MB peak memory (RSS of the `check` process).
+Target: under 3 s wall time and under 200 MB peak memory (RSS of the `check` process). The CPU
+time and the load average are printed too: on a shared, busy machine the wall time is mostly
+waiting for a core.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -116,19 +119,22 @@ def main() -> int:
             proc = subprocess.run(
                 [sys.executable, "-c",
                  "import resource, sys; from bot.cli import main; code = main(sys.argv[1:]); "
-                 "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)",
+                 "u = resource.getrusage(resource.RUSAGE_SELF); "
+                 "print('MAXRSS', u.ru_maxrss, 'CPU', u.ru_utime + u.ru_stime, file=sys.stderr); sys.exit(code)",
                  "check", "--repo", str(repo), "--base", "HEAD~1", "--head", "HEAD", "--json", str(out),
                  "--comment", str(root / "comment.md"), "--cache", str(root / "cache")],
                 capture_output=True, text=True,
             )
             wall = time.monotonic() - t
-            rss_mb = int(proc.stderr.rsplit("MAXRSS", 1)[1].split()[0]) / 1024
-            best = min(best or (wall, rss_mb), (wall, rss_mb))
+            usage = proc.stderr.rsplit("MAXRSS", 1)[1].split()
+            rss_mb, cpu = int(usage[0]) / 1024, float(usage[2])
+            best = min(best or (wall, rss_mb, cpu), (wall, rss_mb, cpu))
         report = json.loads(out.read_text())
         n = len(report["promotions"])
-        wall, rss_mb = best
+        wall, rss_mb, cpu = best
         print(f"check: {n} promotions, verdict {report['verdict']}, exit {proc.returncode}")
-        print(f"wall time: {wall:.2f} s (target < {TARGET_S} s)")
+        print(f"wall time: {wall:.2f} s (target < {TARGET_S} s); CPU {cpu:.2f} s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"peak RSS:  {rss_mb:.0f} MB (target < {TARGET_MB} MB)")
         ok = n == TOUCHED and wall < TARGET_S and rss_mb < TARGET_MB
         print("PASS" if ok else "MISSED TARGET")
