@@ -254,6 +254,23 @@ def test_fanout__same_report_as_check(tmp_path, scenario, verdict):
     assert without_time_footer(fan_md) == without_time_footer(check_md)
 
 
+def test_fanout__matrix_entries_with_artifact_folders_give_the_same_report(tmp_path):
+    """As the workflow runs it: one process per matrix entry, each entry's results downloaded
+    into its own folder (`actions/download-artifact` without merge-multiple)."""
+    repo = make_repo(tmp_path)
+    _prod_after_staging(repo)
+    repo.commit("The PR")
+    _, check_json, _ = check(repo, tmp_path)
+    plan_file, _, matrix = plan(repo, tmp_path)
+    procs = [start_job(plan_file, e["id"], tmp_path / "results" / f"results-{e['id']}", tmp_path / "cache")
+             for e in matrix["include"]]
+    for proc in procs:
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    code, fan_json, _ = report(plan_file, tmp_path / "results", tmp_path)
+    assert code == 0 and without_timings(fan_json) == without_timings(check_json)
+
+
 # --- fail closed -------------------------------------------------------------------------
 
 def slow_repo(tmp_path, seconds: int):
@@ -462,6 +479,7 @@ def test_fanout__app_flows_in_four_shards_equal_one_run(tmp_path):
         code, sharded, comment, plan_json = fan_out(app_flow_repo(tmp_path / "four", url, 4), tmp_path / "four")
         assert len(seen) - asked == asked == 12  # each case once per variant, shards or not
     assert [j["shard"] for j in plan_json["jobs"]] == [0, 1, 2, 3]
+    assert [e["id"] for e in plan_json["matrix"]["include"]] == [f"p0-0-app-flows-s{k}of4" for k in range(1, 5)]
     [one] = whole["promotions"][0]["checks"]
     [merged] = sharded["promotions"][0]["checks"]
     assert code == 1 and merged["verdict"] == one["verdict"] == "fail"
