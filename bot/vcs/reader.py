@@ -57,7 +57,8 @@ class GitReader:
     def resolve(self, rev: str) -> str:
         """The full commit SHA of ``rev``; InputError if it does not name a commit."""
         try:
-            return self.repo.commit(rev).hexsha
+            with self._lock:  # the persistent cat-file process answers one thread at a time
+                return self.repo.commit(rev).hexsha
         except (BadName, BadObject, ValueError, git.GitCommandError) as exc:
             raise InputError(str(self.path), "revision", f"{rev!r} does not name a commit",
                              "fetch the full history (actions/checkout with fetch-depth: 0) or pass an existing rev") from exc
@@ -197,7 +198,8 @@ class GitReader:
         """The object id of ``path`` at ``rev``: a content digest usable as a cache key."""
         path = check_repo_path(path).rstrip("/")
         if not path:
-            return self.repo.commit(rev).tree.hexsha
+            with self._lock:
+                return self.repo.commit(rev).tree.hexsha
         entry = self._entries(rev).get(path)
         return entry[1] if entry else None
 
