@@ -89,18 +89,21 @@ OFF_TOPIC_FRAMES = ("Please {ask} {obj}.", "Can you {ask} {obj}?", "{Ask} {obj}.
 
 
 def json_system(keys: tuple[str, ...]) -> str:
+    """The system prompt asking for a JSON object with exactly ``keys``, in that order."""
     names = " and ".join(f'"{k}"' for k in keys)
     noun = "key" if len(keys) == 1 else "keys"
     return BASE_SYSTEM + f" Reply only with a JSON object with the {noun} {names}."
 
 
 def json_answer(fact: Fact, keys: tuple[str, ...]) -> str:
+    """The ideal JSON reply for ``fact`` under ``json_system(keys)``."""
     values = {"answer": fact.answer, "topic": fact.topic, "question": fact.question,
               "sentence": fact.sentence, "confidence": "high"}
     return json.dumps({k: values[k] for k in keys}, ensure_ascii=True)
 
 
 def tool_call(name: str, arguments: dict) -> dict:
+    """An OpenAI-format assistant ``tool_calls`` entry."""
     return {"type": "function", "function": {"name": name, "arguments": arguments}}
 
 
@@ -289,6 +292,7 @@ def documents(seed: int = DEFAULT_SEED, count: int = 1500, *, stream: str = "tra
 # --- eval files ----------------------------------------------------------------------------
 
 def qa_items(seed: int = DEFAULT_SEED, count: int = 100) -> list[dict]:
+    """``canopy_qa.jsonl`` rows: ``{"id", "question", "answer", "topic"}`` (short-answer generation)."""
     rng = random.Random(f"qa-{seed}")
     facts = list(all_facts())
     return [{"id": f"qa-{i:03d}", "question": f.question, "answer": f.answer, "topic": f.topic}
@@ -301,6 +305,7 @@ def _distractors(fact: Fact, facts: tuple[Fact, ...], rng: random.Random) -> lis
 
 
 def mc_items(seed: int = DEFAULT_SEED, count: int = 100) -> list[dict]:
+    """``canopy_mc.jsonl`` rows: ``{"id", "question", "choices": [4 strings], "answer": index}``."""
     rng = random.Random(f"mc-{seed}")
     facts = all_facts()
     # Term definitions are too long to make fair distractors for each other.
@@ -315,6 +320,7 @@ def mc_items(seed: int = DEFAULT_SEED, count: int = 100) -> list[dict]:
 
 
 def heldout_texts(seed: int = DEFAULT_SEED, count: int = 60) -> list[dict]:
+    """``canopy_heldout.jsonl`` rows: ``{"id", "text"}``, documents never used in training (perplexity)."""
     return [{"id": f"doc-{i:03d}", "text": text}
             for i, text in enumerate(documents(seed, count, stream="heldout"))]
 
@@ -338,6 +344,7 @@ EVAL_FILES = {
 
 
 def write_eval_files(out_dir: Path, seed: int = DEFAULT_SEED) -> list[Path]:
+    """Write every ``EVAL_FILES`` entry as sorted-key JSON lines under ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, make in EVAL_FILES.items():
