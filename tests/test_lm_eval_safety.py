@@ -143,3 +143,15 @@ def test_lm_eval_safety__domain_refuses_hub_datasets(lm_models, tmp_path):
     assert result.verdict == "error"
     assert "reads 'someone/qa' from the Hub" in result.detail
 
+
+
+def test_lm_eval_safety__pickled_weights_are_refused(lm_models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", lm_models, DOMAIN)
+    weights = repo.path / "models/canopy-tiny/v1.1-int8/weights"
+    (weights / "model.safetensors").unlink()
+    repo.write("models/canopy-tiny/v1.1-int8/weights/pytorch_model.bin", b"not really a pickle")
+    repo.set_variant("test", "canopy-tiny/v1.1-int8")
+    repo.commit("Promote a variant with pickled weights")
+    [result] = run_gate(repo, tmp_path)
+    assert result.verdict == "error"
+    assert "models/canopy-tiny/v1.1-int8/variant.yaml: weights.path: the weights folder holds pickle files" in result.detail

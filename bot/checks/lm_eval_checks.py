@@ -111,12 +111,30 @@ def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
     return None
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def refuse_pickles(folder, variant) -> None:
+    """Pickled weights can run code when loaded; a promotion ships safetensors (which transformers
+    prefers when both are there)."""
+    if any(folder.rglob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise InputError(f"{variant.folder}/variant.yaml", "weights.path",
+                         f"the weights folder holds pickle files ({', '.join(pickles[:3])}), which can run code when loaded",
+                         "save the weights as safetensors (model.save_pretrained(..., safe_serialization=True))")
+
+
 @contextlib.contextmanager
 def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harness.ModelTarget]:
     """The model as lm-eval should load it; for `local-completions`, served while the block runs."""
     ref = str(variant.ref)
     if options.backend == "hf":
-        args = {"pretrained": str(ctx.weights_dir(variant)), "dtype": options.dtype, "device": "cpu"}
+        folder = ctx.weights_dir(variant)
+        refuse_pickles(folder, variant)
+        # Weights may come from the PR head: never run code that ships with them.
+        args = {"pretrained": str(folder), "dtype": options.dtype, "device": "cpu", "trust_remote_code": False}
         yield harness.ModelTarget(role, ref, "hf", args)
         return
     if options.tokenizer is None:
