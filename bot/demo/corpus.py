@@ -326,7 +326,7 @@ def heldout_texts(seed: int = DEFAULT_SEED, count: int = 60) -> list[dict]:
 
 
 def calibration_texts(seed: int = DEFAULT_SEED, count: int = 64) -> list[str]:
-    """Mixed chat-like and plain text for GPTQ calibration; separate from training draws."""
+    """Textbook pages and quizzes for GPTQ calibration, from their own seed stream (not training draws)."""
     rng = random.Random(f"calibration-{seed}")
     facts = all_facts()
     return [(_page if rng.random() < 0.5 else _quiz)(rng, facts) for _ in range(count)]
