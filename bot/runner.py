@@ -158,6 +158,11 @@ def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_d
         progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
         write_timeout(out_dir, plan, job)
         return
+    # A check that gave up at its own deadline may leave a model server behind in its session.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     if code not in (0, 1, 2) or not result_path(out_dir, job).exists():
         progress(f"{job.id} exited with code {code}; the report reads a missing result as error")
 

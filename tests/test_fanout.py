@@ -357,6 +357,32 @@ def test_check__job_past_its_timeout_is_error(tmp_path):
     assert promotion(rep, "prod")["checks"][2]["detail"] == "timed out after 1s"
 
 
+@pytest.mark.parametrize("seconds, timeout, detail", [
+    (0, "60s", "slept 0s"),  # the check returns but forgot its server
+    (60, "2s", "timed out after 2s"),
+])
+def test_check__child_leaves_no_process_behind(tmp_path, seconds, timeout, detail):
+    repo = make_repo(tmp_path, POLICY.replace("seconds: 0", f"seconds: {seconds}\n        server: true")
+                     .replace("timeout: 60s", f"timeout: {timeout}"))
+    _prod_after_staging(repo)
+    repo.commit("v1.3 to prod")
+    _, rep, _ = check(repo, tmp_path)
+    assert promotion(rep, "prod")["checks"][2]["detail"] == detail
+    pid = int((tmp_path / "work" / "results" / "artifacts" / "p0-2-test-slow" / "server").read_text())
+    deadline = time.monotonic() + 10
+    while alive(pid):
+        assert time.monotonic() < deadline, f"server {pid} outlived its check"
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a reaper."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_check__result_of_an_earlier_run_does_not_stand_in(tmp_path, monkeypatch):
     repo = slow_repo(tmp_path, 0)
     assert check(repo, tmp_path)[0] == 0

@@ -4,6 +4,7 @@ shardable stand-in for a long suite whose cases split across runners."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 from bot.checks import CheckDefinition, register
@@ -14,10 +15,13 @@ from bot.results import FAIL, PASS, CheckResult, MetricRow
 class SlowCheck(CheckDefinition):
     name = "test-slow"
     inline = False
-    option_keys = frozenset({"seconds"})
+    option_keys = frozenset({"seconds", "server"})
 
     def run(self, ctx, options) -> CheckResult:
         (ctx.workdir / "started").write_text(str(os.getpid()))
+        if options.get("server"):  # plays a model server the check started and never stops
+            server = subprocess.Popen(["sleep", "300"])
+            (ctx.workdir / "server").write_text(str(server.pid))
         time.sleep(float(options.get("seconds", 0)))
         return CheckResult(self.name, PASS, detail=f"slept {options.get('seconds', 0)}s")
 
