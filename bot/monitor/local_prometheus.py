@@ -141,8 +141,10 @@ class LocalPushgateway:
 
     def __enter__(self) -> "LocalPushgateway":
         self.port = free_port()
+        # Memory only: Debian's build persists to /var/lib/prometheus by default, shared by every run.
         self._proc = subprocess.Popen([_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{self.port}",
-                                       "--log.level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       "--persistence.file=", "--log.level=warn"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
