@@ -57,7 +57,8 @@ def revert_branch(sha: str) -> str:
 
 
 def set_variant_branch(dep: Deployment, variant: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dep.environment}-{dep.application}-{variant}").strip("-.")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{dep.environment}-{dep.application}-{variant}")
+    slug = re.sub(r"\.{2,}", ".", slug).strip("-.")  # `..` is not allowed in a Git ref
     return f"{BRANCH_PREFIX}rollback-{slug}"
 
 
