@@ -125,7 +125,7 @@ def test_lm_eval_gate__domain_task_reports_exact_match_with_stderr(models, tmp_p
     r = run_gate(repo, tmp_path / "cache", tmp_path)["domain"]
     assert r.verdict == "pass", r.detail
     [row] = r.rows
-    assert row.label == "canopy_qa exact_match [strip]" and row.higher_is_better is True
+    assert row.label == "canopy_qa exact_match" and row.higher_is_better is True
     assert row.stderr is not None and row.delta == 0
 
 

@@ -138,3 +138,11 @@ def test_lm_eval_tasks__screen_records_functions_without_running_them():
     assert functions == ("utils.docs", "os.system") and data["task"] == "t"
     with pytest.raises(InputError, match="could not determine a constructor"):
         screen_yaml("task: !!python/object/apply:os.system ['true']\n", "x.yaml")
+
+
+def test_lm_eval_gate__filter_named_only_when_a_metric_has_several():
+    raw = {"results": {"qa": {"exact_match,strict": 0.5, "exact_match,flexible": 0.6, "f1,strict": 0.7}},
+           "higher_is_better": {"qa": {"exact_match": True, "f1": True}}}
+    outcome = compare((TaskSpec("qa", None, Limit(1, relative=False)),), parse_scores(raw), parse_scores(raw))
+    assert [r.label for r in outcome.rows] == ["qa exact_match [strict]", "qa exact_match [flexible]", "qa f1"]
+    assert outcome.verdict == "pass"

@@ -68,15 +68,19 @@ def compare(specs: tuple[TaskSpec, ...], candidate: dict[str, list[Score]], base
         elif not keys:
             problems.append(f"lm-eval returned no metrics for {spec.name}")
             rows.append(MetricRow(f"{spec.name}", None, None, _threshold(spec.limit, None), ERROR))
+        filters: dict[str, int] = {}
+        for metric, _ in keys:
+            filters[metric] = filters.get(metric, 0) + 1
         for key in keys:
-            rows.append(_row(spec, cand.get(key), base.get(key), problems))
+            # The filter goes into the label only when a metric has several (the card reads "task metric").
+            label = f"{spec.name} {key[0]}" + (f" [{key[1]}]" if filters[key[0]] > 1 else "")
+            rows.append(_row(spec, label, cand.get(key), base.get(key), problems))
     verdict = combine(r.verdict for r in rows) if rows else ERROR
     return Outcome(verdict, tuple(rows), tuple(problems))
 
 
-def _row(spec: TaskSpec, c: Score | None, b: Score | None, problems: list[str]) -> MetricRow:
+def _row(spec: TaskSpec, label: str, c: Score | None, b: Score | None, problems: list[str]) -> MetricRow:
     s = c or b
-    label = s.label
     hib = c.higher_is_better if c is not None else None
     if hib is None and b is not None:
         hib = b.higher_is_better

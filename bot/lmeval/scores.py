@@ -22,11 +22,6 @@ class Score:
     higher_is_better: bool | None
     samples: int | None = None
 
-    @property
-    def label(self) -> str:
-        suffix = "" if self.filter in ("none", "") else f" [{self.filter}]"
-        return f"{self.task} {self.metric}{suffix}"
-
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
