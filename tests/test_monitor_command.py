@@ -332,3 +332,17 @@ def test_monitor__one_request_per_rule_for_all_deployments(prometheus, tmp_path)
     assert report["requests"] == 2
     tripped = {d["application"]: sorted(r["rule"] for r in d["rules"] if r["state"] == "tripped") for d in report["deployments"]}
     assert tripped == {"slow": ["p95-latency"], "healthy": [], "erroring": ["error-rate"]}
+
+
+def test_monitor__json_report_contract(prometheus, tmp_path):
+    repo, _ = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
+    _, report, _ = run(repo, prometheus, tmp_path)
+    assert set(report) == {"schema_version", "environment", "prometheus", "evaluated_at", "verdict", "requests",
+                           "deployments", "errors"}
+    assert report["schema_version"] == 1 and report["evaluated_at"].endswith("Z")
+    [dep] = report["deployments"]
+    assert set(dep) == {"manifest", "object", "application", "model", "variant", "served_model", "promotion_commit",
+                        "previous_variant", "state", "rules", "probe", "action"}
+    assert set(dep["rules"][0]) == {"rule", "condition", "value", "previous", "threshold", "state", "detail"}
+    assert set(dep["action"]) == {"kind", "branch", "title", "url", "detail", "commented"}
+    assert dep["state"] == "tripped" and dep["probe"] is None
