@@ -346,3 +346,11 @@ def test_monitor__json_report_contract(prometheus, tmp_path):
     assert set(dep["rules"][0]) == {"rule", "condition", "value", "previous", "threshold", "state", "detail"}
     assert set(dep["action"]) == {"kind", "branch", "title", "url", "detail", "commented"}
     assert dep["state"] == "tripped" and dep["probe"] is None
+
+
+def test_monitor__dry_run_with_an_open_pr_writes_nothing(prometheus, tmp_path):
+    repo, _ = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
+    assert run(repo, prometheus, tmp_path)[0] == 1
+    code, report, _ = run(repo, prometheus, tmp_path, dry_run=True)
+    assert code == 1 and report["deployments"][0]["action"]["kind"] == "existing-pr"
+    assert len(prs(tmp_path)) == 1 and list((tmp_path / "forge").glob("pr-*-comments.md")) == []

@@ -141,6 +141,8 @@ def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch:
 
     existing = forge.find_open_pull_request(branch) if forge is not None else None
     if existing is not None:
+        if dry_run:
+            return Action("existing-pr", branch, existing.title, existing.url, "dry run: revert PR already open")
         return _comment_once(trip, forge, existing, evaluated_at)
 
     def body(mode: str, reason: str = "") -> str:
