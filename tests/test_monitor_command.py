@@ -351,6 +351,9 @@ def test_monitor__json_report_contract(prometheus, tmp_path):
 def test_monitor__dry_run_with_an_open_pr_writes_nothing(prometheus, tmp_path):
     repo, _ = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
     assert run(repo, prometheus, tmp_path)[0] == 1
+    [pr_file] = prs(tmp_path)  # a body without the tripped-rules marker: a real pass would comment
+    pr = json.loads(pr_file.read_text())
+    pr_file.write_text(json.dumps({**pr, "body": "edited by a human"}))
     code, report, _ = run(repo, prometheus, tmp_path, dry_run=True)
     assert code == 1 and report["deployments"][0]["action"]["kind"] == "existing-pr"
     assert len(prs(tmp_path)) == 1 and list((tmp_path / "forge").glob("pr-*-comments.md")) == []
