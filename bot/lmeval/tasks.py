@@ -197,14 +197,15 @@ def prepare(reader, rev: str, options: EvalOptions, dest: Path, *, policy_file: 
     selected: list[LocalTask] = []
     builtin: list[str] = []
 
-    def select(name: str, depth: int = 0) -> None:
+    def select(name: str) -> None:
         task = local.get(name)
         if task is None:
-            if options.local_only or depth > 0:
+            if options.local_only:
                 raise InputError(policy_file, f"{options.where}.tasks", f"task {name!r} is not defined under {tasks_dir}/ "
                                  f"at the base revision {rev[:12]}",
                                  "task definitions are read from the base branch: merge the task YAML there first")
-            builtin.append(name)
+            if name not in builtin:  # lm-eval's own task, tag or group (also as a local group's member)
+                builtin.append(name)
             return
         if task.path in untrusted:
             raise InputError(task.path, "!function",
@@ -215,7 +216,7 @@ def prepare(reader, rev: str, options: EvalOptions, dest: Path, *, policy_file: 
         if task not in selected:
             selected.append(task)
             for member in task.members:
-                select(member, depth + 1)
+                select(member)
 
     for spec in options.tasks:
         select(spec.name)
