@@ -49,7 +49,29 @@ def build_models(out: Path) -> dict[str, Path]:
     model.eval()
     model.save_pretrained(paths["good"])
     tok.save_pretrained(paths["good"])
+    for bits in (8, 2):  # round-to-nearest copies of the trained model, stored back as fp32
+        paths[f"int{bits}"] = out / f"int{bits}"
+        fake_quantize(model, bits, group=16).save_pretrained(paths[f"int{bits}"])
+        tok.save_pretrained(paths[f"int{bits}"])
     return paths
+
+
+def fake_quantize(model, bits: int, group: int):
+    """Symmetric per-group round-to-nearest of every Linear weight: int2 hurts, int8 barely shows."""
+    import copy
+
+    import torch
+
+    out = copy.deepcopy(model)
+    qmax = 2 ** (bits - 1) - 1
+    with torch.no_grad():
+        for module in out.modules():
+            if isinstance(module, torch.nn.Linear):
+                rows, cols = module.weight.shape
+                w = module.weight.reshape(rows, cols // group, group)
+                scale = w.abs().amax(-1, keepdim=True).clamp(min=1e-8) / qmax
+                module.weight.copy_(((w / scale).round().clamp(-qmax - 1, qmax) * scale).reshape(rows, cols))
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -72,17 +94,20 @@ def put_weights(repo: GitOpsRepo, variant: str, source: Path) -> None:
 
 
 def lm_eval_repo(path: Path, models: dict[str, Path], gate: str, *, baseline: str = "v1.0-fp32") -> GitOpsRepo:
-    """v1.0-fp32 and v1.1-int8 carry the trained weights, v1.4-int2-g64 the random ones."""
+    """v1.0-fp32, v1.1-int8 and v1.3-int4-g64 carry the trained weights, v1.4-int2-g64 the random
+    ones; v1.5-int8-rtn and v1.6-int2-g16 are the trained weights rounded to 8 and 2 bits."""
     from bot.demo import corpus
 
     repo = GitOpsRepo(path)
     repo.write("promotion.yaml", gate_policy(gate, baseline=baseline))
-    for variant in ("v1.0-fp32", "v1.1-int8", "v1.3-int4-g64", "v1.4-int2-g64"):
+    for variant in ("v1.0-fp32", "v1.1-int8", "v1.3-int4-g64", "v1.4-int2-g64", "v1.5-int8-rtn", "v1.6-int2-g16"):
         repo.add_variant(variant)
     put_weights(repo, "v1.0-fp32", models["good"])
     put_weights(repo, "v1.1-int8", models["good"])
     put_weights(repo, "v1.3-int4-g64", models["good"])
     put_weights(repo, "v1.4-int2-g64", models["random"])
+    put_weights(repo, "v1.5-int8-rtn", models["int8"])
+    put_weights(repo, "v1.6-int2-g16", models["int2"])
     for task in (ROOT / "evals" / "tasks").glob("*.yaml"):
         repo.write(f"evals/tasks/{task.name}", task.read_text())
     corpus.write_eval_files(repo.path / "evals" / "data")

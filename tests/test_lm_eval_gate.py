@@ -68,6 +68,21 @@ def test_lm_eval_gate__baseline_against_itself_passes_with_zero_delta(models, tm
     assert acc.higher_is_better is True and acc.stderr.startswith("±")
 
 
+def test_lm_eval_gate__int8_passes_and_int2_fails_perplexity(models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY)
+    cache = tmp_path / "cache"
+    promote(repo, "v1.5-int8-rtn")
+    int8 = run_gate(repo, cache, tmp_path)["perplexity"]
+    assert int8.verdict == "pass", int8.detail
+    assert abs(int8.rows[0].delta) / int8.rows[0].baseline < 0.03
+    promote(repo, "v1.6-int2-g16")
+    int2 = run_gate(repo, cache, tmp_path)["perplexity"]
+    assert int2.verdict == "fail"
+    assert int2.rows[0].delta / int2.rows[0].baseline > 0.03
+    assert int2.detail.startswith("canopy_heldout word_perplexity: ") and "worse than the baseline" in int2.detail
+    assert [f["source"] for f in int2.findings] == ["cache", "lm-eval"]
+
+
 def test_lm_eval_gate__direction_comes_from_lm_eval(models, tmp_path):
     """Perplexity (lower is better) and accuracy (higher is better) judged both ways round."""
     repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY + MC)
