@@ -42,7 +42,8 @@ def register(sub) -> None:
     r.add_argument("--cache", type=Path)
     r.set_defaults(func=run_check_job)
 
-    m = sub.add_parser("report", help="merge a plan's result files into the verdict, comment and JSON report")
+    m = sub.add_parser("report", help="merge a plan's result files into the verdict, comment and JSON report "
+                                      "(`github report` also publishes them on the PR)")
     m.add_argument("--plan", type=Path, required=True)
     m.add_argument("--results", type=Path, required=True)
     m.add_argument("--repo", help="the checkout on this runner (default: the plan's)")
@@ -54,8 +55,6 @@ def register(sub) -> None:
 def _plan_for_repo(path: Path, repo: str | None) -> Plan:
     plan = Plan.read(path)
     if repo:
-        from dataclasses import replace
-
         plan = replace(plan, repo=str(Path(repo).resolve()))
     return plan
 
@@ -89,6 +88,17 @@ def run_check_job(args) -> int:
     return 2 if missing else 0
 
 
+def merge_results(plan: Plan, results: Path, reader, *, report_url: str | None = None,
+                  started: float | None = None) -> tuple[Report, str]:
+    """The report and the comment of a fan-out: `report` and `github report` both call this."""
+    started = time.monotonic() if started is None else started
+    report = assemble(plan, results, reader=reader)
+    # The jobs ran side by side: the run took the slowest of them, plus this merge.
+    slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
+    report = replace(report, wall_time_s=slowest + time.monotonic() - started)
+    return report, comment_for(report, plan, reader, report_url=report_url)
+
+
 def run_report(args) -> int:
     started = time.monotonic()
     plan = _plan_for_repo(args.plan, args.repo)
@@ -97,11 +107,7 @@ def run_report(args) -> int:
     except InputError as exc:
         return _could_not_report(args, plan, exc.as_record())
     try:
-        report = assemble(plan, args.results, reader=reader)
-        # The jobs ran side by side: the run took the slowest of them, plus this merge.
-        slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
-        report = replace(report, wall_time_s=slowest + time.monotonic() - started)
-        comment = comment_for(report, plan, reader)
+        report, comment = merge_results(plan, args.results, reader, started=started)
     except InputError as exc:
         return _could_not_report(args, plan, exc.as_record())
     finally:

@@ -1,4 +1,8 @@
-"""`promotion-bot github pr|monitor`: the bot inside GitHub Actions (see action.yml).
+"""`promotion-bot github pr|plan|report|monitor`: the bot inside GitHub Actions (see action.yml).
+
+`pr` judges a pull request on one runner. `plan` and `report` are the two ends of the same gate
+spread over a matrix (docs/fanout.md): `plan` sets the pending statuses and writes the plan,
+`report` publishes the matrix jobs' results as `pr` would.
 
 Reads the Actions environment (GITHUB_EVENT_PATH, GITHUB_EVENT_NAME, GITHUB_REPOSITORY,
 GITHUB_TOKEN, GITHUB_API_URL for GitHub Enterprise, ...). The token is removed from this
@@ -19,12 +23,23 @@ def register(sub) -> None:
     gsub = p.add_subparsers(dest="github_command", required=True, metavar="MODE")
 
     pr = gsub.add_parser("pr", help="judge the pull request of this workflow event: comment and statuses")
-    pr.add_argument("--policy", help="policy path in the repository, read at the PR's base revision (default promotion.yaml)")
-    pr.add_argument("--pr", help="on workflow_dispatch: the pull request to rerun (default: the workflow input `pr`)")
-    pr.add_argument("--json", type=Path, help="write the JSON report here (default: $RUNNER_TEMP/promotion-bot-report.json)")
+    _pr_arguments(pr)
     pr.add_argument("--workdir", type=Path, help="keep the plan, results and artifacts here")
     pr.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
-    pr.set_defaults(func=run_pr)
+    pr.set_defaults(func=run_pr, step="pr")
+
+    plan = gsub.add_parser("plan", help="fan-out, first job: pending statuses, then the plan and its matrix")
+    _pr_arguments(plan)
+    plan.add_argument("--out", type=Path, default=Path("plan.json"), help="the plan file (default plan.json)")
+    plan.add_argument("--matrix", type=Path, help="also write the `strategy.matrix` JSON here "
+                                                  "(it is always the step output `matrix`)")
+    plan.set_defaults(func=run_pr, step="plan")
+
+    report = gsub.add_parser("report", help="fan-out, last job: merge the result files, comment and set the statuses")
+    _pr_arguments(report, policy=False)
+    report.add_argument("--plan", type=Path, required=True, help="the plan `github plan` wrote")
+    report.add_argument("--results", type=Path, required=True, help="folder holding the matrix jobs' result files")
+    report.set_defaults(func=run_pr, step="report")
 
     mon = gsub.add_parser("monitor", help="the monitoring pass (schedule / repository_dispatch events)")
     mon.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
@@ -33,6 +48,15 @@ def register(sub) -> None:
     mon.add_argument("--json", type=Path, help="write the monitoring report here")
     mon.add_argument("--dry-run", action="store_true", help="decide, but open no PR or issue")
     mon.set_defaults(func=run_monitor)
+
+
+def _pr_arguments(parser, *, policy: bool = True) -> None:
+    if policy:
+        parser.add_argument("--policy", help="policy path in the repository, read at the PR's base revision "
+                                             "(default promotion.yaml)")
+    parser.add_argument("--pr", help="on workflow_dispatch: the pull request to rerun (default: the workflow input `pr`)")
+    parser.add_argument("--json", type=Path, help="write the JSON report here "
+                                                  "(default: $RUNNER_TEMP/promotion-bot-report.json)")
 
 
 def _settings_and_payload():
@@ -59,18 +83,24 @@ def _forge(settings):
 def run_pr(args) -> int:
     from bot.github import actions
     from bot.github.event import CHECK, RERUN, find_activity
-    from bot.github.pr import run_pull_request
+    from bot.github.pr import run_pull_request, skipped_outputs
 
     settings, payload = _settings_and_payload()
     activity = find_activity(settings.event_name, payload, pr_input=args.pr)
     if activity.kind not in (CHECK, RERUN):
         actions.log(f"nothing to do: {activity.reason}")
-        actions.set_outputs(settings.output, {"verdict": "skipped", "comment-url": "", "report-path": ""})
+        actions.set_outputs(settings.output, skipped_outputs(args.step))
         return 0
+    options = {"step": args.step, "json_path": args.json, "policy_file": getattr(args, "policy", None)}
+    if args.step == "pr":
+        options.update(workdir=args.workdir, cache_dir=args.cache)
+    elif args.step == "plan":
+        options.update(plan_file=args.out, matrix_file=args.matrix)
+    else:
+        options.update(plan_file=args.plan, results=args.results)
     try:
         with _forge(settings) as forge:
-            return run_pull_request(settings, forge, activity, policy_file=args.policy, json_path=args.json,
-                                    workdir=args.workdir, cache_dir=args.cache)
+            return run_pull_request(settings, forge, activity, **options)
     except PromotionBotError:
         raise
     except Exception as exc:  # a bug: still "could not judge", never the gate's "failed" (1)

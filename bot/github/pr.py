@@ -1,11 +1,15 @@
-"""`promotion-bot github pr`: judge one pull request inside GitHub Actions.
+"""`promotion-bot github pr|plan|report`: judge one pull request inside GitHub Actions.
 
-pending statuses → check between the PR's merge base and head (policy and checks from the
-base revision) → the JSON report and step summary → one sticky comment → final statuses.
+`pr` on one runner: pending statuses → check between the PR's merge base and head (policy and
+checks from the base revision) → the JSON report and step summary → one sticky comment → final
+statuses. The fan-out splits the same run over three jobs: `plan` sets the pending statuses and
+writes the plan and its matrix, `run-check` runs each matrix entry on its own runner, and
+`report` merges the result files and publishes exactly what `pr` would (the same code below).
 Whatever goes wrong, the PR ends with a comment that says what and every status at `error`:
 never `success`, never left `pending` while GitHub still answers.
 
-Exit codes: 0 pass, 1 a gate failed, 2 could not judge (bad input, a crash, GitHub failing).
+Exit codes: 0 pass (or, for `plan`, the plan is written), 1 a gate failed, 2 could not judge
+(bad input, a crash, GitHub failing).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from bot.errors import ErrorRecord, InputError, PromotionBotError
 from bot.github import actions
@@ -112,30 +117,110 @@ class PullRequestRun:
     # --- the run ------------------------------------------------------------------------------
 
     def run(self) -> int:
+        """`github pr`: plan, run every job on this runner, publish."""
+        return self._in_checkout(self._check)
+
+    def run_plan(self, plan_file: Path, matrix_file: Path | None = None) -> int:
+        """`github plan`: the pending statuses, then the plan for the matrix jobs (nothing published yet)."""
+        return self._in_checkout(lambda reader: self._fan_out(reader, Path(plan_file), matrix_file))
+
+    def run_report(self, plan_file: Path, results: Path) -> int:
+        """`github report`: merge the matrix jobs' result files and publish as `github pr` does."""
+        return self._in_checkout(lambda reader: self._report(reader, Path(plan_file), Path(results)))
+
+    def _in_checkout(self, body: Callable[[GitReader], int]) -> int:
         actions.log(f"PR #{self.activity.pr_number}: {self.activity.reason}, head {self.activity.head_sha}")
         try:
             reader = GitReader(self.settings.workspace)
         except PromotionBotError as exc:
             return self._could_not_judge(exc, None)
         try:
-            try:
-                plan = self._plan(reader)
-            except Exception as exc:  # bad input or a crash: reported on the PR, never a pass
-                return self._could_not_judge(exc, None)
-            self.contexts = plan_contexts(plan)
-            n = len(plan.promotions)
-            self._set_statuses({c: "pending" for c in self.contexts},
-                               {c: f"judging {n} promotion(s)…" if n else "judging…" for c in self.contexts})
-            if self.github_error is not None:
-                self._error_statuses_best_effort("GitHub failed before the gate ran")
-                return 2
-            try:
-                report, comment = self._judge(reader, plan)
-            except Exception as exc:
-                return self._could_not_judge(exc, plan)
-            return self._publish(report, comment)
+            return body(reader)
         finally:
             reader.close()
+
+    def _start(self, reader: GitReader) -> Plan | int:
+        """Plan the PR and set its pending statuses; an exit code when that already ended the run."""
+        try:
+            plan = self._plan(reader)
+        except Exception as exc:  # bad input or a crash: reported on the PR, never a pass
+            return self._could_not_judge(exc, None)
+        self.contexts = plan_contexts(plan)
+        n = len(plan.promotions)
+        self._set_statuses({c: "pending" for c in self.contexts},
+                           {c: f"judging {n} promotion(s)…" if n else "judging…" for c in self.contexts})
+        if self.github_error is not None:
+            self._error_statuses_best_effort("GitHub failed before the gate ran")
+            return 2
+        return plan
+
+    def _check(self, reader: GitReader) -> int:
+        plan = self._start(reader)
+        if isinstance(plan, int):
+            return plan
+        try:
+            report, comment = self._judge(reader, plan)
+        except Exception as exc:
+            return self._could_not_judge(exc, plan)
+        return self._publish(report, comment)
+
+    def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
+        no_jobs = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
+        if self.policy_file and self.policy_file != "promotion.yaml":
+            # The plan would name a copy on this runner only; the matrix runners could not read it.
+            code = self._could_not_judge(InputError(
+                "action.yml", "policy", f"{self.policy_file} cannot be used by a fan-out (mode: plan)",
+                "keep the policy in promotion.yaml on the base branch, or judge on one runner with mode: pr"), None)
+            actions.set_outputs(self.settings.output, no_jobs)
+            return code
+        plan = self._start(reader)
+        if isinstance(plan, int):
+            actions.set_outputs(self.settings.output, no_jobs)
+            return plan
+        try:
+            plan.write(plan_file)
+            matrix = json.dumps(plan.matrix())
+            if matrix_file:
+                write_atomic(Path(matrix_file), matrix + "\n")
+        except Exception as exc:
+            code = self._could_not_judge(exc, plan)
+            actions.set_outputs(self.settings.output, no_jobs)
+            return code
+        entries = len(plan.matrix()["include"])
+        actions.set_outputs(self.settings.output, {
+            "verdict": "pending", "comment-url": "", "report-path": "", "matrix": matrix,
+            "entries": str(entries), "plan-path": str(plan_file)})
+        actions.log(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} job(s) in {entries} matrix "
+                    f"entr(ies) -> {plan_file}")
+        return 0
+
+    def _report(self, reader: GitReader, plan_file: Path, results: Path) -> int:
+        from bot.commands.fanout import merge_results
+
+        started = time.monotonic()
+        plan = None
+        try:
+            plan = replace(Plan.read(plan_file), repo=str(Path(reader.path).resolve()))
+            self._judged_head(plan, plan_file)
+            self.contexts = plan_contexts(plan)
+            self._have_commit(reader, plan.head, "pull_request.head.sha")
+            report, comment = merge_results(plan, results, reader, report_url=self.settings.run_url, started=started)
+        except Exception as exc:
+            return self._could_not_judge(exc, plan)
+        return self._publish(report, comment)
+
+    def _judged_head(self, plan: Plan, plan_file: Path) -> None:
+        """The statuses go on the commit the plan judged, which must be this event's PR head.
+
+        A rerun (workflow_dispatch) takes the plan's head: the PR may have moved on since, and
+        that push runs its own gate.
+        """
+        if self.activity.kind == RERUN:
+            self.activity = replace(self.activity, head_sha=plan.head)
+        elif plan.head != self.activity.head_sha:
+            raise InputError(str(plan_file), "head",
+                             f"the plan judges {plan.head[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
+                             "download the plan artifact of this workflow run, written by `github plan`")
 
     def _plan(self, reader: GitReader) -> Plan:
         head = self._have_commit(reader, self.activity.head_sha, "pull_request.head.sha")
@@ -260,12 +345,29 @@ def _fetch_pull_head(repo: Path, number: int) -> None:
                    capture_output=True, text=True, env=scrubbed_env(), timeout=300)
 
 
-def run_pull_request(settings: Settings, forge, activity: Activity, **options) -> int:
+def run_pull_request(settings: Settings, forge, activity: Activity, *, step: str = "pr",
+                     plan_file: Path | None = None, matrix_file: Path | None = None, results: Path | None = None,
+                     **options) -> int:
+    """``step``: `pr` (the whole gate here), `plan` or `report` (the two ends of a fan-out)."""
     if activity.kind == RERUN:
         info = forge.get_pull_request(activity.pr_number)
         if info.state != "open":
             actions.log(f"#{info.number} is {info.state}: nothing to rerun")
+            actions.set_outputs(settings.output, skipped_outputs(step))
             return 0
         activity = replace(activity, base_sha=info.base_sha, head_sha=info.head_sha, base_ref=info.base_ref,
                            head_ref=info.head_ref, title=info.title, from_fork=info.from_fork)
-    return PullRequestRun(settings, forge, activity, **options).run()
+    run = PullRequestRun(settings, forge, activity, **options)
+    if step == "plan":
+        return run.run_plan(plan_file, matrix_file)
+    if step == "report":
+        return run.run_report(plan_file, results)
+    return run.run()
+
+
+def skipped_outputs(step: str) -> dict[str, str]:
+    """Step outputs for an event with nothing to judge; a plan's matrix is then empty."""
+    outputs = {"verdict": "skipped", "comment-url": "", "report-path": ""}
+    if step == "plan":
+        outputs.update({"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""})
+    return outputs

@@ -1,0 +1,216 @@
+"""The fan-out on GitHub: `github plan` → `run-check` per matrix entry, in separate processes at
+once → `github report`, against `github pr` on the same PR. Real Git checkouts, the Actions
+environment, PyGithub talking HTTP to the fake GitHub (checked against GitHub's OpenAPI)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from github_fake import FakeGitHub  # noqa: E402
+from github_fake.harness import REPO, TOKEN, load_event, pr_event, read_outputs, run_action  # noqa: E402
+from test_fanout import (  # noqa: E402,F401  (child_checks: the run-check children load the test-only checks)
+    POLICY, _two_environments, child_checks, make_repo, run_parallel, without_time_footer, without_timings)
+
+from bot.cli import main  # noqa: E402
+from bot.render import COMMENT_MARKER  # noqa: E402
+
+RUN_URL = "https://github.example.com/acme-ml/gitops/actions/runs/4242"
+
+
+@pytest.fixture
+def fake():
+    with FakeGitHub() as server:
+        server.add_repo(REPO)
+        server.add_token(TOKEN, None)
+        yield server
+    assert server.validation_errors == []
+
+
+def github(monkeypatch, tmp_path: Path, fake, repo, event_name: str, payload: dict, *argv: str) -> tuple[int, dict, str]:
+    """Run `promotion-bot github ...` as an Actions step: (exit code, step outputs, step summary)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    event, output, summary = tmp_path / "event.json", tmp_path / "output.txt", tmp_path / "summary.md"
+    event.write_text(json.dumps(payload))
+    env = {
+        "GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(event), "GITHUB_REPOSITORY": REPO,
+        "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": fake.url, "GITHUB_SERVER_URL": "https://github.example.com",
+        "GITHUB_RUN_ID": "4242", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
+        "GITHUB_WORKSPACE": str(repo.path), "RUNNER_TEMP": str(tmp_path), "PROMOTION_BOT_CACHE": str(tmp_path / "cache"),
+        "PROMOTION_BOT_GITHUB_THROTTLE": "0", "PROMOTION_BOT_GITHUB_BACKOFF": "0.01",
+        "PROMOTION_BOT_GITHUB_RETRIES": "3", "PROMOTION_BOT_GITHUB_SECONDARY_WAIT": "0.01",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code = main(["github", *argv])
+    return code, read_outputs(output), summary.read_text() if summary.exists() else ""
+
+
+def fan_out(monkeypatch, tmp_path: Path, fake, repo, payload: dict, *, skip=(), event_name="pull_request"):
+    """The three jobs of docs/fanout.md; ``skip``: matrix entries whose runner never reports."""
+    plan_file = tmp_path / "plan" / "plan.json"
+    code, plan_out, _ = github(monkeypatch, tmp_path / "plan", fake, repo, event_name, payload,
+                               "plan", "--out", str(plan_file))
+    assert code == 0 and plan_out["verdict"] == "pending", plan_out
+    entries = [e["id"] for e in json.loads(plan_out["matrix"])["include"]]
+    assert plan_out["entries"] == str(len(entries))
+    results = tmp_path / "results"
+    for entry in entries:  # each runner uploads its own artifact folder
+        if entry not in skip:
+            assert run_parallel(plan_file, [entry], results / f"results-{entry}", tmp_path / "cache") == [0]
+    report_json = tmp_path / "report" / "report.json"
+    code, out, summary = github(monkeypatch, tmp_path / "report", fake, repo, event_name, payload,
+                                "report", "--plan", str(plan_file), "--results", str(results), "--json", str(report_json))
+    return code, out, summary, json.loads(report_json.read_text())
+
+
+def statuses(fake, sha: str) -> dict[str, list[tuple[str, str]]]:
+    by_context: dict[str, list[tuple[str, str]]] = {}
+    for s in fake.statuses_for(sha):
+        assert s["target_url"] == RUN_URL
+        by_context.setdefault(s["context"], []).append((s["state"], s["description"]))
+    return by_context
+
+
+def the_pr(tmp_path, scenario=_two_environments):
+    """(repo, base, head) of a PR whose one commit makes ``scenario``'s last change."""
+    repo = make_repo(tmp_path)
+    scenario(repo)
+    head = repo.commit("The PR")
+    return repo, repo.repo.commit(f"{head}~1").hexsha, head
+
+
+def _prod_after_staging(repo):
+    repo.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
+    repo.commit("v1.3 in staging")
+    repo.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+
+
+# --- the same as `github pr` -------------------------------------------------------------
+
+def test_github_fanout__same_comment_and_statuses_as_github_pr(monkeypatch, tmp_path):
+    repo, base, head = the_pr(tmp_path)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    with FakeGitHub() as one, FakeGitHub() as spread:
+        for server in (one, spread):
+            server.add_repo(REPO)
+            server.add_token(TOKEN, None)
+        single = run_action(monkeypatch, tmp_path / "single", one, repo.path, "pull_request", payload)
+        code, out, summary, report = fan_out(monkeypatch, tmp_path / "fanout", spread, repo, payload)
+        assert code == single.code == 1
+        [comment] = spread.comments_on(REPO, 12)
+        [single_comment] = one.comments_on(REPO, 12)
+        assert comment["body"].startswith(COMMENT_MARKER)
+        assert without_time_footer(comment["body"]) == without_time_footer(single_comment["body"])
+        assert statuses(spread, head) == statuses(one, head)
+        assert [s for s, _ in statuses(spread, head)["promotion-bot/test"]] == ["pending", "failure"]
+        assert [s for s, _ in statuses(spread, head)["promotion-bot/staging"]] == ["pending", "failure"]
+        # The plan job wrote the pending statuses; the report job only the comment and final ones.
+        assert len(spread.requests) == len(one.requests)
+    assert one.validation_errors == spread.validation_errors == []
+    assert without_timings(report) == without_timings(single.report)
+    assert out["verdict"] == "fail" == single.outputs["verdict"]
+    assert out["comment-url"].endswith(f"#issuecomment-{comment['id']}")
+    assert without_time_footer(summary) == without_time_footer(single.summary)
+
+
+def test_github_fanout__pass_and_rerun_edit_the_one_comment(monkeypatch, tmp_path, fake):
+    repo, base, head = the_pr(tmp_path, _prod_after_staging)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, _, report = fan_out(monkeypatch, tmp_path / "1", fake, repo, payload)
+    assert code == 0 and out["verdict"] == "pass" and report["verdict"] == "pass"
+    fake.add_pull(REPO, 12, base_sha=base, head_sha=head)
+    code, _, _, _ = fan_out(monkeypatch, tmp_path / "2", fake, repo, load_event("workflow_dispatch.json"),
+                            event_name="workflow_dispatch")
+    assert code == 0
+    assert len(fake.comments_on(REPO, 12)) == 1
+    assert [s for s, _ in statuses(fake, head)["promotion-bot/prod"]] == ["pending", "success"] * 2
+    assert statuses(fake, head)["promotion-bot/prod"][-1] == ("success", "passed: canopy-tiny/v1.3-int4-g64")
+
+
+# --- fail closed -------------------------------------------------------------------------
+
+def test_github_fanout__missing_result_is_error_never_success(monkeypatch, tmp_path, fake):
+    repo, base, head = the_pr(tmp_path, _prod_after_staging)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, summary, report = fan_out(monkeypatch, tmp_path, fake, repo, payload, skip=("p0-2-test-slow",))
+    assert code == 2 and out["verdict"] == "error" and report["verdict"] == "error"
+    assert statuses(fake, head)["promotion-bot/prod"] == [("pending", "judging 1 promotion(s)…"),
+                                                          ("error", "could not judge: canopy-tiny/v1.3-int4-g64")]
+    [comment] = fake.comments_on(REPO, 12)
+    assert "no result from job p0-2-test-slow" in comment["body"] and "ERROR" in comment["body"]
+    assert "no result from job p0-2-test-slow" in summary
+
+
+def test_github_report__plan_of_another_head_is_refused(monkeypatch, tmp_path, fake):
+    repo, base, head = the_pr(tmp_path)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    plan_file = tmp_path / "plan.json"
+    assert github(monkeypatch, tmp_path / "plan", fake, repo, "pull_request", payload,
+                  "plan", "--out", str(plan_file))[0] == 0
+    repo.set_variant("test", "canopy-tiny/v1.1-int8")
+    new_head = repo.commit("A new push")
+    newer = pr_event("pull_request.synchronize.json", base=base, head=new_head)
+    code, out, _ = github(monkeypatch, tmp_path / "report", fake, repo, "pull_request", newer,
+                          "report", "--plan", str(plan_file), "--results", str(tmp_path / "results"))
+    assert code == 2 and out["verdict"] == "error"
+    assert "download the plan artifact of this workflow run" in fake.comments_on(REPO, 12)[0]["body"]
+    assert {s["state"] for s in fake.statuses_for(new_head)} == {"error"}
+
+
+def test_github_report__unreadable_plan_is_an_error_on_the_pr(monkeypatch, tmp_path, fake):
+    repo, base, head = the_pr(tmp_path)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, _ = github(monkeypatch, tmp_path, fake, repo, "pull_request", payload,
+                          "report", "--plan", str(tmp_path / "no-plan.json"), "--results", str(tmp_path / "results"))
+    assert code == 2 and out["verdict"] == "error"
+    assert "no-plan.json" in fake.comments_on(REPO, 12)[0]["body"]
+    assert [s["state"] for s in fake.statuses_for(head, "promotion-bot")] == ["error"]
+
+
+def test_github_fanout__bad_policy_travels_from_plan_to_the_report(monkeypatch, tmp_path, fake):
+    repo = make_repo(tmp_path, POLICY.replace("check: zoo", "check: no-such-check", 1))
+    base = repo.repo.head.commit.hexsha
+    repo.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    head = repo.commit("Promote")
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, _, report = fan_out(monkeypatch, tmp_path, fake, repo, payload)
+    assert code == 2 and report["errors"][0]["file"] == "promotion.yaml"
+    assert "ERROR" in fake.comments_on(REPO, 12)[0]["body"]
+    final = {s["context"]: s["state"] for s in fake.statuses_for(head)}
+    assert final == {"promotion-bot": "error"}
+
+
+def test_github_plan__could_not_plan_publishes_the_error_and_an_empty_matrix(monkeypatch, tmp_path, fake):
+    repo, _, head = the_pr(tmp_path)
+    payload = pr_event("pull_request.opened.json", base="0123456789abcdef0123456789abcdef01234567", head=head)
+    code, out, _ = github(monkeypatch, tmp_path, fake, repo, "pull_request", payload, "plan", "--out",
+                          str(tmp_path / "plan.json"))
+    assert code == 2 and out["verdict"] == "error"
+    assert json.loads(out["matrix"]) == {"include": []} and out["entries"] == "0"
+    assert not (tmp_path / "plan.json").exists()
+    assert "fetch-depth: 0" in fake.comments_on(REPO, 12)[0]["body"]
+    assert [s["state"] for s in fake.statuses_for(head, "promotion-bot")] == ["error"]
+
+
+def test_github_plan__policy_input_other_than_promotion_yaml_is_refused(monkeypatch, tmp_path, fake):
+    repo, base, head = the_pr(tmp_path)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, _ = github(monkeypatch, tmp_path, fake, repo, "pull_request", payload,
+                          "plan", "--policy", "policies/strict.yaml", "--out", str(tmp_path / "plan.json"))
+    assert code == 2 and out["entries"] == "0"
+    assert "mode: pr" in fake.comments_on(REPO, 12)[0]["body"]
+    assert {s["state"] for s in fake.statuses_for(head)} == {"error"}
+
+
+def test_github_plan__ignored_event_gives_an_empty_matrix_without_requests(monkeypatch, tmp_path, fake, gitops):
+    code, out, _ = github(monkeypatch, tmp_path, fake, gitops, "pull_request", load_event("pull_request.closed.json"),
+                          "plan", "--out", str(tmp_path / "plan.json"))
+    assert code == 0 and out["verdict"] == "skipped"
+    assert json.loads(out["matrix"]) == {"include": []} and out["entries"] == "0"
+    assert fake.requests == []
