@@ -214,3 +214,81 @@ def test_github_plan__ignored_event_gives_an_empty_matrix_without_requests(monke
     assert code == 0 and out["verdict"] == "skipped"
     assert json.loads(out["matrix"]) == {"include": []} and out["entries"] == "0"
     assert fake.requests == []
+
+
+# --- action.yml: the three modes of the composite action's run step ------------------------
+
+def action_step(mode: str, workspace: Path, runner_temp: Path, fake, payload: dict, **inputs: str) -> tuple[int, dict]:
+    """The composite action's `Run promotion-bot` script under bash, with the environment its
+    `env:` block gives it; each call has its own RUNNER_TEMP, as each job has its own runner."""
+    import os
+    import subprocess
+
+    import yaml
+
+    action = yaml.safe_load((Path(__file__).resolve().parent.parent / "action.yml").read_text())
+    [step] = [s for s in action["runs"]["steps"] if s.get("id") == "run"]
+    runner_temp.mkdir(parents=True, exist_ok=True)
+    event, output = runner_temp / "event.json", runner_temp / "output.txt"
+    event.write_text(json.dumps(payload))
+    env = dict(os.environ, MODE=mode, POLICY=inputs.get("policy", "promotion.yaml"), PLAN="", RESULTS="",
+               JOB=inputs.get("job", ""), PROMETHEUS_URL="", MONITOR_ENV="prod",
+               GITHUB_TOKEN=TOKEN, PROMOTION_BOT_LOGIN="github-actions[bot]", GITHUB_EVENT_NAME="pull_request",
+               GITHUB_EVENT_PATH=str(event), GITHUB_REPOSITORY=REPO, GITHUB_API_URL=fake.url,
+               GITHUB_SERVER_URL="https://github.example.com", GITHUB_RUN_ID="4242", GITHUB_OUTPUT=str(output),
+               GITHUB_STEP_SUMMARY=str(runner_temp / "summary.md"), RUNNER_TEMP=str(runner_temp),
+               PROMOTION_BOT_CACHE=str(runner_temp / "cache"), PROMOTION_BOT_GITHUB_THROTTLE="0",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=workspace, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert TOKEN not in proc.stdout + proc.stderr
+    return proc.returncode, step_outputs(output)
+
+
+def step_outputs(path: Path) -> dict:
+    """GITHUB_OUTPUT in both of its forms: `name=value` lines and `name<<DELIMITER` blocks."""
+    out, lines = {}, path.read_text().splitlines() if path.exists() else []
+    i = 0
+    while i < len(lines):
+        if "<<" in lines[i] and "=" not in lines[i].split("<<", 1)[0]:
+            name, delim = lines[i].split("<<", 1)
+            j = lines.index(delim, i + 1)
+            out[name], i = "\n".join(lines[i + 1:j]), j + 1
+        else:
+            name, value = lines[i].split("=", 1)
+            out[name], i = value, i + 1
+    return out
+
+
+def test_action__plan_run_check_report_modes_publish_the_fan_out(tmp_path, fake):
+    import shutil
+
+    repo, base, head = the_pr(tmp_path, _prod_after_staging)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, planned = action_step("plan", repo.path, tmp_path / "plan-runner", fake, payload)
+    assert code == 0 and planned["verdict"] == "pending"
+    plan_file = Path(planned["plan-path"])
+    assert plan_file == tmp_path / "plan-runner" / "promotion-bot" / "plan.json"  # outside the checkout
+    report_temp = tmp_path / "report-runner"
+    for entry in json.loads(planned["matrix"])["include"]:
+        runner = tmp_path / f"runner-{entry['id']}"
+        shutil.copytree(plan_file.parent, runner / "promotion-bot")  # actions/download-artifact of the plan
+        code, ran = action_step("run-check", repo.path, runner, fake, payload, job=entry["id"])
+        assert code == 0
+        # actions/download-artifact with `pattern:` gives each artifact its own folder.
+        shutil.copytree(ran["results-path"], report_temp / "promotion-bot" / "results" / f"results-{entry['id']}")
+    shutil.copy(plan_file, report_temp / "promotion-bot" / "plan.json")
+    code, reported = action_step("report", repo.path, report_temp, fake, payload)
+    assert code == 0 and reported["verdict"] == "pass"
+    assert [s["state"] for s in fake.statuses_for(head, "promotion-bot/prod")] == ["pending", "success"]
+    assert len(fake.comments_on(REPO, 12)) == 1
+    # The workflow's token needs no GET /user: pending, comments page, comment, final status.
+    assert fake.calls("GET", "/user") == [] and len(fake.requests) == 4
+
+
+def test_action__run_check_without_a_job_names_the_input(tmp_path, fake):
+    repo, base, head = the_pr(tmp_path)
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, _ = action_step("run-check", repo.path, tmp_path / "runner", fake, payload)
+    assert code == 2
+    assert fake.requests == []
