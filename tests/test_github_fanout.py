@@ -32,14 +32,15 @@ def fake():
     assert server.validation_errors == []
 
 
-def github(monkeypatch, tmp_path: Path, fake, repo, event_name: str, payload: dict, *argv: str) -> tuple[int, dict, str]:
+def github(monkeypatch, tmp_path: Path, fake, repo, event_name: str, payload: dict, *argv: str,
+           token: str = TOKEN) -> tuple[int, dict, str]:
     """Run `promotion-bot github ...` as an Actions step: (exit code, step outputs, step summary)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     event, output, summary = tmp_path / "event.json", tmp_path / "output.txt", tmp_path / "summary.md"
     event.write_text(json.dumps(payload))
     env = {
         "GITHUB_EVENT_NAME": event_name, "GITHUB_EVENT_PATH": str(event), "GITHUB_REPOSITORY": REPO,
-        "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": fake.url, "GITHUB_SERVER_URL": "https://github.example.com",
+        "GITHUB_TOKEN": token, "GITHUB_API_URL": fake.url, "GITHUB_SERVER_URL": "https://github.example.com",
         "GITHUB_RUN_ID": "4242", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
         "GITHUB_WORKSPACE": str(repo.path), "RUNNER_TEMP": str(tmp_path), "PROMOTION_BOT_CACHE": str(tmp_path / "cache"),
         "PROMOTION_BOT_GITHUB_THROTTLE": "0", "PROMOTION_BOT_GITHUB_BACKOFF": "0.01",
@@ -51,11 +52,12 @@ def github(monkeypatch, tmp_path: Path, fake, repo, event_name: str, payload: di
     return code, read_outputs(output), summary.read_text() if summary.exists() else ""
 
 
-def fan_out(monkeypatch, tmp_path: Path, fake, repo, payload: dict, *, skip=(), event_name="pull_request"):
+def fan_out(monkeypatch, tmp_path: Path, fake, repo, payload: dict, *, skip=(), event_name="pull_request",
+            token: str = TOKEN):
     """The three jobs of docs/fanout.md; ``skip``: matrix entries whose runner never reports."""
     plan_file = tmp_path / "plan" / "plan.json"
     code, plan_out, _ = github(monkeypatch, tmp_path / "plan", fake, repo, event_name, payload,
-                               "plan", "--out", str(plan_file))
+                               "plan", "--out", str(plan_file), token=token)
     assert code == 0 and plan_out["verdict"] == "pending", plan_out
     entries = [e["id"] for e in json.loads(plan_out["matrix"])["include"]]
     assert plan_out["entries"] == str(len(entries))
@@ -65,7 +67,8 @@ def fan_out(monkeypatch, tmp_path: Path, fake, repo, payload: dict, *, skip=(), 
             assert run_parallel(plan_file, [entry], results / f"results-{entry}", tmp_path / "cache") == [0]
     report_json = tmp_path / "report" / "report.json"
     code, out, summary = github(monkeypatch, tmp_path / "report", fake, repo, event_name, payload,
-                                "report", "--plan", str(plan_file), "--results", str(results), "--json", str(report_json))
+                                "report", "--plan", str(plan_file), "--results", str(results), "--json", str(report_json),
+                                token=token)
     return code, out, summary, json.loads(report_json.read_text())
 
 
@@ -206,6 +209,30 @@ def test_github_plan__policy_input_other_than_promotion_yaml_is_refused(monkeypa
     assert code == 2 and out["entries"] == "0"
     assert "mode: pr" in fake.comments_on(REPO, 12)[0]["body"]
     assert {s["state"] for s in fake.statuses_for(head)} == {"error"}
+
+
+def test_github_plan__checkout_that_is_no_git_repository_gives_an_empty_matrix(monkeypatch, tmp_path, fake):
+    repo, base, head = the_pr(tmp_path / "real")
+
+    class NotACheckout:
+        path = tmp_path / "empty"
+
+    NotACheckout.path.mkdir()
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, _ = github(monkeypatch, tmp_path, fake, NotACheckout, "pull_request", payload,
+                          "plan", "--out", str(tmp_path / "plan.json"))
+    assert code == 2 and out["verdict"] == "error"
+    assert json.loads(out["matrix"]) == {"include": []} and out["entries"] == "0"
+    assert [s["state"] for s in fake.statuses_for(head, "promotion-bot")] == ["error"]
+
+
+def test_github_fanout__fork_pr_with_read_only_token_reports_in_the_jobs(monkeypatch, tmp_path, fake):
+    fake.add_token("ghs_fork_read_only", None, read_only=True)
+    repo, base, head = the_pr(tmp_path, _prod_after_staging)
+    payload = pr_event("pull_request.opened.fork.json", base=base, head=head)
+    code, out, summary, report = fan_out(monkeypatch, tmp_path, fake, repo, payload, token="ghs_fork_read_only")
+    assert code == 0 and out["verdict"] == "pass" and "PASS" in summary
+    assert fake.comments == [] and fake.statuses == []
 
 
 def test_github_plan__ignored_event_gives_an_empty_matrix_without_requests(monkeypatch, tmp_path, fake, gitops):

@@ -42,6 +42,7 @@ from bot.vcs.reader import GitReader
 CONTEXT_PREFIX = "promotion-bot"
 STATE_FOR_VERDICT = {PASS: "success", FAIL: "failure"}  # anything else (error, skipped) is `error`
 EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
+NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
 
 
 def context_for(environment: str | None) -> str:
@@ -121,8 +122,14 @@ class PullRequestRun:
         return self._in_checkout(self._check)
 
     def run_plan(self, plan_file: Path, matrix_file: Path | None = None) -> int:
-        """`github plan`: the pending statuses, then the plan for the matrix jobs (nothing published yet)."""
-        return self._in_checkout(lambda reader: self._fan_out(reader, Path(plan_file), matrix_file))
+        """`github plan`: the pending statuses, then the plan for the matrix jobs (nothing published yet).
+
+        When it could not plan, the error is already on the PR and the matrix is empty.
+        """
+        code = self._in_checkout(lambda reader: self._fan_out(reader, Path(plan_file), matrix_file))
+        if code != 0:
+            actions.set_outputs(self.settings.output, NO_MATRIX)
+        return code
 
     def run_report(self, plan_file: Path, results: Path) -> int:
         """`github report`: merge the matrix jobs' result files and publish as `github pr` does."""
@@ -165,17 +172,13 @@ class PullRequestRun:
         return self._publish(report, comment)
 
     def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
-        no_jobs = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
         if self.policy_file and self.policy_file != "promotion.yaml":
             # The plan would name a copy on this runner only; the matrix runners could not read it.
-            code = self._could_not_judge(InputError(
+            return self._could_not_judge(InputError(
                 "action.yml", "policy", f"{self.policy_file} cannot be used by a fan-out (mode: plan)",
                 "keep the policy in promotion.yaml on the base branch, or judge on one runner with mode: pr"), None)
-            actions.set_outputs(self.settings.output, no_jobs)
-            return code
         plan = self._start(reader)
         if isinstance(plan, int):
-            actions.set_outputs(self.settings.output, no_jobs)
             return plan
         try:
             plan.write(plan_file)
@@ -183,9 +186,7 @@ class PullRequestRun:
             if matrix_file:
                 write_atomic(Path(matrix_file), matrix + "\n")
         except Exception as exc:
-            code = self._could_not_judge(exc, plan)
-            actions.set_outputs(self.settings.output, no_jobs)
-            return code
+            return self._could_not_judge(exc, plan)
         entries = len(plan.matrix()["include"])
         actions.set_outputs(self.settings.output, {
             "verdict": "pending", "comment-url": "", "report-path": "", "matrix": matrix,
@@ -368,6 +369,4 @@ def run_pull_request(settings: Settings, forge, activity: Activity, *, step: str
 def skipped_outputs(step: str) -> dict[str, str]:
     """Step outputs for an event with nothing to judge; a plan's matrix is then empty."""
     outputs = {"verdict": "skipped", "comment-url": "", "report-path": ""}
-    if step == "plan":
-        outputs.update({"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""})
-    return outputs
+    return {**outputs, **NO_MATRIX} if step == "plan" else outputs
