@@ -244,8 +244,12 @@ def prepare(reader, rev: str, options: EvalOptions, dest: Path, *, policy_file: 
                                  f"task {task.name}: {data} does not exist at the base revision {rev[:12]}",
                                  VENDOR_FIX.format(name=task.name))
             parts.append(f"{data}={sha}")
-            if not (root / data).exists():
-                reader.export(rev, data, root) if reader.list_files(rev, data) else _write_blob(reader, rev, data, root)
+            if (root / data).exists():
+                continue  # already exported (it lives under tasks_dir, or another task reads it)
+            if reader.list_files(rev, data):
+                reader.export(rev, data, root)  # a folder of data files
+            else:
+                _write_blob(reader, rev, data, root)
         if task.kind == "task" and task.dataset_path not in FILE_BUILDERS and not task.data_paths and options.local_only:
             raise InputError(task.path, "dataset_path",
                              f"task {task.name} reads {task.dataset_path!r} from the Hub; `domain` tasks use local data only",
