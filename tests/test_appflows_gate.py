@@ -163,6 +163,16 @@ def test_app_flows__server_errors_make_the_check_an_error(tmp_path):
         assert check["verdict"] == "pass"
 
 
+def test_app_flows__server_errors_fail_counts_a_crashing_reply_as_a_regression(tmp_path):
+    broken = dict(GOOD, gravity=(500, "json parser could not parse region as JSON"))
+    with fake_openai(answer_by_variant({"v1.4-int2-g64": broken})) as (url, _):
+        url = url.removesuffix("/v1") + "/{variant}/v1"
+        code, check, comment = run_check(repo_with(tmp_path, url, "v1.4-int2-g64", gate_extra="server_errors: fail"), tmp_path)
+    assert code == 1 and check["verdict"] == "fail", check
+    [finding] = check["findings"]
+    assert finding["title"].startswith("flows/tool-gravity: server error: HTTP 500")
+
+
 def test_app_flows__min_pass_rate_and_baseline_failures(tmp_path):
     # The baseline breaks one case itself: it cannot regress, the comment says so, and the
     # candidate's own pass rate still has to reach the minimum.

@@ -133,3 +133,18 @@ def test_run_cases__latency_and_per_tag_rates():
     assert [r.status for r in run.results] == [FAIL, PASS]
     assert run.pass_rates() == {"system-prompt": (1, 1), "agent-workflow": (0, 0), "edge-case": (1, 2), "output-format": (0, 0)}
     assert 0 < run.server_s <= run.wall_s
+
+
+def test_run_cases__server_errors_can_count_as_failures():
+    # transformers serve answers 500 when the model's tool-call markup does not parse: with
+    # server_errors="fail" that is the case failing; a 4xx (our request is wrong) stays an error.
+    def answer(body):
+        return {"boom": (500, "json parser could not parse region as JSON"), "bad": (422, "Unexpected fields")}.get(
+            last_user(body), message('{"a": 1}'))
+
+    cases = suite(case("[{json: true}]", user="boom") + case("[{json: true}]", user="bad") + case("[{json: true}]", user="ok"))
+    with fake_openai(answer) as (url, _):
+        run = run_cases(Endpoint(url, "m"), cases, server_errors="fail")
+    assert [r.status for r in run.results] == [FAIL, ERROR, PASS]
+    assert run.results[0].failures[0].startswith("server error: HTTP 500")
+    assert run.results[0].output.startswith("(no reply: server error: HTTP 500")

@@ -18,6 +18,7 @@ from bot.appflows.suite import Case
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 SAMPLE_RULES = ("majority", "all", "any")
+SERVER_ERRORS = ("error", "fail")  # what an HTTP 5xx or a dropped connection makes of a sample
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class CaseResult:
         pick = next((s for s in self.samples if not s.passed), self.samples[0])
         if pick.error is not None:
             return f"(error: {pick.error})"
-        return pick.reply.summary() if pick.reply else "(no reply)"
+        if pick.reply is None:
+            return f"(no reply: {pick.failures[0] if pick.failures else 'none'})"
+        return pick.reply.summary()
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -111,19 +114,31 @@ def request_body(case: Case, endpoint: Endpoint, sample: int) -> dict:
     return body
 
 
-async def _sample(client: httpx.AsyncClient, endpoint: Endpoint, case: Case, n: int) -> Sample:
+async def _sample(client: httpx.AsyncClient, endpoint: Endpoint, case: Case, n: int, server_errors: str) -> Sample:
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     started = time.monotonic()
+
+    def server_error(text: str) -> Sample:
+        # `fail`: the server broke on this reply (transformers serve answers 500, or drops the
+        # connection, when the model's tool-call markup does not parse): the case fails.
+        if server_errors == "fail":
+            return Sample(None, failures=(f"server error: {text}",), started=started, ended=time.monotonic())
+        return Sample(None, error=text, started=started, ended=time.monotonic())
+
     try:
         resp = await client.post(endpoint.chat_url, json=request_body(case, endpoint, n), headers=headers)
         ended = time.monotonic()
-        if resp.status_code >= 400:
+        if resp.status_code >= 500:
+            return server_error(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        if resp.status_code >= 400:  # the request itself is wrong: never the model's fault
             return Sample(None, error=f"HTTP {resp.status_code}: {resp.text[:200]}", started=started, ended=ended)
         data = resp.json()
         message = data["choices"][0]["message"]
         tokens = (data.get("usage") or {}).get("completion_tokens")
     except httpx.TimeoutException:
         return Sample(None, error=f"timed out after {client.timeout.read}s", started=started, ended=time.monotonic())
+    except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+        return server_error(f"connection dropped ({type(exc).__name__})")
     except httpx.HTTPError as exc:
         return Sample(None, error=f"{type(exc).__name__}: {exc}", started=started, ended=time.monotonic())
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -133,9 +148,12 @@ async def _sample(client: httpx.AsyncClient, endpoint: Endpoint, case: Case, n: 
 
 
 async def run_cases_async(endpoint: Endpoint, cases: list[Case], *, concurrency: int = 4, timeout_s: float = 60.0,
-                          sample_rule: str = "majority", progress: Callable[[str], None] | None = None) -> Run:
+                          sample_rule: str = "majority", server_errors: str = "error",
+                          progress: Callable[[str], None] | None = None) -> Run:
     if sample_rule not in SAMPLE_RULES:
         raise ValueError(f"sample_rule must be one of {SAMPLE_RULES}")
+    if server_errors not in SERVER_ERRORS:
+        raise ValueError(f"server_errors must be one of {SERVER_ERRORS}")
     gate = asyncio.Semaphore(max(1, concurrency))
     done = 0
     started = time.monotonic()
@@ -143,7 +161,7 @@ async def run_cases_async(endpoint: Endpoint, cases: list[Case], *, concurrency:
 
     async def one(client, case: Case, n: int) -> Sample:
         async with gate:
-            return await _sample(client, endpoint, case, n)
+            return await _sample(client, endpoint, case, n, server_errors)
 
     async def whole(client, case: Case) -> CaseResult:
         nonlocal done

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from bot.appflows.compare import GateOptions, case_records, decide, records
-from bot.appflows.runner import SAMPLE_RULES, run_cases_async
+from bot.appflows.runner import SAMPLE_RULES, SERVER_ERRORS, run_cases_async
 from bot.appflows.suite import all_cases, load_suites, shard_cases
 from bot.checks import CheckDefinition, register
 from bot.fields import Loc, get_duration, get_int, get_percent, get_str, reject_unknown
@@ -30,6 +30,7 @@ class AppFlowOptions:
     suites: str | None  # a folder in the repo; None: evals/<application>
     gate: GateOptions
     sample_rule: str
+    server_errors: str
     concurrency: int
     request_timeout_s: float
 
@@ -43,7 +44,7 @@ class AppFlowsCheck(CheckDefinition):
     shardable = True
     needs_baseline = True
     option_keys = frozenset({"suites", "max_regressions", "min_pass_rate", "max_errors", "sample_rule",
-                             "concurrency", "request_timeout"})
+                             "server_errors", "concurrency", "request_timeout"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> AppFlowOptions:
         reject_unknown(raw, set(self.option_keys), loc)
@@ -56,11 +57,15 @@ class AppFlowsCheck(CheckDefinition):
         rule = get_str(raw, "sample_rule", loc, "majority")
         if rule not in SAMPLE_RULES:
             raise loc.child("sample_rule").error(f"{rule!r} is not a rule", f"use one of {', '.join(SAMPLE_RULES)}")
+        server_errors = get_str(raw, "server_errors", loc, "error")
+        if server_errors not in SERVER_ERRORS:
+            raise loc.child("server_errors").error(f"{server_errors!r} is not a choice", "use `error` (default) or `fail`")
         return AppFlowOptions(
             suites=suites,
             gate=GateOptions(max_regressions=get_int(raw, "max_regressions", loc, 0, minimum=0),
                              min_pass_rate=min_rate, max_errors=get_int(raw, "max_errors", loc, 0, minimum=0)),
             sample_rule=rule,
+            server_errors=server_errors,
             concurrency=get_int(raw, "concurrency", loc, 4, minimum=1),
             request_timeout_s=get_duration(raw, "request_timeout", loc, 60.0),
         )
@@ -86,7 +91,7 @@ def _records(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list
     cases = shard_cases(all_cases(load_suites(ctx.reader, ctx.base, folder)), shard, count)
     ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}" + (f", shard {shard + 1}/{count}" if count > 1 else ""))
     kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
-                  sample_rule=options.sample_rule, progress=ctx.progress)
+                  sample_rule=options.sample_rule, server_errors=options.server_errors, progress=ctx.progress)
     with candidate_and_baseline(ctx) as (cand_ep, base_ep):
         cand, base = asyncio.run(_both(cand_ep, base_ep, cases, kwargs))
     ctx.progress(f"app-flows: candidate {cand.wall_s:.1f}s, baseline {base.wall_s:.1f}s")
