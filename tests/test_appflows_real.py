@@ -29,6 +29,7 @@ POLICY = textwrap.dedent("""\
         gate:
           - check: app-flows
             suites: evals/canopy
+            server_errors: fail
             timeout: 10m
     """)
 
