@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -111,11 +112,15 @@ def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
         tm = TaskManager(include_path=str(prepared.include_path), include_defaults=prepared.needs_builtin_index)
         tasks = load_tasks(tm, prepared, options)
         try:
-            out = lm_eval.simple_evaluate(
-                model=target.backend, model_args=dict(target.model_args), tasks=tasks, task_manager=tm,
-                limit=options.limit, num_fewshot=options.num_fewshot, batch_size=options.batch_size,
-                bootstrap_iters=options.bootstrap_iters, log_samples=False, write_out=False,
-            )
+            with warnings.catch_warnings():
+                # lm-eval's HFLM hands a compressed-tensors model's own quantization_config back to
+                # from_pretrained, and transformers warns that it got the config it already has.
+                warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
+                out = lm_eval.simple_evaluate(
+                    model=target.backend, model_args=dict(target.model_args), tasks=tasks, task_manager=tm,
+                    limit=options.limit, num_fewshot=options.num_fewshot, batch_size=options.batch_size,
+                    bootstrap_iters=options.bootstrap_iters, log_samples=False, write_out=False,
+                )
         except InputError:
             raise
         except Exception as exc:
