@@ -148,3 +148,35 @@ def test_run_cases__server_errors_can_count_as_failures():
     assert [r.status for r in run.results] == [FAIL, ERROR, PASS]
     assert run.results[0].failures[0].startswith("server error: HTTP 500")
     assert run.results[0].output.startswith("(no reply: server error: HTTP 500")
+
+
+def test_run_cases__a_dropped_connection_is_retried_once():
+    import socket
+    import threading
+
+    # A raw server that closes the first connection without answering, then answers normally.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    seen = []
+
+    def serve():
+        for n in range(2):
+            conn, _ = sock.accept()
+            conn.recv(65536)
+            seen.append(n)
+            if n == 0:
+                conn.close()
+                continue
+            body = b'{"choices": [{"message": {"role": "assistant", "content": "{}"}}], "usage": {"completion_tokens": 1}}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        run = run_cases(Endpoint(f"http://127.0.0.1:{sock.getsockname()[1]}/v1", "m"), suite(case("[{json: true}]")),
+                        server_errors="fail", timeout_s=5)
+    finally:
+        sock.close()
+    assert run.results[0].status == PASS and seen == [0, 1]
