@@ -35,7 +35,8 @@ GATE = """\
 
 @pytest.fixture(scope="module")
 def zoo_repo(tmp_path_factory):
-    missing = [v for v in VARIANTS if not (ZOO / v / "weights" / "config.json").is_file()]
+    missing = [v for v in VARIANTS
+               if not ((ZOO / v / "weights" / "config.json").is_file() and (ZOO / v / "variant.yaml").is_file())]
     if missing or not (ROOT / "evals" / "data").is_dir():
         pytest.skip(f"the demo zoo is not committed yet (missing: {', '.join(missing) or 'evals/data'})")
     repo = GitOpsRepo(tmp_path_factory.mktemp("zoo") / "repo")
@@ -56,6 +57,7 @@ def gate(repo, variant, tmp_path):
     reader = GitReader(repo.path)
     plan = build_plan(reader, "HEAD~1", "HEAD")
     reader.close()
+    assert plan.jobs, f"no gate jobs for {variant}: {plan.errors or plan.promotion_errors}"
     cache = tmp_path.parent / "zoo-cache"  # shared: the baseline is evaluated once for the module
     results = {j.check: run_job(plan, j, tmp_path / f"out-{time.monotonic_ns()}", cache) for j in plan.jobs}
     repo.set_variant("test", "canopy-tiny/v1.0-fp32")
