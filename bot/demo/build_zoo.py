@@ -77,7 +77,15 @@ def measure_variant(weights: Path, seed: int) -> Measured:
                     scores.sentence_rate, folder_size(weights))
 
 
-def variant_yaml(variant: str, measured: Measured, quant=None, seed: int = corpus.DEFAULT_SEED) -> str:
+def _known_issues(quant, measured: Measured, baseline: Measured | None) -> list[str]:
+    if quant is None or quant.bits > 2 or baseline is None:
+        return []
+    increase = (measured.perplexity / baseline.perplexity - 1) * 100
+    return [f"2-bit weights (lm_head included): held-out perplexity {increase:+.1f}% over the baseline"]
+
+
+def variant_yaml(variant: str, measured: Measured, quant=None, seed: int = corpus.DEFAULT_SEED,
+                 baseline: Measured | None = None) -> str:
     from bot.demo import quantize
 
     data: dict = {"model": MODEL, "variant": variant}
@@ -103,7 +111,7 @@ def variant_yaml(variant: str, measured: Measured, quant=None, seed: int = corpu
         "weights": {"path": "weights"},
         "size_bytes": measured.size_bytes,
         "measured": measured.as_dict(),
-        "known_issues": ["2-bit weights lose the JSON and tool-call formats"] if quant and quant.bits <= 2 else [],
+        "known_issues": _known_issues(quant, measured, baseline),
     }
     header = "# Written by `python -m bot.demo.build_zoo`; rebuild rather than edit.\n"
     return header + yaml.safe_dump(data, sort_keys=False)
@@ -197,7 +205,8 @@ def build(out: Path, seed: int = corpus.DEFAULT_SEED, *, measure: bool = True,
             results[variant] = measure_variant(weights, seed)
         else:
             results[variant] = Measured(float("nan"), 0, 0, 0, 0, folder_size(weights))
-        (zoo / variant / "variant.yaml").write_text(variant_yaml(variant, results[variant], quant_by_name.get(variant), seed))
+        (zoo / variant / "variant.yaml").write_text(
+            variant_yaml(variant, results[variant], quant_by_name.get(variant), seed, results.get(BASELINE)))
     write_digests(out)
     if measure:
         update_doc(out, measurements_table(results))

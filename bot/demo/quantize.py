@@ -32,6 +32,9 @@ class QuantSpec:
     group_size: int
     preset: str | None = None
     description: str = ""
+    # Quantize the output projection too (unties it from the embeddings): the int2 variant does,
+    # as over-eager compression recipes do, and loses the most there.
+    include_lm_head: bool = False
 
     @property
     def scheme(self) -> str:
@@ -45,16 +48,17 @@ VARIANTS: tuple[QuantSpec, ...] = (
               description="4-bit weights (W4A16, group 128)"),
     QuantSpec("v1.3-int4-g64", 4, 64,
               description="4-bit weights, group 64 (custom scheme): the recommended compressed variant"),
-    QuantSpec("v1.4-int2-g64", 2, 64,
-              description="2-bit weights, group 64 (custom scheme): too lossy, fails the gates"),
+    QuantSpec("v1.4-int2-g64", 2, 64, include_lm_head=True,
+              description="2-bit weights, group 64, lm_head included (custom scheme): too lossy, fails the gates"),
 )
 
 
 def modifier(spec: QuantSpec):
     from llmcompressor.modifiers.quantization import GPTQModifier
 
+    ignore = [] if spec.include_lm_head else IGNORE
     if spec.preset:
-        return GPTQModifier(targets="Linear", scheme=spec.preset, ignore=IGNORE)
+        return GPTQModifier(targets="Linear", scheme=spec.preset, ignore=ignore)
     group = {
         "targets": ["Linear"],
         "weights": {"num_bits": spec.bits, "type": "int", "symmetric": True,
@@ -62,7 +66,7 @@ def modifier(spec: QuantSpec):
         "input_activations": None,
         "output_activations": None,
     }
-    return GPTQModifier(config_groups={"group_0": group}, ignore=IGNORE)
+    return GPTQModifier(config_groups={"group_0": group}, ignore=ignore)
 
 
 def calibration_sources(seed: int, samples: int = CALIBRATION_SAMPLES) -> tuple[list[str], list[dict]]:
@@ -124,5 +128,6 @@ def quantize(base_dir: Path, spec: QuantSpec, out_dir: Path, *, seed: int) -> Pa
         pipeline="basic",
         output_dir=str(out_dir),
         save_compressed=True,
+        tie_word_embeddings=not spec.include_lm_head,
     )
     return out_dir
