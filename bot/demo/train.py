@@ -35,10 +35,10 @@ class TrainSpec:
     intermediate: int = 384
     chats: int = 2400
     documents: int = 600
-    epochs: int = 6
-    batch_size: int = 32
-    lr: float = 3e-3
-    warmup_steps: int = 20
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 40
     seed: int = corpus.DEFAULT_SEED
     max_steps: int | None = None  # cut training short (tests)
 
