@@ -221,5 +221,6 @@ def test_zoo__recorded_measurements_order_the_variants(variant):
     if variant == "v1.4-int2-g64":
         assert increase > 0.03
         assert this["json_valid_rate"] < base["json_valid_rate"]
+        assert this["tool_call_valid_rate"] <= base["tool_call_valid_rate"] - 0.1
     else:
         assert increase <= 0.03
