@@ -146,3 +146,15 @@ def test_lm_eval_gate__filter_named_only_when_a_metric_has_several():
     outcome = compare((TaskSpec("qa", None, Limit(1, relative=False)),), parse_scores(raw), parse_scores(raw))
     assert [r.label for r in outcome.rows] == ["qa exact_match [strict]", "qa exact_match [flexible]", "qa f1"]
     assert outcome.verdict == "pass"
+
+
+def test_lm_eval_gate__every_compared_row_says_how_far_it_moved():
+    """A passing check still shows the delta (the demo's step 1 prints it)."""
+    spec = (TaskSpec("ppl", ("word_perplexity",), Limit(0.03, relative=True)),)
+    out = compare(spec, parse_scores(raw_result("ppl", "word_perplexity", 2.02, False)),
+                  parse_scores(raw_result("ppl", "word_perplexity", 2.0, False)))
+    assert out.verdict == "pass"
+    assert out.changes == ("ppl word_perplexity 2.02 vs baseline 2: 1.00% worse (allowed 3% worse)",)
+    better = compare(spec, parse_scores(raw_result("ppl", "word_perplexity", 1.9, False)),
+                     parse_scores(raw_result("ppl", "word_perplexity", 2.0, False)))
+    assert better.changes[0].endswith("5.00% better (allowed 3% worse)")

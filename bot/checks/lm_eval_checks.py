@@ -86,8 +86,7 @@ class LmEvalCheck(CheckDefinition):
     def detail(self, outcome, options: EvalOptions) -> str:
         if outcome.problems:
             return "; ".join(outcome.problems)
-        n = len(outcome.rows)
-        return f"{n} metric{'s' if n != 1 else ''} on {', '.join(options.task_names)} within limits"
+        return "; ".join(outcome.changes) or f"no metrics compared on {', '.join(options.task_names)}"
 
 
 def _evaluation(role: str, variant, source: str, seconds: float) -> dict:

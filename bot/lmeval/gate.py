@@ -22,6 +22,7 @@ class Outcome:
     verdict: str
     rows: tuple[MetricRow, ...]
     problems: tuple[str, ...]  # one line per failing or broken row, for the check's detail
+    changes: tuple[str, ...] = ()  # one line per compared row: how far from the baseline, and the limit
 
 
 def worse_by(candidate: float, baseline: float, higher_is_better: bool, limit: Limit) -> float:
@@ -54,6 +55,7 @@ def _finite(x: float | None) -> float | None:
 def compare(specs: tuple[TaskSpec, ...], candidate: dict[str, list[Score]], baseline: dict[str, list[Score]]) -> Outcome:
     rows: list[MetricRow] = []
     problems: list[str] = []
+    changes: list[str] = []
     for spec in specs:
         cand = {(s.metric, s.filter): s for s in candidate.get(spec.name, [])}
         base = {(s.metric, s.filter): s for s in baseline.get(spec.name, [])}
@@ -74,12 +76,13 @@ def compare(specs: tuple[TaskSpec, ...], candidate: dict[str, list[Score]], base
         for key in keys:
             # The filter goes into the label only when a metric has several (the card reads "task metric").
             label = f"{spec.name} {key[0]}" + (f" [{key[1]}]" if filters[key[0]] > 1 else "")
-            rows.append(_row(spec, label, cand.get(key), base.get(key), problems))
+            rows.append(_row(spec, label, cand.get(key), base.get(key), problems, changes))
     verdict = combine(r.verdict for r in rows) if rows else ERROR
-    return Outcome(verdict, tuple(rows), tuple(problems))
+    return Outcome(verdict, tuple(rows), tuple(problems), tuple(changes))
 
 
-def _row(spec: TaskSpec, label: str, c: Score | None, b: Score | None, problems: list[str]) -> MetricRow:
+def _row(spec: TaskSpec, label: str, c: Score | None, b: Score | None, problems: list[str],
+         changes: list[str]) -> MetricRow:
     s = c or b
     hib = c.higher_is_better if c is not None else None
     if hib is None and b is not None:
@@ -98,7 +101,9 @@ def _row(spec: TaskSpec, label: str, c: Score | None, b: Score | None, problems:
         return MetricRow(**row, delta=cv - bv, verdict=ERROR)
     worse = worse_by(cv, bv, hib, spec.limit)
     verdict = FAIL if worse > spec.limit.amount + EPSILON else PASS
+    amount = f"{abs(worse) * 100:.2f}%" if spec.limit.relative else f"{abs(worse):.2f} pt"
     if verdict == FAIL:
-        amount = f"{worse * 100:.2f}%" if spec.limit.relative else f"{worse:.2f} pt"
         problems.append(f"{label}: {amount} worse than the baseline (allowed {spec.limit.describe()})")
+    moved = "no change" if worse == 0 else f"{amount} {'worse' if worse > 0 else 'better'}"
+    changes.append(f"{label} {cv:.4g} vs baseline {bv:.4g}: {moved} (allowed {spec.limit.describe()} worse)")
     return MetricRow(**row, delta=cv - bv, verdict=verdict)
