@@ -19,7 +19,7 @@ from bot.checks import CheckDefinition, register
 from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.paths import check_repo_path
 from bot.perf.compare import DEFAULT_LIMIT, METRICS, PerfLimits, decide
-from bot.perf.guidellm import PROFILES, Profile, run_benchmark
+from bot.perf.guidellm import PROFILES, Profile, run_benchmark, warm_up
 from bot.results import CheckResult
 
 
@@ -30,6 +30,7 @@ class PerfOptions:
     tokenizer: str | None  # a folder in the repo (base revision); None: the baseline's weights folder
     data_suites: str | None  # prompts from these app-flow suites instead of synthetic text
     run_timeout_s: float
+    warmup_requests: int = 2
 
 
 @register
@@ -40,7 +41,8 @@ class PerformanceCheck(CheckDefinition):
     default_timeout_s = 1800.0
     needs_baseline = True
     option_keys = frozenset({"profile", "rate", "requests", "max_seconds", "prompt_tokens", "output_tokens",
-                             "seed", "data", "tokenizer", "limits", "max_error_rate_increase", "run_timeout"})
+                             "seed", "data", "tokenizer", "limits", "max_error_rate_increase", "run_timeout",
+                             "warmup_requests"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> PerfOptions:
         reject_unknown(raw, set(self.option_keys), loc)
@@ -79,6 +81,7 @@ class PerformanceCheck(CheckDefinition):
                               max_error_rate_increase=get_percent(raw, "max_error_rate_increase", loc, 0.0)),
             tokenizer=tokenizer, data_suites=suites,
             run_timeout_s=get_duration(raw, "run_timeout", loc, 600.0),
+            warmup_requests=get_int(raw, "warmup_requests", loc, 2, minimum=0),
         )
 
     def run(self, ctx, options: PerfOptions) -> CheckResult:
@@ -97,6 +100,7 @@ class PerformanceCheck(CheckDefinition):
         # Baseline first, then the candidate: one server at a time, the same load for both.
         for side, variant in (("baseline", ctx.baseline), ("candidate", ctx.candidate)):
             with served_endpoint(ctx, variant) as ep:
+                warm_up(ep.base_url, ep.model, requests=options.warmup_requests, output_tokens=profile.output_tokens)
                 measured[side] = run_benchmark(ep.base_url, ep.model, profile, tokenizer=tokenizer, out_dir=out,
                                                name=side, timeout_s=options.run_timeout_s, progress=ctx.progress)
         rel = f"{ctx.workdir.parent.name}/{ctx.workdir.name}/guidellm"
