@@ -5,7 +5,7 @@ Writes, under ``--out`` (default: this repository):
   ``variant.yaml``, and for compressed variants ``recipe.yaml`` and ``calibration.yaml``;
 - ``models/canopy-tiny/SHA256SUMS``: the digest of every file above except variant.yaml;
 - ``evals/data/*.jsonl`` (``corpus.write_eval_files``);
-- the measurements table of ``docs/model-zoo.md`` (between its ``zoo-measurements`` markers).
+- the measurements table of ``README.md`` (between its ``zoo-measurements`` markers).
 
 Everything is seeded, so a rebuild on the same kind of CPU gives the same bytes.
 ``--check`` rebuilds into a temporary folder and compares digests with the committed ones.
@@ -31,7 +31,7 @@ MODEL = "canopy-tiny"
 BASELINE = "v1.0-fp32"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIGESTS = "SHA256SUMS"
-DOC = "docs/model-zoo.md"
+DOC = "README.md"
 TABLE_START = "<!-- zoo-measurements:start -->"
 TABLE_END = "<!-- zoo-measurements:end -->"
 PROBES = 80
