@@ -11,65 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
+from bot.appflows.assertions import Reply, ToolCall, reply_from_message
 from bot.demo.corpus import REFUSAL
 
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _END_MARKERS = ("<|im_end|>", "<|endoftext|>")
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    name: str
-    arguments: object  # a dict when the arguments were valid JSON, else the raw string
-
-
-@dataclass(frozen=True)
-class Reply:
-    content: str
-    tool_calls: tuple[ToolCall, ...]
-
-
-def _arguments(raw: object) -> object:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
 def parse_text(text: str) -> Reply:
-    """Split raw generated text into content and inline ``<tool_call>`` blocks."""
+    """Split raw generated text into content and inline ``<tool_call>`` blocks, as the gate reads a reply."""
     for marker in _END_MARKERS:
         text = text.split(marker, 1)[0]
-    calls = []
-    for block in _TOOL_CALL.findall(text):
-        try:
-            obj = json.loads(block)
-        except ValueError:
-            calls.append(ToolCall(name="", arguments=block))
-            continue
-        if isinstance(obj, dict):
-            calls.append(ToolCall(name=str(obj.get("name", "")), arguments=_arguments(obj.get("arguments"))))
-        else:
-            calls.append(ToolCall(name="", arguments=block))
-    # An unclosed block is a broken call, not content.
-    if "<tool_call>" in _TOOL_CALL.sub("", text):
-        calls.append(ToolCall(name="", arguments=text.split("<tool_call>")[-1]))
-    content = _TOOL_CALL.sub("", text).split("<tool_call>")[0].strip()
-    return Reply(content=content, tool_calls=tuple(calls))
-
-
-def parse_message(message: dict) -> Reply:
-    """Read an OpenAI chat ``message``, whichever way the server returned tool calls."""
-    inline = parse_text(message.get("content") or "")
-    parsed = tuple(
-        ToolCall(name=tc["function"]["name"], arguments=_arguments(tc["function"].get("arguments")))
-        for tc in message.get("tool_calls") or []
-    )
-    return Reply(content=inline.content, tool_calls=parsed + inline.tool_calls)
+    return reply_from_message({"content": text}, completion_tokens=None, latency_ms=0.0)
 
 
 def json_object(content: str, keys: tuple[str, ...] | list[str]) -> dict | None:
