@@ -114,18 +114,22 @@ class LocalPrometheus:
         raise ExternalError("Prometheus", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        _stop(self._proc)
         self._proc = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    """Terminate a server we started; kill it if it does not exit within 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class LocalPushgateway:
@@ -156,11 +160,5 @@ class LocalPushgateway:
         raise ExternalError("Pushgateway", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
 
     def __exit__(self, *exc) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        _stop(self._proc)
         self._proc = None
