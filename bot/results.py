@@ -18,12 +18,13 @@ from typing import Any, Iterable, Mapping
 from bot.errors import ErrorRecord
 
 PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
-VERDICTS = (PASS, FAIL, ERROR, SKIPPED)
+INCONCLUSIVE = "inconclusive"  # the interval straddles the limit: the data cannot tell (bot.stats)
+VERDICTS = (PASS, FAIL, ERROR, SKIPPED, INCONCLUSIVE)
 SCHEMA_VERSION = 1
 
 
 def combine(verdicts: Iterable[str]) -> str:
-    """error beats fail beats pass; a skipped check never makes a pass on its own."""
+    """error beats fail beats inconclusive beats pass; a skipped check never makes a pass on its own."""
     verdicts = list(verdicts)
     if ERROR in verdicts:
         return ERROR
@@ -31,6 +32,8 @@ def combine(verdicts: Iterable[str]) -> str:
         return FAIL
     if SKIPPED in verdicts:
         return ERROR
+    if INCONCLUSIVE in verdicts:
+        return INCONCLUSIVE
     return PASS
 
 
