@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from bot.errors import ErrorRecord
+from bot.stats.interval import Interval
 
 PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
 INCONCLUSIVE = "inconclusive"  # the interval straddles the limit: the data cannot tell (bot.stats)
@@ -38,6 +39,28 @@ def combine(verdicts: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What a row's verdict rests on: how much worse the candidate is, as an interval, against the limit.
+
+    ``unit`` is the limit's: `relative` (interval and limit are fractions of the baseline, 0.03 = 3%)
+    or `points` (percentage points for rates, 10 = ten points) or `absolute` (the metric's own unit).
+    ``settle_n``: for an inconclusive row, about how many paired observations would settle it.
+    """
+
+    interval: Interval
+    limit: float
+    unit: str
+    settle_n: int | None = None
+
+    def to_json(self) -> dict:
+        return {"interval": self.interval.to_json(), "limit": self.limit, "unit": self.unit, "settle_n": self.settle_n}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Evidence":
+        return cls(Interval.from_json(d["interval"]), d["limit"], d["unit"], d.get("settle_n"))
+
+
+@dataclass(frozen=True)
 class MetricRow:
     """One compared number: a task/metric pair, a suite tag, a latency percentile..."""
 
@@ -49,17 +72,20 @@ class MetricRow:
     delta: float | None = None
     stderr: str | None = None
     higher_is_better: bool | None = None
+    evidence: Evidence | None = None
 
     def to_json(self) -> dict:
         return {"label": self.label, "candidate": self.candidate, "baseline": self.baseline,
                 "delta": self.delta, "stderr": self.stderr, "threshold": self.threshold,
-                "higher_is_better": self.higher_is_better, "verdict": self.verdict}
+                "higher_is_better": self.higher_is_better, "verdict": self.verdict,
+                "evidence": None if self.evidence is None else self.evidence.to_json()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "MetricRow":
         return cls(label=d["label"], candidate=d.get("candidate"), baseline=d.get("baseline"),
                    threshold=d.get("threshold", ""), verdict=d["verdict"], delta=d.get("delta"),
-                   stderr=d.get("stderr"), higher_is_better=d.get("higher_is_better"))
+                   stderr=d.get("stderr"), higher_is_better=d.get("higher_is_better"),
+                   evidence=Evidence.from_json(d["evidence"]) if d.get("evidence") else None)
 
 
 @dataclass(frozen=True)
