@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from bot.errors import InputError
 from bot.manifests import ManifestIndex
+from bot.output import print_progress
 from bot.policy import Environment, Policy
 from bot.promotions import Promotion, baseline_ref
 from bot.zoo import Variant, VariantRef, Zoo
-
-
-def print_progress(message: str) -> None:
-    print(f"[promotion-bot] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -97,10 +92,3 @@ class CheckContext:
             (target / ".complete").write_text(tree)
         return target
 
-
-def digest_of(*parts: str) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:32]

@@ -1,8 +1,10 @@
 """The small set of code-forge calls the bot makes, as a Protocol.
 
 Decision code depends on this, never on PyGithub: `bot.github.api.GitHubForge` speaks to
-GitHub over HTTP, `LocalForge` writes pull requests as files (the demo and `--dry-run`), and
-tests may pass a recording fake.
+GitHub over HTTP, `LocalForge` writes pull requests, comments and statuses as files (the demo
+and `--dry-run`), and tests may pass a recording fake. A GitLab or Gitea forge is one module
+implementing `Forge`: the PR gate calls `get_pull_request`, `set_status` and `upsert_comment`;
+the monitor the rest. A call that fails raises `ForgeError` (with the HTTP status when there is one).
 """
 
 from __future__ import annotations
@@ -11,6 +13,33 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from bot.errors import ExternalError
+
+STATES = ("pending", "success", "failure", "error")
+
+
+class ForgeError(ExternalError):
+    """The forge refused or kept failing. ``status`` is the HTTP status, None for network errors."""
+
+    def __init__(self, service: str, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(service, message)
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    """A pull request as the PR gate needs it (what a rerun judges)."""
+
+    number: int
+    base_sha: str
+    head_sha: str
+    base_ref: str
+    head_ref: str
+    title: str
+    state: str
+    from_fork: bool
+    url: str
 
 
 @dataclass(frozen=True)
@@ -32,6 +61,19 @@ class Issue:
 
 
 class Forge(Protocol):
+    # --- the PR gate -----------------------------------------------------------------------
+    def get_pull_request(self, number: int) -> PullRequestInfo: ...
+
+    def set_status(self, sha: str, state: str, context: str, description: str, target_url: str | None = None) -> None:
+        """A commit status; ``state`` is one of `STATES`."""
+        ...
+
+    def upsert_comment(self, pr_number: int, body: str) -> str:
+        """Edit the bot's one comment on the PR (found by `bot.render.COMMENT_MARKER`), or create
+        it: never a second one. Returns its URL."""
+        ...
+
+    # --- the monitor -----------------------------------------------------------------------
     def find_open_pull_request(self, head_branch: str) -> PullRequest | None: ...
 
     def open_pull_request(
@@ -49,10 +91,27 @@ class Forge(Protocol):
 
 @dataclass
 class LocalForge:
-    """Pull requests and issues as JSON + Markdown files in a folder: what the bot would open."""
+    """Pull requests, issues, the sticky comment and statuses as files in a folder: what the bot would write."""
 
     folder: Path
     _prs: list[PullRequest] = field(default_factory=list)
+
+    def get_pull_request(self, number: int) -> PullRequestInfo:
+        raise ForgeError("local forge", f"knows no pull request #{number}", 404)
+
+    def set_status(self, sha: str, state: str, context: str, description: str, target_url: str | None = None) -> None:
+        if state not in STATES:
+            raise ValueError(f"unknown commit status state {state!r}")
+        path = self.folder / "statuses.json"
+        statuses = json.loads(path.read_text()) if path.exists() else []
+        statuses.append({"sha": sha, "state": state, "context": context, "description": description,
+                         "target_url": target_url})
+        path.write_text(json.dumps(statuses, indent=2) + "\n")
+
+    def upsert_comment(self, pr_number: int, body: str) -> str:
+        path = self.folder / f"pr-{pr_number}-comment.md"
+        path.write_text(body)  # edited in place: one comment per PR
+        return path.resolve().as_uri()
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)

@@ -1,8 +1,9 @@
-"""Files the bot writes: whole or not at all."""
+"""What the bot writes: files, whole or not at all, and progress lines."""
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,3 +23,8 @@ def write_atomic(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def print_progress(message: str) -> None:
+    """Progress of long work (evals, benchmarks), on stderr so stdout stays the command's result."""
+    print(f"[promotion-bot] {message}", file=sys.stderr, flush=True)

@@ -1,20 +1,29 @@
-"""`check` in one process: plan, run every job, report. The same three steps the fan-out
-commands run on separate runners, so there is one code path.
+"""The gate, assembled in one place: plan, execute, assemble, comment.
+
+`check`, `github pr`, `github report` and `report` all come through here:
+
+    plan_pr   the policy parsed once, the PR's promotions and their jobs      (`plan`, `github plan`)
+    judge     every job of a plan in this process, then the report and comment (`check`, `github pr`)
+    merge     the result files of a fan-out's jobs into the same report        (`report`, `github report`)
+
+Callers own the reader and publish the result (files, a PR comment, statuses).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from bot.context import print_progress
-from bot.output import write_atomic
-from bot.plan import Plan, build_plan, load_policy
+from bot import policy_load
+from bot.errors import InputError
+from bot.output import print_progress, write_atomic
+from bot.plan import Plan, build_plan
+from bot.policy import POLICY_FILE, Policy
 from bot.render import fit_comment, render_comment, repo_template_overrides
 from bot.report import assemble
 from bot.results import Report
@@ -23,7 +32,7 @@ from bot.vcs.reader import GitReader
 
 
 @dataclass(frozen=True)
-class CheckOutcome:
+class Judged:
     plan: Plan
     report: Report
     comment_markdown: str
@@ -34,44 +43,77 @@ class CheckOutcome:
 
 
 def default_cache_dir() -> Path:
-    import os
-
     return Path(os.environ.get("PROMOTION_BOT_CACHE") or Path.home() / ".cache" / "promotion-bot")
+
+
+def plan_pr(reader: GitReader, base: str, head: str, *, policy_file: str | None = None,
+            policy_path: str = POLICY_FILE) -> tuple[Plan, Policy | None]:
+    """The plan and the policy it was made with (None when the policy does not parse: the plan
+    then carries the error, and the gate reports it)."""
+    try:
+        policy: Policy | InputError = policy_load.load(reader, reader.resolve(base), policy_file=policy_file,
+                                                       policy_path=policy_path)
+    except InputError as exc:
+        policy = exc
+    plan = build_plan(reader, base, head, policy, policy_file=policy_file, policy_path=policy_path)
+    return plan, (None if isinstance(policy, InputError) else policy)
+
+
+def policy_of(reader: GitReader, plan: Plan) -> Policy | None:
+    """The policy a plan read from a file was made with; None when it carries the policy's error."""
+    if plan.errors and not plan.promotions:
+        return None
+    return policy_load.load(reader, plan.base, policy_file=plan.policy_file, policy_path=plan.policy_path)
+
+
+def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path | None = None,
+          cache_dir: Path | None = None, report_url: str | None = None,
+          progress: Callable[[str], None] = print_progress) -> Judged:
+    """Run every job of ``plan`` here (model checks in child processes) and assemble the verdict."""
+    started = time.monotonic()
+    progress(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} check job(s)")
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="promotion-bot-", dir=temp_root()))
+    results = work / "results"
+    plan_file = work / "plan.json"
+    plan.write(plan_file)
+    cache = Path(cache_dir or default_cache_dir())
+    if plan.jobs and policy is not None:
+        execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
+    report = assemble(plan, results, reader=reader, policy=policy, wall_time_s=time.monotonic() - started,
+                      cache_dir=cache)
+    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url))
+
+
+def merge(reader: GitReader, plan: Plan, policy: Policy | None, results: Path, *, report_url: str | None = None,
+          started: float | None = None) -> Judged:
+    """The verdict of a fan-out from its jobs' result files, exactly as `judge` would give it."""
+    started = time.monotonic() if started is None else started
+    report = assemble(plan, Path(results), reader=reader, policy=policy)
+    # The jobs ran side by side: the run took the slowest of them, plus this merge.
+    slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
+    report = replace(report, wall_time_s=slowest + time.monotonic() - started)
+    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url))
 
 
 def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = None,
           workdir: Path | None = None, cache_dir: Path | None = None, report_url: str | None = None,
-          progress: Callable[[str], None] = print_progress) -> CheckOutcome:
-    started = time.monotonic()
+          progress: Callable[[str], None] = print_progress) -> Judged:
+    """`promotion-bot check`: the whole gate of a local repository in this process."""
     reader = GitReader(repo)
     try:
-        plan = build_plan(reader, base, head, policy_file=policy_file)
-        progress(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} check job(s)")
-        work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="promotion-bot-"))
-        results = work / "results"
-        # A result left by an earlier run of the same plan would stand in for a job that dies now.
-        shutil.rmtree(results, ignore_errors=True)
-        results.mkdir(parents=True, exist_ok=True)
-        plan_file = work / "plan.json"
-        plan.write(plan_file)
-        shared = Shared.open(plan, reader) if plan.jobs else None
-        execute(plan, plan_file, results, Path(cache_dir or default_cache_dir()), shared=shared, progress=progress)
-        policy = shared.policy if shared else None
-        report = assemble(plan, results, reader=reader, wall_time_s=time.monotonic() - started,
-                          cache_dir=cache_dir, policy=policy)
-        comment = comment_for(report, plan, reader, report_url=report_url, policy=policy)
-        return CheckOutcome(plan, report, comment)
+        plan, policy = plan_pr(reader, base, head, policy_file=policy_file)
+        return judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, report_url=report_url,
+                     progress=progress)
     finally:
         reader.close()
 
 
-def comment_for(report: Report, plan: Plan, reader, *, report_url: str | None = None, policy=None) -> str:
+def comment_for(report: Report, reader: GitReader | None, plan: Plan | None, policy: Policy | None, *,
+                report_url: str | None = None) -> str:
+    """The PR comment, with the repo's template overrides from the base revision when it has any."""
     overrides = {}
-    try:
-        policy = policy or load_policy(reader, plan.base, plan.policy_file)
+    if policy is not None and plan is not None and reader is not None:
         overrides = repo_template_overrides(reader, plan.base, policy.templates)
-    except Exception:
-        pass  # a broken policy is already in the report's errors; render with the built-in templates
     return fit_comment(render_comment(report, overrides=overrides, report_url=report_url), report_url)
 
 
@@ -80,3 +122,8 @@ def write_outputs(report: Report, comment: str, *, json_path: Path | None, comme
         write_atomic(Path(json_path), json.dumps(report.to_json(), indent=2) + "\n")
     if comment_path:
         write_atomic(Path(comment_path), comment)
+
+
+def temp_root() -> str:
+    """Outside the checkout, whose files the PR controls: the runner's temp folder on Actions."""
+    return os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()

@@ -3,6 +3,12 @@
 `check` runs a plan in one process; `plan`/`run-check`/`report` spread the same jobs over a
 GitHub Actions matrix. The plan is plain JSON so any runner can pick up one job.
 
+Promotions that would run the same check on the same thing (the same environment, variant,
+previous variant and application: 5,000 manifests naming one variant) share one job, whose
+result stands for all of them. A PR may make at most `limits.max_promotions` promotions and plan
+at most `limits.max_model_jobs` model jobs (lm-eval, app flows, GuideLLM): past that it is refused
+as bad input, before anything runs.
+
 Matrix entries: every job of a non-inline check (lm-eval, app flows...) gets its own entry and
 runner; the cheap inline checks share one entry per runner label set, so a PR touching 500
 manifests does not start 1,000 runners. GitHub refuses a matrix of more than 256 entries, so
@@ -14,19 +20,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
 from bot.checks import registry
 from bot.errors import ErrorRecord, InputError
-from bot.policy import Policy, load_policy_file, load_policy_from_rev
+from bot.output import write_atomic
+from bot.policy import POLICY_FILE, Policy
+from bot.policy_load import parse as parse_policy_text
 from bot.promotions import Promotion, discover
 from bot.results import Removal
 from bot.zoo import Zoo
 
-PLAN_SCHEMA = 1
+PLAN_SCHEMA = 2
 MAX_MATRIX = 256  # GitHub Actions' limit on jobs per matrix
 
 
@@ -41,17 +49,22 @@ class Job:
     timeout_s: float
     shard: int = 0
     shards: int = 1
+    also: tuple[int, ...] = ()  # other promotions this job's result stands for (the same check on the same thing)
+
+    @property
+    def promotions(self) -> tuple[int, ...]:
+        return (self.promotion, *self.also)
 
     def to_json(self) -> dict:
-        return {"id": self.id, "promotion": self.promotion, "check": self.check, "position": self.position,
-                "runs_on": list(self.runs_on), "inline": self.inline, "timeout_s": self.timeout_s,
-                "shard": self.shard, "shards": self.shards}
+        return {"id": self.id, "promotion": self.promotion, "also": list(self.also), "check": self.check,
+                "position": self.position, "runs_on": list(self.runs_on), "inline": self.inline,
+                "timeout_s": self.timeout_s, "shard": self.shard, "shards": self.shards}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Job":
         return cls(id=d["id"], promotion=d["promotion"], check=d["check"], position=d["position"],
                    runs_on=tuple(d["runs_on"]), inline=d["inline"], timeout_s=d["timeout_s"],
-                   shard=d.get("shard", 0), shards=d.get("shards", 1))
+                   shard=d.get("shard", 0), shards=d.get("shards", 1), also=tuple(d.get("also", ())))
 
 
 @dataclass(frozen=True)
@@ -59,12 +72,14 @@ class Plan:
     repo: str
     base: str
     head: str
-    policy_file: str | None  # None: promotion.yaml at the base revision
+    policy_file: str | None  # a local file (`check --policy`); None: `policy_path` at the base revision
     promotions: tuple[Promotion, ...] = ()
     removals: tuple[Removal, ...] = ()
     errors: tuple[ErrorRecord, ...] = ()
     promotion_errors: Mapping[int, tuple[ErrorRecord, ...]] = field(default_factory=dict)
     jobs: tuple[Job, ...] = ()
+    policy_path: str = POLICY_FILE
+    notes: tuple[str, ...] = ()  # for reviewers, e.g. "this PR changes the policy"
 
     @cached_property
     def _by_id(self) -> dict[str, Job]:
@@ -84,7 +99,7 @@ class Plan:
     @cached_property
     def plan_id(self) -> str:
         """A digest of what the plan asks (not where the repo is): result files carry it."""
-        body = {"base": self.base, "head": self.head, "policy_file": self.policy_file,
+        body = {"base": self.base, "head": self.head, "policy_file": self.policy_file, "policy_path": self.policy_path,
                 "promotions": [p.to_json() for p in self.promotions], "jobs": [j.to_json() for j in self.jobs]}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -110,7 +125,7 @@ class Plan:
     def to_json(self) -> dict:
         return {
             "schema": PLAN_SCHEMA, "plan_id": self.plan_id, "repo": self.repo, "base": self.base, "head": self.head,
-            "policy_file": self.policy_file,
+            "policy_file": self.policy_file, "policy_path": self.policy_path, "notes": list(self.notes),
             "promotions": [p.to_json() for p in self.promotions],
             "removals": [r.to_json() for r in self.removals],
             "errors": [e.to_json() for e in self.errors],
@@ -126,6 +141,7 @@ class Plan:
                              "make the plan with the same promotion-bot version")
         return cls(
             repo=d["repo"], base=d["base"], head=d["head"], policy_file=d.get("policy_file"),
+            policy_path=d.get("policy_path", POLICY_FILE), notes=tuple(d.get("notes", ())),
             promotions=tuple(Promotion.from_json(p) for p in d["promotions"]),
             removals=tuple(Removal(**r) for r in d["removals"]),
             errors=tuple(ErrorRecord(**e) for e in d["errors"]),
@@ -134,8 +150,6 @@ class Plan:
         )
 
     def write(self, path: Path) -> None:
-        from bot.output import write_atomic
-
         write_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
@@ -146,21 +160,29 @@ class Plan:
             raise InputError(str(path), "", f"is not a readable plan: {exc}", "pass the file `promotion-bot plan` wrote") from exc
 
 
-def load_policy(reader, base: str, policy_file: str | None) -> Policy:
-    return load_policy_file(policy_file) if policy_file else load_policy_from_rev(reader, base)
-
-
-def build_plan(reader, base_rev: str, head_rev: str, *, policy_file: str | None = None) -> Plan:
+def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError, *, policy_file: str | None = None,
+               policy_path: str = POLICY_FILE) -> Plan:
+    """The plan of a PR judged by ``policy`` (parsed once by the caller; an `InputError` when it
+    could not be, which the plan carries as its error)."""
     base = reader.resolve(base_rev)
     head = reader.resolve(head_rev)
     repo = str(Path(reader.path).resolve())
-    try:
-        policy = load_policy(reader, base, policy_file)
-    except InputError as exc:
-        return Plan(repo, base, head, policy_file, errors=(exc.as_record(),))
+    where = dict(policy_file=policy_file, policy_path=policy_path)
+    notes, policy_errors = policy_change(reader, base, head, policy_path)
+    if isinstance(policy, InputError):
+        return Plan(repo, base, head, errors=(policy.as_record(), *policy_errors), notes=notes, **where)
 
     found = discover(reader, base, head, policy)
-    head_zoo, jobs, promotion_errors = Zoo(reader, head), [], {}
+    errors = list(found.errors) + list(policy_errors)
+    if len(found.promotions) > policy.limits.max_promotions:
+        errors.append(ErrorRecord(policy.file, "limits.max_promotions",
+                                  f"this PR makes {len(found.promotions)} promotions, more than the policy allows "
+                                  f"({policy.limits.max_promotions}) (fix: split the PR, or raise limits.max_promotions "
+                                  f"in {policy.file} on the base branch)"))
+        return Plan(repo, base, head, removals=found.removals, errors=tuple(errors), notes=notes, **where)
+    head_zoo, promotion_errors = Zoo(reader, head), {}
+    jobs: list[Job] = []
+    shared: dict[tuple, int] = {}  # what a job judges → its index in ``jobs``
     for i, promo in enumerate(found.promotions):
         env = policy.environment(promo.environment)
         try:
@@ -171,12 +193,46 @@ def build_plan(reader, base_rev: str, head_rev: str, *, policy_file: str | None 
         for position, spec in enumerate(env.gate):
             definition = registry.get(spec.name)
             for shard in range(spec.shards):
+                key = (promo.environment, position, shard, str(promo.to_variant), str(promo.from_variant),
+                       promo.application)
+                if key in shared:
+                    first = jobs[shared[key]]
+                    jobs[shared[key]] = replace(first, also=first.also + (i,))
+                    continue
+                shared[key] = len(jobs)
                 suffix = f"-s{shard + 1}of{spec.shards}" if spec.shards > 1 else ""
                 jobs.append(Job(id=f"p{i}-{position}-{spec.name}{suffix}", promotion=i, check=spec.name,
                                 position=position, runs_on=spec.runs_on, inline=definition.inline,
                                 timeout_s=spec.timeout_s, shard=shard, shards=spec.shards))
-    return Plan(repo, base, head, policy_file, found.promotions, found.removals, found.errors,
-                promotion_errors, tuple(jobs))
+    model_jobs = sum(not j.inline for j in jobs)
+    if model_jobs > policy.limits.max_model_jobs:
+        errors.append(ErrorRecord(policy.file, "limits.max_model_jobs",
+                                  f"this PR needs {model_jobs} model jobs (lm-eval, app flows, GuideLLM), more than the "
+                                  f"policy allows ({policy.limits.max_model_jobs}) (fix: split the PR, or raise "
+                                  f"limits.max_model_jobs in {policy.file} on the base branch)"))
+        return Plan(repo, base, head, found.promotions, found.removals, tuple(errors), notes=notes, **where)
+    return Plan(repo, base, head, promotions=found.promotions, removals=found.removals, errors=tuple(errors),
+                promotion_errors=promotion_errors, jobs=tuple(jobs), notes=notes, **where)
+
+
+def policy_change(reader, base: str, head: str, path: str) -> tuple[tuple[str, ...], tuple[ErrorRecord, ...]]:
+    """A PR that edits the policy: parse its version as data (it never judges this PR), so a broken
+    policy cannot merge unseen and break every later PR and the monitor."""
+    new, old = reader.read_text(head, path), reader.read_text(base, path)
+    if new == old:
+        return (), ()
+    if new is None:
+        return (), (ErrorRecord(path, "", f"this PR deletes {path}: every later PR and the monitor would have no policy "
+                                          f"(fix: keep {path}; change it instead)"),)
+    try:
+        parse_policy_text(new, path)
+    except InputError as exc:
+        record = exc.as_record()
+        return (), (ErrorRecord(record.file, record.field,
+                                f"{record.message}; this PR's version of {path} does not parse, and would break "
+                                f"every later PR and the monitor"),)
+    return (f"This PR changes {path}; the new policy parses, and applies from the next PR on "
+            f"(this one is judged by the base branch's).",), ()
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,19 @@
 """`promotion.yaml`: environments in promotion order, each with its gate, plus the zoo's baselines.
 
-Parsed once into frozen types; every error names the field path and the fix. Each check parses
-its own options (see `bot.checks`), so an unknown check or a bad threshold fails here, before
-anything runs.
+Parsed once into frozen types; every error names the field path and the fix. The sections other
+packages own are parsed by them, handed in as `Sections` so this module imports none of them
+(`bot.policy_load` plugs in the check registry and the monitor's rollback and probe parsers):
+each check parses its own options, so an unknown check, a bad threshold or a typo in a rollback
+rule fails here, before anything runs.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from bot.errors import InputError
-from bot.fields import Loc, get_duration, get_str, mapping, reject_unknown, sequence
+from bot.fields import Loc, get_duration, get_int, get_str, mapping, reject_unknown, sequence
 from bot.paths import check_repo_path
 from bot.yamlio import load_one
 
@@ -43,8 +44,8 @@ class Environment:
     gate: tuple[CheckSpec, ...]
     baseline: str | None  # None: the model's baseline; "deployed": what the environment served before
     require_canary: bool
-    raw_rollback: Mapping[str, Any] | None
-    raw_probes: Mapping[str, Any] | None
+    rollback: Any  # bot.monitor.rules.RollbackPolicy, None when the environment has no `rollback:`
+    probes: Any  # bot.monitor.probe_policy.ProbePolicy, None when it has no `probes:`
     index: int
 
 
@@ -58,6 +59,14 @@ class VariantRefRule:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on what one PR may ask for: hostile or mistaken PRs must not plan without end."""
+
+    max_promotions: int = 1000
+    max_model_jobs: int = 100  # lm-eval, app-flow and GuideLLM jobs, after identical ones are merged
+
+
+@dataclass(frozen=True)
 class Policy:
     file: str
     environments: tuple[Environment, ...]
@@ -67,6 +76,7 @@ class Policy:
     templates: str | None
     serve: Mapping[str, Any]
     default_runs_on: tuple[str, ...]
+    limits: Limits = Limits()
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def environment(self, name: str) -> Environment | None:
@@ -82,12 +92,20 @@ class Policy:
 ZOO_FACTS = ("recipe", "calibration", "weights", "quantization", "results", "known_issues")
 
 
-def parse_policy(text: str, file: str = POLICY_FILE) -> Policy:
-    from bot.checks import registry  # the registry imports every built-in check
+@dataclass(frozen=True)
+class Sections:
+    """Parsers of the sections other packages own; each raises `InputError` at the field."""
 
+    check: Callable[[str, Loc], Any]  # a check's name → its definition (`parse_options`, `inline`...)
+    rollback: Callable[[Mapping[str, Any], Loc], Any]  # an environment's `rollback:`
+    probes: Callable[[Mapping[str, Any], Loc], Any]  # an environment's `probes:`
+
+
+def parse_policy(text: str, file: str, sections: Sections) -> Policy:
     root = Loc(file)
     data = mapping(load_one(text, file) or {}, root)
-    reject_unknown(data, {"version", "variant_ref", "models", "zoo", "environments", "serve", "templates", "runners"}, root)
+    reject_unknown(data, {"version", "variant_ref", "models", "zoo", "environments", "serve", "templates", "runners",
+                          "limits"}, root)
     version = data.get("version", 1)
     if version != 1:
         raise root.child("version").error(f"version {version!r} is not supported", "use `version: 1`")
@@ -115,6 +133,12 @@ def parse_policy(text: str, file: str = POLICY_FILE) -> Policy:
     reject_unknown(runners, {"default"}, runners_loc)
     default_runs_on = _labels(runners.get("default", ["ubuntu-latest"]), runners_loc.child("default"))
 
+    limits_loc = root.child("limits")
+    raw_limits = mapping(data.get("limits") or {}, limits_loc)
+    reject_unknown(raw_limits, {"max_promotions", "max_model_jobs"}, limits_loc)
+    limits = Limits(max_promotions=get_int(raw_limits, "max_promotions", limits_loc, Limits.max_promotions, minimum=1),
+                    max_model_jobs=get_int(raw_limits, "max_model_jobs", limits_loc, Limits.max_model_jobs, minimum=1))
+
     templates = data.get("templates")
     if templates is not None:
         templates = check_repo_path(str(templates), file=file, field="templates")
@@ -136,21 +160,23 @@ def parse_policy(text: str, file: str = POLICY_FILE) -> Policy:
             raise e_loc.child("name").error(f"environment {name!r} is listed twice", "list each environment once")
         seen.add(name)
         folder = check_repo_path(str(env.get("folder") or f"{ENVIRONMENTS_ROOT}/{name}"), file=file, field=f"{e_loc.path}.folder")
-        gate = tuple(_parse_check(raw, e_loc.child("gate").child(j), registry, default_runs_on)
+        gate = tuple(_parse_check(raw, e_loc.child("gate").child(j), sections.check, default_runs_on)
                      for j, raw in enumerate(sequence(env.get("gate") or [], e_loc.child("gate"))))
         baseline = env.get("baseline")
         if baseline is not None and not isinstance(baseline, str):
             raise e_loc.child("baseline").error("must be `deployed` or a variant name like v1.0-fp16")
         rollback = env.get("rollback")
         if rollback is not None:
-            rollback = mapping(rollback, e_loc.child("rollback"))
+            rollback = sections.rollback(mapping(rollback, e_loc.child("rollback")), e_loc.child("rollback"))
         probes = env.get("probes")
         if probes is not None:
-            probes = mapping(probes, e_loc.child("probes"))
+            probes = sections.probes(mapping(probes, e_loc.child("probes")), e_loc.child("probes"))
+        require_canary = env.get("require_canary", False)
+        if not isinstance(require_canary, bool):
+            raise e_loc.child("require_canary").error(f"must be true or false, got {require_canary!r}")
         environments.append(Environment(
-            name=name, folder=folder, gate=gate, baseline=baseline,
-            require_canary=bool(env.get("require_canary", False)),
-            raw_rollback=rollback, raw_probes=probes, index=i,
+            name=name, folder=folder, gate=gate, baseline=baseline, require_canary=require_canary,
+            rollback=rollback, probes=probes, index=i,
         ))
 
     serve = mapping(data.get("serve") or {}, root.child("serve"))
@@ -163,6 +189,7 @@ def parse_policy(text: str, file: str = POLICY_FILE) -> Policy:
         templates=templates,
         serve=serve,
         default_runs_on=default_runs_on,
+        limits=limits,
         raw=data,
     )
 
@@ -195,10 +222,10 @@ def _parse_variant_ref(raw: Any, loc: Loc) -> VariantRefRule:
 _CHECK_KEYS = {"check", "timeout", "runs_on", "shards"}
 
 
-def _parse_check(raw: Any, loc: Loc, registry, default_runs_on: tuple[str, ...]) -> CheckSpec:
+def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_runs_on: tuple[str, ...]) -> CheckSpec:
     spec = mapping(raw, loc)
     name = get_str(spec, "check", loc)
-    definition = registry.get(name, loc.child("check"))
+    definition = check(name, loc.child("check"))
     raw_options = {k: v for k, v in spec.items() if k not in _CHECK_KEYS}
     options = definition.parse_options(raw_options, loc)
     timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
@@ -211,22 +238,3 @@ def _parse_check(raw: Any, loc: Loc, registry, default_runs_on: tuple[str, ...])
     return CheckSpec(name=name, options=options, raw=raw_options, timeout_s=timeout_s,
                      runs_on=runs_on, shards=shards, loc=loc)
 
-
-def load_policy_from_rev(reader, rev: str, file: str = POLICY_FILE) -> Policy:
-    """The policy as the base revision has it: PR heads cannot change the rules they are judged by."""
-    text = reader.read_text(rev, file)
-    if text is None:
-        raise InputError(file, "", f"not found at revision {rev[:12]}",
-                         "add promotion.yaml at the repository root on the base branch (see README: 'The GitOps repository')")
-    return parse_policy(text, file)
-
-
-def load_policy_file(path) -> Policy:
-    from pathlib import Path
-
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InputError(str(path), "", f"cannot be read: {exc.strerror}", "pass an existing file to --policy") from exc
-    return parse_policy(text, str(path))

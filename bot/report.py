@@ -8,13 +8,15 @@ under the results folder, so `actions/download-artifact` may put each artifact i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from bot.card import card_for
 from bot.checks import registry
 from bot.context import CheckContext
-from bot.errors import ErrorRecord, InputError
-from bot.plan import Plan, load_policy
+from bot.errors import InputError
+from bot.plan import Plan
+from bot.policy import Policy
 from bot.promotions import baseline_ref
 from bot.results import ERROR, CheckResult, PromotionResult, Report
 from bot.runner import RESULT_SUFFIX
@@ -49,16 +51,18 @@ def read_result(plan: Plan, job, files: dict[str, list[Path]]) -> CheckResult | 
     return result
 
 
-def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = None,
-             cache_dir: Path | None = None, policy=None) -> Report:
-    if plan.errors and not plan.promotions:
-        return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s)
-    policy = policy or load_policy(reader, plan.base, plan.policy_file)
+def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_time_s: float | None = None,
+             cache_dir: Path | None = None) -> Report:
+    """``policy``: the one the plan was made with (None only when it could not be parsed)."""
+    if policy is None or (plan.errors and not plan.promotions):
+        return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s,
+                      notes=plan.notes)
     head_zoo = Zoo(reader, plan.head)
     files = result_files(out_dir)
     jobs_of: dict[tuple[int, int], list] = {}
     for job in plan.jobs:
-        jobs_of.setdefault((job.promotion, job.position), []).append(job)
+        for promotion in job.promotions:  # a shared job's result stands for every promotion it judges
+            jobs_of.setdefault((promotion, job.position), []).append(job)
     promotions = []
     for i, promo in enumerate(plan.promotions):
         env = policy.environment(promo.environment)
@@ -92,7 +96,7 @@ def assemble(plan: Plan, out_dir: Path, *, reader, wall_time_s: float | None = N
             to_variant=str(promo.to_variant), checks=tuple(checks), errors=errors,
             card_markdown=card_md, card_metadata=card_meta, notes=tuple(notes),
         ))
-    return Report(plan.base, plan.head, tuple(promotions), plan.removals, plan.errors, wall_time_s)
+    return Report(plan.base, plan.head, tuple(promotions), plan.removals, plan.errors, wall_time_s, notes=plan.notes)
 
 
 def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) -> CheckResult:
@@ -109,8 +113,6 @@ def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) ->
         merged = registry.get(spec.name).merge(ctx, spec.options, parts)
     except Exception as exc:  # merging is check code: a bug there is an error, not a pass
         return CheckResult(spec.name, ERROR, detail=f"merging shards failed: {exc}")
-    from dataclasses import replace
-
     return replace(merged, wall_time_s=max((p.wall_time_s or 0) for p in parts))
 
 
@@ -130,6 +132,3 @@ def _canary_notes(policy, env, promo):
     elif is_last or env.require_canary:
         yield f"No canary: {promo.object} switches all of {env.name}'s traffic to the new variant at once (an Argo Rollouts canary limits the blast radius)."
 
-
-def errors_only(plan: Plan, message: str) -> Report:
-    return Report(plan.base, plan.head, errors=(ErrorRecord("", "", message),))

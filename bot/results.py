@@ -21,7 +21,7 @@ from bot.stats.interval import Interval
 PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
 INCONCLUSIVE = "inconclusive"  # the interval straddles the limit: the data cannot tell (bot.stats)
 VERDICTS = (PASS, FAIL, ERROR, SKIPPED, INCONCLUSIVE)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: notes, rows[].evidence, the inconclusive verdict
 
 
 def combine(verdicts: Iterable[str]) -> str:
@@ -176,6 +176,7 @@ class Report:
     removals: tuple[Removal, ...] = ()
     errors: tuple[ErrorRecord, ...] = ()
     wall_time_s: float | None = None
+    notes: tuple[str, ...] = ()  # about the PR as a whole, e.g. "this PR changes the policy"
 
     @property
     def verdict(self) -> str:
@@ -209,5 +210,6 @@ class Report:
             "promotions": [p.to_json() for p in self.promotions],
             "removals": [r.to_json() for r in self.removals],
             "errors": [e.to_json() for e in all_errors],
+            "notes": list(self.notes),
             "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 3),
         }

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from bot import policy_load
 from bot.checks import registry
-from bot.context import CheckContext, print_progress
+from bot.childenv import child_env, relay
+from bot.context import CheckContext
 from bot.errors import InputError, PromotionBotError
-from bot.github.settings import scrubbed_env
-from bot.output import write_atomic
-from bot.plan import Job, Plan, load_policy
+from bot.output import print_progress, write_atomic
+from bot.plan import Job, Plan
+from bot.policy import Policy
 from bot.results import ERROR, CheckResult
 from bot.vcs.reader import GitReader
 
@@ -44,6 +46,17 @@ def write_result(out_dir: Path, plan: Plan, job: Job, result: CheckResult) -> No
     write_atomic(result_path(out_dir, job), json.dumps(body, indent=2) + "\n")
 
 
+def clear_results(out_dir: Path, jobs: tuple[Job, ...]) -> None:
+    """Remove the result files of ``jobs`` before they run: a file left by an earlier run (a
+    persistent self-hosted runner, a reused --workdir) would stand in for a job that dies now."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = {job.id for job in jobs}
+    for path in out_dir.rglob(f"*{RESULT_SUFFIX}"):
+        if path.name[:-len(RESULT_SUFFIX)] in ids:
+            path.unlink()
+
+
 @dataclass
 class Shared:
     """What the jobs of one process share: one Git reader, the policy, parsed zoos and manifests.
@@ -53,15 +66,17 @@ class Shared:
     """
 
     reader: GitReader
-    policy: object
+    policy: Policy
     zoos: dict = field(default_factory=dict)
     indexes: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, plan: Plan, reader: GitReader | None = None) -> "Shared":
-        """Caller closes ``reader``; one opened here lives as long as the process."""
+    def open(cls, plan: Plan, reader: GitReader | None = None, policy: Policy | None = None) -> "Shared":
+        """Caller closes ``reader``; one opened here lives as long as the process. ``policy``: the
+        one the caller already parsed; else it is read as the plan names it (a `run-check` child)."""
         reader = reader or GitReader(plan.repo)
-        return cls(reader, load_policy(reader, plan.base, plan.policy_file))
+        return cls(reader, policy or policy_load.load(reader, plan.base, policy_file=plan.policy_file,
+                                                        policy_path=plan.policy_path))
 
 
 def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,
@@ -148,16 +163,21 @@ def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_d
     """Run one job as `python -m bot run-check`; kill its whole process group at the timeout."""
     cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--job", job.id,
            "--out", str(out_dir), "--cache", str(cache_dir), "--repo", plan.repo]
-    # Checks may run PR-controlled weights and configs: they never get the GitHub token.
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, env=scrubbed_env())
+    # Checks may run PR-controlled weights and configs: they get no credential, and what they
+    # print cannot issue workflow commands in the Actions log.
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=child_env())
+    output = relay(proc.stderr)
     try:
         code = proc.wait(timeout=job.timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        output.join(timeout=5)
         progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
         write_timeout(out_dir, plan, job)
         return
+    output.join(timeout=5)
     # A check that gave up at its own deadline may leave a model server behind in its session.
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -200,5 +220,6 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
 
 def execute(plan: Plan, plan_file: Path, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,
             progress: Callable[[str], None] = print_progress) -> None:
-    """Run every job of ``plan`` (`check`)."""
+    """Run every job of ``plan`` (`check`, `github pr`)."""
+    clear_results(out_dir, plan.jobs)
     run_jobs(plan, plan.jobs, out_dir, cache_dir, plan_file=plan_file, shared=shared, progress=progress)

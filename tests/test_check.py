@@ -260,8 +260,9 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
     gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
     gitops.commit("Promote v1.3-int4-g64 to test")
     _, report, _ = run_check(gitops, tmp_path)
-    assert report["schema_version"] == 1
-    assert set(report) == {"schema_version", "verdict", "base", "head", "promotions", "removals", "errors", "wall_time_s"}
+    assert report["schema_version"] == 2
+    assert set(report) == {"schema_version", "verdict", "base", "head", "promotions", "removals", "errors", "notes",
+                           "wall_time_s"}
     [promo] = report["promotions"]
     assert set(promo) == {"environment", "manifest", "object", "application", "change", "from_variant", "to_variant",
                           "verdict", "checks", "notes", "errors"}

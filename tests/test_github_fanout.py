@@ -176,15 +176,18 @@ def test_github_report__unreadable_plan_is_an_error_on_the_pr(monkeypatch, tmp_p
     assert [s["state"] for s in fake.statuses_for(head, "promotion-bot")] == ["error"]
 
 
-def test_github_fanout__bad_policy_travels_from_plan_to_the_report(monkeypatch, tmp_path, fake):
+def test_github_plan__bad_policy_is_published_by_the_plan_job(monkeypatch, tmp_path, fake):
     repo = make_repo(tmp_path, POLICY.replace("check: zoo", "check: no-such-check", 1))
     base = repo.repo.head.commit.hexsha
     repo.set_variant("test", "canopy-tiny/v1.3-int4-g64")
     head = repo.commit("Promote")
     payload = pr_event("pull_request.opened.json", base=base, head=head)
-    code, out, _, report = fan_out(monkeypatch, tmp_path, fake, repo, payload)
-    assert code == 2 and report["errors"][0]["file"] == "promotion.yaml"
-    assert "ERROR" in fake.comments_on(REPO, 12)[0]["body"]
+    code, out, _ = github(monkeypatch, tmp_path, fake, repo, "pull_request", payload, "plan", "--out",
+                          str(tmp_path / "plan.json"))
+    # The report job does not run (its `if:` wants verdict pending): the plan job says what is wrong.
+    assert code == 2 and out["verdict"] == "error" and out["entries"] == "0"
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    assert "ERROR" in body and "no-such-check" in body
     final = {s["context"]: s["state"] for s in fake.statuses_for(head)}
     assert final == {"promotion-bot": "error"}
 
@@ -201,14 +204,31 @@ def test_github_plan__could_not_plan_publishes_the_error_and_an_empty_matrix(mon
     assert [s["state"] for s in fake.statuses_for(head, "promotion-bot")] == ["error"]
 
 
-def test_github_plan__policy_input_other_than_promotion_yaml_is_refused(monkeypatch, tmp_path, fake):
+def test_github_plan__policy_input_missing_at_base_is_reported_at_once(monkeypatch, tmp_path, fake):
     repo, base, head = the_pr(tmp_path)
     payload = pr_event("pull_request.opened.json", base=base, head=head)
     code, out, _ = github(monkeypatch, tmp_path, fake, repo, "pull_request", payload,
                           "plan", "--policy", "policies/strict.yaml", "--out", str(tmp_path / "plan.json"))
     assert code == 2 and out["entries"] == "0"
-    assert "mode: pr" in fake.comments_on(REPO, 12)[0]["body"]
-    assert {s["state"] for s in fake.statuses_for(head)} == {"error"}
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    assert "policies/strict.yaml" in body and "not found at revision" in body
+    final = {s["context"]: s["state"] for s in fake.statuses_for(head)}  # the last one per context wins
+    assert final and set(final.values()) == {"error"}
+
+
+def test_github_plan__policy_input_is_read_from_the_base_revision_by_every_job(monkeypatch, tmp_path, fake):
+    repo = make_repo(tmp_path)
+    (repo.path / "policies").mkdir()
+    (repo.path / "policies" / "strict.yaml").write_text((repo.path / "promotion.yaml").read_text())
+    base = repo.commit("A second policy")
+    _two_environments(repo)
+    head = repo.commit("The PR")
+    payload = pr_event("pull_request.opened.json", base=base, head=head)
+    code, out, _ = github(monkeypatch, tmp_path, fake, repo, "pull_request", payload,
+                          "plan", "--policy", "policies/strict.yaml", "--out", str(tmp_path / "plan.json"))
+    assert code == 0 and int(out["entries"]) > 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["policy_path"] == "policies/strict.yaml" and plan["policy_file"] is None
 
 
 def test_github_plan__checkout_that_is_no_git_repository_gives_an_empty_matrix(monkeypatch, tmp_path, fake):

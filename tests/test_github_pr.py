@@ -36,9 +36,9 @@ def promotion(gitops):
     return base, head
 
 
-def run_pr(monkeypatch, tmp_path, fake, gitops, base, head, sample="pull_request.opened.json", **kw):
+def run_pr(monkeypatch, tmp_path, fake, gitops, base, head, *args, sample="pull_request.opened.json", **kw):
     payload = pr_event(sample, base=base, head=head)
-    return run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request", payload, **kw)
+    return run_action(monkeypatch, tmp_path, fake, gitops.path, "pull_request", payload, *args, **kw)
 
 
 def states(fake, sha, context):
@@ -66,10 +66,10 @@ def test_github_pr__first_run_comments_and_sets_statuses(monkeypatch, tmp_path, 
 def test_github_pr__rerun_and_new_push_edit_the_one_comment(monkeypatch, tmp_path, fake, gitops, promotion):
     base, head = promotion
     assert run_pr(monkeypatch, tmp_path / "1", fake, gitops, base, head).code == 0
-    assert run_pr(monkeypatch, tmp_path / "2", fake, gitops, base, head, "pull_request.reopened.json").code == 0
+    assert run_pr(monkeypatch, tmp_path / "2", fake, gitops, base, head, sample="pull_request.reopened.json").code == 0
     gitops.set_variant("test", "canopy-tiny/v1.2-int4-g128")
     new_head = gitops.commit("Promote v1.2 instead")
-    assert run_pr(monkeypatch, tmp_path / "3", fake, gitops, base, new_head, "pull_request.synchronize.json").code == 0
+    assert run_pr(monkeypatch, tmp_path / "3", fake, gitops, base, new_head, sample="pull_request.synchronize.json").code == 0
     [comment] = fake.comments_on(REPO, 12)
     assert "v1.2-int4-g128" in comment["body"]
     assert len(fake.calls("POST", r".*/issues/12/comments")) == 1
@@ -138,16 +138,13 @@ def test_github_pr__missing_base_commit_asks_for_full_history(monkeypatch, tmp_p
 
 
 def test_github_pr__crash_in_a_run_is_reported_as_error(monkeypatch, tmp_path, fake, gitops, promotion):
-    import bot.github.pr
-
-    def explode(*args, **kwargs):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(bot.github.pr, "execute", explode)
+    # A work folder that cannot be created (here: a file stands in its way) fails the run itself.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
     base, head = promotion
-    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "--workdir", str(blocked))
     assert run.code == 2
-    assert "disk full" in fake.comments_on(REPO, 12)[0]["body"]
+    assert "FileExistsError" in fake.comments_on(REPO, 12)[0]["body"]
     assert states(fake, head, "promotion-bot/test") == ["pending", "error"]
 
 
@@ -181,7 +178,7 @@ def test_github_pr__github_down_entirely_exits_2_without_any_status(monkeypatch,
 def test_github_pr__fork_pr_with_read_only_token_reports_in_the_job(monkeypatch, tmp_path, fake, gitops, promotion):
     fake.add_token("ghs_fork_read_only", None, read_only=True)
     base, head = promotion
-    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "pull_request.opened.fork.json",
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, sample="pull_request.opened.fork.json",
                  token="ghs_fork_read_only")
     assert run.code == 0 and run.outputs["verdict"] == "pass"
     assert "PASS" in run.summary
@@ -191,7 +188,7 @@ def test_github_pr__fork_pr_with_read_only_token_reports_in_the_job(monkeypatch,
 
 def test_github_pr__fork_pr_statuses_go_on_the_fork_head(monkeypatch, tmp_path, fake, gitops, promotion):
     base, head = promotion
-    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "pull_request.opened.fork.json")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, sample="pull_request.opened.fork.json")
     assert run.code == 0
     assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
     assert len(fake.comments_on(REPO, 13)) == 1
@@ -202,7 +199,7 @@ def test_github_pr__untrusted_strings_are_escaped(monkeypatch, tmp_path, fake, g
     evil = "canopy-tiny/v9<img src=x onerror=alert(1)>|**merged** @acme-ml/admins"
     gitops.set_variant("test", f"'{evil}'")
     head = gitops.commit("Promote something odd")
-    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, "pull_request.opened.untrusted-strings.json")
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, sample="pull_request.opened.untrusted-strings.json")
     assert run.code == 2
     body = fake.comments_on(REPO, 14)[0]["body"]
     for raw in ("<img", "<script", "|**merged**", "@acme-ml/admins"):

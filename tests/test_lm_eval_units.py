@@ -12,7 +12,7 @@ from bot.lmeval.gate import compare
 from bot.lmeval.options import Limit, TaskSpec, parse_perplexity, parse_task_list
 from bot.lmeval.scores import parse_scores
 from bot.lmeval.tasks import screen_yaml
-from bot.policy import parse_policy
+from bot.policy_load import parse as parse_policy
 
 LOC = Loc("promotion.yaml", "environments[0].gate[1]")
 

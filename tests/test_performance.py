@@ -133,7 +133,7 @@ def test_guidellm_command__drops_ignore_eos_and_pins_the_load(tmp_path):
 
 def test_performance_options__bad_values_name_the_field():
     from bot.errors import InputError
-    from bot.policy import parse_policy
+    from bot.policy_load import parse as parse_policy
 
     with pytest.raises(InputError) as err:
         parse_policy(policy(limits="{ttft: 10%}"))

@@ -22,11 +22,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    outcome = check(args.repo, args.base, args.head, policy_file=args.policy, workdir=args.workdir,
+    judged = check(args.repo, args.base, args.head, policy_file=args.policy, workdir=args.workdir,
                     cache_dir=args.cache)
-    write_outputs(outcome.report, outcome.comment_markdown, json_path=args.json, comment_path=args.comment)
-    print_summary(outcome.report)
-    return outcome.exit_code
+    write_outputs(judged.report, judged.comment_markdown, json_path=args.json, comment_path=args.comment)
+    print_summary(judged.report)
+    return judged.exit_code
 
 
 def print_summary(report) -> None:

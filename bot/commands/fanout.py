@@ -15,40 +15,38 @@ from pathlib import Path
 from bot.commands.check import print_summary
 from bot.errors import ErrorRecord, InputError
 from bot.output import write_atomic
-from bot.pipeline import comment_for, default_cache_dir, write_outputs
-from bot.plan import Plan, build_plan
-from bot.render import fit_comment, render_comment
-from bot.report import assemble
+from bot.pipeline import comment_for, default_cache_dir, merge, plan_pr, policy_of, write_outputs
+from bot.plan import Plan
 from bot.results import Report
-from bot.runner import result_path, run_jobs
+from bot.runner import clear_results, result_path, run_jobs
 from bot.vcs.reader import GitReader
 
 
 def register(sub) -> None:
     p = sub.add_parser("plan", help="write the promotions and their check jobs (a GitHub Actions matrix)")
-    p.add_argument("--repo", default=".")
-    p.add_argument("--base", required=True)
-    p.add_argument("--head", required=True)
-    p.add_argument("--policy")
+    p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
+    p.add_argument("--base", required=True, help="base revision (the target branch)")
+    p.add_argument("--head", required=True, help="head revision (the PR)")
+    p.add_argument("--policy", help="policy file to use instead of promotion.yaml at the base revision")
     p.add_argument("--out", type=Path, default=Path("plan.json"), help="the plan file (default plan.json)")
     p.add_argument("--matrix", type=Path, help="also write the `strategy.matrix` JSON here")
     p.set_defaults(func=run_plan)
 
     r = sub.add_parser("run-check", help="run one job of a plan and write its result file")
-    r.add_argument("--plan", type=Path, required=True)
+    r.add_argument("--plan", type=Path, required=True, help="the plan `plan` (or `github plan`) wrote")
     r.add_argument("--job", required=True, help="a matrix entry id (`matrix.id`) or a job id")
     r.add_argument("--out", type=Path, required=True, help="folder for result files")
     r.add_argument("--repo", help="the checkout on this runner (default: the plan's)")
-    r.add_argument("--cache", type=Path)
+    r.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
     r.set_defaults(func=run_check_job)
 
     m = sub.add_parser("report", help="merge a plan's result files into the verdict, comment and JSON report "
                                       "(`github report` also publishes them on the PR)")
-    m.add_argument("--plan", type=Path, required=True)
-    m.add_argument("--results", type=Path, required=True)
+    m.add_argument("--plan", type=Path, required=True, help="the plan the jobs ran")
+    m.add_argument("--results", type=Path, required=True, help="folder holding the jobs' result files (searched recursively)")
     m.add_argument("--repo", help="the checkout on this runner (default: the plan's)")
-    m.add_argument("--json", type=Path)
-    m.add_argument("--comment", type=Path)
+    m.add_argument("--json", type=Path, help="write the JSON report here")
+    m.add_argument("--comment", type=Path, help="write the PR comment (Markdown) here")
     m.set_defaults(func=run_report)
 
 
@@ -62,7 +60,7 @@ def _plan_for_repo(path: Path, repo: str | None) -> Plan:
 def run_plan(args) -> int:
     reader = GitReader(args.repo)
     try:
-        plan = build_plan(reader, args.base, args.head, policy_file=args.policy)
+        plan, _ = plan_pr(reader, args.base, args.head, policy_file=args.policy)
     finally:
         reader.close()
     plan.write(args.out)
@@ -82,21 +80,11 @@ def run_check_job(args) -> int:
     """Exit 0 when every job ran (whatever its verdict): the verdict is the reporter's to give."""
     plan = _plan_for_repo(args.plan, args.repo)
     jobs = plan.entry_jobs(args.job)
+    clear_results(args.out, jobs)
     run_jobs(plan, jobs, args.out, args.cache or default_cache_dir())
     missing = [j.id for j in jobs if not result_path(args.out, j).exists()]
     print(f"{len(jobs) - len(missing)} result file(s) in {args.out}")
     return 2 if missing else 0
-
-
-def merge_results(plan: Plan, results: Path, reader, *, report_url: str | None = None,
-                  started: float | None = None) -> tuple[Report, str]:
-    """The report and the comment of a fan-out: `report` and `github report` both call this."""
-    started = time.monotonic() if started is None else started
-    report = assemble(plan, results, reader=reader)
-    # The jobs ran side by side: the run took the slowest of them, plus this merge.
-    slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
-    report = replace(report, wall_time_s=slowest + time.monotonic() - started)
-    return report, comment_for(report, plan, reader, report_url=report_url)
 
 
 def run_report(args) -> int:
@@ -107,20 +95,20 @@ def run_report(args) -> int:
     except InputError as exc:
         return _could_not_report(args, plan, exc.as_record())
     try:
-        report, comment = merge_results(plan, args.results, reader, started=started)
+        judged = merge(reader, plan, policy_of(reader, plan), args.results, started=started)
     except InputError as exc:
         return _could_not_report(args, plan, exc.as_record())
     finally:
         reader.close()
-    write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
-    print_summary(report)
-    return report.exit_code
+    write_outputs(judged.report, judged.comment_markdown, json_path=args.json, comment_path=args.comment)
+    print_summary(judged.report)
+    return judged.exit_code
 
 
 def _could_not_report(args, plan: Plan, record: ErrorRecord) -> int:
     """Still a JSON report and a comment, saying why: the PR must not wait for a verdict that never comes."""
     report = Report(plan.base, plan.head, errors=(record,))
-    comment = fit_comment(render_comment(report), None)
+    comment = comment_for(report, None, None, None)
     write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
     print_summary(report)
     return report.exit_code

@@ -91,7 +91,9 @@ def run_pr(args) -> int:
         actions.log(f"nothing to do: {activity.reason}")
         actions.set_outputs(settings.output, skipped_outputs(args.step))
         return 0
-    options = {"step": args.step, "json_path": args.json, "policy_file": getattr(args, "policy", None)}
+    options = {"step": args.step, "json_path": args.json}
+    if getattr(args, "policy", None):
+        options["policy_path"] = args.policy
     if args.step == "pr":
         options.update(workdir=args.workdir, cache_dir=args.cache)
     elif args.step == "plan":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.errors import InputError
 from bot.manifests import ManifestIndex
-from bot.policy import load_policy_from_rev
+from bot import policy_load
 from bot.vcs.reader import GitReader
 from bot.zoo import VariantRef, Zoo, parse_variant_name
 
@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def zoo_rows(reader, rev: str) -> list[dict]:
-    policy = load_policy_from_rev(reader, rev)
+    policy = policy_load.from_rev(reader, rev)
     index = ManifestIndex(reader, rev, policy)
     deployed: dict[VariantRef, list[str]] = {}
     for env in policy.environments:

@@ -21,7 +21,7 @@ from typing import Callable
 
 from bot.card import full_card
 from bot.output import write_atomic
-from bot.pipeline import CheckOutcome, check, write_outputs
+from bot.pipeline import Judged, check, write_outputs
 
 CONTENT = ("promotion.yaml", "environments", "models", "evals", "templates")
 MANIFESTS = {"test": "environments/test/canopy.yaml", "staging": "environments/staging/canopy.yaml",
@@ -134,7 +134,7 @@ class Story:
         self.report(step)
         return step
 
-    def write_step(self, step: StepRecord, folder: Path, outcome: CheckOutcome) -> None:
+    def write_step(self, step: StepRecord, folder: Path, outcome: Judged) -> None:
         write_outputs(outcome.report, outcome.comment_markdown, json_path=folder / "report.json",
                       comment_path=folder / "comment.md")
         write_atomic(folder / "comment.html", page(f"Step {step.number}: {step.title}", markdown_html(outcome.comment_markdown)))

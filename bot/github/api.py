@@ -16,36 +16,20 @@ import requests
 import urllib3
 from github import Auth, Github, GithubException, GithubRetry
 
-from bot.errors import ExternalError
-from bot.forge import Issue, PullRequest
+from bot.forge import STATES, ForgeError, Issue, PullRequest, PullRequestInfo
 from bot.render import COMMENT_MARKER
 
 T = TypeVar("T")
 
 ACTIONS_BOT_LOGIN = "github-actions[bot]"  # who GITHUB_TOKEN comments as; it may not call GET /user
 STATUS_DESCRIPTION_LIMIT = 140
-STATES = ("pending", "success", "failure", "error")
 
 
-class GitHubError(ExternalError):
+class GitHubError(ForgeError):
     """GitHub refused or kept failing. ``status`` is the HTTP status, None for network errors."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__("GitHub", message)
-
-
-@dataclass(frozen=True)
-class PullRequestInfo:
-    number: int
-    base_sha: str
-    head_sha: str
-    base_ref: str
-    head_ref: str
-    title: str
-    state: str
-    from_fork: bool
-    url: str
+        super().__init__("GitHub", message, status)
 
 
 @dataclass(frozen=True)

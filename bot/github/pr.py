@@ -15,107 +15,85 @@ Exit codes: 0 pass (or, for `plan`, the plan is written), 1 a gate failed, 2 cou
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from bot.errors import ErrorRecord, InputError, PromotionBotError
+from bot import pipeline
+from bot.errors import ErrorRecord, ExternalError, InputError, PromotionBotError
+from bot.forge import Forge, ForgeError
 from bot.github import actions
-from bot.github.api import GitHubError
 from bot.github.event import RERUN, Activity
-from bot.github.settings import Settings, scrubbed_env
+from bot.github.settings import Settings
 from bot.output import write_atomic
 from bot.paths import check_repo_path
-from bot.pipeline import comment_for, default_cache_dir
-from bot.plan import Plan, build_plan
-from bot.render import COMMENT_MARKER, fit_comment, md_escape, render_comment
-from bot.report import assemble
-from bot.results import ERROR, FAIL, PASS, Report
-from bot.runner import execute
+from bot.plan import Plan
+from bot.policy import POLICY_FILE, Policy
+from bot.render import COMMENT_MARKER, md_escape
+from bot.results import FAIL, PASS, Report
+from bot import statuses
+from bot.statuses import Status
 from bot.vcs.reader import GitReader
+from bot.vcs.writer import GitWriter
 
-CONTEXT_PREFIX = "promotion-bot"
-STATE_FOR_VERDICT = {PASS: "success", FAIL: "failure"}  # anything else (error, skipped) is `error`
 EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
 NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
 
 
-def context_for(environment: str | None) -> str:
-    return f"{CONTEXT_PREFIX}/{environment}" if environment else CONTEXT_PREFIX
-
-
 def plan_contexts(plan: Plan) -> list[str]:
     """One status per environment the PR touches; a PR that touches none gets the bare context."""
-    envs = [p.environment for p in plan.promotions] + [r.environment for r in plan.removals]
-    return [context_for(e) for e in dict.fromkeys(envs)] or [context_for(None)]
-
-
-def describe(verdict: str, environment: str | None, report: Report | None) -> str:
-    """One line for the status: the verdict and what was judged (GitHub keeps 140 characters)."""
-    if report is None:
-        return "promotion-bot could not judge this PR: see the comment"
-    promos = [p for p in report.promotions if environment is None or p.environment == environment]
-    if report.errors and not promos:
-        return f"could not judge: {report.errors[0].message}"
-    if not promos:
-        return "nothing to promote" if verdict == PASS else f"{verdict}: see the comment"
-    words = {PASS: "passed", FAIL: "failed", ERROR: "could not judge"}.get(verdict, verdict)
-    variants = ", ".join(dict.fromkeys(p.to_variant or p.manifest for p in promos))
-    return f"{words}: {variants}"
+    return statuses.contexts_for([p.environment for p in plan.promotions] + [r.environment for r in plan.removals])
 
 
 @dataclass
 class PullRequestRun:
     settings: Settings
-    forge: object  # bot.github.api.GitHubForge (or a test double with the same calls)
+    forge: Forge
     activity: Activity
-    policy_file: str | None = None
+    policy_path: str = POLICY_FILE  # read at the base revision, never from the PR
     json_path: Path | None = None
     workdir: Path | None = None
     cache_dir: Path | None = None
     contexts: list[str] = field(default_factory=list)
     read_only: bool = False  # a fork PR's token cannot write: report in the job only
-    github_error: GitHubError | None = None
+    forge_error: ForgeError | None = None
 
-    # --- GitHub writes, degrading on fork PRs -------------------------------------------------
+    # --- forge writes, degrading on fork PRs ---------------------------------------------------
 
     def _write(self, what: str, fn):
-        if self.read_only or self.github_error is not None:
+        if self.read_only or self.forge_error is not None:
             return None
         try:
             return fn()
-        except GitHubError as exc:
+        except ForgeError as exc:
             if exc.status == 403 and self.activity.from_fork:
                 self.read_only = True
                 actions.annotate("warning", f"The token of this fork PR cannot {what} ({exc.message}); "
                                             "the verdict is in this job's summary and exit code.")
                 return None
-            self.github_error = exc
+            self.forge_error = exc
             fix = (" (fix: give the workflow `permissions: pull-requests: write, statuses: write`)"
                    if exc.status == 403 else "")
             actions.annotate("error", f"GitHub failed while trying to {what}: {exc}{fix}")
             return None
 
-    def _set_statuses(self, state_for: dict[str, str], describe_for: dict[str, str]) -> None:
-        for ctx in self.contexts:
-            state = state_for.get(ctx, "error")
-            self._write(f"set the {ctx} status", lambda ctx=ctx, state=state: self.forge.set_status(
-                self.activity.head_sha, state, ctx, describe_for.get(ctx, "not judged"), self.settings.run_url))
+    def _set_statuses(self, wanted: dict[str, Status]) -> None:
+        for ctx, status in wanted.items():
+            self._write(f"set the {ctx} status", lambda ctx=ctx, status=status: self.forge.set_status(
+                self.activity.head_sha, status.state, ctx, status.description, self.settings.run_url))
 
     def _error_statuses_best_effort(self, description: str) -> None:
-        """After GitHub failed once: one more try to leave `error` rather than `pending`."""
-        for ctx in self.contexts or [context_for(None)]:
+        """After the forge failed once: one more try to leave `error` rather than `pending`."""
+        for ctx, status in statuses.could_not_publish(self.contexts or [statuses.context_for(None)], description).items():
             try:
-                self.forge.set_status(self.activity.head_sha, "error", ctx, description, self.settings.run_url)
-            except GitHubError:
+                self.forge.set_status(self.activity.head_sha, status.state, ctx, status.description,
+                                      self.settings.run_url)
+            except ForgeError:
                 pass
 
-    # --- the run ------------------------------------------------------------------------------
+    # --- the three steps ------------------------------------------------------------------------
 
     def run(self) -> int:
         """`github pr`: plan, run every job on this runner, publish."""
@@ -146,40 +124,42 @@ class PullRequestRun:
         finally:
             reader.close()
 
-    def _start(self, reader: GitReader) -> Plan | int:
+    def _start(self, reader: GitReader) -> tuple[Plan, Policy | None] | int:
         """Plan the PR and set its pending statuses; an exit code when that already ended the run."""
         try:
-            plan = self._plan(reader)
+            planned = self._plan(reader)
         except Exception as exc:  # bad input or a crash: reported on the PR, never a pass
             return self._could_not_judge(exc, None)
+        plan = planned[0]
         self.contexts = plan_contexts(plan)
-        n = len(plan.promotions)
-        self._set_statuses({c: "pending" for c in self.contexts},
-                           {c: f"judging {n} promotion(s)…" if n else "judging…" for c in self.contexts})
-        if self.github_error is not None:
+        self._set_statuses(statuses.pending(self.contexts, len(plan.promotions)))
+        if self.forge_error is not None:
             self._error_statuses_best_effort("GitHub failed before the gate ran")
             return 2
-        return plan
+        return planned
 
     def _check(self, reader: GitReader) -> int:
-        plan = self._start(reader)
-        if isinstance(plan, int):
-            return plan
+        started = self._start(reader)
+        if isinstance(started, int):
+            return started
+        plan, policy = started
         try:
-            report, comment = self._judge(reader, plan)
+            judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
+                                    report_url=self.settings.run_url, progress=actions.log)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
-        return self._publish(report, comment)
+        return self._publish(judged.report, judged.comment_markdown)
 
     def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
-        if self.policy_file and self.policy_file != "promotion.yaml":
-            # The plan would name a copy on this runner only; the matrix runners could not read it.
-            return self._could_not_judge(InputError(
-                "action.yml", "policy", f"{self.policy_file} cannot be used by a fan-out (mode: plan)",
-                "keep the policy in promotion.yaml on the base branch, or judge on one runner with mode: pr"), None)
-        plan = self._start(reader)
-        if isinstance(plan, int):
-            return plan
+        started = self._start(reader)
+        if isinstance(started, int):
+            return started
+        plan, policy = started
+        if plan.errors and not plan.promotions:
+            # Nothing for a matrix to run: say what is wrong now, rather than in the report job.
+            judged = pipeline.judge(reader, plan, policy, report_url=self.settings.run_url, progress=actions.log)
+            self._publish(judged.report, judged.comment_markdown)
+            return 2
         try:
             plan.write(plan_file)
             matrix = json.dumps(plan.matrix())
@@ -196,8 +176,6 @@ class PullRequestRun:
         return 0
 
     def _report(self, reader: GitReader, plan_file: Path, results: Path) -> int:
-        from bot.commands.fanout import merge_results
-
         started = time.monotonic()
         plan = None
         try:
@@ -205,10 +183,11 @@ class PullRequestRun:
             self._judged_head(plan, plan_file)
             self.contexts = plan_contexts(plan)
             self._have_commit(reader, plan.head, "pull_request.head.sha")
-            report, comment = merge_results(plan, results, reader, report_url=self.settings.run_url, started=started)
+            judged = pipeline.merge(reader, plan, pipeline.policy_of(reader, plan), results,
+                                    report_url=self.settings.run_url, started=started)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
-        return self._publish(report, comment)
+        return self._publish(judged.report, judged.comment_markdown)
 
     def _judged_head(self, plan: Plan, plan_file: Path) -> None:
         """The statuses go on the commit the plan judged, which must be this event's PR head.
@@ -223,27 +202,14 @@ class PullRequestRun:
                              f"the plan judges {plan.head[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
                              "download the plan artifact of this workflow run, written by `github plan`")
 
-    def _plan(self, reader: GitReader) -> Plan:
+    def _plan(self, reader: GitReader) -> tuple[Plan, Policy | None]:
         head = self._have_commit(reader, self.activity.head_sha, "pull_request.head.sha")
         base = self._have_commit(reader, self.activity.base_sha, "pull_request.base.sha")
         # Judge what the PR changes (three-dot diff): the base branch may have moved on since.
-        base = _merge_base(reader, base, head) or base
+        base = reader.merge_base(base, head) or base
         actions.log(f"judging {base[:12]}..{head[:12]}")
-        return build_plan(reader, base, head, policy_file=self._policy_from_base(reader, base))
-
-    def _policy_from_base(self, reader: GitReader, base: str) -> str | None:
-        """A policy other than promotion.yaml, still read from the base revision: the checkout
-        holds the PR's version of every file, which the PR author controls."""
-        if not self.policy_file or self.policy_file == "promotion.yaml":
-            return None
-        path = check_repo_path(self.policy_file, file="action.yml", field="policy")
-        text = reader.read_text(base, path)
-        if text is None:
-            raise InputError(path, "policy", f"does not exist at the base revision {base[:12]}",
-                             "commit the policy to the base branch first, or leave `policy` at promotion.yaml")
-        copy = Path(tempfile.mkdtemp(prefix="promotion-bot-policy-", dir=_temp_root())) / Path(path).name
-        copy.write_text(text, encoding="utf-8")
-        return str(copy)
+        path = check_repo_path(self.policy_path, file="action.yml", field="policy")
+        return pipeline.plan_pr(reader, base, head, policy_path=path)
 
     def _have_commit(self, reader: GitReader, sha: str | None, field_name: str) -> str:
         if not sha:
@@ -253,26 +219,20 @@ class PullRequestRun:
         except InputError:
             pass
         if self.activity.pr_number and field_name.endswith("head.sha"):
-            _fetch_pull_head(reader.path, self.activity.pr_number)
+            # A rerun is checked out at the default branch: fetch the PR's head (a fork's commits too)
+            # with the credentials actions/checkout left in the clone, never the token itself.
+            actions.log(f"fetching refs/pull/{self.activity.pr_number}/head")
+            writer = GitWriter(reader.path)
             try:
+                writer.fetch_ref(f"+refs/pull/{self.activity.pr_number}/head")
                 return reader.resolve(sha)
-            except InputError:
+            except (InputError, ExternalError):
                 pass
+            finally:
+                writer.close()
         raise InputError(str(self.settings.workspace), field_name,
                          f"commit {sha[:12]} is not in the checkout",
                          "check out the full history: `actions/checkout` with `fetch-depth: 0`")
-
-    def _judge(self, reader: GitReader, plan: Plan) -> tuple[Report, str]:
-        started = time.monotonic()
-        work = Path(self.workdir) if self.workdir else Path(tempfile.mkdtemp(prefix="promotion-bot-", dir=_temp_root()))
-        results = work / "results"
-        results.mkdir(parents=True, exist_ok=True)
-        plan_file = work / "plan.json"
-        plan.write(plan_file)
-        cache = Path(self.cache_dir or default_cache_dir())
-        execute(plan, plan_file, results, cache, progress=actions.log)
-        report = assemble(plan, results, reader=reader, wall_time_s=time.monotonic() - started, cache_dir=cache)
-        return report, comment_for(report, plan, reader, report_url=self.settings.run_url)
 
     def _could_not_judge(self, exc: BaseException, plan: Plan | None) -> int:
         if isinstance(exc, InputError):
@@ -287,16 +247,16 @@ class PullRequestRun:
         head = plan.head if plan else (self.activity.head_sha or "")
         report = Report(base, head, errors=(record,))
         if not self.contexts:
-            self.contexts = plan_contexts(plan) if plan else [context_for(None)]
+            self.contexts = plan_contexts(plan) if plan else [statuses.context_for(None)]
         try:
-            comment = fit_comment(render_comment(report, report_url=self.settings.run_url), self.settings.run_url)
+            comment = pipeline.comment_for(report, None, None, None, report_url=self.settings.run_url)
         except Exception:  # the template itself failed: still say what went wrong
             comment = f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: ERROR\n\n{md_escape(record.message)}\n"
         self._publish(report, comment)
         return 2
 
     def _publish(self, report: Report, comment: str) -> int:
-        json_path = self.json_path or Path(_temp_root()) / "promotion-bot-report.json"
+        json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
         write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
         actions.append_summary(self.settings.step_summary, comment)
         for p in report.promotions:
@@ -304,49 +264,20 @@ class PullRequestRun:
                 actions.annotate("error", f"{p.environment}: {p.manifest} → {p.to_variant}: {p.verdict}")
         url = self._write(f"comment on #{self.activity.pr_number}",
                           lambda: self.forge.upsert_comment(self.activity.pr_number, comment))
-        verdicts = {context_for(env): v for env, v in report.environments().items()}
-        state_for, describe_for = {}, {}
-        for ctx in self.contexts:
-            env = ctx.split("/", 1)[1] if "/" in ctx else None
-            verdict = verdicts.get(ctx, report.verdict if env is None else ERROR)
-            if report.errors:
-                verdict = ERROR
-            state_for[ctx] = STATE_FOR_VERDICT.get(verdict, "error")
-            describe_for[ctx] = describe(verdict, env, report)
-        if self.github_error is not None:  # the comment did not land: the statuses must not say success
-            self._error_statuses_best_effort(f"GitHub failed: {self.github_error.message}")
+        if self.forge_error is not None:  # the comment did not land: the statuses must not say success
+            self._error_statuses_best_effort(f"GitHub failed: {self.forge_error.message}")
         else:
-            self._set_statuses(state_for, describe_for)
-        verdict = report.verdict if self.github_error is None else ERROR
+            self._set_statuses(statuses.final(report, self.contexts))
+        verdict = report.verdict if self.forge_error is None else "error"
         actions.set_outputs(self.settings.output, {"verdict": verdict, "comment-url": url or "",
                                                    "report-path": str(json_path)})
         actions.log(f"verdict: {verdict}" + (f", comment: {url}" if url else ""))
-        if self.github_error is not None:
+        if self.forge_error is not None:
             return 2
         return EXIT_FOR_VERDICT.get(report.verdict, 2)
 
 
-def _temp_root() -> str:
-    return os.environ.get("RUNNER_TEMP") or tempfile.gettempdir()
-
-
-def _merge_base(reader: GitReader, base: str, head: str) -> str | None:
-    out = subprocess.run(["git", "merge-base", base, head], cwd=reader.path, capture_output=True, text=True,
-                         env=scrubbed_env())
-    return (out.stdout.strip() or None) if out.returncode == 0 else None
-
-
-def _fetch_pull_head(repo: Path, number: int) -> None:
-    """A rerun is checked out at the default branch: fetch the PR's head (a fork's commits too).
-
-    Uses the credentials `actions/checkout` left in the clone's config, never the token itself.
-    """
-    actions.log(f"fetching refs/pull/{number}/head")
-    subprocess.run(["git", "fetch", "--no-tags", "--quiet", "origin", f"+refs/pull/{number}/head"], cwd=repo,
-                   capture_output=True, text=True, env=scrubbed_env(), timeout=300)
-
-
-def run_pull_request(settings: Settings, forge, activity: Activity, *, step: str = "pr",
+def run_pull_request(settings: Settings, forge: Forge, activity: Activity, *, step: str = "pr",
                      plan_file: Path | None = None, matrix_file: Path | None = None, results: Path | None = None,
                      **options) -> int:
     """``step``: `pr` (the whole gate here), `plan` or `report` (the two ends of a fan-out)."""

@@ -1,8 +1,8 @@
 """The GitHub Actions environment as a frozen dataclass.
 
 Errors name the missing variable. The token is kept out of `repr` (so it never lands in a log
-line or a traceback) and is scrubbed from the environment of every child process the checks
-start: those may run code or data that a PR controls.
+line or a traceback); `promotion-bot github` removes `SECRET_VARIABLES` from its own environment
+as soon as the settings are read, and child processes get only what `bot.childenv` allows.
 """
 
 from __future__ import annotations
@@ -14,20 +14,11 @@ from typing import Mapping
 
 from bot.errors import InputError
 
-# Variables that carry credentials a PR-controlled child process must never see.
+# Credentials the bot reads and then removes from its own environment.
 SECRET_VARIABLES = frozenset({
     "GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "PROMOTION_BOT_TOKEN",
     "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
 })
-
-
-def scrubbed_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of the environment without tokens, for processes that run PR-controlled things.
-
-    Composite actions pass inputs as `INPUT_*` variables, which include `github-token`.
-    """
-    environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k not in SECRET_VARIABLES and not k.startswith("INPUT_")}
 
 
 def _required(environ: Mapping[str, str], key: str, fix: str) -> str:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from bot.context import digest_of
+from bot.digests import digest_of
 from bot.output import write_atomic
 from bot.lmeval.scores import parse_scores
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from bot.context import digest_of
+from bot.digests import digest_of
 from bot.errors import InputError, UnsafePathError
 from bot.lmeval.options import EvalOptions
 from bot.paths import check_repo_path, join_repo_path

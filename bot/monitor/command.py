@@ -21,14 +21,14 @@ from bot.manifests import Deployment, deployments
 from bot.monitor.evaluate import Outcome, TRIPPED, WARN, evaluate
 from bot.monitor.history import PromotionCommit, find_promotion
 from bot.monitor.probe_history import ProbeRun, deployment_key
-from bot.monitor.probe_policy import parse_probes
 from bot.monitor.probes import run_probes
 from bot.monitor.prometheus import PrometheusClient
 from bot.monitor.rollback import Action, Trip, act
-from bot.monitor.rules import RollbackPolicy, parse_rollback
+from bot.monitor.rules import DEFAULT_TIMEOUT_S, RollbackPolicy
 from bot.monitor.sampling import collect_all
 from bot.output import write_atomic
-from bot.policy import Environment, load_policy_from_rev
+from bot import policy_load
+from bot.policy import Environment
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
 
@@ -95,10 +95,10 @@ def load_rollback(policy, env_name: str) -> tuple[Environment, RollbackPolicy]:
         raise InputError(policy.file, "environments", f"has no environment named {env_name!r}",
                          f"use one of {', '.join(e.name for e in policy.environments)}")
     loc = Loc(policy.file, f"environments[{env.index}].rollback")
-    if env.raw_rollback is None and env.raw_probes is None:
+    if env.rollback is None and env.probes is None:
         raise loc.error(f"is missing, so there is nothing to monitor in {env_name}",
                         "add `rollback: {defaults: true}` to the environment for the shipped vLLM rules")
-    return env, parse_rollback(env.raw_rollback, loc)
+    return env, env.rollback or RollbackPolicy(rules=(), timeout_s=DEFAULT_TIMEOUT_S)
 
 
 def monitor(repo_path: Path, prometheus_url: str | None, *, env: str = "prod", forge, json_path: Path | None = None,
@@ -129,9 +129,9 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
         writer.fetch()
         default_branch = branch or writer.default_branch()
         base = writer.base_rev(default_branch)
-        policy = load_policy_from_rev(reader, base)
+        policy = policy_load.from_rev(reader, base)
         env, rollback = load_rollback(policy, run.environment)
-        probe_policy = parse_probes(env.raw_probes, Loc(policy.file, f"environments[{env.index}].probes")) if probes else None
+        probe_policy = env.probes if probes else None
         if not metrics and probe_policy is None:
             raise InputError(policy.file, f"environments[{env.index}].probes",
                              "is missing, so there is nothing to probe" if probes else "nothing to evaluate",

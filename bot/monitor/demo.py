@@ -17,7 +17,7 @@ from bot.monitor.command import monitor
 from bot.monitor.history import find_promotion
 from bot.monitor.local_prometheus import LocalPrometheus
 from bot.monitor.series import Phase, openmetrics
-from bot.policy import load_policy_from_rev
+from bot import policy_load
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
 
@@ -57,7 +57,7 @@ def _timeline(repo_path: Path, env: str, after_s: float) -> tuple[list[tuple[str
     writer, reader = GitWriter(repo_path), GitReader(repo_path)
     try:
         base = writer.base_rev(writer.default_branch())
-        policy = load_policy_from_rev(reader, base)
+        policy = policy_load.from_rev(reader, base)
         timeline = []
         history = writer.first_parent_history(base, policy.environment(env).folder)
         for dep in deployments(reader, base, policy, env):

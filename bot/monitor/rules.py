@@ -68,7 +68,7 @@ def render_query(template: str, values: Mapping[str, str]) -> str:
 
 
 def parse_rollback(raw: Mapping[str, Any] | None, loc: Loc) -> RollbackPolicy:
-    """``raw`` is `Environment.raw_rollback`; ``loc`` points at it (environments[2].rollback)."""
+    """An environment's `rollback:` section; ``loc`` points at it (environments[2].rollback)."""
     if raw is None:
         return RollbackPolicy(rules=(), timeout_s=DEFAULT_TIMEOUT_S)
     raw = mapping(raw, loc)

@@ -207,3 +207,9 @@ class GitReader:
         """SHAs of the commits reachable from ``rev`` that touched ``path``, newest first."""
         out = self.repo.git.log(f"--max-count={max_count}", "--format=%H", rev, "--", check_repo_path(path))
         return [line for line in out.splitlines() if line]
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits; None when they share no history."""
+        with self._lock:
+            bases = self.repo.merge_base(a, b)
+        return bases[0].hexsha if bases else None

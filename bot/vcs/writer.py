@@ -188,3 +188,12 @@ class GitWriter:
 
     def delete_local_branch(self, branch: str) -> None:
         self._git("branch", "-D", branch)
+
+    def fetch_ref(self, refspec: str, *, timeout_s: float = 300) -> None:
+        """Fetch one ref (a PR's head on a rerun), with the credentials the checkout already has."""
+        if self.has_remote():
+            try:
+                self.repo.git.execute(["git", "fetch", "--no-tags", "--quiet", self.remote, refspec],
+                                      kill_after_timeout=timeout_s)
+            except git.GitCommandError as exc:
+                raise ExternalError("git", f"`git fetch {refspec}` failed: {str(exc.stderr).strip()[-400:]}") from exc
