@@ -57,29 +57,34 @@ class CheckContext:
 
     @property
     def baseline(self) -> Variant:
+        """The baseline as the base revision has it: the PR cannot change what it is measured against.
+        Only a model that is new in this PR has its baseline read from the head (`baseline_is_new`)."""
         ref = self.baseline_ref()
-        # The baseline as the base revision has it (trusted); a model new in this PR reads it from head.
-        for rev in (self.base, self.head):
-            if self.reader.exists(rev, f"{ref.folder}/variant.yaml"):
-                return self.zoo(rev).get(ref)
-        return self.zoo(self.base).get(ref, named_in=self.policy.file, field=f"models.{ref.model}.baseline")
+        if self.reader.exists(self.base, f"{ref.folder}/variant.yaml") or not self.baseline_is_new:
+            return self.zoo(self.base).get(ref, named_in=self.policy.file, field=f"models.{ref.model}.baseline")
+        return self.zoo(self.head).get(ref, named_in=self.policy.file, field=f"models.{ref.model}.baseline")
+
+    @property
+    def baseline_is_new(self) -> bool:
+        """The model has no variants at the base revision: its baseline can only come from the PR."""
+        return not self.zoo(self.base).variants_of(self.promotion.to_variant.model)
 
     def weights_dir(self, variant: Variant) -> Path:
-        """A local folder with the variant's weights, exported from the revision that has them.
+        """A local folder with the variant's weights, exported from the revision the variant was read
+        from (never another one: a baseline's weights never come from the PR head).
 
-        Keyed by the Git tree id, so an unchanged variant is exported once per cache.
+        Keyed by the Git tree id of what is exported (a digest of its content), so an unchanged
+        variant is exported once per cache, and nothing else can sit under its key.
         """
         if variant.weights is None or variant.weights.path is None:
             raise InputError(f"{variant.folder}/variant.yaml", "weights.path",
                              "this check loads weights locally but the variant has no `weights.path`",
                              "commit the weights under the variant folder or evaluate it where it is served")
-        for rev in (self.head, self.base):
-            tree = self.reader.tree_sha(rev, variant.weights.path)
-            if tree:
-                break
-        else:
+        rev = variant.source or self.head
+        tree = self.reader.tree_sha(rev, variant.weights.path)
+        if not tree:
             raise InputError(f"{variant.folder}/variant.yaml", "weights.path",
-                             f"{variant.weights.path} does not exist", "commit the weights or fix the path")
+                             f"{variant.weights.path} does not exist at {rev[:12]}", "commit the weights or fix the path")
         target = self.cache_dir / "weights" / tree
         if not (target / ".complete").exists():
             tmp = self.cache_dir / "weights" / f".{tree}.{os.getpid()}"
@@ -91,4 +96,3 @@ class CheckContext:
             shutil.rmtree(tmp, ignore_errors=True)
             (target / ".complete").write_text(tree)
         return target
-

@@ -55,8 +55,15 @@ def plan_pr(reader: GitReader, base: str, head: str, *, policy_file: str | None 
                                                        policy_path=policy_path)
     except InputError as exc:
         policy = exc
-    plan = build_plan(reader, base, head, policy, policy_file=policy_file, policy_path=policy_path)
-    return plan, (None if isinstance(policy, InputError) else policy)
+    # Judged as it would merge: the diff from the target's tip to the PR merged into it, so a branch
+    # forked before the target changed is judged against what is there now, not what was.
+    try:
+        judged = reader.as_merged(base, head)
+    except InputError as exc:
+        return Plan(str(Path(reader.path).resolve()), reader.resolve(base), reader.resolve(head), policy_file,
+                    errors=(exc.as_record(),), policy_path=policy_path, pr_head=reader.resolve(head)), None
+    plan = build_plan(reader, base, judged, policy, policy_file=policy_file, policy_path=policy_path)
+    return replace(plan, pr_head=reader.resolve(head)), (None if isinstance(policy, InputError) else policy)
 
 
 def policy_of(reader: GitReader, plan: Plan) -> Policy | None:

@@ -32,6 +32,7 @@ from bot.policy import POLICY_FILE, Policy
 from bot.policy_load import parse as parse_policy_text
 from bot.promotions import Promotion, discover
 from bot.results import Removal
+from bot.variant_changes import content_changes
 from bot.zoo import Zoo
 
 PLAN_SCHEMA = 2
@@ -80,6 +81,7 @@ class Plan:
     jobs: tuple[Job, ...] = ()
     policy_path: str = POLICY_FILE
     notes: tuple[str, ...] = ()  # for reviewers, e.g. "this PR changes the policy"
+    pr_head: str | None = None  # the PR's own head when ``head`` is it as merged into ``base``
 
     @cached_property
     def _by_id(self) -> dict[str, Job]:
@@ -99,7 +101,7 @@ class Plan:
     @cached_property
     def plan_id(self) -> str:
         """A digest of what the plan asks (not where the repo is): result files carry it."""
-        body = {"base": self.base, "head": self.head, "policy_file": self.policy_file, "policy_path": self.policy_path,
+        body = {"base": self.base, "head": self.head, "pr_head": self.pr_head, "policy_file": self.policy_file, "policy_path": self.policy_path,
                 "promotions": [p.to_json() for p in self.promotions], "jobs": [j.to_json() for j in self.jobs]}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -125,6 +127,7 @@ class Plan:
     def to_json(self) -> dict:
         return {
             "schema": PLAN_SCHEMA, "plan_id": self.plan_id, "repo": self.repo, "base": self.base, "head": self.head,
+            "pr_head": self.pr_head,
             "policy_file": self.policy_file, "policy_path": self.policy_path, "notes": list(self.notes),
             "promotions": [p.to_json() for p in self.promotions],
             "removals": [r.to_json() for r in self.removals],
@@ -140,7 +143,7 @@ class Plan:
             raise InputError("plan", "schema", f"plan schema {d.get('schema')!r} is not {PLAN_SCHEMA}",
                              "make the plan with the same promotion-bot version")
         return cls(
-            repo=d["repo"], base=d["base"], head=d["head"], policy_file=d.get("policy_file"),
+            repo=d["repo"], base=d["base"], head=d["head"], pr_head=d.get("pr_head"), policy_file=d.get("policy_file"),
             policy_path=d.get("policy_path", POLICY_FILE), notes=tuple(d.get("notes", ())),
             promotions=tuple(Promotion.from_json(p) for p in d["promotions"]),
             removals=tuple(Removal(**r) for r in d["removals"]),
@@ -148,6 +151,20 @@ class Plan:
             promotion_errors={int(k): tuple(ErrorRecord(**e) for e in v) for k, v in d.get("promotion_errors", {}).items()},
             jobs=tuple(Job.from_json(j) for j in d["jobs"]),
         )
+
+    def judged_head(self, reader) -> str:
+        """``head``, made again from ``pr_head`` on a runner that only has the PR (the merge commit
+        is deterministic, so every runner judges the same tree)."""
+        try:
+            return reader.resolve(self.head)
+        except InputError:
+            if not self.pr_head:
+                raise
+        merged = reader.as_merged(self.base, self.pr_head)
+        if merged != self.head:
+            raise InputError("plan", "head", f"{self.pr_head[:12]} merged into {self.base[:12]} gives {merged[:12]} "
+                                             f"here, not {self.head[:12]}", "make the plan and run its jobs on the same PR head")
+        return merged
 
     def write(self, path: Path) -> None:
         write_atomic(Path(path), json.dumps(self.to_json(), indent=2) + "\n")
@@ -173,7 +190,9 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
         return Plan(repo, base, head, errors=(policy.as_record(), *policy_errors), notes=notes, **where)
 
     found = discover(reader, base, head, policy)
-    errors = list(found.errors) + list(policy_errors)
+    regates, content_errors = content_changes(reader, base, head, policy, found.promotions)
+    found = replace(found, promotions=found.promotions + regates)
+    errors = list(found.errors) + list(policy_errors) + list(content_errors)
     if len(found.promotions) > policy.limits.max_promotions:
         errors.append(ErrorRecord(policy.file, "limits.max_promotions",
                                   f"this PR makes {len(found.promotions)} promotions, more than the policy allows "

@@ -77,6 +77,7 @@ class Policy:
     serve: Mapping[str, Any]
     default_runs_on: tuple[str, ...]
     limits: Limits = Limits()
+    zoo_immutable: bool = True  # a deployed variant's files never change; False: a change re-gates where it is served
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def environment(self, name: str) -> Environment | None:
@@ -122,7 +123,10 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
 
     zoo_loc = root.child("zoo")
     zoo = mapping(data.get("zoo") or {}, zoo_loc)
-    reject_unknown(zoo, {"require"}, zoo_loc)
+    reject_unknown(zoo, {"require", "immutable"}, zoo_loc)
+    immutable = zoo.get("immutable", True)
+    if not isinstance(immutable, bool):
+        raise zoo_loc.child("immutable").error(f"must be true or false, got {immutable!r}")
     require = tuple(str(x) for x in sequence(zoo.get("require", ["recipe", "calibration", "weights"]), zoo_loc.child("require")))
     for i, fact in enumerate(require):
         if fact not in ZOO_FACTS:
@@ -190,6 +194,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         serve=serve,
         default_runs_on=default_runs_on,
         limits=limits,
+        zoo_immutable=immutable,
         raw=data,
     )
 

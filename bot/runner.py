@@ -75,6 +75,7 @@ class Shared:
         """Caller closes ``reader``; one opened here lives as long as the process. ``policy``: the
         one the caller already parsed; else it is read as the plan names it (a `run-check` child)."""
         reader = reader or GitReader(plan.repo)
+        plan.judged_head(reader)  # a matrix runner has the PR, not the merge commit: make it here
         return cls(reader, policy or policy_load.load(reader, plan.base, policy_file=plan.policy_file,
                                                         policy_path=plan.policy_path))
 

@@ -8,7 +8,7 @@ the `zoo` check decides which facts a policy requires.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from bot.errors import InputError
@@ -115,6 +115,9 @@ class Variant:
     known_issues: tuple[str, ...] = ()
     results: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The commit it was read from: its weights are exported from there and nowhere else, so a PR
+    # cannot shadow the base revision's baseline with files of its own.
+    source: str = field(default="", compare=False)
 
     @property
     def is_quantized(self) -> bool:
@@ -228,7 +231,7 @@ class Zoo:
             known = self.variants_of(ref.model)
             hint = f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml"
             raise InputError(named_in or ref.folder, field, f"names variant {ref} but {ref.folder}/variant.yaml does not exist", hint)
-        variant = self._cache[ref] = parse_variant(ref, text)
+        variant = self._cache[ref] = replace(parse_variant(ref, text), source=self.rev)
         return variant
 
     def models(self) -> list[str]:

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bot.plan import build_plan
+from bot.pipeline import plan_pr
 from bot.runner import run_job
 from bot.vcs.reader import GitReader
 from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
@@ -85,7 +85,7 @@ def perplexity_gate(backend_lines: str) -> str:
 
 def run_gate(repo, tmp_path):
     reader = GitReader(repo.path)
-    plan = build_plan(reader, "HEAD~1", "HEAD")
+    plan, _ = plan_pr(reader, "HEAD~1", "HEAD")
     reader.close()
     [job] = plan.jobs
     return run_job(plan, job, tmp_path / f"out-{time.monotonic_ns()}", tmp_path / "cache")

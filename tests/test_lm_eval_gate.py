@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.cli import main
-from bot.plan import build_plan
+from bot.pipeline import plan_pr
 from bot.runner import run_job
 from bot.vcs.reader import GitReader
 from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
@@ -41,7 +41,7 @@ def models(lm_models):
 def run_gate(repo, cache, tmp_path, base="HEAD~1", head="HEAD"):
     """Plan the PR and run every job in this process (the runner's own code path, minus the fork)."""
     reader = GitReader(repo.path)
-    plan = build_plan(reader, base, head)
+    plan, _ = plan_pr(reader, base, head)
     out = tmp_path / f"results-{time.monotonic_ns()}"
     results = [run_job(plan, job, out, cache) for job in plan.jobs]
     reader.close()
@@ -168,3 +168,24 @@ def test_lm_eval_gate__timeout_is_an_error(models, tmp_path):
     check = json.loads(out_json.read_text())["promotions"][0]["checks"][0]
     assert code == 2
     assert check["verdict"] == "error" and "timed out after 1s" in check["detail"]
+
+
+def test_lm_eval_gate__baseline_files_the_pr_overwrites_are_not_what_it_is_measured_against(models, tmp_path):
+    from lm_eval_models import put_weights
+
+    repo = lm_eval_repo(tmp_path / "repo", models, PERPLEXITY)
+    repo.write("promotion.yaml", (repo.path / "promotion.yaml").read_text().replace("zoo:\n", "zoo:\n  immutable: false\n"))
+    repo.commit("Variants may change in place (re-gated)")
+    honest_tree = GitReader(repo.path).tree_sha("HEAD", "models/canopy-tiny/v1.0-fp32/weights")
+    put_weights(repo, "v1.0-fp32", models["int2"])  # the baseline made as bad as the candidate
+    promote(repo, "v1.6-int2-g16")
+    reader = GitReader(repo.path)
+    plan, _ = plan_pr(reader, "HEAD~1", "HEAD")
+    cache = tmp_path / "cache"
+    results = [run_job(plan, job, tmp_path / "out", cache) for job in plan.jobs if job.check == "perplexity"]
+    reader.close()
+    [result] = results  # test's object is promoted; staging and prod, which serve the changed folder, are re-gated
+    assert result.verdict == "fail" and "worse than the baseline" in result.detail
+    assert {p.environment for p in plan.promotions if p.change == "content"} == {"staging", "prod"}
+    entries = [json.loads(p.read_text()) for p in (cache / "lm-eval").glob("*.json")]
+    assert entries and {e["describe"]["weights"] for e in entries} == {f"git-tree:{honest_tree}"}

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.plan import build_plan
+from bot.pipeline import plan_pr
 from bot.runner import run_job
 from bot.vcs.reader import GitReader
 from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
@@ -32,7 +32,7 @@ def docs(dataset):
 
 def run_gate(repo, tmp_path, base="HEAD~1", head="HEAD"):
     reader = GitReader(repo.path)
-    plan = build_plan(reader, base, head)
+    plan, _ = plan_pr(reader, base, head)
     reader.close()
     return [run_job(plan, job, tmp_path / f"out-{time.monotonic_ns()}", tmp_path / "cache") for job in plan.jobs]
 

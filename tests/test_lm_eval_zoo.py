@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.plan import build_plan
+from bot.pipeline import plan_pr
 from bot.runner import run_job
 from bot.vcs.reader import GitReader
 from gitops import GitOpsRepo
@@ -55,7 +55,7 @@ def gate(repo, variant, tmp_path):
     repo.set_variant("test", f"canopy-tiny/{variant}")
     repo.commit(f"Promote {variant}")
     reader = GitReader(repo.path)
-    plan = build_plan(reader, "HEAD~1", "HEAD")
+    plan, _ = plan_pr(reader, "HEAD~1", "HEAD")
     reader.close()
     assert plan.jobs, f"no gate jobs for {variant}: {plan.errors or plan.promotion_errors}"
     cache = tmp_path.parent / "zoo-cache"  # shared: the baseline is evaluated once for the module

@@ -67,6 +67,8 @@ class LmEvalCheck(CheckDefinition):
 
         outcome = compare(options.tasks, parse_scores(cand_raw), parse_scores(base_raw))
         notes = []
+        if ctx.baseline_is_new:
+            notes.append(f"{baseline.ref} is new in this PR: the baseline comes from the PR itself, so review its files")
         if options.limit:
             notes.append(f"lm-eval limit {options.limit}: at most {options.limit} samples per task")
         return CheckResult(
@@ -100,10 +102,10 @@ def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
     """A digest that changes whenever the weights do; None: not cacheable (unpinned URI)."""
     w = variant.weights
     if w is not None and w.path:
-        for rev in (ctx.base, ctx.head):
-            sha = ctx.reader.tree_sha(rev, w.path)
-            if sha:
-                return f"git-tree:{sha}"
+        # The tree id of exactly what `weights_dir` exports (the variant's own revision): a content key.
+        sha = ctx.reader.tree_sha(variant.source or ctx.head, w.path)
+        if sha:
+            return f"git-tree:{sha}"
     if w is not None and w.uri and w.revision:
         return f"uri:{w.uri}@{w.revision}"
     ctx.progress(f"{variant.ref}: weights are not pinned to a revision; its results are not cached")

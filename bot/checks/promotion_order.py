@@ -1,6 +1,9 @@
-"""`promotion-order`: a variant enters environment N only if environment N-1 serves it at the base revision.
+"""`promotion-order`: a variant enters environment N only if environment N-1 serves it, for the same
+application, with the same files, at the base revision.
 
-Like Kargo's stages: prod takes only what staging already runs, so nothing skips a gate.
+Like Kargo's stages: prod takes only what staging already runs, so nothing skips a gate. The
+variant is compared by content (the Git tree id of its folder), not by name: a PR cannot copy other
+weights into a folder staging serves and promote that.
 """
 
 from __future__ import annotations
@@ -12,21 +15,34 @@ from bot.results import FAIL, PASS, CheckResult
 @register
 class PromotionOrderCheck(CheckDefinition):
     name = "promotion-order"
-    summary = "the variant is already deployed in the previous environment"
+    summary = "the variant, with the same files, already serves the application in the previous environment"
 
     def run(self, ctx, options) -> CheckResult:
-        env = ctx.environment
-        ref = ctx.promotion.to_variant
+        env, promo = ctx.environment, ctx.promotion
+        ref = promo.to_variant
         previous = ctx.policy.previous(env)
         if previous is None:
             return CheckResult(self.name, PASS, candidate=str(ref), detail=f"{env.name} is the first environment")
-        deployed = ctx.manifests(ctx.base).deployed_refs(previous)
-        if ref in deployed:
-            return CheckResult(self.name, PASS, candidate=str(ref), threshold=f"deployed in {previous.name}",
-                               detail=f"{ref} is deployed in {previous.name} at the base revision")
-        same_model = sorted(str(r) for r in deployed if r.model == ref.model)
-        now = f"; {previous.name} serves {', '.join(same_model)}" if same_model else ""
-        return CheckResult(
-            self.name, FAIL, candidate=str(ref), threshold=f"deployed in {previous.name}",
-            detail=f"{ref} has not passed {previous.name}: promote it to {previous.name} first{now}",
-        )
+        threshold = f"deployed in {previous.name} for {promo.application}"
+        served = [o for o in ctx.manifests(ctx.base).environment_objects(previous) if o.application == promo.application]
+        if ref not in {o.ref for o in served}:
+            same_model = sorted({str(o.ref) for o in served if o.ref.model == ref.model})
+            now = f"; {previous.name} serves {', '.join(same_model)} for it" if same_model else ""
+            return CheckResult(self.name, FAIL, candidate=str(ref), threshold=threshold,
+                               detail=f"{ref} has not passed {previous.name} for application {promo.application}: "
+                                      f"promote it to {previous.name} first{now}")
+        passed, promoted = ctx.reader.tree_sha(ctx.base, ref.folder), ctx.reader.tree_sha(ctx.head, ref.folder)
+        if passed != promoted:
+            if promo.change == "content" and ref in ctx.manifests(ctx.head).deployed_refs(previous):
+                return CheckResult(self.name, PASS, candidate=f"{ref} @ {short(promoted)}", threshold=threshold,
+                                   detail=f"{ref}'s files change in this PR; {previous.name} re-runs its gate on them "
+                                          f"in this PR too")
+            return CheckResult(self.name, FAIL, candidate=f"{ref} @ {short(promoted)}", threshold=threshold,
+                               detail=f"{ref}'s files change in this PR (tree {short(passed)} in {previous.name}, "
+                                      f"{short(promoted)} here): what passed {previous.name} is not what is promoted")
+        return CheckResult(self.name, PASS, candidate=f"{ref} @ {short(promoted)}", threshold=threshold,
+                           detail=f"{ref} (tree {short(promoted)}) is deployed in {previous.name} at the base revision")
+
+
+def short(tree: str | None) -> str:
+    return tree[:12] if tree else "none"

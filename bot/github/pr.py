@@ -182,7 +182,8 @@ class PullRequestRun:
             plan = replace(Plan.read(plan_file), repo=str(Path(reader.path).resolve()))
             self._judged_head(plan, plan_file)
             self.contexts = plan_contexts(plan)
-            self._have_commit(reader, plan.head, "pull_request.head.sha")
+            self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
+            plan.judged_head(reader)
             judged = pipeline.merge(reader, plan, pipeline.policy_of(reader, plan), results,
                                     report_url=self.settings.run_url, started=started)
         except Exception as exc:
@@ -196,20 +197,30 @@ class PullRequestRun:
         that push runs its own gate.
         """
         if self.activity.kind == RERUN:
-            self.activity = replace(self.activity, head_sha=plan.head)
-        elif plan.head != self.activity.head_sha:
+            self.activity = replace(self.activity, head_sha=plan.pr_head or plan.head)
+        elif (plan.pr_head or plan.head) != self.activity.head_sha:
             raise InputError(str(plan_file), "head",
-                             f"the plan judges {plan.head[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
+                             f"the plan judges {(plan.pr_head or plan.head)[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
                              "download the plan artifact of this workflow run, written by `github plan`")
 
     def _plan(self, reader: GitReader) -> tuple[Plan, Policy | None]:
         head = self._have_commit(reader, self.activity.head_sha, "pull_request.head.sha")
-        base = self._have_commit(reader, self.activity.base_sha, "pull_request.base.sha")
-        # Judge what the PR changes (three-dot diff): the base branch may have moved on since.
-        base = reader.merge_base(base, head) or base
-        actions.log(f"judging {base[:12]}..{head[:12]}")
+        base = self._target_tip(reader)
+        # Judged as it would merge into the target branch now (pipeline.plan_pr): the policy and the
+        # state of the environments are the target's current ones, not those of the PR's fork point.
+        actions.log(f"judging {head[:12]} as merged into {base[:12]}")
         path = check_repo_path(self.policy_path, file="action.yml", field="policy")
         return pipeline.plan_pr(reader, base, head, policy_path=path)
+
+    def _target_tip(self, reader: GitReader) -> str:
+        """The target branch as it is now (a full-history checkout has it as origin/<base>); else the
+        base commit of the event."""
+        if self.activity.base_ref:
+            try:
+                return reader.resolve(f"refs/remotes/origin/{self.activity.base_ref}")
+            except InputError:
+                pass
+        return self._have_commit(reader, self.activity.base_sha, "pull_request.base.sha")
 
     def _have_commit(self, reader: GitReader, sha: str | None, field_name: str) -> str:
         if not sha:

@@ -213,3 +213,35 @@ class GitReader:
         with self._lock:
             bases = self.repo.merge_base(a, b)
         return bases[0].hexsha if bases else None
+
+    def as_merged(self, base: str, head: str) -> str:
+        """The commit ``head`` would make if merged into ``base`` now: ``head`` itself when it already
+        contains ``base``, else a merge commit written to the object store (no ref, no history changed).
+
+        Deterministic (fixed author, the head's date), so every runner of a fan-out computes the same
+        commit. Conflicts are bad input: the PR must be brought up to date first.
+        """
+        base, head = self.resolve(base), self.resolve(head)
+        with self._lock:
+            if self.repo.is_ancestor(base, head):
+                return head
+            result = subprocess.run(["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", base, head],
+                                    cwd=self.path, capture_output=True, text=True)
+            if result.returncode == 1:
+                conflicts = [line for line in result.stdout.splitlines()[1:] if line]
+                raise InputError("", "", f"{head[:12]} does not merge cleanly into {base[:12]} (conflicts in "
+                                         f"{', '.join(conflicts[:5]) or 'some files'})",
+                                 "merge the target branch into the PR (or rebase it) and push")
+            if result.returncode != 0:
+                raise ExternalError("git", f"merge-tree {base[:12]} {head[:12]} failed: {result.stderr.strip()[-300:]}")
+            tree = result.stdout.splitlines()[0].strip()
+            date = self.repo.commit(head).committed_datetime.isoformat()
+            env = {**os.environ, "GIT_AUTHOR_NAME": "promotion-bot", "GIT_AUTHOR_EMAIL": "promotion-bot@localhost",
+                   "GIT_COMMITTER_NAME": "promotion-bot", "GIT_COMMITTER_EMAIL": "promotion-bot@localhost",
+                   "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+            commit = subprocess.run(["git", "commit-tree", tree, "-p", base, "-p", head,
+                                     "-m", f"{head[:12]} as merged into {base[:12]}"],
+                                    cwd=self.path, capture_output=True, text=True, env=env)
+            if commit.returncode != 0:
+                raise ExternalError("git", f"commit-tree failed: {commit.stderr.strip()[-300:]}")
+            return commit.stdout.strip()
