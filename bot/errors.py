@@ -3,9 +3,9 @@
 PromotionBotError            base; exit code 2 ("could not judge")
 ├── InputError               bad input from the repo or the command line: names file, field and fix
 │   └── UnsafePathError      a path that would leave the repository
-├── ExternalError            a service the bot talks to failed (git, GitHub, Prometheus, a model server)
-└── CheckCrashed             a check raised or timed out; its promotion becomes `error`, never `pass`
+└── ExternalError            a service the bot talks to failed (git, GitHub, Prometheus, a model server)
 
+A check that raises or times out becomes an `error` result (bot.runner), never a `pass`.
 Anything else escaping is a bug; the CLI still reports it as exit 2.
 """
 
@@ -51,10 +51,6 @@ class ExternalError(PromotionBotError):
         self.service = service
         self.message = message
         super().__init__(f"{service}: {message}")
-
-
-class CheckCrashed(PromotionBotError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return {PASS: 0, FAIL: 1}.get(self.verdict, 2)
+        # 3: the gate ran but its data cannot settle the verdict (blocking, like a fail, yet no bot error).
+        return {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}.get(self.verdict, 2)
 
     def environments(self) -> dict[str, str]:
         """Verdict per environment touched, for one commit status each."""

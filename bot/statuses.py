@@ -2,19 +2,20 @@
 environment the PR touches (a PR touching none gets the bare `promotion-bot`), so branch
 protection can require the environments a team cares about.
 
-A status is `success` only for a pass; a failed gate is `failure`; anything the bot could not
-judge (an error, a skipped check, the forge failing while publishing) is `error`, never success.
+A status is `success` only for a pass; a failed gate is `failure`, and so is an inconclusive one
+(the data cannot settle it: it blocks like a fail, and says so); anything the bot could not judge
+(an error, a skipped check, the forge failing while publishing) is `error`, never success.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.results import ERROR, FAIL, PASS, Report
+from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, Report
 
 CONTEXT_PREFIX = "promotion-bot"
-STATE_FOR_VERDICT = {PASS: "success", FAIL: "failure"}  # anything else is `error`
-WORDS = {PASS: "passed", FAIL: "failed", ERROR: "could not judge"}
+STATE_FOR_VERDICT = {PASS: "success", FAIL: "failure", INCONCLUSIVE: "failure"}  # anything else is `error`
+WORDS = {PASS: "passed", FAIL: "failed", ERROR: "could not judge", INCONCLUSIVE: "inconclusive (more data needed)"}
 
 
 @dataclass(frozen=True)

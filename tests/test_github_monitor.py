@@ -13,12 +13,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from github_fake import FakeGitHub  # noqa: E402
-from github_fake.harness import EVENTS, REPO, TOKEN, load_event  # noqa: E402
+from github_fake.harness import EVENTS, REPO, TOKEN  # noqa: E402
 from monitorops import clone_with_origin, remote_branches  # noqa: E402
 
 from bot.cli import main  # noqa: E402
-from bot.monitor.local_prometheus import LocalPrometheus  # noqa: E402
-from bot.monitor.series import Phase, openmetrics  # noqa: E402
+from bot.demo.local_prometheus import LocalPrometheus  # noqa: E402
+from bot.demo.series import Phase, openmetrics  # noqa: E402
 
 NOW = time.time()
 PROMOTED = NOW - 1800

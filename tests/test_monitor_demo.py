@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from bot.monitor.demo import demo_scenario
+from bot.demo.monitoring import demo_scenario
 from monitorops import clone_with_origin, policy_with
 
 def _policy() -> str:

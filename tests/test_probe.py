@@ -14,7 +14,7 @@ from monitorops import PROD, ROLLBACK, clone_with_origin, commit_time, policy_wi
 from bot.cli import main
 from bot.forge import LocalForge
 from bot.monitor.command import monitor
-from bot.monitor.local_prometheus import LocalPushgateway, free_port
+from bot.demo.local_prometheus import LocalPushgateway, free_port
 
 SUITE = textwrap.dedent("""\
     suite: flows
@@ -214,8 +214,8 @@ def test_probe__malformed_probe_rules_name_the_field(server, tmp_path, rules, fi
 
 
 def test_monitor__runs_probes_and_metric_rules_together(server, tmp_path):
-    from bot.monitor.local_prometheus import LocalPrometheus
-    from bot.monitor.series import Phase, openmetrics
+    from bot.demo.local_prometheus import LocalPrometheus
+    from bot.demo.series import Phase, openmetrics
 
     now = time.time()
     repo, bare = prod_repo(tmp_path, server[0])

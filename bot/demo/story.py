@@ -158,7 +158,7 @@ class Story:
         self.steps.append(step)
         self.say(f"\n== Step {number}: {step.title}")
         try:
-            from bot.monitor.demo import demo_scenario
+            from bot.demo.monitoring import demo_scenario
         except ImportError:
             step.missing = "prod monitoring (bot.monitor) is not part of this build yet"
             self.report(step)

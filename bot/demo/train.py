@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -176,6 +176,3 @@ def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, out_dir: P
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
 
-
-def spec_dict(spec: TrainSpec) -> dict:
-    return asdict(spec)

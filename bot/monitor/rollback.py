@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from markupsafe import Markup
 
@@ -212,6 +211,3 @@ def _issue(trip: Trip, forge, dry_run: bool, reason: str) -> Action:
     issue = forge.open_issue(title=title, body=body, labels=(LABEL,))
     return Action("issue", None, title, issue.url, reason, body)
 
-
-def to_json_list(actions: list[Action]) -> list[dict[str, Any]]:
-    return [a.to_json() for a in actions]

@@ -151,7 +151,3 @@ _DEFAULT_SPECS = (
 def default_rules() -> tuple[Rule, ...]:
     return tuple(parse_rule(dict(spec), Loc(_DEFAULTS_FIELD, f"rules[{i}]")) for i, spec in enumerate(_DEFAULT_SPECS))
 
-
-def default_rules_yaml() -> list[dict]:
-    """The defaults as promotion.yaml writes them (the demo repo spells them out)."""
-    return [dict(spec) for spec in _DEFAULT_SPECS]

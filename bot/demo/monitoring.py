@@ -15,8 +15,8 @@ from bot.forge import LocalForge
 from bot.manifests import deployments
 from bot.monitor.command import monitor
 from bot.monitor.history import find_promotion
-from bot.monitor.local_prometheus import LocalPrometheus
-from bot.monitor.series import Phase, openmetrics
+from bot.demo.local_prometheus import LocalPrometheus
+from bot.demo.series import Phase, openmetrics
 from bot import policy_load
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
