@@ -5,7 +5,7 @@ apply, an issue when neither is possible. Never a force-push, never a commit to 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from markupsafe import Markup
 
@@ -115,74 +115,105 @@ def set_variant_text(text: str, dep: Deployment, previous_variant: str, policy) 
     return new_text if serves.get(dep.object) == wanted else None
 
 
-def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch: str, prometheus: str,
-        evaluated_at: str, dry_run: bool) -> Action:
-    """Open (or find) the single PR that rolls this deployment back."""
+@dataclass(frozen=True)
+class Decision:
+    """What rolling a deployment back takes, decided from the trip and the policy alone."""
+
+    kind: str  # revert | set-variant | issue
+    branch: str | None = None
+    previous: str | None = None  # the variant to go back to
+    reason: str = ""  # why not a plain revert (set-variant), or why nothing automatic (issue)
+
+    @property
+    def action_kind(self) -> str:
+        return {"revert": "revert-pr", "set-variant": "set-variant-pr"}.get(self.kind, self.kind)
+
+
+def decide(trip: Trip, policy, default_branch: str) -> Decision:
+    """Revert the promotion commit; without one, set the variant back to the model's baseline; an
+    issue when neither names a variant to go back to. Pure: nothing is read or written."""
     dep, promo = trip.deployment, trip.promotion
     if promo is not None and promo.previous_variant is None:
-        return _issue(trip, forge, dry_run,
-                      f"the promotion commit {promo.sha[:12]} added {dep.object} to {dep.manifest}: there is no "
-                      f"previous variant to go back to, and reverting it would remove the deployment")
+        return Decision("issue", reason=f"the promotion commit {promo.sha[:12]} added {dep.object} to {dep.manifest}: "
+                                        f"there is no previous variant to go back to, and reverting it would remove "
+                                        f"the deployment")
     if promo is not None:
-        previous = promo.previous_variant
-        branch = revert_branch(promo.sha)
-    else:
-        baseline = policy.baselines.get(dep.model)
-        if not baseline or baseline == dep.variant:
-            return _issue(trip, forge, dry_run,
-                          f"no commit in the history of {default_branch} changed the variant of {dep.object} in "
-                          f"{dep.manifest}, and the model has no other baseline to roll back to")
-        previous = baseline
-        branch = set_variant_branch(dep, previous)
-    title = title_for(dep, previous)
-    # Reads are fine in a dry run when a forge is given; only writes are skipped.
+        return Decision("revert", revert_branch(promo.sha), promo.previous_variant)
+    baseline = policy.baselines.get(dep.model)
+    if not baseline or baseline == dep.variant:
+        return Decision("issue", reason=f"no commit in the history of {default_branch} changed the variant of "
+                                        f"{dep.object} in {dep.manifest}, and the model has no other baseline to roll "
+                                        f"back to")
+    return Decision("set-variant", set_variant_branch(dep, baseline), baseline,
+                    f"no promotion commit for {dep.variant} was found in the history of {default_branch}")
+
+
+def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch: str, prometheus: str,
+        evaluated_at: str, dry_run: bool) -> Action:
+    """Open (or find) the single PR that rolls this deployment back; with ``dry_run``, only read
+    and say what would be done."""
+    dep, promo = trip.deployment, trip.promotion
+    decision = decide(trip, policy, default_branch)
+    if decision.kind == "issue":
+        return _issue(trip, forge, dry_run, decision.reason)
+    title = title_for(dep, decision.previous)
     original = forge.pull_request_url_for_commit(promo.sha) if promo and forge is not None else None
 
-    existing = forge.find_open_pull_request(branch) if forge is not None else None
+    def body(d: Decision) -> str:
+        return render_body(trip, previous_variant=d.previous, mode=d.kind, fallback_reason=d.reason,
+                           original_pr_url=original, prometheus=prometheus, evaluated_at=evaluated_at,
+                           key=promo.sha if promo else d.branch)
+
+    existing = forge.find_open_pull_request(decision.branch) if forge is not None else None
     if existing is not None:
         if dry_run:
-            return Action("existing-pr", branch, existing.title, existing.url, "dry run: revert PR already open")
+            return Action("existing-pr", decision.branch, existing.title, existing.url, "dry run: revert PR already open")
         return _comment_once(trip, forge, existing, evaluated_at)
-
-    def body(mode: str, reason: str = "") -> str:
-        return render_body(trip, previous_variant=previous, mode=mode, fallback_reason=reason, original_pr_url=original,
-                           prometheus=prometheus, evaluated_at=evaluated_at, key=promo.sha if promo else branch)
-
-    if not dry_run and writer.remote_branch_exists(branch):
-        # An earlier run pushed the branch but did not get to open the PR.
-        text = body("revert" if promo else "set-variant", "the revert was prepared by an earlier run")
-        pr = forge.open_pull_request(head_branch=branch, base_branch=default_branch, title=title, body=text, labels=(LABEL,))
-        return Action("revert-pr" if promo else "set-variant-pr", branch, title, pr.url, "branch existed; PR opened", text)
-
-    mode, reason = "revert", ""
-    if promo is None:
-        mode, reason = "set-variant", f"no promotion commit for {dep.variant} was found in the history of {default_branch}"
-    elif dry_run:
-        text = body("revert")
-        return Action("revert-pr", branch, title, None, f"dry run: would revert {promo.sha[:12]} on {branch}", text)
-    else:
-        try:
-            writer.revert_onto_branch(promo.sha, branch, base)
-        except RevertConflict:
-            mode, reason = "set-variant", (f"reverting {promo.sha[:12]} does not apply cleanly: later commits "
-                                           f"changed {dep.manifest}")
-
-    if mode == "set-variant":
-        current_text = reader.read_text(base, dep.manifest) or ""
-        new_text = set_variant_text(current_text, dep, previous, policy)
+    if decision.kind == "set-variant":
+        new_text = set_variant_text(reader.read_text(base, dep.manifest) or "", dep, decision.previous, policy)
         if new_text is None:
-            return _issue(trip, forge, dry_run, f"{reason}, and {dep.manifest} cannot be set back to {previous} "
-                                                f"by replacing {dep.model}/{dep.variant}")
-        if dry_run:
-            text = body(mode, reason)
-            return Action("set-variant-pr", branch, title, None, f"dry run: would set {dep.manifest} back to {previous} on {branch}", text)
-        writer.commit_file_on_branch(branch, base, dep.manifest, new_text, f"{title}\n\n{reason}.")
+            return _issue(trip, forge, dry_run, _cannot_set(decision, dep))
+    if dry_run:
+        what = (f"would revert {promo.sha[:12]}" if decision.kind == "revert"
+                else f"would set {dep.manifest} back to {decision.previous}")
+        return Action(decision.action_kind, decision.branch, title, None, f"dry run: {what} on {decision.branch}",
+                      body(decision))
+    return _carry_out(decision, trip, writer=writer, reader=reader, forge=forge, policy=policy, base=base,
+                      default_branch=default_branch, title=title, body=body)
 
-    text = body(mode, reason)
-    writer.push(branch)
-    pr = forge.open_pull_request(head_branch=branch, base_branch=default_branch, title=title, body=text, labels=(LABEL,))
-    kind = "revert-pr" if mode == "revert" else "set-variant-pr"
-    return Action(kind, branch, title, pr.url, reason or f"reverted {promo.sha[:12]}", text)
+
+def _carry_out(decision: Decision, trip: Trip, *, writer, reader, forge, policy, base: str, default_branch: str,
+               title: str, body) -> Action:
+    """The writes: the branch (a `git revert`, else a one-line variant change), its push and the PR."""
+    dep, promo = trip.deployment, trip.promotion
+    if writer.remote_branch_exists(decision.branch):
+        # An earlier run pushed the branch but did not get to open the PR.
+        d = replace(decision, reason=decision.reason or "the revert was prepared by an earlier run")
+        pr = forge.open_pull_request(head_branch=d.branch, base_branch=default_branch, title=title, body=body(d),
+                                     labels=(LABEL,))
+        return Action(d.action_kind, d.branch, title, pr.url, "branch existed; PR opened", body(d))
+    if decision.kind == "revert":
+        try:
+            writer.revert_onto_branch(promo.sha, decision.branch, base)
+        except RevertConflict:
+            decision = replace(decision, kind="set-variant", reason=f"reverting {promo.sha[:12]} does not apply "
+                                                                    f"cleanly: later commits changed {dep.manifest}")
+    if decision.kind == "set-variant":
+        new_text = set_variant_text(reader.read_text(base, dep.manifest) or "", dep, decision.previous, policy)
+        if new_text is None:
+            return _issue(trip, forge, False, _cannot_set(decision, dep))
+        writer.commit_file_on_branch(decision.branch, base, dep.manifest, new_text, f"{title}\n\n{decision.reason}.")
+    text = body(decision)
+    writer.push(decision.branch)
+    pr = forge.open_pull_request(head_branch=decision.branch, base_branch=default_branch, title=title, body=text,
+                                 labels=(LABEL,))
+    return Action(decision.action_kind, decision.branch, title, pr.url,
+                  decision.reason or f"reverted {promo.sha[:12]}", text)
+
+
+def _cannot_set(decision: Decision, dep: Deployment) -> str:
+    return (f"{decision.reason}, and {dep.manifest} cannot be set back to {decision.previous} by replacing "
+            f"{dep.model}/{dep.variant}")
 
 
 def _comment_once(trip: Trip, forge, pr, evaluated_at: str) -> Action:
