@@ -53,7 +53,7 @@ def pass_rate_drop(candidate: Sequence[float], baseline: Sequence[float], *, lev
     cases that change as known, and its upper end can never exceed discordant/N. When only
     regressions occur, its upper end falls below the true drop in 44–53% of runs at 50–100 cases
     (seeded simulation in docs/statistics.md), so it would pass regressions it cannot exclude;
-    Bonett–Price covers 92–97% there, with no iteration.
+    Bonett–Price covers 92–96% there, with no iteration.
 
     No case changed (every difference is 0, an A/A run): a zero-width interval at 0, by policy: the
     gate reads identical results on the whole suite as no change. This is the one conditional
