@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scipy import stats
+
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 # Float noise: an identical model gives a zero-width interval at 0 and must pass a zero limit.
@@ -58,3 +60,38 @@ def decide(interval: Interval, limit: float) -> str:
     if interval.low > limit + EPSILON:
         return FAIL
     return INCONCLUSIVE
+
+
+def z_for_level(level: float) -> float:
+    """The two-sided normal quantile of a confidence level: z_{1-α/2} with α = 1 − level (1.96 for 0.95)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level {level} must be a confidence level strictly between 0 and 1, e.g. 0.95")
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+def observations_to_settle(interval: Interval, limit: float, *, power: float = 0.8) -> int | None:
+    """About how many paired observations in total would make an interval like this one clear ``limit``.
+
+    Power analysis for a paired comparison (Miller 2024, "Adding Error Bars to Evals",
+    arXiv:2411.00640, section on sample sizes): with ``sd`` the standard deviation of one observation's
+    contribution and δ the distance between the estimate and the limit, an interval at the same level
+    excludes the limit with probability ``power`` once
+
+        n ≈ (z_{1-α/2} + z_{power})² · sd² / δ²,     α = 1 − interval.level.
+
+    It assumes the estimate and ``sd`` stay what they are now: a planning figure, not a promise.
+    An inconclusive interval did not settle with the observations it has, so the answer is then never
+    fewer than ``interval.n + 1``. None when it cannot say: ``sd`` unknown or not finite, or the
+    estimate sits on the limit (no amount of data separates them).
+    """
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power {power} must be strictly between 0 and 1, e.g. 0.8")
+    sd = interval.sd
+    delta = abs(interval.estimate - limit)
+    if sd is None or not math.isfinite(sd) or not math.isfinite(delta) or delta <= EPSILON:
+        return None
+    z = z_for_level(interval.level) + float(stats.norm.ppf(power))
+    n = max(2, math.ceil((z * sd / delta) ** 2))
+    if decide(interval, limit) == INCONCLUSIVE:
+        n = max(n, interval.n + 1)
+    return n
