@@ -11,7 +11,7 @@ from typing import Callable
 from bot.errors import InputError
 from bot.manifests import ManifestIndex
 from bot.output import print_progress
-from bot.policy import Environment, Policy
+from bot.policy import Environment, Policy, VerdictRule
 from bot.promotions import Promotion, baseline_ref
 from bot.zoo import Variant, VariantRef, Zoo
 
@@ -27,6 +27,7 @@ class CheckContext:
     workdir: Path
     cache_dir: Path
     progress: Callable[[str], None] = print_progress
+    rule: VerdictRule = VerdictRule()  # the gate entry's confidence and decision rule
     _zoos: dict = field(default_factory=dict)
     _indexes: dict = field(default_factory=dict)
 

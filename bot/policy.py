@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from bot.fields import Loc, get_duration, get_int, get_str, mapping, reject_unknown, sequence
+from bot.fields import Loc, get_duration, get_int, get_str, mapping, parse_percent, reject_unknown, sequence
 from bot.paths import check_repo_path
 from bot.yamlio import load_one
 
@@ -22,6 +22,21 @@ ENVIRONMENTS_ROOT = "environments"
 DEFAULT_ANNOTATION = "promotion-bot/variant"
 DEFAULT_TIMEOUT_S = 3600.0
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """How a gate entry turns its evidence into a verdict (the same keys for every check).
+
+    ``confidence``: the level of every interval (0.95). ``decide``: `interval` (pass only when the
+    whole interval is within the limit, fail when all of it is beyond, else inconclusive) or
+    `estimate` (the point estimate against the limit; intervals still shown). ``on_inconclusive``:
+    `fail` (an inconclusive blocks the merge) or `pass` (it passes, with a warning).
+    """
+
+    confidence: float = 0.95
+    decide: str = "interval"
+    on_inconclusive: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,7 @@ class CheckSpec:
     runs_on: tuple[str, ...]
     shards: int
     loc: Loc
+    rule: VerdictRule = VerdictRule()
 
 
 @dataclass(frozen=True)
@@ -224,7 +240,22 @@ def _parse_variant_ref(raw: Any, loc: Loc) -> VariantRefRule:
     return VariantRefRule(annotation=get_str(spec, "annotation", loc))
 
 
-_CHECK_KEYS = {"check", "timeout", "runs_on", "shards"}
+_CHECK_KEYS = {"check", "timeout", "runs_on", "shards", "confidence", "decide", "on_inconclusive"}
+
+
+def _parse_rule(spec: Mapping[str, Any], loc: Loc) -> VerdictRule:
+    confidence = parse_percent(spec["confidence"], loc.child("confidence")) if "confidence" in spec else 0.95
+    if not 0.5 <= confidence < 1:
+        raise loc.child("confidence").error(f"must be a level between 50% and 99.99%, got {spec['confidence']!r}",
+                                            "use e.g. `confidence: 95%`")
+    choices = {"decide": ("interval", "estimate"), "on_inconclusive": ("fail", "pass")}
+    chosen = {}
+    for key, allowed in choices.items():
+        value = spec.get(key, allowed[0])
+        if value not in allowed:
+            raise loc.child(key).error(f"must be one of {', '.join(allowed)}, got {value!r}")
+        chosen[key] = value
+    return VerdictRule(confidence=confidence, **chosen)
 
 
 def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_runs_on: tuple[str, ...]) -> CheckSpec:
@@ -241,5 +272,5 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     if shards > 1 and not definition.shardable:
         raise loc.child("shards").error(f"check {name!r} cannot be split into shards", "remove `shards:`")
     return CheckSpec(name=name, options=options, raw=raw_options, timeout_s=timeout_s,
-                     runs_on=runs_on, shards=shards, loc=loc)
+                     runs_on=runs_on, shards=shards, loc=loc, rule=_parse_rule(spec, loc))
 

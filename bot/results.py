@@ -51,13 +51,16 @@ class Evidence:
     limit: float
     unit: str
     settle_n: int | None = None
+    observations: str = "observations"  # what n counts: documents, cases, requests...
 
     def to_json(self) -> dict:
-        return {"interval": self.interval.to_json(), "limit": self.limit, "unit": self.unit, "settle_n": self.settle_n}
+        return {"interval": self.interval.to_json(), "limit": self.limit, "unit": self.unit, "settle_n": self.settle_n,
+                "observations": self.observations}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Evidence":
-        return cls(Interval.from_json(d["interval"]), d["limit"], d["unit"], d.get("settle_n"))
+        return cls(Interval.from_json(d["interval"]), d["limit"], d["unit"], d.get("settle_n"),
+                   d.get("observations", "observations"))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from bot.errors import InputError, PromotionBotError
 from bot.output import print_progress, write_atomic
 from bot.plan import Job, Plan
 from bot.policy import Policy
-from bot.results import ERROR, CheckResult
+from bot.results import ERROR, INCONCLUSIVE, PASS, CheckResult
 from bot.vcs.reader import GitReader
 
 RESULT_SUFFIX = ".result.json"
@@ -85,6 +85,7 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
     """Run ``job`` in this process; exceptions become an `error` result. Writes nothing."""
     started = time.monotonic()
     promo = plan.promotions[job.promotion]
+    spec = None
     try:
         shared = shared or Shared.open(plan)
         env = shared.policy.environment(promo.environment)
@@ -94,7 +95,7 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
         workdir.mkdir(parents=True, exist_ok=True)
         ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.head, policy=shared.policy,
                            environment=env, promotion=promo, workdir=workdir, cache_dir=Path(cache_dir),
-                           progress=progress, _zoos=shared.zoos, _indexes=shared.indexes)
+                           progress=progress, rule=spec.rule, _zoos=shared.zoos, _indexes=shared.indexes)
         if job.shards > 1:
             result = definition.run_shard(ctx, spec.options, job.shard, job.shards)
         else:
@@ -109,6 +110,10 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
         progress(f"{job.id} crashed:\n{traceback.format_exc()}")
     if result.wall_time_s is None:
         result = replace(result, wall_time_s=time.monotonic() - started)
+    if result.verdict == INCONCLUSIVE and spec is not None and spec.rule.on_inconclusive == "pass":
+        result = replace(result, verdict=PASS, notes=result.notes + (
+            "inconclusive: the data could not show it stays within the limit; passed because the policy says "
+            "`on_inconclusive: pass`",))
     return result
 
 

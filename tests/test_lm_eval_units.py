@@ -110,7 +110,7 @@ def test_lm_eval_gate__points_for_fractions():
     base = parse_scores(raw_result("mc", "acc", 0.60, True))
     assert compare(spec, parse_scores(raw_result("mc", "acc", 0.56, True)), base).verdict == "pass"
     out = compare(spec, parse_scores(raw_result("mc", "acc", 0.54, True)), base)
-    assert out.verdict == "fail" and out.problems == ("mc acc: 6.00 pt worse than the baseline (allowed 5 pt)",)
+    assert out.verdict == "fail" and out.problems == ("mc acc: +6.0 pt worse, limit +5.0 pt (no interval: no per-document values)",)
     assert out.rows[0].stderr == "±0.01 / ±0.01"
 
 
@@ -154,7 +154,8 @@ def test_lm_eval_gate__every_compared_row_says_how_far_it_moved():
     out = compare(spec, parse_scores(raw_result("ppl", "word_perplexity", 2.02, False)),
                   parse_scores(raw_result("ppl", "word_perplexity", 2.0, False)))
     assert out.verdict == "pass"
-    assert out.changes == ("ppl word_perplexity 2.02 vs baseline 2: 1.00% worse (allowed 3% worse)",)
+    assert out.changes == ("ppl word_perplexity 2.02 vs baseline 2: +1.0% worse, limit +3.0% "
+                           "(no interval: no per-document values)",)
     better = compare(spec, parse_scores(raw_result("ppl", "word_perplexity", 1.9, False)),
                      parse_scores(raw_result("ppl", "word_perplexity", 2.0, False)))
-    assert better.changes[0].endswith("5.00% better (allowed 3% worse)")
+    assert better.changes[0].endswith("−5.0% worse, limit +3.0% (no interval: no per-document values)")

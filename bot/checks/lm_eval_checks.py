@@ -20,7 +20,7 @@ from bot.lmeval import harness
 from bot.lmeval.cache import BaselineCache, cache_key
 from bot.lmeval.gate import compare
 from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
-from bot.lmeval.scores import parse_scores
+from bot.lmeval.scores import parse_samples, parse_scores
 from bot.lmeval.tasks import prepare
 from bot.output import write_atomic
 from bot.results import CheckResult
@@ -65,7 +65,8 @@ class LmEvalCheck(CheckDefinition):
             write_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
             artifacts.append(str(path))
 
-        outcome = compare(options.tasks, parse_scores(cand_raw), parse_scores(base_raw))
+        outcome = compare(options.tasks, parse_scores(cand_raw), parse_scores(base_raw),
+                          candidate_docs=parse_samples(cand_raw), baseline_docs=parse_samples(base_raw), rule=ctx.rule)
         notes = []
         if ctx.baseline_is_new:
             notes.append(f"{baseline.ref} is new in this PR: the baseline comes from the PR itself, so review its files")

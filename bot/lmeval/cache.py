@@ -17,11 +17,11 @@ from bot.digests import digest_of
 from bot.output import write_atomic
 from bot.lmeval.scores import parse_scores
 
-SCHEMA = 1
+SCHEMA = 2  # 2: per-document values for the paired comparison
 
 
 def cache_key(*, weights: str, tasks_digest: str, lm_eval_version: str, run_fingerprint: str) -> str:
-    return digest_of("lm-eval-baseline", weights, tasks_digest, lm_eval_version, run_fingerprint)
+    return digest_of("lm-eval-baseline", str(SCHEMA), weights, tasks_digest, lm_eval_version, run_fingerprint)
 
 
 class BaselineCache:
@@ -41,6 +41,8 @@ class BaselineCache:
             raw = entry["raw"]
             if not any(parse_scores(raw).values()):
                 raise ValueError("no scores")
+            if not isinstance(raw.get("samples"), dict):
+                raise ValueError("no per-document values")
             return raw
         except FileNotFoundError:
             return None

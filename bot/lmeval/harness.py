@@ -119,7 +119,7 @@ def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
                 out = lm_eval.simple_evaluate(
                     model=target.backend, model_args=dict(target.model_args), tasks=tasks, task_manager=tm,
                     limit=options.limit, num_fewshot=options.num_fewshot, batch_size=options.batch_size,
-                    bootstrap_iters=options.bootstrap_iters, log_samples=False, write_out=False,
+                    bootstrap_iters=options.bootstrap_iters, log_samples=True, write_out=False,
                 )
         except InputError:
             raise
@@ -134,10 +134,23 @@ def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
         "higher_is_better": _plain(out.get("higher_is_better", {})),
         "n-samples": _plain(out.get("n-samples", {})),
         "versions": _plain(out.get("versions", {})),
+        "samples": per_document(out.get("samples") or {}),
         "lm_eval_version": out.get("lm_eval_version") or lm_eval_version(),
         "variant": target.variant,
         "seconds": round(seconds, 3),
     }
+
+
+def per_document(samples: dict) -> dict:
+    """lm-eval's logged samples, cut to what a paired comparison needs: per task, one entry per
+    document and filter with its id, a digest of the document and its metric values (a number, or
+    [loglikelihood, words or bytes] for perplexity-type metrics)."""
+    out: dict[str, list] = {}
+    for task, examples in samples.items():
+        out[str(task)] = [{"doc_id": ex.get("doc_id"), "doc_hash": ex.get("doc_hash"), "filter": ex.get("filter", "none"),
+                           "values": {m: _plain(ex.get(m)) for m in ex.get("metrics", ())}}
+                          for ex in examples]
+    return out
 
 
 def _plain(value: Any) -> Any:

@@ -65,3 +65,22 @@ def parse_scores(raw: Mapping[str, Any]) -> dict[str, list[Score]]:
                                 hib if isinstance(hib, bool) else None, n if isinstance(n, int) else None))
         out[str(task)] = scores
     return out
+
+
+DocKey = tuple  # (doc_id, doc_hash): the same document on both sides
+
+
+def parse_samples(raw: Mapping[str, Any]) -> dict[str, dict[tuple[str, str], dict[DocKey, Any]]]:
+    """Per-document values per task and (metric, filter), as `harness.per_document` stored them;
+    empty for a result without them (a group task's own name, an old cache entry)."""
+    out: dict[str, dict[tuple[str, str], dict[DocKey, Any]]] = {}
+    for task, examples in (raw.get("samples") or {}).items():
+        if not isinstance(examples, list):
+            raise ValueError(f"samples[{task!r}] is not a list")
+        per_metric: dict[tuple[str, str], dict[DocKey, Any]] = {}
+        for ex in examples:
+            key = (ex.get("doc_id"), ex.get("doc_hash"))
+            for metric, value in (ex.get("values") or {}).items():
+                per_metric.setdefault((metric, ex.get("filter", "none")), {})[key] = value
+        out[str(task)] = per_metric
+    return out
