@@ -1,8 +1,10 @@
 """`app-flows`: the application's own flows (system prompts, JSON, tool calls, edge cases),
 candidate against baseline over the OpenAI chat API.
 
-A regression is a case that passes on the baseline and fails on the candidate. The check fails
-on more regressions than `max_regressions` (default 0) or a candidate pass rate under
+A regression is a case that passes on the baseline and fails on the candidate, an improvement the
+reverse. The check fails on more regressions than `max_regressions` (default 0, unless
+`max_pass_rate_drop` is set), on a paired pass-rate drop wholly beyond `max_pass_rate_drop`
+points (inconclusive when its interval straddles it), or on a candidate pass rate under
 `min_pass_rate`; it is an error when more than `max_errors` cases per side could not be judged.
 Suites come from the base revision. Shardable: shard k of N runs the cases whose index
 (ordered by file, then position) is k mod N; `merge` decides over the union of case records.
@@ -19,7 +21,7 @@ from bot.appflows.compare import GateOptions, case_records, decide, records
 from bot.appflows.runner import SAMPLE_RULES, SERVER_ERRORS, run_cases_async
 from bot.appflows.suite import all_cases, load_suites, shard_cases
 from bot.checks import CheckDefinition, register
-from bot.fields import Loc, get_duration, get_int, get_percent, get_str, reject_unknown
+from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, reject_unknown
 from bot.output import write_atomic
 from bot.paths import check_repo_path
 from bot.results import CheckResult
@@ -43,7 +45,7 @@ class AppFlowsCheck(CheckDefinition):
     default_timeout_s = 1800.0
     shardable = True
     needs_baseline = True
-    option_keys = frozenset({"suites", "max_regressions", "min_pass_rate", "max_errors", "sample_rule",
+    option_keys = frozenset({"suites", "max_regressions", "max_pass_rate_drop", "min_pass_rate", "max_errors", "sample_rule",
                              "server_errors", "concurrency", "request_timeout"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> AppFlowOptions:
@@ -51,6 +53,7 @@ class AppFlowsCheck(CheckDefinition):
         suites = raw.get("suites")
         if suites is not None:
             suites = check_repo_path(get_str(raw, "suites", loc), file=loc.file, field=f"{loc.path}.suites")
+        drop = get_number(raw, "max_pass_rate_drop", loc, None, minimum=0)  # points, like lm-eval's max_drop
         min_rate = get_percent(raw, "min_pass_rate", loc, None)
         if min_rate is not None and not 0 <= min_rate <= 1:
             raise loc.child("min_pass_rate").error("must be between 0% and 100%")
@@ -62,8 +65,10 @@ class AppFlowsCheck(CheckDefinition):
             raise loc.child("server_errors").error(f"{server_errors!r} is not a choice", "use `error` (default) or `fail`")
         return AppFlowOptions(
             suites=suites,
-            gate=GateOptions(max_regressions=get_int(raw, "max_regressions", loc, 0, minimum=0),
-                             min_pass_rate=min_rate, max_errors=get_int(raw, "max_errors", loc, 0, minimum=0)),
+            gate=GateOptions(max_regressions=get_int(raw, "max_regressions", loc, None if drop is not None else 0,
+                                                     minimum=0),
+                             max_pass_rate_drop=drop, min_pass_rate=min_rate,
+                             max_errors=get_int(raw, "max_errors", loc, 0, minimum=0)),
             sample_rule=rule,
             server_errors=server_errors,
             concurrency=get_int(raw, "concurrency", loc, 4, minimum=1),
@@ -72,15 +77,15 @@ class AppFlowsCheck(CheckDefinition):
 
     def run(self, ctx, options: AppFlowOptions) -> CheckResult:
         recs, artifact = _records(ctx, options, 0, 1)
-        return decide(self.name, options.gate, recs, artifacts=(artifact,))
+        return decide(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
 
     def run_shard(self, ctx, options: AppFlowOptions, shard: int, count: int) -> CheckResult:
         recs, artifact = _records(ctx, options, shard, count)
-        return decide(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,))
+        return decide(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,), rule=ctx.rule)
 
     def merge(self, ctx, options: AppFlowOptions, parts: list[CheckResult]) -> CheckResult:
         artifacts = tuple(a for p in parts for a in p.artifacts)
-        return decide(self.name, options.gate, case_records(parts), artifacts=artifacts)
+        return decide(self.name, options.gate, case_records(parts), artifacts=artifacts, rule=ctx.rule)
 
 
 def _records(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list[dict], str]:
