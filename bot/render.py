@@ -19,6 +19,8 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bot import charts, evidence
+
 COMMENT_MARKER = "<!-- promotion-bot:comment -->"
 GITHUB_COMMENT_LIMIT = 65536
 
@@ -91,7 +93,20 @@ def fmt_bytes(value: Any) -> str:
     return str(value)
 
 
-VERDICT_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "⏭️"}
+VERDICT_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "⏭️", "inconclusive": "🟡"}
+
+
+def interval_text(ev) -> str:
+    """A row's evidence, short: `+1.2% [−0.4%, +2.8%]` (how much worse, and its interval)."""
+    if ev is None:
+        return "–"
+    i = ev.interval
+    return f"{evidence.amount(i.estimate, ev.unit)} [{evidence.amount(i.low, ev.unit)}, {evidence.amount(i.high, ev.unit)}]"
+
+
+def check_chart(check) -> Markup:
+    """The picture of a check's intervals against their limits (bot.charts), or nothing."""
+    return Markup(charts.interval_chart((r.label, r.evidence, r.verdict) for r in check.rows if r.evidence))
 
 
 def _finalize(value: Any) -> Any:
@@ -122,6 +137,7 @@ def make_environment(overrides: Mapping[str, str] | None = None) -> jinja2.Envir
         "code": inline_code, "codeblock": code_block, "num": fmt_number, "delta": fmt_delta,
         "bytes": fmt_bytes, "truncate_text": truncate, "md": md_escape,
         "icon": lambda v: VERDICT_ICON.get(v, "❔"), "trusted": Markup,
+        "interval": interval_text, "chart": check_chart,
         "tojson_pretty": lambda v: json.dumps(v, indent=2, sort_keys=True, default=str),
     })
     return env
