@@ -3,7 +3,7 @@ block: GitHub, its e-mail and the demo's HTML preview all render it the same).
 
 Each row is drawn on its own scale, in units of its limit, so a perplexity limit of 3% and an
 accuracy limit of 5 points line up: `┆` is no change, `┃` the limit, `●` the estimate and
-`├──┤` the interval. Right is worse.
+`├──┤` the interval (`┼`, `╂` where it crosses no change or the limit). Right is worse.
 
     perplexity  word_perplexity  ┆├──●─┤    ┃        +1.2% [−0.4%, +2.8%]  pass
 """
@@ -38,13 +38,18 @@ def axis_line(ev: Evidence, width: int = WIDTH) -> str:
         return round((x - lo) / (hi - lo) * (width - 1))
 
     cells = [" "] * width
-    cells[col(0.0)] = "┆"
-    cells[col(limit)] = "┃"
     a, b = col(low), col(high)
     for i in range(a, b + 1):
         cells[i] = "─"
     if a != b:
         cells[a], cells[b] = "├", "┤"
+    # The marks stay visible where the interval crosses them: that crossing is what a reviewer reads.
+    z, m = col(0.0), col(limit)
+    for column, outside, crossed in ((z, "┆", "┼"), (m, "┃", "╂")):
+        if a < column < b:
+            cells[column] = crossed
+        elif not (a <= column <= b) or a == b:
+            cells[column] = outside
     cells[col(est)] = "●"
     if low < lo:
         cells[0] = "◀"
@@ -58,7 +63,7 @@ def interval_chart(rows: Iterable[tuple[str, Evidence, str]]) -> str:
     rows = list(rows)
     if not rows:
         return ""
-    label_w = min(40, max(len(label) for label, _, _ in rows))
+    label_w = min(56, max(len(label) for label, _, _ in rows))
     lines = []
     for label, ev, verdict in rows:
         i = ev.interval

@@ -30,7 +30,7 @@ def judge(interval: Interval, limit: float, unit: str, rule: VerdictRule = Verdi
 def amount(value: float, unit: str, *, signed: bool = True) -> str:
     """A worsening in the limit's unit: `+2.1%`, `−0.4 pt`, `+0.013`."""
     if unit == "relative":
-        text = f"{value * 100:+.1f}%" if abs(value) >= 0.001 or value == 0 else f"{value * 100:+.2g}%"
+        text = f"{value * 100:+.2f}%"
     elif unit == "points":
         text = f"{value:+.1f} pt"
     else:

@@ -104,9 +104,10 @@ def interval_text(ev) -> str:
     return f"{evidence.amount(i.estimate, ev.unit)} [{evidence.amount(i.low, ev.unit)}, {evidence.amount(i.high, ev.unit)}]"
 
 
-def check_chart(check) -> Markup:
-    """The picture of a check's intervals against their limits (bot.charts), or nothing."""
-    return Markup(charts.interval_chart((r.label, r.evidence, r.verdict) for r in check.rows if r.evidence))
+def promotion_chart(promotion) -> Markup:
+    """The picture of every interval of a promotion's checks against its limit (bot.charts), or nothing."""
+    return Markup(charts.interval_chart((f"{c.name}: {r.label}", r.evidence, r.verdict)
+                                        for c in promotion.checks for r in c.rows if r.evidence))
 
 
 def _finalize(value: Any) -> Any:
@@ -137,7 +138,7 @@ def make_environment(overrides: Mapping[str, str] | None = None) -> jinja2.Envir
         "code": inline_code, "codeblock": code_block, "num": fmt_number, "delta": fmt_delta,
         "bytes": fmt_bytes, "truncate_text": truncate, "md": md_escape,
         "icon": lambda v: VERDICT_ICON.get(v, "❔"), "trusted": Markup,
-        "interval": interval_text, "chart": check_chart,
+        "interval": interval_text, "chart": promotion_chart,
         "tojson_pretty": lambda v: json.dumps(v, indent=2, sort_keys=True, default=str),
     })
     return env

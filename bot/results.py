@@ -1,13 +1,20 @@
 """Frozen results of a gate run, and the JSON report contract users script against.
 
 Kept apart from rendering: `bot.render` turns these into Markdown, `Report.to_json` into the
-contract below (pinned by tests/test_report_contract.py).
+contract below (pinned by tests/test_report_contract.py, against tests/golden/).
 
-    {"schema_version": 1, "verdict": "pass|fail|error",
+    {"schema_version": 2, "verdict": "pass|fail|inconclusive|error", "base", "head", "notes": [...],
      "promotions": [{"environment", "manifest", "object", "application", "change",
-                     "from_variant", "to_variant", "verdict",
-                     "checks": [{"name", "verdict", "candidate", "baseline", "threshold", "detail", ...}]}],
-     "removals": [...], "errors": [{"file", "field", "message"}]}
+                     "from_variant", "to_variant", "verdict", "notes", "errors", "card": {"markdown", "metadata"},
+                     "checks": [{"name", "verdict", "candidate", "baseline", "threshold", "detail",
+                                 "rows": [{"label", "candidate", "baseline", "delta", "verdict",
+                                           "evidence": {"interval": {"estimate", "low", "high", "level",
+                                                                     "method", "n", "sd"},
+                                                        "limit", "unit", "settle_n", "observations"}}],
+                                 "notes", "findings", "artifacts", "wall_time_s"}]}],
+     "removals": [...], "errors": [{"file", "field", "message"}], "wall_time_s"}
+
+An interval is "how much worse the candidate is" (positive = worse) in the limit's unit.
 """
 
 from __future__ import annotations
@@ -157,7 +164,18 @@ class PromotionResult:
             "from_variant": self.from_variant, "to_variant": self.to_variant, "verdict": self.verdict,
             "checks": [c.to_json() for c in self.checks], "notes": list(self.notes),
             "errors": [e.to_json() for e in self.errors],
+            "card": None if self.card_markdown is None else {"markdown": self.card_markdown,
+                                                             "metadata": self.card_metadata},
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "PromotionResult":
+        card = d.get("card") or {}
+        return cls(environment=d["environment"], manifest=d["manifest"], object=d.get("object"),
+                   application=d.get("application"), change=d["change"], from_variant=d.get("from_variant"),
+                   to_variant=d.get("to_variant"), checks=tuple(CheckResult.from_json(c) for c in d.get("checks", ())),
+                   errors=tuple(ErrorRecord(**e) for e in d.get("errors", ())), card_markdown=card.get("markdown"),
+                   card_metadata=card.get("metadata"), notes=tuple(d.get("notes", ())))
 
 
 @dataclass(frozen=True)
@@ -217,3 +235,16 @@ class Report:
             "notes": list(self.notes),
             "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 3),
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Report":
+        """A report as `to_json` wrote it (promotion errors stay with their promotion)."""
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"report schema {d.get('schema_version')!r} is not {SCHEMA_VERSION}")
+        promotions = tuple(PromotionResult.from_json(p) for p in d.get("promotions", ()))
+        own = {(e.file, e.field, e.message) for p in promotions for e in p.errors}
+        return cls(base=d["base"], head=d["head"], promotions=promotions,
+                   removals=tuple(Removal(**r) for r in d.get("removals", ())),
+                   errors=tuple(ErrorRecord(**e) for e in d.get("errors", ())
+                                if (e["file"], e["field"], e["message"]) not in own),
+                   wall_time_s=d.get("wall_time_s"), notes=tuple(d.get("notes", ())))

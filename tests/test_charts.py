@@ -35,6 +35,6 @@ def test_charts__block_has_a_line_per_row_numbers_and_a_legend_and_no_fence_brea
                            ("mc acc", ev(2.5, -1.0, 6.0, limit=5.0, unit="points"), "inconclusive")])
     lines = text.splitlines()
     assert lines[0] == "```text" and lines[-1] == "```" and text.count("```") == 2
-    assert "+1.2% [−0.4%, +2.8%]" in lines[1] and lines[1].rstrip().endswith("pass")
+    assert "+1.20% [−0.40%, +2.80%]" in lines[1] and lines[1].rstrip().endswith("pass")
     assert "+2.5 pt [−1.0 pt, +6.0 pt]" in lines[2] and "right = worse" in lines[3]
     assert interval_chart([]) == ""

@@ -79,7 +79,7 @@ def test_lm_eval_gate__int8_passes_and_int2_fails_perplexity(models, tmp_path):
     int2 = run_gate(repo, cache, tmp_path)["perplexity"]
     assert int2.verdict == "fail"
     assert int2.rows[0].delta / int2.rows[0].baseline > 0.03
-    assert int2.detail.startswith("canopy_heldout word_perplexity: ") and "worse than the baseline" in int2.detail and "limit +3.0%" in int2.detail
+    assert int2.detail.startswith("canopy_heldout word_perplexity: ") and "worse than the baseline" in int2.detail and "limit +3.00%" in int2.detail
     assert [f["source"] for f in int2.findings] == ["cache", "lm-eval"]
 
 
@@ -90,7 +90,7 @@ def test_lm_eval_gate__direction_comes_from_lm_eval(models, tmp_path):
     worse = run_gate(repo, tmp_path / "cache", tmp_path)
     assert worse["perplexity"].verdict == "fail"
     assert worse["perplexity"].rows[0].candidate > worse["perplexity"].rows[0].baseline
-    assert "worse than the baseline (95% CI), limit +3.0%" in worse["perplexity"].detail
+    assert "worse than the baseline (95% CI), limit +3.00%" in worse["perplexity"].detail
     assert worse["benchmarks"].verdict == "fail"
     assert worse["benchmarks"].rows[0].candidate < worse["benchmarks"].rows[0].baseline
 

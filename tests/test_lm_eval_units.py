@@ -154,8 +154,8 @@ def test_lm_eval_gate__every_compared_row_says_how_far_it_moved():
     out = compare(spec, parse_scores(raw_result("ppl", "word_perplexity", 2.02, False)),
                   parse_scores(raw_result("ppl", "word_perplexity", 2.0, False)))
     assert out.verdict == "pass"
-    assert out.changes == ("ppl word_perplexity 2.02 vs baseline 2: +1.0% worse, limit +3.0% "
+    assert out.changes == ("ppl word_perplexity 2.02 vs baseline 2: +1.00% worse, limit +3.00% "
                            "(no interval: no per-document values)",)
     better = compare(spec, parse_scores(raw_result("ppl", "word_perplexity", 1.9, False)),
                      parse_scores(raw_result("ppl", "word_perplexity", 2.0, False)))
-    assert better.changes[0].endswith("−5.0% worse, limit +3.0% (no interval: no per-document values)")
+    assert better.changes[0].endswith("−5.00% worse, limit +3.00% (no interval: no per-document values)")
