@@ -100,7 +100,7 @@ def time_to_revert(root: Path) -> bool:
 
     from bot.forge import LocalForge
     from bot.monitor.command import monitor
-    from bot.monitor.local_prometheus import LocalPrometheus, free_port
+    from bot.demo.local_prometheus import LocalPrometheus, free_port
     from bot.monitor.rules import render_query
 
     repo = root / "revert" / "gitops"
@@ -191,8 +191,8 @@ def time_to_revert(root: Path) -> bool:
 
 
 def main() -> int:
-    from bot.monitor.local_prometheus import LocalPrometheus
-    from bot.monitor.series import Phase, openmetrics
+    from bot.demo.local_prometheus import LocalPrometheus
+    from bot.demo.series import Phase, openmetrics
 
     now = time.time()
     promoted_at = now - 1800
