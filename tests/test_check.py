@@ -269,3 +269,43 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
     assert set(promo["checks"][0]) == {"name", "verdict", "candidate", "baseline", "threshold", "detail", "rows",
                                        "notes", "findings", "artifacts", "wall_time_s"}
     assert len(report["base"]) == len(report["head"]) == 40
+
+
+def test_check__pr_breaking_the_policy_is_an_error_naming_the_field(gitops, tmp_path):
+    # It is judged by the base's policy, but a broken policy must not merge unseen.
+    policy = (gitops.path / "promotion.yaml").read_text()
+    gitops.write("promotion.yaml", policy.replace("require: [recipe, calibration, weights]",
+                                                  "require: [recipe, calibration, weights]\n  immutable: three percent"))
+    gitops.commit("Loosen the policy")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2 and report["verdict"] == "error"
+    [error] = report["errors"]
+    assert error["file"] == "promotion.yaml" and error["field"] == "zoo.immutable"
+    assert "would break every later PR and the monitor" in error["message"] and "zoo.immutable" in comment
+
+
+def test_check__pr_breaking_a_rollback_rule_is_an_error_too(gitops, tmp_path):
+    policy = (gitops.path / "promotion.yaml").read_text()
+    gitops.write("promotion.yaml", policy + "    rollback:\n      rules:\n        - {name: p95, query: up, above: 1, on_no_data: maybe}\n")
+    gitops.commit("A rollback rule with a typo")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert code == 2 and report["errors"][0]["field"] == "environments[2].rollback.rules[0].on_no_data"
+
+
+def test_check__pr_with_a_valid_new_policy_gets_a_note(gitops, tmp_path):
+    policy = (gitops.path / "promotion.yaml").read_text()
+    gitops.write("promotion.yaml", policy.replace("require: [recipe, calibration, weights]", "require: [recipe, weights]"))
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("Relax zoo.require and promote")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 0 and report["notes"] == [
+        "This PR changes promotion.yaml; the new policy parses, and applies from the next PR on "
+        "(this one is judged by the base branch's)."]
+    assert "[!NOTE]" in comment and "applies from the next PR on" in comment
+
+
+def test_check__pr_deleting_the_policy_is_an_error(gitops, tmp_path):
+    gitops.remove("promotion.yaml")
+    gitops.commit("Remove the policy")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert code == 2 and "deletes promotion.yaml" in report["errors"][0]["message"]
