@@ -94,4 +94,6 @@ def card_for(variant: Variant, checks: Iterable[CheckResult], *, baseline: str |
 
 def full_card(metadata: str, body: str) -> str:
     """README.md as the Hub expects it: YAML front matter, then the body."""
-    return f"---\n{metadata}---\n\n{body}"
+    # huggingface_hub's to_yaml() has no final newline: without one the closing `---` is glued to
+    # the last value and the Hub finds no metadata block at all.
+    return f"---\n{metadata.rstrip()}\n---\n\n{body}"

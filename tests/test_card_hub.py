@@ -1,0 +1,27 @@
+"""Model cards read back with the Hub's own parser: what the bot writes is what the Hub reads."""
+
+from __future__ import annotations
+
+from huggingface_hub import ModelCard
+
+from bot.card import full_card, metadata_yaml, render_card_body
+from bot.results import CheckResult, MetricRow
+from bot.zoo import VariantRef, parse_variant
+
+VARIANT = """\
+base_model: canopy-tiny/v1.0-fp32
+quantization: {algorithm: GPTQ, scheme: W4A16, bits: 4, group_size: 64}
+"""
+
+
+def test_card_hub__metadata_and_eval_results_parse_with_huggingface_hub():
+    variant = parse_variant(VariantRef("canopy-tiny", "v1.3-int4-g64"), VARIANT)
+    checks = [CheckResult("perplexity", "pass", rows=(MetricRow("canopy_heldout word_perplexity", 1.962, 1.961,
+                                                                 "rise ≤ 3%", "pass"),))]
+    text = full_card(metadata_yaml(variant, checks), render_card_body(variant, checks, baseline="canopy-tiny/v1.0-fp32"))
+    card = ModelCard(text, ignore_metadata_errors=False)
+    assert card.data.base_model == "canopy-tiny/v1.0-fp32" and card.data.base_model_relation == "quantized"
+    assert "quantized" in card.data.tags
+    [result] = card.data.eval_results
+    assert (result.dataset_type, result.metric_type, result.metric_value) == ("canopy_heldout", "word_perplexity", 1.962)
+    assert card.text.lstrip().startswith("# canopy-tiny/v1.3-int4-g64")
