@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from bot.errors import InputError
-from bot.fields import Loc
+from bot.fields import Loc, mapping, sequence
 from bot.policy import Environment, Policy, VariantRefRule
 from bot.yamlio import load_all
 from bot.zoo import VariantRef
@@ -56,39 +56,60 @@ def parse_manifest(text: str, path: str, rule: VariantRefRule) -> list[ServedObj
     served = []
     for i, doc in enumerate(load_all(text, path)):
         loc = Loc(path, f"document[{i}]")
-        if not isinstance(doc, Mapping):
-            raise loc.error(f"is a {type(doc).__name__}, not a Kubernetes object", "each YAML document needs apiVersion, kind and metadata")
-        missing = [k for k in ("apiVersion", "kind", "metadata") if not doc.get(k)]
-        if missing:
-            raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}", "add apiVersion, kind and metadata.name")
-        meta = doc["metadata"]
-        if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
-            raise loc.child("metadata.name").error("is required", "give the object a name")
+        meta = _object_meta(doc, loc)
         raw_ref, ref_loc = _variant_text(doc, rule, loc)
         if raw_ref is None:
             continue
         ref = VariantRef.parse(raw_ref, ref_loc)
-        annotations = meta.get("annotations") or {}
-        labels = meta.get("labels") or {}
-        application = str(annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"])
-        served_model = str(annotations.get(SERVED_MODEL_ANNOTATION) or ref.model)
+        annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        application = annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"]
+        served_model = annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
         served.append(ServedObject(
             manifest=path, object=f"{doc['kind']}/{meta['name']}", ref=ref,
-            application=application, served_model=served_model, canary_steps=_canary_steps(doc),
+            application=application, served_model=served_model, canary_steps=_canary_steps(doc, loc),
         ))
     return served
+
+
+def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
+    """The object's metadata, with every field the bot reads of the type Kubernetes requires."""
+    if not isinstance(doc, Mapping):
+        raise loc.error(f"is a {type(doc).__name__}, not a Kubernetes object", "each YAML document needs apiVersion, kind and metadata")
+    missing = [k for k in ("apiVersion", "kind", "metadata") if not doc.get(k)]
+    if missing:
+        raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}", "add apiVersion, kind and metadata.name")
+    for key in ("apiVersion", "kind"):
+        if not isinstance(doc[key], str):
+            raise loc.child(key).error(f"must be a string, got {type(doc[key]).__name__}", f"write e.g. `{key}: apps/v1`"
+                                       if key == "apiVersion" else "write e.g. `kind: Deployment`")
+    meta = mapping(doc["metadata"], loc.child("metadata"))
+    if not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise loc.child("metadata.name").error("is required and must be a string", "give the object a name")
+    for key in ("annotations", "labels"):
+        values = meta.get(key)
+        if values is None:
+            continue
+        m_loc = loc.child(f"metadata.{key}")
+        for name, value in mapping(values, m_loc).items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise m_loc.child(str(name)).error(
+                    f"must map a string to a string, got {type(value).__name__}",
+                    "Kubernetes takes only string values here: quote it (`\"true\"`, `\"3\"`)")
+    return meta
 
 
 def _variant_text(doc: Mapping[str, Any], rule: VariantRefRule, loc: Loc) -> tuple[str | None, Loc]:
     if rule.annotation:
         annotations = doc["metadata"].get("annotations") or {}
-        value = annotations.get(rule.annotation) if isinstance(annotations, Mapping) else None
-        return (value if value is None else str(value)), loc.child(f"metadata.annotations[{rule.annotation}]")
+        return annotations.get(rule.annotation), loc.child(f"metadata.annotations[{rule.annotation}]")
+    field_loc = loc.child(rule.field or "")
     value = _field(doc, rule.field or "")
     if value is None:
-        return None, loc.child(rule.field or "")
-    m = rule.pattern.search(str(value)) if rule.pattern else None
-    field_loc = loc.child(rule.field or "")
+        return None, field_loc
+    if not isinstance(value, str):
+        raise field_loc.error(f"must be a string, got {type(value).__name__}",
+                              "point it at a zoo path like models/<model>/<variant>")
+    m = rule.pattern.search(value) if rule.pattern else None
     if not m:
         raise field_loc.error(f"{value!r} does not match the policy's variant_ref.pattern",
                               "point it at a zoo path like models/<model>/<variant>")
@@ -113,14 +134,20 @@ def _field(doc: Any, path: str) -> Any:
     return node
 
 
-def _canary_steps(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...] | None:
+def _canary_steps(doc: Mapping[str, Any], loc: Loc) -> tuple[Mapping[str, Any], ...] | None:
     if doc.get("kind") != "Rollout":
         return None
-    canary = (((doc.get("spec") or {}).get("strategy") or {}).get("canary"))
-    if not isinstance(canary, Mapping):
-        return None
-    steps = canary.get("steps") or []
-    return tuple(s for s in steps if isinstance(s, Mapping))
+    node: Any = doc
+    for key in ("spec", "strategy", "canary"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+        if node is None:
+            return None
+        loc = loc.child(key)
+        mapping(node, loc)
+    steps = sequence(node.get("steps") or [], loc.child("steps"))
+    for n, step in enumerate(steps):
+        mapping(step, loc.child("steps").child(n))
+    return tuple(steps)
 
 
 class ManifestIndex:
