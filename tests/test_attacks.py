@@ -58,3 +58,46 @@ def test_attack__wrong_type_in_manifest_is_an_input_error(gitops, tmp_path):
     code, report, comment = run_check(gitops, tmp_path)
     assert code == 2
     assert_refused(code, report, comment, "environments/test/canopy.yaml: document[0].metadata.labels: must be a mapping")
+
+
+# --- denial of service: YAML alias bombs -----------------------------------------------------------
+
+BOMB = "\n".join(["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+                 + [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, 9)])
+
+
+def test_attack__alias_bomb_in_canary_steps_is_refused(gitops, tmp_path):
+    import time
+
+    bomb = "\n".join("        " + line for line in BOMB.splitlines())
+    gitops.write("environments/prod/canopy.yaml", f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: canopy
+  annotations:
+    promotion-bot/variant: canopy-tiny/v1.0-fp32
+spec:
+  strategy:
+    canary:
+      steps:
+      - setWeight: 10
+      - pause:
+{bomb}
+""")
+    gitops.commit("Canary steps that never end")
+    started = time.monotonic()
+    code, report, comment = run_check(gitops, tmp_path)
+    assert time.monotonic() - started < 20
+    assert code == 2
+    assert_refused(code, report, comment, "environments/prod/canopy.yaml: line ", "through YAML aliases")
+
+
+def test_attack__alias_bomb_in_known_issues_is_refused(gitops, tmp_path):
+    path = gitops.path / "models/canopy-tiny/v1.3-int4-g64/variant.yaml"
+    path.write_text(path.read_text().replace("known_issues: []\n", "") + BOMB + "\nknown_issues: *l8\n")
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("Known issues: all of them")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2
+    assert_refused(code, report, comment, "models/canopy-tiny/v1.3-int4-g64/variant.yaml", "through YAML aliases")
