@@ -101,3 +101,139 @@ def test_attack__alias_bomb_in_known_issues_is_refused(gitops, tmp_path):
     code, report, comment = run_check(gitops, tmp_path)
     assert code == 2
     assert_refused(code, report, comment, "models/canopy-tiny/v1.3-int4-g64/variant.yaml", "through YAML aliases")
+
+
+# --- the bot sees what Argo CD applies -------------------------------------------------------------
+
+PROD = "environments/prod/canopy.yaml"
+
+
+def prod_text(gitops) -> str:
+    return (gitops.path / PROD).read_text()
+
+
+def with_args(text: str, args: str) -> str:
+    return text.replace("spec:\n  replicas: 1\n", "spec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n"
+                        f"      - name: vllm\n        image: vllm/vllm-openai:v0.11.0\n        args: {args}\n", 1)
+
+
+def test_attack__annotation_kept_while_args_serve_int2(gitops, tmp_path):
+    gitops.write(PROD, with_args(prod_text(gitops), '["--model", "/zoo/models/canopy-tiny/v1.4-int2-g64/weights"]'))
+    gitops.commit("Same annotation, other weights")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2
+    assert_refused(code, report, comment, f"{PROD}: document[0].spec.template.spec.containers[0].args[1]: references "
+                   "zoo variant canopy-tiny/v1.4-int2-g64 but annotation promotion-bot/variant says canopy-tiny/v1.0-fp32")
+
+
+def test_attack__annotation_removed_from_a_served_object(gitops, tmp_path):
+    gitops.write(PROD, prod_text(gitops).replace("    promotion-bot/variant: canopy-tiny/v1.0-fp32\n", "    note: x\n"))
+    gitops.commit("Drop the annotation")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2 and report["removals"] == []
+    assert_refused(code, report, comment, f"{PROD}: Deployment/canopy: no longer names its variant "
+                   "(it served canopy-tiny/v1.0-fp32), but Argo CD still applies it")
+
+
+def test_attack__extra_object_serving_without_the_annotation(gitops, tmp_path):
+    gitops.write("environments/prod/shadow.yaml", with_args(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shadow\nspec:\n  replicas: 1\n",
+        '["--model", "/zoo/models/canopy-tiny/v1.4-int2-g64/weights"]'))
+    gitops.commit("A second server, unannotated")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2
+    assert_refused(code, report, comment, "environments/prod/shadow.yaml: document[0].spec.template.spec.containers[0]"
+                   ".args[1]: references zoo variant canopy-tiny/v1.4-int2-g64 but Deployment/shadow does not name its variant")
+
+
+def test_attack__same_name_in_another_namespace_is_its_own_object(gitops, tmp_path):
+    other = prod_text(gitops).replace("  name: canopy\n", "  name: canopy\n  namespace: shadow\n")
+    gitops.write("environments/prod/canopy-shadow.yaml", other.replace("canopy-tiny/v1.0-fp32", "canopy-tiny/v1.4-int2-g64"))
+    gitops.commit("int2 under the same name, another namespace")
+    code, report, comment = run_check(gitops, tmp_path)
+    [promo] = report["promotions"]
+    assert promo["object"] == "shadow/Deployment/canopy" and promo["to_variant"] == "canopy-tiny/v1.4-int2-g64"
+    assert_refused(code, report, comment, "promotion-order fail: canopy-tiny/v1.4-int2-g64 has not passed staging")
+
+
+def test_attack__duplicate_object_in_an_environment(gitops, tmp_path):
+    gitops.write("environments/prod/copy.yaml", prod_text(gitops).replace("canopy-tiny/v1.0-fp32", "canopy-tiny/v1.4-int2-g64"))
+    gitops.commit("The same object twice")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert_refused(code, report, comment, "Argo CD refuses to sync an application with a duplicate object")
+
+
+def test_attack__json_manifest_is_read(gitops, tmp_path):
+    import yaml
+
+    docs = list(yaml.safe_load_all(prod_text(gitops).replace("canopy-tiny/v1.0-fp32", "canopy-tiny/v1.4-int2-g64")))
+    docs[0]["metadata"]["name"] = docs[1]["metadata"]["name"] = "canopy-json"
+    gitops.write("environments/prod/canopy.json", json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    gitops.commit("int2 in prod, as JSON")
+    code, report, comment = run_check(gitops, tmp_path)
+    [promo] = report["promotions"]
+    assert promo["manifest"] == "environments/prod/canopy.json"
+    assert_refused(code, report, comment, "promotion-order fail: canopy-tiny/v1.4-int2-g64 has not passed staging")
+
+
+def kustomized_prod(gitops):
+    gitops.write("environments/prod/kustomization.yaml", "resources: [canopy.yaml]\npatches:\n- target: {kind: Deployment, "
+                 "name: canopy}\n  patch: |\n    - op: replace\n      path: /metadata/annotations/promotion-bot~1variant\n"
+                 "      value: canopy-tiny/v1.4-int2-g64\n")
+    gitops.commit("A kustomization that patches int2 in")
+
+
+def test_attack__kustomization_is_rendered(gitops, tmp_path):
+    import shutil
+
+    if not (shutil.which("kustomize") or shutil.which("kubectl")):
+        import pytest
+        pytest.skip("neither kustomize nor kubectl is installed (scripts/test-services.sh installs them)")
+    kustomized_prod(gitops)
+    code, report, comment = run_check(gitops, tmp_path)
+    [promo] = report["promotions"]
+    assert promo["manifest"] == "environments/prod/kustomization.yaml" and promo["to_variant"] == "canopy-tiny/v1.4-int2-g64"
+    assert_refused(code, report, comment, "promotion-order fail: canopy-tiny/v1.4-int2-g64 has not passed staging")
+
+
+def test_attack__kustomization_without_kustomize_is_refused(gitops, tmp_path, monkeypatch):
+    kustomized_prod(gitops)
+    git_dir = tmp_path / "bin"
+    git_dir.mkdir()
+    import shutil
+    (git_dir / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(git_dir))  # git only: no kustomize, no kubectl
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2
+    assert_refused(code, report, comment, "environments/prod/kustomization.yaml: : Argo CD renders this folder with "
+                   "kustomize, but neither `kustomize` nor `kubectl` is installed")
+
+
+def test_attack__helm_chart_in_an_environment_is_refused(gitops, tmp_path):
+    gitops.write("environments/prod/Chart.yaml", "apiVersion: v2\nname: canopy\nversion: 0.1.0\n")
+    gitops.commit("Make prod a chart")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert_refused(code, report, comment, "environments/prod/Chart.yaml: : makes Argo CD render environments/prod as a Helm chart")
+
+
+def test_attack__environment_folder_replaced_by_a_symlink(gitops, tmp_path):
+    import os
+    import shutil
+
+    gitops.set_variant("staging", "canopy-tiny/v1.4-int2-g64")  # where the link will point
+    gitops.commit("int2 into staging (another PR)")
+    shutil.rmtree(gitops.path / "environments/prod")
+    os.symlink("staging", gitops.path / "environments/prod")
+    gitops.commit("prod is staging now")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2 and report["removals"] == []
+    assert_refused(code, report, comment, "environments/prod: : is a symlink under environments/")
+
+
+def test_attack__submodule_inside_an_environment(gitops, tmp_path):
+    sha = gitops.repo.head.commit.hexsha
+    gitops.repo.git.update_index("--add", "--cacheinfo", f"160000,{sha},environments/prod/vendored")
+    gitops.repo.git.commit("-m", "Vendor manifests as a submodule")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2
+    assert_refused(code, report, comment, "environments/prod/vendored: : is a submodule under environments/prod/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -55,7 +56,8 @@ def with_value(data, path, value):
 def test_parse_manifest__annotation_and_field_rules():
     [obj] = parse_manifest(yaml.safe_dump(ROLLOUT), PATH, VariantRefRule())
     assert (obj.object, str(obj.ref), obj.application, obj.served_model) == (
-        "Rollout/canopy", "canopy-tiny/v1.3-int4-g64", "canopy", "canopy")
+        "canopy/Rollout/canopy", "canopy-tiny/v1.3-int4-g64", "canopy", "canopy")
+    assert obj.key == ("argoproj.io", "Rollout", "canopy", "canopy")
     assert obj.canary_steps == ({"setWeight": 10}, {"pause": {"duration": "10m"}})
     [obj] = parse_manifest(yaml.safe_dump(INFERENCE_SERVICE), PATH, FIELD_RULE)
     assert str(obj.ref) == "canopy-tiny/v1.3-int4-g64"
@@ -87,3 +89,56 @@ def test_parse_manifest__wrong_type_messages_name_field_and_fix():
     with pytest.raises(InputError, match=r"spec.predictor.model.storageUri: must be a string, got list"):
         parse_manifest(yaml.safe_dump(with_value(INFERENCE_SERVICE, ("spec", "predictor", "model", "storageUri"),
                                                  ["models/canopy-tiny/v1.3-int4-g64/"])), PATH, FIELD_RULE)
+
+
+def test_parse_manifest__zoo_reference_disagreeing_with_the_annotation_is_an_error():
+    doc = with_value(ROLLOUT, ("spec", "template", "spec", "containers", 0, "args", 1),
+                     "/models/canopy-tiny/v1.4-int2-g64/weights")
+    with pytest.raises(InputError) as exc:
+        parse_manifest(yaml.safe_dump(doc), PATH, VariantRefRule())
+    assert exc.value.field == "document[0].spec.template.spec.containers[0].args[1]"
+    assert ("references zoo variant canopy-tiny/v1.4-int2-g64 but annotation promotion-bot/variant says "
+            "canopy-tiny/v1.3-int4-g64") in exc.value.message
+
+
+@pytest.mark.parametrize("where,value", [
+    (("spec", "template", "spec", "containers", 0, "env"), [{"name": "MODEL", "value": "canopy-tiny/v1.4-int2-g64"}]),
+    (("spec", "template", "spec", "volumes"), [{"name": "w", "hostPath": {"path": "/zoo/models/canopy-tiny/v1.4-int2-g64"}}]),
+])
+def test_parse_manifest__any_string_field_counts_as_a_reference(where, value):
+    with pytest.raises(InputError, match="references zoo variant canopy-tiny/v1.4-int2-g64"):
+        parse_manifest(yaml.safe_dump(with_value(ROLLOUT, where, value)), PATH, VariantRefRule())
+
+
+def test_parse_manifest__field_rule_checks_the_other_references_too():
+    doc = with_value(INFERENCE_SERVICE, ("spec", "predictor", "model", "args"), ["--model=canopy-tiny/v1.4-int2-g64"])
+    with pytest.raises(InputError, match="but field spec.predictor.model.storageUri says canopy-tiny/v1.3-int4-g64"):
+        parse_manifest(yaml.safe_dump(doc), PATH, FIELD_RULE)
+
+
+def test_parse_manifest__object_serving_a_variant_without_naming_it_is_an_error():
+    doc = copy.deepcopy(ROLLOUT)
+    del doc["metadata"]["annotations"]["promotion-bot/variant"]
+    with pytest.raises(InputError) as exc:
+        parse_manifest(yaml.safe_dump(doc), PATH, VariantRefRule())
+    assert "references zoo variant canopy-tiny/v1.3-int4-g64 but canopy/Rollout/canopy does not name its variant" in str(exc.value)
+    assert "metadata.annotations: {promotion-bot/variant: canopy-tiny/v1.3-int4-g64}" in exc.value.fix
+
+
+def test_parse_manifest__images_and_unrelated_strings_are_not_references():
+    doc = with_value(ROLLOUT, ("spec", "template", "spec", "containers", 0, "image"), "ghcr.io/vllm/vllm-openai:v0.11.0-cu12")
+    assert len(parse_manifest(yaml.safe_dump(doc), PATH, VariantRefRule())) == 1
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "canopy"}, "spec": {"ports": [{"port": 80}]}}
+    assert parse_manifest(yaml.safe_dump(service), PATH, VariantRefRule()) == []
+
+
+def test_parse_manifest__json_files_and_lists_are_read():
+    from bot.manifests import parse_objects
+
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "canopy"}}
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "items": [ROLLOUT, service]})
+    objects = parse_objects(text, "environments/prod/canopy.json", VariantRefRule())
+    assert [o.label for o in objects] == ["canopy/Rollout/canopy", "Service/canopy"]
+    assert [o.served is not None for o in objects] == [True, False]
+    with pytest.raises(InputError, match="malformed JSON"):
+        parse_objects("{", "environments/prod/canopy.json", VariantRefRule())
