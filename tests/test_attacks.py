@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from lm_eval_models import lm_models  # noqa: F401  (session fixture: tiny real models for the weights attacks)
+
 from bot.cli import main
 
 
@@ -187,7 +190,6 @@ def test_attack__kustomization_is_rendered(gitops, tmp_path):
     import shutil
 
     if not (shutil.which("kustomize") or shutil.which("kubectl")):
-        import pytest
         pytest.skip("neither kustomize nor kubectl is installed (scripts/test-services.sh installs them)")
     kustomized_prod(gitops)
     code, report, comment = run_check(gitops, tmp_path)
@@ -237,3 +239,93 @@ def test_attack__submodule_inside_an_environment(gitops, tmp_path):
     code, report, comment = run_check(gitops, tmp_path)
     assert code == 2
     assert_refused(code, report, comment, "environments/prod/vendored: : is a submodule under environments/prod/")
+
+
+# --- the comment: every PR string escaped ----------------------------------------------------------
+
+def test_attack__hostile_variant_and_manifest_fields_render_inert(gitops, tmp_path):
+    from html_safety import html_problems
+
+    hostile = "<img src=x onerror=alert(1)><a href=https://evil.example>x</a> @octocat ## ✅ PASS <!--"
+    path = gitops.path / "models/canopy-tiny/v1.3-int4-g64/variant.yaml"
+    text = path.read_text().replace("base_model: canopy-tiny/v1.0-fp32", "base_model: 'canopy/v1<img src=x>@octocat<!--'")
+    text = text.replace("known_issues: []", f"known_issues: [{json.dumps(hostile)}]\ndescription: {json.dumps(hostile)}")
+    text = text.replace("dataset: canopy-calibration", f"dataset: {json.dumps(hostile)}")
+    path.write_text(text)
+    gitops.write("environments/test/canopy.yaml", (gitops.path / "environments/test/canopy.yaml").read_text()
+                 .replace("canopy-tiny/v1.0-fp32", "canopy-tiny/v1.3-int4-g64")
+                 .replace("    promotion-bot/variant:", f"    promotion-bot/app: {json.dumps(hostile)}\n    promotion-bot/variant:"))
+    gitops.commit("Promote, with HTML everywhere")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert report["promotions"][0]["application"] == hostile  # the value reached the comment...
+    assert "Model card: canopy-tiny/v1.3-int4-g64" in comment
+    assert html_problems(comment) == []  # ...as text: no raw tag, no live mention, no open comment
+
+
+# --- names: no trailing-newline twins ----------------------------------------------------------------
+
+def test_attack__model_name_with_a_newline_is_not_a_variant(gitops, tmp_path):
+    import shutil
+
+    shutil.copytree(gitops.path / "models/canopy-tiny/v1.4-int2-g64", gitops.path / "models/canopy-tiny\n/v1.3-int4-g64")
+    gitops.write(PROD, prod_text(gitops).replace("promotion-bot/variant: canopy-tiny/v1.0-fp32",
+                                                 'promotion-bot/variant: "canopy-tiny\\n/v1.3-int4-g64"'))
+    gitops.commit("A twin of v1.3 that is int2")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert code == 2
+    assert_refused(code, report, comment, "'canopy-tiny\\n/v1.3-int4-g64' is not a variant reference")
+
+
+# --- weights: data only, nothing outside the folder (a real lm-eval gate on tiny models) ------------
+
+PERPLEXITY_GATE = """\
+- check: perplexity
+  task: canopy_heldout
+  metric: word_perplexity
+  max_increase: 3%
+  limit: 2
+"""
+
+
+def weights_attack(lm_models, tmp_path, tamper, message):
+    from lm_eval_models import lm_eval_repo
+
+    repo = lm_eval_repo(tmp_path / "repo", lm_models, PERPLEXITY_GATE)
+    tamper(repo, repo.path / "models/canopy-tiny/v1.6-int2-g16/weights")
+    repo.set_variant("test", "canopy-tiny/v1.6-int2-g16")
+    repo.commit("Promote int2, with tampered weights")
+    code, report, comment = run_check(repo, tmp_path)
+    assert code == 2, messages(report)
+    text = assert_refused(code, report, comment, message)
+    assert "lm-eval in" not in text  # refused before any model was evaluated
+    cache = tmp_path / "cache" / "lm-eval"
+    assert not cache.exists() or not any(cache.rglob("*.json")), "a result was cached from PR-controlled files"
+
+
+@pytest.mark.slow
+def test_attack__pickle_beside_safetensors_is_refused(lm_models, tmp_path):
+    weights_attack(lm_models, tmp_path, lambda repo, w: (w / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01."),
+                   "models/canopy-tiny/v1.6-int2-g16/variant.yaml: weights.path: the weights folder holds pickle "
+                   "files (pytorch_model.bin)")
+
+
+@pytest.mark.slow
+def test_attack__auto_map_and_code_in_weights_are_refused(lm_models, tmp_path):
+    def tamper(repo, weights):
+        config = json.loads((weights / "config.json").read_text())
+        config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.Evil"}
+        (weights / "config.json").write_text(json.dumps(config))
+
+    weights_attack(lm_models, tmp_path, tamper, "the weights folder holds a config with `auto_map` (config.json)")
+
+
+@pytest.mark.slow
+def test_attack__symlinked_weights_are_refused(lm_models, tmp_path):
+    import os
+
+    def tamper(repo, weights):
+        (weights / "model.safetensors").unlink()
+        os.symlink("../../v1.0-fp32/weights/model.safetensors", weights / "model.safetensors")
+
+    weights_attack(lm_models, tmp_path, tamper, "models/canopy-tiny/v1.6-int2-g16/weights/model.safetensors: is a "
+                   "symlink to '../../v1.0-fp32/weights/model.safetensors'")
