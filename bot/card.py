@@ -10,14 +10,13 @@ import re
 from typing import Iterable
 
 from huggingface_hub import EvalResult, ModelCardData
-from markupsafe import Markup
 
-from bot.render import make_environment
+from bot.render import make_environment, safe_href
 from bot.results import CheckResult
-from bot.zoo import Variant
+from bot.zoo import MODEL_NAME, VARIANT_NAME, Variant
 
-SAFE_URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+$")
-HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+", re.ASCII)
+HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+", re.ASCII)
 
 
 def tags_for(variant: Variant) -> list[str]:
@@ -54,12 +53,13 @@ def metadata_yaml(variant: Variant, checks: Iterable[CheckResult]) -> str:
 
 
 def base_model_link(base_model: str) -> str | None:
-    if SAFE_URL.match(base_model):
+    """Where the card links ``base_model`` (a PR string): only shapes that cannot carry Markdown or HTML."""
+    if SAFE_URL.fullmatch(base_model):
         return base_model
     parts = base_model.split("/")
-    if len(parts) == 2 and re.match(r"^v\d", parts[1]):
+    if len(parts) == 2 and MODEL_NAME.fullmatch(parts[0]) and VARIANT_NAME.fullmatch(parts[1]):
         return f"../../{parts[0]}/{parts[1]}/"  # a variant in this zoo, relative to the card
-    if HF_ID.match(base_model):
+    if HF_ID.fullmatch(base_model):
         return f"https://huggingface.co/{base_model}"
     return None
 
@@ -68,10 +68,11 @@ def render_card_body(variant: Variant, checks: Iterable[CheckResult], *, baselin
                      recipe_text: str | None = None, overrides=None) -> str:
     checks = list(checks)
     link = base_model_link(variant.base_model)
+    # The link text is escaped by the renderer like every PR string; the destination by safe_href.
     env = make_environment(overrides) if overrides else _builtin_environment()
     return env.get_template("card.md.j2").render(
         variant=variant, checks=checks, baseline=baseline, recipe_text=recipe_text,
-        base_link=Markup(link.replace("(", "%28").replace(")", "%29")) if link else None,
+        base_link=safe_href(link) if link else None,
         tags=tags_for(variant),
     )
 

@@ -54,8 +54,35 @@ def get_str(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING
     if value is default and default is not _MISSING:
         return value
     if not isinstance(value, str) or not value.strip():
-        raise loc.child(key).error(f"must be a non-empty string, got {value!r}")
+        raise loc.child(key).error(f"must be a non-empty string, got {_shown(value)}", f"write it as `{key}: some text`")
     return value
+
+
+def get_text(data: Mapping[str, Any], key: str, loc: Loc) -> str | None:
+    """An optional string (None when absent or null); a list, mapping or number is an error."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise loc.child(key).error(f"must be a string, got {_shown(value)}", f"write it as `{key}: some text` or remove it")
+    return value
+
+
+def get_str_list(data: Mapping[str, Any], key: str, loc: Loc) -> tuple[str, ...]:
+    """An optional list of strings (empty when absent or null)."""
+    items = sequence(data.get(key) or [], loc.child(key))
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise loc.child(key).child(i).error(f"must be a string, got {_shown(item)}", "write each item as one line of text")
+    return tuple(items)
+
+
+def _shown(value: Any) -> str:
+    """A wrong value, named by its type and cut short: it may be a huge structure from a PR."""
+    if isinstance(value, (Mapping, list)):
+        return f"a {'mapping' if isinstance(value, Mapping) else 'list'}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def get_number(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING, *, minimum: float | None = None) -> Any:
@@ -63,9 +90,9 @@ def get_number(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISS
     if value is default and default is not _MISSING:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise loc.child(key).error(f"must be a number, got {value!r}", f"write `{key}: 10`")
+        raise loc.child(key).error(f"must be a number, got {_shown(value)}", f"write `{key}: 10`")
     if minimum is not None and value < minimum:
-        raise loc.child(key).error(f"must be at least {minimum}, got {value!r}")
+        raise loc.child(key).error(f"must be at least {minimum}, got {_shown(value)}")
     return value
 
 
@@ -74,7 +101,7 @@ def get_int(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING
     if value is default and default is not _MISSING:
         return value
     if not isinstance(value, int):
-        raise loc.child(key).error(f"must be a whole number, got {value!r}")
+        raise loc.child(key).error(f"must be a whole number, got {_shown(value)}")
     return value
 
 
@@ -87,7 +114,7 @@ def parse_percent(value: Any, loc: Loc) -> float:
         m = _PERCENT.match(value)
         if m:
             return float(m.group(1)) / 100.0
-    raise loc.error(f"must be a percentage like 3%, got {value!r}", "write it as a quoted or plain string, e.g. `3%`")
+    raise loc.error(f"must be a percentage like 3%, got {_shown(value)}", "write it as a quoted or plain string, e.g. `3%`")
 
 
 def get_percent(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING) -> Any:
@@ -109,7 +136,7 @@ def parse_duration(value: Any, loc: Loc) -> float:
         m = _DURATION.match(value)
         if m and float(m.group(1)) > 0:
             return float(m.group(1)) * _UNIT[m.group(2)]
-    raise loc.error(f"must be a duration like 90s, 15m or 2h, got {value!r}")
+    raise loc.error(f"must be a duration like 90s, 15m or 2h, got {_shown(value)}")
 
 
 def get_duration(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING) -> Any:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from bot.errors import ErrorRecord, InputError
-from bot.manifests import ManifestIndex, ServedObject, by_object, is_manifest
+from bot.manifests import ManifestIndex, is_manifest, refuse_special_entries
 from bot.policy import ENVIRONMENTS_ROOT, Policy
 from bot.results import Removal
 from bot.zoo import VariantRef
@@ -53,61 +53,87 @@ class Discovery:
 
 
 def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
-    """Compare the environment manifests of ``base`` and ``head``; bad files become errors, not crashes."""
-    base_index = ManifestIndex(reader, base, policy)
-    head_index = ManifestIndex(reader, head, policy)
+    """Compare what Argo CD would apply in each environment the PR touches, at ``base`` and ``head``;
+    bad files become errors, not crashes.
+
+    An environment is touched when any file under its folder changes, and always when it renders
+    with kustomize (its bases may live anywhere in the repository). Objects are matched by key (API
+    group, kind, namespace, name) across the environment's files, so moving an object between files
+    is not a promotion unless its variant changes.
+    """
+    parsed: dict = {}  # shared: a file unchanged between base and head is parsed once
+    base_index = ManifestIndex(reader, base, policy, parsed=parsed)
+    head_index = ManifestIndex(reader, head, policy, parsed=parsed)
     promotions: list[Promotion] = []
     removals: list[Removal] = []
     errors: list[ErrorRecord] = []
 
     roots = {ENVIRONMENTS_ROOT} | {e.folder for e in policy.environments}
-    changes = [c for c in reader.changed_files(base, head)
-               if any((c.new_path or c.old_path or "").startswith(root + "/") for root in roots)
-               and is_manifest(c.new_path or c.old_path or "")]
-    base_index.prefetch(c.old_path for c in changes if c.old_path)
-    head_index.prefetch(c.new_path for c in changes if c.new_path)
+    touched: set[str] = set()
+    changes = reader.changed_files(base, head)
+    changed = frozenset(p for c in changes for p in (c.old_path, c.new_path) if p)
     for change in changes:
+        for path in (change.old_path, change.new_path):
+            if path is None or not any(path == root or path.startswith(root + "/") for root in roots):
+                continue
+            env = policy.environment_for_path(path)
+            if env is not None:
+                touched.add(env.name)
+            elif is_manifest(path) or path in roots:
+                errors.append(_outside_environments(path, policy).as_record())
+    try:
+        for root in sorted(roots):
+            refuse_special_entries(reader, head, root)
+    except InputError as exc:
+        errors.append(exc.as_record())
+    for env in policy.environments:
+        if env.name not in touched and not (head_index.renders_with_kustomize(env) or base_index.renders_with_kustomize(env)):
+            continue
         try:
-            _compare(change, policy, base_index, head_index, promotions, removals)
+            _compare(env, base_index, head_index, changed, promotions, removals)
         except InputError as exc:
             errors.append(exc.as_record())
-    return Discovery(tuple(promotions), tuple(removals), tuple(errors))
+    return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)))
 
 
-def _environment_of(path: str | None, policy: Policy):
-    if path is None:
-        return None
-    env = policy.environment_for_path(path)
-    if env is None:
-        folder = "/".join(path.split("/")[:2])
-        raise InputError(path, "", f"is in {folder}/, which is not an environment of {policy.file}",
-                         f"add an environment for {folder} to {policy.file} or move the manifest "
-                         f"into one of: {', '.join(e.folder for e in policy.environments)}")
-    return env
+def _outside_environments(path: str, policy: Policy) -> InputError:
+    folder = "/".join(path.split("/")[:2])
+    return InputError(path, "", f"is in {folder}/, which is not an environment of {policy.file}",
+                      f"add an environment for {folder} to {policy.file} or move the manifest "
+                      f"into one of: {', '.join(e.folder for e in policy.environments)}")
 
 
-def _compare(change, policy, base_index, head_index, promotions, removals) -> None:
-    new_env = _environment_of(change.new_path, policy)
-    old_env = _environment_of(change.old_path, policy)
-    before: dict[str, ServedObject] = by_object(base_index.objects_in(change.old_path) or []) if change.old_path else {}
-    after: dict[str, ServedObject] = by_object(head_index.objects_in(change.new_path) or []) if change.new_path else {}
-    same_env = old_env is not None and new_env is not None and old_env.name == new_env.name
-
+def _compare(env, base_index, head_index, changed, promotions, removals) -> None:
+    after = head_index.all_objects(env, changed=changed)
+    try:
+        before = base_index.all_objects(env, changed=changed)
+    except InputError:
+        before = {}  # the base cannot be read as Argo CD would: judge everything the head serves
     for key, obj in after.items():
-        previous = before.get(key) if same_env else None
-        if previous is not None and previous.ref == obj.ref:
+        if obj.keys_only:
+            continue  # in a file the PR does not change: the same object at base
+        previous = before.get(key)
+        served = obj.served
+        if served is None:
+            if previous is not None and previous.served is not None:
+                raise InputError(obj.manifest, obj.label,
+                                 f"no longer names its variant (it served {previous.served.ref}), but Argo CD still "
+                                 "applies it", "keep the variant annotation; to take the variant out of "
+                                 f"{env.name}, delete the object")
+            continue
+        if previous is not None and previous.served is not None and previous.served.ref == served.ref:
             continue  # the manifest changed, the variant it serves did not
+        change = "added" if previous is None else "renamed" if previous.manifest != obj.manifest else "modified"
         promotions.append(Promotion(
-            environment=new_env.name, manifest=obj.manifest, object=obj.object, application=obj.application,
-            served_model=obj.served_model,
-            change=change.status if change.status != "deleted" else "modified",
-            from_variant=None if previous is None else previous.ref, to_variant=obj.ref,
-            canary_steps=obj.canary_steps,
+            environment=env.name, manifest=served.manifest, object=served.object, application=served.application,
+            served_model=served.served_model, change=change,
+            from_variant=None if previous is None or previous.served is None else previous.served.ref,
+            to_variant=served.ref, canary_steps=served.canary_steps,
         ))
     for key, obj in before.items():
-        if same_env and key in after:
-            continue
-        removals.append(Removal(environment=old_env.name, manifest=obj.manifest, object=obj.object, variant=str(obj.ref)))
+        if key not in after and obj.served is not None and not obj.keys_only:
+            removals.append(Removal(environment=env.name, manifest=obj.manifest, object=obj.label,
+                                    variant=str(obj.served.ref)))
 
 
 def baseline_ref(policy: Policy, env, promo: Promotion) -> VariantRef | None:

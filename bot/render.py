@@ -14,6 +14,7 @@ import json
 import math
 import re
 from typing import Any, Mapping
+from urllib.parse import quote
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -35,6 +36,20 @@ def md_escape(value: Any) -> str:
     text = text.replace("@", "@\u200b")  # a zero-width space stops @-mentions and team pings
     text = re.sub(r"[\r\n\t]+", " ", text)
     return text
+
+
+# Characters a link destination may keep as they are; everything else is percent-encoded, so no
+# value can close the `(...)` of a Markdown link, start a title, or carry a tag or a space.
+_HREF_SAFE = "/:?#[]@!$&*+,;=%-._~"
+_HREF_SCHEME = re.compile(r"(?:https?://|\.\./|\./)", re.ASCII)
+
+
+def safe_href(url: Any) -> Markup | None:
+    """``url`` as a Markdown link destination, or None when it is not http(s) or a relative path."""
+    text = str(url)
+    if not _HREF_SCHEME.match(text) or any(ch.isspace() or ord(ch) < 32 for ch in text):
+        return None
+    return Markup(quote(text, safe=_HREF_SAFE))
 
 
 def truncate(value: Any, limit: int = 300) -> str:

@@ -38,8 +38,10 @@ from typing import Any
 
 import httpx
 
+from bot.childenv import child_env
 from bot.errors import ExternalError, InputError
 from bot.fields import Loc, get_duration, get_str, mapping, reject_unknown
+from bot.weights_safety import check_weights
 
 POLICY_FILE = "promotion.yaml"
 MODES = ("local", "url", "command")
@@ -236,8 +238,9 @@ def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[None]:
         log_file = Path(tmp) / "server.log"
         with open(log_file, "wb") as out:
             try:
+                # The allow-listed environment: no token or cloud credential reaches PR-controlled files.
                 process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                           env={**os.environ, **OFFLINE_ENV}, start_new_session=True)
+                                           env=child_env(**OFFLINE_ENV), start_new_session=True)
             except OSError as exc:
                 raise ExternalError("model server", f"could not start `{what}`: {exc}") from exc
             try:
@@ -280,6 +283,8 @@ def served(spec: ServeSpec | Mapping[str, Any] | None, weights_dir: Path | None,
 
     if weights_dir is None or not (Path(weights_dir) / "config.json").is_file():
         raise ExternalError("model server", f"no weights folder with config.json for {name} at {weights_dir}")
+    # The server loads what the PR brought: only data, never pickles or code (whatever the server).
+    check_weights(weights_dir, file=f"models/{name}/variant.yaml")
     weights_dir = Path(weights_dir).resolve()
     port = free_port()
     values = _values(name, weights_dir, pr, port)

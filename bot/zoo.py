@@ -12,17 +12,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from bot.errors import InputError
-from bot.fields import Loc, get, get_str, mapping, sequence
+from bot.fields import Loc, get_str, get_str_list, get_text, mapping
 from bot.paths import check_repo_path, join_repo_path
 from bot.yamlio import load_one
 
 ZOO_ROOT = "models"
 
 # v1.3-int4-g64: version, precision (fp32, bf16, int8, int4, nf4, w8a8, mxfp4...), optional config.
+# Matched whole (fullmatch): `$` would accept a trailing newline, a different folder that renders alike.
 VARIANT_NAME = re.compile(
-    r"^(?P<version>v\d+(?:\.\d+){0,2})-(?P<precision>(?:fp|bf|int|nf|mxfp|w\d+a)\d+)(?:-(?P<config>[a-z0-9]+(?:[._-][a-z0-9]+)*))?$"
+    r"(?P<version>v\d+(?:\.\d+){0,2})-(?P<precision>(?:fp|bf|int|nf|mxfp|w\d+a)\d+)(?:-(?P<config>[a-z0-9]+(?:[._-][a-z0-9]+)*))?",
+    re.ASCII,
 )
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)
 NAMING_FIX = "name the folder {version}-{precision}-{config}, e.g. v1.3-int4-g64 or v1.0-fp16"
 
 
@@ -44,7 +46,7 @@ class VariantName:
 
 
 def parse_variant_name(name: str, *, file: str = "", field: str = "") -> VariantName:
-    m = VARIANT_NAME.match(name)
+    m = VARIANT_NAME.fullmatch(name) if isinstance(name, str) else None
     if not m:
         raise InputError(file or f"{ZOO_ROOT}/.../{name}", field, f"variant {name!r} does not follow the naming scheme", NAMING_FIX)
     return VariantName(m["version"], m["precision"], m["config"])
@@ -67,7 +69,7 @@ class VariantRef:
     @classmethod
     def parse(cls, text: str, loc: Loc) -> "VariantRef":
         parts = text.strip().split("/") if isinstance(text, str) else []
-        if len(parts) != 2 or not MODEL_NAME.match(parts[0]) or not VARIANT_NAME.match(parts[1]):
+        if len(parts) != 2 or not MODEL_NAME.fullmatch(parts[0]) or not VARIANT_NAME.fullmatch(parts[1]):
             raise loc.error(f"{text!r} is not a variant reference", "write `<model>/<variant>`, e.g. `canopy-tiny/v1.3-int4-g64`")
         return cls(parts[0], parts[1])
 
@@ -145,21 +147,21 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
         q_loc = loc.child("quantization")
         q = mapping(data["quantization"], q_loc)
         quant = Quantization(
-            algorithm=str(get_str(q, "algorithm", q_loc)),
-            scheme=str(get(q, "scheme", q_loc, "")),
+            algorithm=get_str(q, "algorithm", q_loc),
+            scheme=get_text(q, "scheme", q_loc) or "",
             bits=_opt_int(q, "bits", q_loc),
             group_size=_opt_int(q, "group_size", q_loc),
-            format=q.get("format"),
-            tool=q.get("tool"),
+            format=get_text(q, "format", q_loc),
+            tool=get_text(q, "tool", q_loc),
         )
 
     calib = None
     if data.get("calibration") is not None:
         c_loc = loc.child("calibration")
         c = mapping(data["calibration"], c_loc)
-        calib_file = c.get("file")
+        calib_file = get_text(c, "file", c_loc)
         calib = Calibration(
-            dataset=str(get_str(c, "dataset", c_loc)),
+            dataset=get_str(c, "dataset", c_loc),
             samples=_opt_int(c, "samples", c_loc),
             sequence_length=_opt_int(c, "sequence_length", c_loc),
             file=join_repo_path(folder, calib_file, file=file, field="calibration.file") if calib_file else None,
@@ -168,7 +170,7 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
     recipe = data.get("recipe")
     if recipe is not None:
         if not isinstance(recipe, str):
-            raise loc.child("recipe").error("must be a file name next to variant.yaml")
+            raise loc.child("recipe").error("must be a file name next to variant.yaml", "write `recipe: recipe.yaml`")
         recipe = join_repo_path(folder, recipe, file=file, field="recipe")
 
     weights = None
@@ -176,22 +178,22 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
         w_loc = loc.child("weights")
         w = mapping(data["weights"], w_loc)
         if "path" in w and w["path"] is not None:
-            weights = Weights(path=join_repo_path(folder, str(w["path"]), file=file, field="weights.path"))
+            weights = Weights(path=join_repo_path(folder, get_str(w, "path", w_loc), file=file, field="weights.path"))
         elif "uri" in w:
-            weights = Weights(uri=str(get_str(w, "uri", w_loc)), revision=w.get("revision"))
+            weights = Weights(uri=get_str(w, "uri", w_loc), revision=_revision(w, w_loc))
         else:
-            raise w_loc.error("needs `path` (a folder in the repo) or `uri` (with `revision`)")
+            raise w_loc.error("needs `path` (a folder in the repo) or `uri` (with `revision`)",
+                              "write `weights: {path: weights}` or `weights: {uri: hf://org/model, revision: <commit>}`")
 
-    issues = data.get("known_issues") or []
-    issues = tuple(str(i) for i in sequence(issues, loc.child("known_issues")))
+    issues = get_str_list(data, "known_issues", loc)
     results = data.get("results") or {}
     measured = data.get("measured") or {}
     return Variant(
         ref=ref,
         name=name,
         folder=folder,
-        base_model=str(get_str(data, "base_model", loc)),
-        description=str(data.get("description") or ""),
+        base_model=get_str(data, "base_model", loc),
+        description=get_text(data, "description", loc) or "",
         quantization=quant,
         calibration=calib,
         recipe=recipe,
@@ -204,12 +206,21 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
     )
 
 
+def _revision(w: Mapping[str, Any], loc: Loc) -> str | None:
+    value = w.get("revision")
+    if value is None or isinstance(value, str):
+        return value
+    raise loc.child("revision").error(f"must be a string (a commit or tag), got {type(value).__name__}",
+                                      "quote it: `revision: \"3f2a9c1\"`")
+
+
 def _opt_int(data: Mapping[str, Any], key: str, loc: Loc) -> int | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise loc.child(key).error(f"must be a whole number or null, got {value!r}")
+        raise loc.child(key).error(f"must be a whole number or null, got {type(value).__name__}",
+                                   f"write `{key}: 64` or remove it")
     return value
 
 

@@ -36,7 +36,7 @@ def test_story__plays_every_step_and_reports_an_unexpected_verdict(gitops, tmp_p
     repo = out / "repo" / "canopy-gitops"
     prod = subprocess.run(["git", "-C", str(repo), "show", "origin/main:environments/prod/canopy.yaml"],
                           capture_output=True, text=True, check=True).stdout
-    assert "canopy-tiny/v1.3-int4-g64" in prod
+    assert "canopy-tiny/v1.3-int4-g64" in prod and "canopy-tiny/v1.0-fp32" not in prod  # args moved with the annotation
     for step in (1, 2, 3, 4, 5):
         for rel in summary[step]["files"].values():
             assert (out / rel).is_file(), rel

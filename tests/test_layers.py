@@ -22,13 +22,13 @@ LAYERS = [  # top first; a module's layer is that of its longest matching prefix
     ("domain", ["bot.charts", "bot.evidence", "bot.policy", "bot.promotions", "bot.manifests", "bot.zoo", "bot.results", "bot.card",
                 "bot.render", "bot.forge"]),
     ("base", ["bot.stats", "bot.errors", "bot.fields", "bot.yamlio", "bot.paths", "bot.output", "bot.digests",
-              "bot.childenv", "bot.vcs", "bot"]),
+              "bot.childenv", "bot.vcs", "bot.kustomize", "bot.weights_safety", "bot"]),
 ]
 
 
 def layer_of(module: str) -> int:
     best = max(((len(p), i) for i, (_, prefixes) in enumerate(LAYERS) for p in prefixes
-                if module == p or module.startswith(p + ".")), default=None)
+                if module == p or (p != "bot" and module.startswith(p + "."))), default=None)
     assert best is not None, f"{module} is in no layer of tests/test_layers.py: add it"
     return best[1]
 

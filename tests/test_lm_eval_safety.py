@@ -155,3 +155,32 @@ def test_lm_eval_safety__pickled_weights_are_refused(lm_models, tmp_path):
     [result] = run_gate(repo, tmp_path)
     assert result.verdict == "error"
     assert "models/canopy-tiny/v1.1-int8/variant.yaml: weights.path: the weights folder holds pickle files" in result.detail
+
+
+def test_lm_eval_safety__pickle_beside_safetensors_is_refused_before_the_baseline_runs(lm_models, tmp_path):
+    repo = lm_eval_repo(tmp_path / "repo", lm_models, DOMAIN)
+    repo.write("models/canopy-tiny/v1.1-int8/weights/pytorch_model.bin", b"\x80\x04K\x01.")
+    repo.set_variant("test", "canopy-tiny/v1.1-int8")
+    repo.commit("Promote a variant with a pickle beside its safetensors")
+    started = time.monotonic()
+    [result] = run_gate(repo, tmp_path)
+    assert result.verdict == "error"
+    assert "the weights folder holds pickle files (pytorch_model.bin)" in result.detail
+    assert not any(f.get("role") == "baseline" for f in result.findings)  # refused before anything was evaluated
+    assert time.monotonic() - started < 60
+
+
+def test_lm_eval_safety__auto_map_in_config_is_refused(lm_models, tmp_path):
+    import json
+
+    repo = lm_eval_repo(tmp_path / "repo", lm_models, DOMAIN)
+    config = repo.path / "models/canopy-tiny/v1.1-int8/weights/config.json"
+    data = json.loads(config.read_text())
+    data["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    config.write_text(json.dumps(data))
+    repo.write("models/canopy-tiny/v1.1-int8/weights/modeling_evil.py", "raise SystemExit('code from the PR ran')\n")
+    repo.set_variant("test", "canopy-tiny/v1.1-int8")
+    repo.commit("Promote a variant that brings its own modeling code")
+    [result] = run_gate(repo, tmp_path)
+    assert result.verdict == "error"
+    assert "the weights folder holds" in result.detail and ("auto_map" in result.detail or "code files" in result.detail)

@@ -79,3 +79,85 @@ def test_override__extends_the_builtin_template_by_block():
 def test_override__sandbox_refuses_unsafe_attribute_access():
     with pytest.raises(jinja2.exceptions.SecurityError):
         render_comment(report_with(), overrides={"comment.md.j2": "{{ report.__class__.__init__.__globals__ }}"})
+
+
+# Every shape a PR string took to forge a comment: raw tags, a link, a mention, a heading, an open comment.
+ATTACK = "<img src=x onerror=alert(1)><a href=https://evil.example>win</a> @octocat\n## ✅ PASS\n<!-- "
+ATTACK_BASE_MODELS = (
+    ATTACK,
+    "canopy/v1<img src=x>@octocat<!--",  # one "/" and a v<digit> part: once linked as a zoo variant, raw
+    "https://evil.example/x)<img src=x>",
+    "org/model\n<img src=x>",
+)
+
+
+def hostile_variant(base_model: str):
+    import yaml
+
+    from bot.zoo import VariantRef, parse_variant
+
+    data = {
+        "model": "canopy-tiny", "variant": "v1.3-int4-g64", "base_model": base_model, "description": ATTACK,
+        "quantization": {"algorithm": ATTACK, "scheme": ATTACK, "bits": 4, "group_size": 64, "format": ATTACK,
+                         "tool": ATTACK},
+        "calibration": {"dataset": ATTACK, "samples": 8, "sequence_length": 16, "file": "calib<img src=x>@octocat<!--.jsonl"},
+        "recipe": "recipe<img src=x>@octocat<!--.yaml", "weights": {"path": "weights"}, "size_bytes": 1024,
+        "measured": {ATTACK: ATTACK}, "known_issues": [ATTACK, ATTACK], "results": {ATTACK: ATTACK},
+    }
+    return parse_variant(VariantRef("canopy-tiny", "v1.3-int4-g64"), yaml.safe_dump(data))
+
+
+class _RecipeReader:
+    def read_text(self, rev, path):
+        return ATTACK + "\n```\n</details><script>x</script>"
+
+
+@pytest.mark.parametrize("base_model", ATTACK_BASE_MODELS)
+def test_render__hostile_variant_and_manifest_fields_leave_no_raw_html(base_model):
+    from html_safety import html_problems
+
+    from bot.card import card_for
+    from bot.errors import ErrorRecord
+    from bot.results import Removal
+
+    variant = hostile_variant(base_model)
+    row = MetricRow(label=ATTACK, candidate=1.0, baseline=1.0, threshold=ATTACK, verdict="pass", delta=0.0, stderr=ATTACK)
+    check = CheckResult(name="perplexity", verdict="pass", candidate=ATTACK, baseline=ATTACK, threshold=ATTACK,
+                        detail=ATTACK, rows=(row,), notes=(ATTACK,), artifacts=(ATTACK,),
+                        findings=({"title": ATTACK, "tag": ATTACK, "required": ATTACK, "candidate_output": ATTACK},))
+    meta, card = card_for(variant, [check], baseline=ATTACK, reader=_RecipeReader(), rev="head")
+    assert html_problems(card) == []
+    promo = PromotionResult(environment="test", manifest=f"environments/test/{ATTACK}.yaml", object=f"Deployment/{ATTACK}",
+                            application=ATTACK, change="modified", from_variant="canopy-tiny/v1.0-fp32",
+                            to_variant=str(variant.ref), checks=(check,), notes=(ATTACK,),
+                            errors=(ErrorRecord(ATTACK, ATTACK, ATTACK),), card_markdown=card, card_metadata=meta)
+    report = Report(base="a" * 40, head="b" * 40, promotions=(promo,),
+                    removals=(Removal("test", ATTACK, ATTACK, ATTACK),), errors=(ErrorRecord(ATTACK, ATTACK, ATTACK),))
+    body = render_comment(report)
+    assert html_problems(body) == []
+    from html_safety import to_html
+
+    headings = re.findall(r"<h\d>(.*?)</h\d>", to_html(body))
+    assert headings[0] == "⚠️ promotion-bot: ERROR" and "✅ PASS" not in headings  # no forged verdict heading
+    assert "&lt;img" in body or "&lt;img" in card  # the hostile text is still shown, as text
+
+
+def test_html_problems__finds_what_the_attacks_put_in():
+    from html_safety import html_problems
+
+    found = html_problems("hello <img src=x> @octocat [x](https://evil.example)\n\n<!-- open\nthe rest")
+    assert any("raw tag <img>" in p for p in found)
+    assert any("live mention" in p for p in found)
+    assert any("link to 'https://evil.example'" in p for p in found)
+    assert any("HTML comment" in p for p in found)
+    assert html_problems("plain **text** `@code` and a @\u200bmention") == []
+
+
+def test_base_model_link__only_safe_shapes_are_linked():
+    from bot.card import base_model_link
+
+    assert base_model_link("canopy-tiny/v1.0-fp32") == "../../canopy-tiny/v1.0-fp32/"
+    assert base_model_link("meta-llama/Llama-3.1-8B") == "https://huggingface.co/meta-llama/Llama-3.1-8B"
+    assert base_model_link("https://example.com/model") == "https://example.com/model"
+    for hostile in ATTACK_BASE_MODELS + ("org/model\n", "canopy/v1.0-fp32\n"):
+        assert base_model_link(hostile) is None, hostile

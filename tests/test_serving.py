@@ -130,6 +130,38 @@ def test_served__command_gets_values_as_argv_and_is_stopped_on_exceptions(tmp_pa
     assert _gone(int((tmp_path / "pid").read_text()))
 
 
+def test_served__server_environment_is_the_allow_list(tmp_path, monkeypatch):
+    for name in ("HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN"):
+        monkeypatch.setenv(name, "s3cret")
+    body = ("import http.server, json\n"
+            f"open({str(tmp_path / 'env.json')!r}, 'w').write(json.dumps(dict(os.environ)))\n"
+            "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[-1])), http.server.SimpleHTTPRequestHandler)"
+            ".serve_forever()\n")
+    argv = _pid_recorder(tmp_path, body)
+    spec = parse_serve({"mode": "command", "command": [argv[0], argv[1], "{port}"],
+                        "ready_url": "http://127.0.0.1:{port}/", "timeout": "60s"})
+    with served(spec, _fake_weights(tmp_path), name="canopy-tiny/v1.3-int4-g64"):
+        pass
+    import json
+    env = json.loads((tmp_path / "env.json").read_text())
+    assert "s3cret" not in env.values()
+    assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] == os.environ["PATH"]
+    assert _gone(int((tmp_path / "pid").read_text()))
+
+
+@pytest.mark.parametrize("mode", ["local", "command"])
+def test_served__pickled_or_code_weights_are_refused_before_any_server_starts(tmp_path, mode):
+    weights = _fake_weights(tmp_path)
+    (weights / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (weights / "pytorch_model.bin").write_bytes(b"\x80\x04K\x01.")
+    raw = {"mode": "local"} if mode == "local" else {"mode": "command", "command": _pid_recorder(tmp_path, "")}
+    with pytest.raises(InputError, match=r"models/canopy-tiny/v1.3-int4-g64/variant.yaml: weights.path: the weights "
+                                         r"folder holds pickle files \(pytorch_model.bin\)"):
+        with served(raw, weights, name="canopy-tiny/v1.3-int4-g64"):
+            pytest.fail("must not yield")
+    assert not (tmp_path / "pid").exists()  # nothing was started
+
+
 class _Models(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         code = 200 if self.path.endswith("/v1/models") else 404

@@ -24,6 +24,7 @@ from bot.lmeval.scores import parse_samples, parse_scores
 from bot.lmeval.tasks import prepare
 from bot.output import write_atomic
 from bot.results import CheckResult
+from bot.weights_safety import check_weights
 
 
 class LmEvalCheck(CheckDefinition):
@@ -34,6 +35,8 @@ class LmEvalCheck(CheckDefinition):
     def run(self, ctx, options: EvalOptions) -> CheckResult:
         started = time.monotonic()
         candidate, baseline = ctx.candidate, ctx.baseline
+        if options.backend == "hf":  # refuse unsafe candidate weights before minutes of baseline evaluation
+            check_weights(ctx.weights_dir(candidate), file=f"{candidate.folder}/variant.yaml")
         ctx.progress(f"{self.name}: task definitions from the base revision {ctx.base[:12]}")
         prepared = prepare(ctx.reader, ctx.base, options, ctx.workdir / "lm-eval", policy_file=ctx.policy.file)
 
@@ -113,29 +116,14 @@ def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
     return None
 
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-
-
-def refuse_pickles(folder, variant) -> None:
-    """Pickled weights can run code when loaded; a promotion ships safetensors (which transformers
-    prefers when both are there)."""
-    if any(folder.rglob("*.safetensors")):
-        return
-    pickles = sorted(p.name for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise InputError(f"{variant.folder}/variant.yaml", "weights.path",
-                         f"the weights folder holds pickle files ({', '.join(pickles[:3])}), which can run code when loaded",
-                         "save the weights as safetensors (model.save_pretrained(..., safe_serialization=True))")
-
-
 @contextlib.contextmanager
 def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harness.ModelTarget]:
     """The model as lm-eval should load it; for `local-completions`, served while the block runs."""
     ref = str(variant.ref)
     if options.backend == "hf":
         folder = ctx.weights_dir(variant)
-        refuse_pickles(folder, variant)
         # Weights may come from the PR head: never run code that ships with them.
+        check_weights(folder, file=f"{variant.folder}/variant.yaml")
         args = {"pretrained": str(folder), "dtype": options.dtype, "device": "cpu", "trust_remote_code": False}
         yield harness.ModelTarget(role, ref, "hf", args)
         return
@@ -146,6 +134,7 @@ def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harn
     tokenizer = ctx.workdir / "tokenizer"
     if not (tokenizer / options.tokenizer).exists():
         ctx.reader.export(ctx.base, options.tokenizer, tokenizer)
+    check_weights(tokenizer / options.tokenizer, file=ctx.policy.file, field=f"{options.where}.tokenizer")
     with _endpoint(ctx, variant, options) as (completions_url, model_name):
         args = {"model": model_name, "base_url": completions_url, "tokenizer": str(tokenizer / options.tokenizer),
                 "tokenizer_backend": "huggingface", "max_retries": 3}

@@ -88,10 +88,11 @@ class DemoRepo:
         """A PR branch off main that points `env`'s manifest at `variant`."""
         self.git("checkout", "-q", "-b", branch, "main")
         manifest = self.path / MANIFESTS[env]
-        lines = manifest.read_text().splitlines(keepends=True)
-        replaced = [ln[: ln.index(ANNOTATION) + len(ANNOTATION)] + variant + "\n" if ANNOTATION in ln else ln
-                    for ln in lines]
-        manifest.write_text("".join(replaced))
+        text = manifest.read_text()
+        # Every reference moves together (annotation, container args, storageUri): the gate refuses
+        # a manifest whose annotation names one variant while the server loads another.
+        current = next(ln.split(ANNOTATION, 1)[1].strip() for ln in text.splitlines() if ANNOTATION in ln)
+        manifest.write_text(text.replace(current, variant))
         self.git("commit", "-q", "-am", title)
         self.git("checkout", "-q", "main")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import git
 from gitdb.exc import BadName, BadObject
 
-from bot.errors import ExternalError, InputError
+from bot.errors import ExternalError, InputError, UnsafePathError
 from bot.paths import check_repo_path
 
 
@@ -180,19 +180,55 @@ class GitReader:
                                           None if status == "deleted" else path))
         return changes
 
-    def export(self, rev: str, prefix: str, dest: Path) -> Path:
-        """Write the files under ``prefix`` at ``rev`` into ``dest`` (a fresh folder); returns dest/prefix."""
+    def export(self, rev: str, prefix: str, dest: Path, *, exclude: tuple[str, ...] = ()) -> Path:
+        """Write the files under ``prefix`` at ``rev`` (but those under ``exclude``) into ``dest`` (a
+        fresh folder); returns dest/prefix.
+
+        Only plain files and folders: a symlink stays inside ``dest`` by the tar filter's rules but
+        points elsewhere once the folder moves (into the weights cache: another variant's files, or
+        outside the repository), and a submodule is content the revision does not hold.
+        """
         prefix = check_repo_path(prefix).rstrip("/")
+        exclude = tuple(check_repo_path(e).rstrip("/") for e in exclude)
+        entries = self._entries(rev)
+        gitlinks = [p for p in ([prefix] if prefix else []) + self._under(rev, prefix)
+                    if entries.get(p, ("",))[0] == "commit" and not any(p == e or p.startswith(e + "/") for e in exclude)]
+        if gitlinks:
+            raise UnsafePathError(gitlinks[0], "", f"is a git submodule at {rev[:12]}; the bot reads only files the "
+                                  "repository itself holds", "commit the files instead of a submodule")
         data = io.BytesIO()
         try:
-            self.repo.archive(data, rev, path=prefix, format="tar")
+            self.repo.archive(data, rev, path=[prefix or ".", *(f":(exclude){e}" for e in exclude)], format="tar")
         except git.GitCommandError as exc:
             raise ExternalError("git", f"archive {rev}:{prefix} failed: {exc.stderr.strip()}") from exc
         data.seek(0)
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=data) as tar:
-            tar.extractall(dest, filter="data")
+            members = tar.getmembers()
+            for member in members:
+                if not (member.isfile() or member.isdir()):
+                    kind = "a symlink" if member.issym() else "a hard link" if member.islnk() else "not a plain file"
+                    target = f" to {member.linkname!r}" if member.linkname else ""
+                    raise UnsafePathError(member.name, "", f"is {kind}{target} at {rev[:12]}; the bot exports only "
+                                          "plain files and folders", "commit the file itself, not a link to it")
+            tar.extractall(dest, members=members, filter="data")
         return dest / prefix
+
+    def special_entries(self, rev: str, prefix: str) -> list[tuple[str, str]]:
+        """``(path, "symlink" | "submodule")`` for every symlink and submodule at or under ``prefix``."""
+        prefix = check_repo_path(prefix).rstrip("/")
+        try:
+            out = self.repo.git.ls_tree("-r", "-t", "-z", "--full-tree", rev, "--", prefix or ".")
+        except git.GitCommandError as exc:
+            raise ExternalError("git", f"ls-tree {rev} failed: {exc.stderr.strip()}") from exc
+        found = []
+        for record in out.split("\0"):
+            if record:
+                meta, _, path = record.partition("\t")
+                mode = meta.split(" ")[0]
+                if mode in ("120000", "160000"):
+                    found.append((path, "symlink" if mode == "120000" else "submodule"))
+        return found
 
     def tree_sha(self, rev: str, path: str) -> str | None:
         """The object id of ``path`` at ``rev``: a content digest usable as a cache key."""
