@@ -265,7 +265,7 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
                            "wall_time_s"}
     [promo] = report["promotions"]
     assert set(promo) == {"environment", "manifest", "object", "application", "change", "from_variant", "to_variant",
-                          "verdict", "checks", "notes", "errors"}
+                          "verdict", "checks", "notes", "errors", "card"}
     assert set(promo["checks"][0]) == {"name", "verdict", "candidate", "baseline", "threshold", "detail", "rows",
                                        "notes", "findings", "artifacts", "wall_time_s"}
     assert len(report["base"]) == len(report["head"]) == 40
