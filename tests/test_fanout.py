@@ -359,7 +359,7 @@ def test_check__job_past_its_timeout_is_error(tmp_path):
 
 @pytest.mark.parametrize("seconds, timeout, detail", [
     (0, "60s", "slept 0s"),  # the check returns but forgot its server
-    (60, "2s", "timed out after 2s"),
+    (60, "10s", "timed out after 10s"),  # long enough for the child to start its server on a loaded runner
 ])
 def test_check__child_leaves_no_process_behind(tmp_path, seconds, timeout, detail):
     repo = make_repo(tmp_path, POLICY.replace("seconds: 0", f"seconds: {seconds}\n        server: true")
