@@ -109,3 +109,28 @@ def test_settle_count__quadruples_the_sample_to_halve_the_width():
     assert settle_count(settled, 0.10) is None
     on_the_limit = Interval(estimate=0.10, low=0.0, high=0.2, level=0.95, method="m", n=40)
     assert settle_count(on_the_limit, 0.10) == 100_000
+
+
+def test_shift_over_rounds__pairs_that_disagree_widen_the_interval_to_their_t_interval():
+    from bot.stats.shift import shift_over_rounds
+
+    # Within each pair the candidate is exactly e^0.1 and e^0.3 times the baseline: the pairs'
+    # shifts are 0.1 and 0.3, so the t interval over pairs is 0.2 ± 12.706 · 0.1414 / √2.
+    base = [list(np.linspace(10, 20, 8)), list(np.linspace(10, 20, 8))]
+    cand = [[v * math.exp(0.1) for v in base[0]], [v * math.exp(0.3) for v in base[1]]]
+    iv = shift_over_rounds(base, cand)
+    assert iv.low == pytest.approx(math.expm1(0.2 - 1.2706205), rel=1e-5)
+    assert iv.high == pytest.approx(math.expm1(0.2 + 1.2706205), rel=1e-5)
+    assert iv.n == 32 and decide(iv, 0.10) == "inconclusive"
+
+
+def test_shift_over_rounds__pairs_that_agree_keep_the_pooled_interval():
+    from bot.stats.shift import shift_over_rounds
+
+    rng = np.random.default_rng(11)
+    base = [list(rng.lognormal(4, 0.1, 10)) for _ in range(4)]
+    cand = [[v * 1.5 for v in r] for r in base]  # every pair exactly 1.5×: no spread between pairs
+    iv = shift_over_rounds(base, cand)
+    pooled = relative_shift([v for r in base for v in r], [v for r in cand for v in r])
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((pooled.estimate, pooled.low, pooled.high))
+    assert decide(iv, 0.10) == "fail"

@@ -21,7 +21,7 @@ from bot.checks import CheckDefinition, register
 from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.paths import check_repo_path
 from bot.perf.compare import DEFAULT_CONFIDENCE, DEFAULT_LIMIT, METRICS, PerfLimits, decide
-from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds, warm_up
+from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
 from bot.perf.rounds import BASELINE, CANDIDATE, schedule
 from bot.results import CheckResult
 
@@ -33,7 +33,7 @@ class PerfOptions:
     tokenizer: str | None  # a folder in the repo (base revision); None: the baseline's weights folder
     data_suites: str | None  # prompts from these app-flow suites instead of synthetic text
     run_timeout_s: float  # per round
-    warmup_requests: int = 2
+    warmup_requests: int = 2  # per side, in an untimed GuideLLM round before the measured ones
     rounds: int = 8  # both sides together
     interleaved: bool = True
 
@@ -128,20 +128,22 @@ class PerformanceCheck(CheckDefinition):
         order = schedule(options.rounds, interleaved=options.interleaved)
         names = {(pair, side): f"round{k + 1}-{side}" for k, (pair, side) in enumerate(order)}
 
-        def specs(endpoints, sides):
-            return [RoundSpec(names[(pair, side)], tuple(command(endpoints[side].base_url, endpoints[side].model,
-                                                                 profiles[pair], tokenizer, out, names[(pair, side)])))
-                    for pair, side in order if side in sides]
+        def spec(endpoints, side, name, profile) -> RoundSpec:
+            ep = endpoints[side]
+            return RoundSpec(name, tuple(command(ep.base_url, ep.model, profile, tokenizer, out, name)))
 
         def measure(endpoints, sides) -> list[Round]:
-            for side in sides:
-                ep = endpoints[side]
-                warm_up(ep.base_url, ep.model, requests=options.warmup_requests, output_tokens=options.profile.output_tokens)
-            rounds = specs(endpoints, sides)
+            # Untimed first rounds: the first one in a process pays GuideLLM's and the server's
+            # one-off costs (worker start-up, lazy initialisation), which must not land on one side.
+            warm = replace(profiles[0], requests=options.warmup_requests)
+            rounds = [spec(endpoints, side, f"warmup-{side}", warm) for side in sides] if options.warmup_requests else []
+            rounds += [spec(endpoints, side, names[(pair, side)], profiles[pair]) for pair, side in order if side in sides]
             ctx.progress(f"performance: {len(rounds)} rounds of {profiles[0].requests} requests "
-                         f"({options.profile.profile_arg()}), {' '.join(s[0].upper() for _, s in order if s in sides)}")
-            return run_rounds(rounds, out_dir=out, timeout_s=options.run_timeout_s * len(rounds) + 120,
+                         f"({options.profile.profile_arg()}), {' '.join(s[0].upper() for _, s in order if s in sides)}"
+                         + (f" after {len(sides)} untimed of {options.warmup_requests}" if options.warmup_requests else ""))
+            done = run_rounds(rounds, out_dir=out, timeout_s=options.run_timeout_s * len(rounds) + 120,
                               progress=ctx.progress)
+            return [r for r in done if not r.name.startswith("warmup-")]
 
         measured: dict[str, Round] = {}
         notes: tuple[str, ...] = ()

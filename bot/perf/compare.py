@@ -2,8 +2,8 @@
 the candidate is, judged against its relative limit, and no higher error rate.
 
 Per-request latencies (TTFT, inter-token latency, request latency) are pooled per side over the
-rounds and compared as whole distributions (`bot.stats.shift.relative_shift`: the Hodges–Lehmann
-ratio with its Mann–Whitney interval). Throughput exists per round only, so it is compared pair of
+rounds and compared as whole distributions (`bot.stats.shift.shift_over_rounds`: the Hodges–Lehmann
+ratio with its Mann–Whitney interval, widened to the spread between pairs of rounds). Throughput exists per round only, so it is compared pair of
 rounds by pair of rounds (`paired_ratio`). A pure function from (limits, rounds) to a CheckResult.
 """
 
@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 from bot.perf.guidellm import Round
 from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
 from bot.stats.interval import Interval, decide as judge
-from bot.stats.shift import paired_ratio, relative_shift, settle_count
+from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
 
 
 @dataclass(frozen=True)
@@ -62,15 +62,16 @@ def pooled_throughput(rounds: Sequence[Round]) -> float | None:
 def _interval(m: Metric, base: Sequence[Round], cand: Sequence[Round], level: float) -> tuple[Interval | None, str | None, float | None, float | None]:
     """(interval, why there is none, candidate value, baseline value) for one metric."""
     if m.per_request:
-        b = [v for r in base for v in m.per_request(r)]
-        c = [v for r in cand for v in m.per_request(r)]
+        b_rounds, c_rounds = [m.per_request(r) for r in base], [m.per_request(r) for r in cand]
+        b, c = [v for r in b_rounds for v in r], [v for r in c_rounds for v in r]
         c_value, b_value = (statistics.median(c) if c else None), (statistics.median(b) if b else None)
         if not b and not c:
             return None, None, None, None
         if not b or not c:
             return None, f"GuideLLM reported no {m.label} for the {'baseline' if not b else 'candidate'}", c_value, b_value
         try:
-            return relative_shift(b, c, level=level, higher_is_better=m.higher_is_better), None, c_value, b_value
+            iv = shift_over_rounds(b_rounds, c_rounds, level=level, higher_is_better=m.higher_is_better)
+            return iv, None, c_value, b_value
         except ValueError as exc:
             return None, f"{m.label}: {exc} (raise `requests`)", c_value, b_value
     b = [_round_throughput(r) for r in base]
@@ -142,6 +143,8 @@ def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: 
         verdict, detail = ERROR, f"no successful request against the {side}: nothing to compare"
         if side == "candidate" and b_ok:
             verdict = FAIL  # the baseline answers and the candidate never does: that is a verdict
+    elif err_worse:  # more failed requests is a verdict, even when they leave too few timings to compare
+        verdict, detail = FAIL, "; ".join(worse + broken)
     elif broken:
         verdict, detail = ERROR, "; ".join(broken)
     elif worse:

@@ -112,22 +112,6 @@ def command(base_url: str, model: str, profile: Profile, tokenizer: Path, out_di
     ]
 
 
-def warm_up(base_url: str, model: str, *, requests: int, output_tokens: int, timeout_s: float = 60.0) -> None:
-    """Untimed requests before GuideLLM measures: a server's first requests pay one-off costs
-    (lazy initialisation, allocator growth) that would otherwise land in one side's p95 only."""
-    import httpx
-
-    url = base_url.rstrip("/") + "/chat/completions"
-    body = {"model": model, "messages": [{"role": "user", "content": "Warm-up: say hello."}],
-            "max_tokens": output_tokens, "temperature": 0}
-    with httpx.Client(timeout=timeout_s) as client:
-        for _ in range(requests):
-            try:
-                client.post(url, json=body)
-            except httpx.HTTPError:
-                return  # the benchmark itself reports a server that does not answer
-
-
 @dataclass(frozen=True)
 class RoundSpec:
     name: str  # the report's file stem, e.g. `round3-candidate`
