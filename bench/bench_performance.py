@@ -158,12 +158,12 @@ def main() -> int:
     settle = [r["evidence"]["settle_n"] for c, _, _ in aa for r in c["rows"]
               if r.get("evidence") and r["evidence"].get("settle_n")]
     caught = sum(c["verdict"] == "fail" for c, _, _ in slow)
-    wall = statistics.median(w for _, w, _ in aa)
+    wall = statistics.median(w for _, w, _ in aa) if aa else float('nan')
     print(f"A/A (real tiny model, {len(aa)} runs): {false_fail} fail, {aa_verdicts.count('inconclusive')} inconclusive, "
-          f"{aa_verdicts.count('pass')} pass, {aa_verdicts.count('error')} error; false-fail rate {false_fail / len(aa):.0%}"
+          f"{aa_verdicts.count('pass')} pass, {aa_verdicts.count('error')} error; false-fail rate {false_fail / max(len(aa), 1):.0%}"
           + (f"; inconclusive rows would settle at about {min(settle)}–{max(settle)}" if settle else ""))
     print(f"A/A interval half-widths (median): {widths(aa)}")
-    print(f"1.5× slower (mock server, {len(slow)} runs): caught {caught}/{len(slow)} (catch rate {caught / len(slow):.0%}); "
+    print(f"1.5× slower (mock server, {len(slow)} runs): caught {caught}/{len(slow)} (catch rate {caught / max(len(slow), 1):.0%}); "
           f"half-widths {widths(slow)}")
     print(f"wall time of the check, A/A: median {wall:.0f}s ({REQUESTS} requests per variant, {ROUNDS} rounds)")
     loads = [l for _, _, l in aa + slow]
