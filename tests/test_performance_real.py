@@ -1,9 +1,11 @@
-"""`performance` against two real `transformers serve` servers (the zoo's baseline and int8):
-GuideLLM's requests succeed (its `ignore_eos` is dropped) and every metric is compared."""
+"""`performance` against two real `transformers serve` servers up at once: the zoo's baseline and
+an identical copy of it (A/A). GuideLLM's requests succeed (its `ignore_eos` is dropped), every
+metric carries an interval, and identical weights are never judged slower."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 
 import pytest
@@ -26,29 +28,38 @@ POLICY = textwrap.dedent("""\
       - name: staging
         gate:
           - check: performance
-            requests: 6
+            requests: 8
+            rounds: 4
             rate: 2
             prompt_tokens: 16
             output_tokens: 16
-            # Only the plumbing is under test here: CPU timings on a shared runner are noise.
-            limits: {ttft_p95: 10000%, itl_p95: 10000%, request_latency_p95: 10000%, output_tokens_per_second: 100%}
             timeout: 15m
     """)
+COPY = "v1.0-fp32-copy"
 
 
-def test_performance_real__two_transformers_serve_endpoints(tmp_path):
-    repo = zoo_repo(tmp_path / "gitops", POLICY, ("v1.0-fp32", "v1.1-int8"))
-    repo.set_variant("staging", "canopy-tiny/v1.1-int8")
-    repo.commit("Promote v1.1-int8 to staging")
+def test_performance_real__identical_weights_are_not_judged_slower(tmp_path):
+    repo = zoo_repo(tmp_path / "gitops", POLICY, ("v1.0-fp32",))
+    copy = repo.path / "models" / "canopy-tiny" / COPY
+    shutil.copytree(repo.path / "models" / "canopy-tiny" / "v1.0-fp32", copy)
+    (copy / "variant.yaml").write_text((copy / "variant.yaml").read_text().replace("variant: v1.0-fp32", f"variant: {COPY}"))
+    repo.set_variant("staging", f"canopy-tiny/{COPY}")
+    repo.commit("Promote an identical copy of the baseline to staging")
     out_json = tmp_path / "report.json"
     main(["check", "--repo", str(repo.path), "--base", "HEAD~1", "--head", "HEAD", "--json", str(out_json),
           "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work")])
     [check] = json.loads(out_json.read_text())["promotions"][0]["checks"]
-    assert check["verdict"] in ("pass", "fail"), check  # judged, not an error
-    error_row = next(r for r in check["rows"] if r["label"].startswith("error rate"))
-    assert error_row["label"] == "error rate (0/6 vs 0/6)", error_row
-    values = {r["label"]: (r["candidate"], r["baseline"]) for r in check["rows"]}
-    assert all(c and b for c, b in (values["TTFT p95 (ms)"], values["output tokens per second"]))
-    for side in ("candidate", "baseline"):
-        report = json.loads((tmp_path / "work" / "results" / check["artifacts"][0]).parent.joinpath(f"{side}.json").read_text())
-        assert report["benchmarks"][0]["metrics"]["request_totals"]["successful"] == 6
+    # At the default 10% limits on a shared CPU: pass or, honestly, inconclusive; never fail or error.
+    assert check["verdict"] in ("pass", "inconclusive"), check
+    rows = {r["label"]: r for r in check["rows"]}
+    assert rows["error rate (0/8 vs 0/8)"]["verdict"] == "pass"
+    for label in ("TTFT (ms)", "inter-token latency (ms)", "request latency (s)", "output tokens per second"):
+        evidence = rows[label]["evidence"]
+        assert evidence["limit"] == 0.10 and evidence["interval"]["low"] <= evidence["interval"]["high"], rows[label]
+        assert rows[label]["candidate"] > 0 and rows[label]["baseline"] > 0
+        if rows[label]["verdict"] == "inconclusive":
+            assert evidence["settle_n"] > 0
+    folder = (tmp_path / "work" / "results" / check["artifacts"][0]).parent
+    for name in ("round1-baseline", "round2-candidate", "round3-candidate", "round4-baseline"):
+        report = json.loads((folder / f"{name}.json").read_text())
+        assert report["benchmarks"][0]["metrics"]["request_totals"]["successful"] == 4

@@ -1,17 +1,19 @@
 """`performance`: GuideLLM against the baseline and the candidate with the same profile, data
-and seed; TTFT p95, inter-token latency p95, request latency p95 and output tokens per second
-each within a relative limit, and no higher error rate. GuideLLM's JSON and HTML reports are
-kept as artifacts.
+and seed, in rounds; TTFT, inter-token latency, request latency and output tokens per second each
+within a relative limit at the policy's confidence, and no higher error rate. GuideLLM's JSON and
+HTML reports of every round are kept as artifacts.
 
-The two variants are served and measured one after the other, never side by side, so neither
-run competes with the other for the machine.
+Both variants are served at once and measured in alternating rounds (B C C B B C ...), so what
+else the machine does meanwhile weighs on both sides. `order: sequential` serves one variant at a
+time (a GPU too small for two) and says in the result that drift between them lands on one side.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,7 +21,8 @@ from bot.checks import CheckDefinition, register
 from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.paths import check_repo_path
 from bot.perf.compare import DEFAULT_LIMIT, METRICS, PerfLimits, decide
-from bot.perf.guidellm import PROFILES, Profile, run_benchmark, warm_up
+from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
+from bot.perf.rounds import BASELINE, CANDIDATE, schedule
 from bot.results import CheckResult
 
 
@@ -29,20 +32,30 @@ class PerfOptions:
     limits: PerfLimits
     tokenizer: str | None  # a folder in the repo (base revision); None: the baseline's weights folder
     data_suites: str | None  # prompts from these app-flow suites instead of synthetic text
-    run_timeout_s: float
-    warmup_requests: int = 2
+    run_timeout_s: float  # per round
+    warmup_requests: int = 2  # per side, in an untimed GuideLLM round before the measured ones
+    rounds: int = 8  # both sides together
+    interleaved: bool = True
+
+    @property
+    def pairs(self) -> int:
+        return self.rounds // 2
+
+    def round_profile(self, pair: int) -> Profile:
+        """A pair's two rounds get the same requests: the same count, seed and prompts."""
+        return replace(self.profile, requests=math.ceil(self.profile.requests / self.pairs), seed=self.profile.seed + pair)
 
 
 @register
 class PerformanceCheck(CheckDefinition):
     name = "performance"
-    summary = "GuideLLM latency and throughput within relative limits of the baseline"
+    summary = "GuideLLM latency and throughput within relative limits of the baseline, in interleaved rounds"
     inline = False
     default_timeout_s = 1800.0
     needs_baseline = True
     option_keys = frozenset({"profile", "rate", "requests", "max_seconds", "prompt_tokens", "output_tokens",
                              "seed", "data", "tokenizer", "limits", "max_error_rate_increase", "run_timeout",
-                             "warmup_requests"})
+                             "warmup_requests", "rounds", "order"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> PerfOptions:
         reject_unknown(raw, set(self.option_keys), loc)
@@ -62,11 +75,23 @@ class PerformanceCheck(CheckDefinition):
             tokenizer = check_repo_path(get_str(raw, "tokenizer", loc), file=loc.file, field=f"{loc.path}.tokenizer")
         limits_loc = loc.child("limits")
         raw_limits = mapping(raw.get("limits") or {}, limits_loc)
-        reject_unknown(raw_limits, {m.key for m in METRICS}, limits_loc)
-        relative = {m.key: get_percent(raw_limits, m.key, limits_loc, DEFAULT_LIMIT) for m in METRICS}
-        for key, value in relative.items():
-            if value < 0:
+        reject_unknown(raw_limits, {m.key for m in METRICS} | {m.old_key for m in METRICS if m.old_key}, limits_loc)
+        relative = {}
+        for m in METRICS:
+            key = m.key if m.key in raw_limits or m.old_key not in raw_limits else m.old_key
+            if m.old_key in raw_limits and m.key in raw_limits:
+                raise limits_loc.child(m.old_key).error(f"sets the same limit as `{m.key}`", f"keep only `{m.key}`")
+            relative[m.key] = get_percent(raw_limits, key, limits_loc, DEFAULT_LIMIT)
+            if relative[m.key] < 0:
                 raise limits_loc.child(key).error("must not be negative", "write the allowed slowdown, e.g. 10%")
+        rounds = get_int(raw, "rounds", loc, 8, minimum=2)
+        if rounds % 2:
+            raise loc.child("rounds").error(f"must be even (half baseline, half candidate), got {rounds}",
+                                            f"write `rounds: {rounds + 1}`")
+        order = get_str(raw, "order", loc, "interleaved")
+        if order not in ("interleaved", "sequential"):
+            raise loc.child("order").error(f"must be `interleaved` or `sequential`, got {order!r}",
+                                           "use `sequential` only when the two variants cannot be served at once")
         profile = Profile(
             kind=kind, rate=get_number(raw, "rate", loc, 2, minimum=0.01),
             requests=get_int(raw, "requests", loc, 20, minimum=1),
@@ -82,30 +107,66 @@ class PerformanceCheck(CheckDefinition):
             tokenizer=tokenizer, data_suites=suites,
             run_timeout_s=get_duration(raw, "run_timeout", loc, 600.0),
             warmup_requests=get_int(raw, "warmup_requests", loc, 2, minimum=0),
+            rounds=rounds, interleaved=order == "interleaved",
         )
 
     def run(self, ctx, options: PerfOptions) -> CheckResult:
-        from dataclasses import replace
-
-        from bot.appflows.endpoints import served_endpoint
+        from bot.appflows.endpoints import candidate_and_baseline, served_endpoint
 
         out = ctx.workdir / "guidellm"
         out.mkdir(parents=True, exist_ok=True)
         tokenizer = _tokenizer(ctx, options, out)
-        profile = options.profile
+        profiles = [options.round_profile(pair) for pair in range(options.pairs)]
         if options.data_suites:
-            prompts = _suite_prompts(ctx, options.data_suites, profile.requests, out / "prompts.jsonl")
-            profile = replace(profile, data_file=prompts)
-        measured = {}
-        # Baseline first, then the candidate: one server at a time, the same load for both.
-        for side, variant in (("baseline", ctx.baseline), ("candidate", ctx.candidate)):
-            with served_endpoint(ctx, variant) as ep:
-                warm_up(ep.base_url, ep.model, requests=options.warmup_requests, output_tokens=profile.output_tokens)
-                measured[side] = run_benchmark(ep.base_url, ep.model, profile, tokenizer=tokenizer, out_dir=out,
-                                               name=side, timeout_s=options.run_timeout_s, progress=ctx.progress)
+            per_round = profiles[0].requests
+            prompts = _suite_prompts(ctx, options.data_suites, per_round * options.pairs, out / "prompts.jsonl")
+            profiles = [replace(p, data_file=_slice(prompts, i * per_round, per_round, out / f"prompts-pair{i + 1}.jsonl"))
+                        for i, p in enumerate(profiles)]
+        order = schedule(options.rounds, interleaved=options.interleaved)
+        names = {(pair, side): f"round{k + 1}-{side}" for k, (pair, side) in enumerate(order)}
+
+        def spec(endpoints, side, name, profile) -> RoundSpec:
+            ep = endpoints[side]
+            return RoundSpec(name, tuple(command(ep.base_url, ep.model, profile, tokenizer, out, name)))
+
+        def measure(endpoints, sides) -> list[Round]:
+            # Untimed first rounds: the first one in a process pays GuideLLM's and the server's
+            # one-off costs (worker start-up, lazy initialisation), which must not land on one side.
+            warm = replace(profiles[0], requests=options.warmup_requests)
+            rounds = [spec(endpoints, side, f"warmup-{side}", warm) for side in sides] if options.warmup_requests else []
+            rounds += [spec(endpoints, side, names[(pair, side)], profiles[pair]) for pair, side in order if side in sides]
+            ctx.progress(f"performance: {len(rounds)} rounds of {profiles[0].requests} requests "
+                         f"({options.profile.profile_arg()}), {' '.join(s[0].upper() for _, s in order if s in sides)}"
+                         + (f" after {len(sides)} untimed of {options.warmup_requests}" if options.warmup_requests else ""))
+            done = run_rounds(rounds, out_dir=out, timeout_s=options.run_timeout_s * len(rounds) + 120,
+                              progress=ctx.progress)
+            return [r for r in done if not r.name.startswith("warmup-")]
+
+        measured: dict[str, Round] = {}
+        notes: tuple[str, ...] = ()
+        if options.interleaved:
+            with candidate_and_baseline(ctx) as (cand, base):
+                done = measure({CANDIDATE: cand, BASELINE: base}, (BASELINE, CANDIDATE))
+            measured = {r.name: r for r in done}
+        else:
+            notes = ("measured one variant after the other (`order: sequential`): whatever changed on the machine "
+                     "between them counts as a difference between the variants",)
+            for side, variant in ((BASELINE, ctx.baseline), (CANDIDATE, ctx.candidate)):
+                with served_endpoint(ctx, variant) as ep:
+                    measured.update((r.name, r) for r in measure({side: ep}, (side,)))
+        baseline = [measured[names[(i, BASELINE)]] for i in range(options.pairs)]
+        candidate = [measured[names[(i, CANDIDATE)]] for i in range(options.pairs)]
         rel = f"{ctx.workdir.parent.name}/{ctx.workdir.name}/guidellm"
-        artifacts = tuple(f"{rel}/{side}.{ext}" for side in ("candidate", "baseline") for ext in ("html", "json"))
-        return decide(self.name, options.limits, measured["candidate"], measured["baseline"], artifacts)
+        artifacts = tuple(f"{rel}/{names[key]}.{ext}" for key in order for ext in ("html", "json"))
+        # The gate entry's `confidence:` and `decide:` (bot.policy.VerdictRule), like every other check.
+        limits = replace(options.limits, confidence=ctx.rule.confidence)
+        return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule)
+
+
+def _slice(prompts: Path, start: int, count: int, path: Path) -> Path:
+    lines = prompts.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[start:start + count]))
+    return path
 
 
 def _tokenizer(ctx, options: PerfOptions, out: Path) -> Path:

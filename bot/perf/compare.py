@@ -1,89 +1,167 @@
-"""Candidate against baseline on GuideLLM's numbers: each metric within its relative limit,
-and no higher error rate. A pure function from (limits, two measurements) to a CheckResult."""
+"""Candidate against baseline on GuideLLM's rounds: for each metric an interval of how much worse
+the candidate is, judged against its relative limit, and no higher error rate.
+
+Per-request latencies (TTFT, inter-token latency, request latency) are pooled per side over the
+rounds and compared as whole distributions (`bot.stats.shift.shift_over_rounds`: the Hodges–Lehmann
+ratio with its Mann–Whitney interval, widened to the spread between pairs of rounds). Throughput exists per round only, so it is compared pair of
+rounds by pair of rounds (`paired_ratio`). A pure function from (limits, rounds) to a CheckResult.
+"""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
-from bot.perf.guidellm import Measurement
-from bot.results import ERROR, FAIL, PASS, SKIPPED, CheckResult, MetricRow
+from bot.perf.guidellm import Round
+from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
+from bot.evidence import judge as judge_by_rule
+from bot.policy import VerdictRule
+from bot.stats.interval import Interval
+from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
 
 
 @dataclass(frozen=True)
 class Metric:
     key: str  # the policy's name under `limits:`
-    attr: str  # Measurement attribute
     label: str
     higher_is_better: bool
+    per_request: Callable[[Round], Sequence[float]] | None = None  # pooled over rounds; else per round
+    old_key: str | None = None  # the name it had when the check compared one p95 per side
+
+    @property
+    def unit(self) -> str:
+        return "requests" if self.per_request else "rounds"
+
+
+def _round_throughput(r: Round) -> float | None:
+    return r.output_tokens_per_s
 
 
 METRICS = (
-    Metric("ttft_p95", "ttft_p95_ms", "TTFT p95 (ms)", False),
-    Metric("itl_p95", "itl_p95_ms", "inter-token latency p95 (ms)", False),
-    Metric("request_latency_p95", "request_latency_p95_s", "request latency p95 (s)", False),
-    Metric("output_tokens_per_second", "output_tokens_per_s", "output tokens per second", True),
+    Metric("ttft", "TTFT (ms)", False, lambda r: r.ttft_ms, "ttft_p95"),
+    Metric("itl", "inter-token latency (ms)", False, lambda r: r.itl_ms, "itl_p95"),
+    Metric("request_latency", "request latency (s)", False, lambda r: r.latency_s, "request_latency_p95"),
+    Metric("output_tokens_per_second", "output tokens per second", True),
 )
 DEFAULT_LIMIT = 0.10
+DEFAULT_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
 class PerfLimits:
     relative: Mapping[str, float] = field(default_factory=lambda: {m.key: DEFAULT_LIMIT for m in METRICS})
     max_error_rate_increase: float = 0.0  # absolute, 0.02 = two percentage points
+    confidence: float = DEFAULT_CONFIDENCE
 
 
-def relative_change(candidate: float, baseline: float) -> float | None:
-    return None if baseline == 0 else (candidate - baseline) / baseline
+def pooled_throughput(rounds: Sequence[Round]) -> float | None:
+    seconds = sum(r.duration_s for r in rounds)
+    tokens = sum(r.output_tokens for r in rounds)
+    return tokens / seconds if seconds > 0 and tokens else None
 
 
-def decide(name: str, limits: PerfLimits, candidate: Measurement, baseline: Measurement,
-           artifacts: tuple[str, ...] = ()) -> CheckResult:
-    rows, worse, broken = [], [], []
+def _interval(m: Metric, base: Sequence[Round], cand: Sequence[Round], level: float) -> tuple[Interval | None, str | None, float | None, float | None]:
+    """(interval, why there is none, candidate value, baseline value) for one metric."""
+    if m.per_request:
+        b_rounds, c_rounds = [m.per_request(r) for r in base], [m.per_request(r) for r in cand]
+        b, c = [v for r in b_rounds for v in r], [v for r in c_rounds for v in r]
+        c_value, b_value = (statistics.median(c) if c else None), (statistics.median(b) if b else None)
+        if not b and not c:
+            return None, None, None, None
+        if not b or not c:
+            return None, f"GuideLLM reported no {m.label} for the {'baseline' if not b else 'candidate'}", c_value, b_value
+        try:
+            iv = shift_over_rounds(b_rounds, c_rounds, level=level, higher_is_better=m.higher_is_better)
+            return iv, None, c_value, b_value
+        except ValueError as exc:
+            return None, f"{m.label}: {exc} (raise `requests`)", c_value, b_value
+    b = [_round_throughput(r) for r in base]
+    c = [_round_throughput(r) for r in cand]
+    c_value, b_value = pooled_throughput(cand), pooled_throughput(base)
+    if None in b or None in c:
+        return None, f"a round produced no output tokens, so no {m.label}", c_value, b_value
+    try:
+        return paired_ratio(b, c, level=level, higher_is_better=m.higher_is_better), None, c_value, b_value
+    except ValueError as exc:
+        return None, f"{m.label}: {exc} (raise `rounds`)", c_value, b_value
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def describe(label: str, iv: Interval) -> str:
+    return f"{label} {_pct(iv.estimate)} ({iv.level:.0%}: {_pct(iv.low)} to {_pct(iv.high)})"
+
+
+def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
+           notes: tuple[str, ...] = (), artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule()) -> CheckResult:
+    """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds."""
+    if len(baseline) != len(candidate) or not baseline:
+        raise ValueError("baseline and candidate need the same number of rounds, at least one")
+    rows, worse, unsure, broken = [], [], [], []
     for m in METRICS:
-        c, b = getattr(candidate, m.attr), getattr(baseline, m.attr)
         limit = limits.relative[m.key]
         threshold = f"{'≥ −' if m.higher_is_better else '≤ +'}{limit:.0%}"
-        delta = None if c is None or b is None else relative_change(c, b)
-        if c is None and b is None:
+        iv, problem, c_value, b_value = _interval(m, baseline, candidate, limits.confidence)
+        evidence = None
+        if iv is None and problem is None:
             verdict = SKIPPED
-        elif c is None or b is None or delta is None:
+        elif iv is None:
             verdict = ERROR
-            broken.append(m.label)
+            broken.append(problem)
         else:
-            regressed = -delta > limit if m.higher_is_better else delta > limit
-            verdict = FAIL if regressed else PASS
-            if regressed:
-                worse.append(f"{m.label} {delta:+.1%} (limit {threshold})")
-        rows.append(MetricRow(label=m.label, candidate=c, baseline=b, delta=delta, threshold=threshold,
-                              verdict=verdict, higher_is_better=m.higher_is_better))
+            verdict, _ = judge_by_rule(iv, limit, "relative", rule)
+            settle = settle_count(iv, limit, higher_is_better=m.higher_is_better) if verdict == INCONCLUSIVE else None
+            if settle is not None and m.unit == "rounds":
+                settle *= 2  # pairs → rounds
+            evidence = Evidence(interval=iv, limit=limit, unit="relative", settle_n=settle)
+            text = describe(m.label, iv) + f", limit {threshold}"
+            if verdict == FAIL:
+                worse.append(text)
+            elif verdict == INCONCLUSIVE:
+                seen = iv.n if m.unit == "requests" else 2 * iv.n
+                unsure.append(f"{text}: at {seen} {m.unit}, about {settle} would settle it")
+        rows.append(MetricRow(label=m.label, candidate=c_value, baseline=b_value,
+                              delta=None if iv is None else iv.estimate, threshold=threshold, verdict=verdict,
+                              higher_is_better=m.higher_is_better, evidence=evidence))
+
+    c_err = sum(r.errored + r.incomplete for r in candidate)
+    b_err = sum(r.errored + r.incomplete for r in baseline)
+    c_total, b_total = sum(r.total for r in candidate), sum(r.total for r in baseline)
+    c_rate, b_rate = (c_err / c_total if c_total else 1.0), (b_err / b_total if b_total else 1.0)
     err_limit = limits.max_error_rate_increase
-    err_worse = candidate.error_rate > baseline.error_rate + err_limit
-    rows.append(MetricRow(label=f"error rate ({candidate.errored + candidate.incomplete}/{candidate.total} vs "
-                                f"{baseline.errored + baseline.incomplete}/{baseline.total})",
-                          candidate=candidate.error_rate, baseline=baseline.error_rate,
-                          delta=candidate.error_rate - baseline.error_rate, threshold=f"≤ baseline + {err_limit:.0%}",
+    err_worse = c_rate > b_rate + err_limit
+    rows.append(MetricRow(label=f"error rate ({c_err}/{c_total} vs {b_err}/{b_total})", candidate=c_rate,
+                          baseline=b_rate, delta=c_rate - b_rate, threshold=f"≤ baseline + {err_limit:.0%}",
                           verdict=FAIL if err_worse else PASS, higher_is_better=False))
     if err_worse:
-        worse.append(f"error rate {candidate.error_rate:.0%} against the baseline's {baseline.error_rate:.0%}")
+        worse.append(f"error rate {c_rate:.0%} against the baseline's {b_rate:.0%}")
 
-    if baseline.successful == 0 or candidate.successful == 0:
-        side = "baseline" if baseline.successful == 0 else "candidate"
+    b_ok, c_ok = sum(r.successful for r in baseline), sum(r.successful for r in candidate)
+    if b_ok == 0 or c_ok == 0:
+        side = "baseline" if b_ok == 0 else "candidate"
         verdict, detail = ERROR, f"no successful request against the {side}: nothing to compare"
-        if side == "candidate" and baseline.successful:
+        if side == "candidate" and b_ok:
             verdict = FAIL  # the baseline answers and the candidate never does: that is a verdict
+    elif err_worse:  # more failed requests is a verdict, even when they leave too few timings to compare
+        verdict, detail = FAIL, "; ".join(worse + broken)
     elif broken:
-        verdict, detail = ERROR, f"GuideLLM reported no {', '.join(broken)} for one side"
+        verdict, detail = ERROR, "; ".join(broken)
     elif worse:
         verdict, detail = FAIL, "; ".join(worse)
+    elif unsure:
+        verdict, detail = INCONCLUSIVE, "the measurements cannot tell: " + "; ".join(unsure)
     else:
         verdict = PASS
         detail = "every metric within its limit: " + ", ".join(
-            f"{r.label} {r.delta:+.1%}" for r in rows[: len(METRICS)] if r.delta is not None)
-    tps = candidate.output_tokens_per_s
+            describe(r.label, r.evidence.interval) for r in rows if r.evidence is not None)
+    tps_c, tps_b = pooled_throughput(candidate), pooled_throughput(baseline)
     return CheckResult(
         name=name, verdict=verdict,
-        candidate=None if tps is None else f"{tps:.1f} tok/s", baseline=None if baseline.output_tokens_per_s is None
-        else f"{baseline.output_tokens_per_s:.1f} tok/s",
-        threshold="relative limits per metric", detail=detail, rows=tuple(rows), artifacts=artifacts,
+        candidate=None if tps_c is None else f"{tps_c:.1f} tok/s",
+        baseline=None if tps_b is None else f"{tps_b:.1f} tok/s",
+        threshold=f"relative limits per metric, {limits.confidence:.0%} intervals", detail=detail, rows=tuple(rows),
+        notes=notes, artifacts=artifacts,
     )

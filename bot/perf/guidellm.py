@@ -1,7 +1,9 @@
-"""One GuideLLM benchmark against one OpenAI-compatible endpoint, through its CLI.
+"""GuideLLM benchmarks against OpenAI-compatible endpoints, in rounds, and what their reports hold.
 
-The CLI runs in a child process (GuideLLM spawns its own workers), writes its JSON and HTML
-reports into the check's workdir, and we read the few numbers the gate compares.
+Every round is one GuideLLM `run` (its CLI arguments, `command`). All rounds of a check run in one
+child process (`bot.perf.rounds`), which imports GuideLLM once: a fresh CLI per round would pay
+its 10–25 s start-up every time. Each round writes its JSON and HTML reports into the check's
+workdir; `read_round` takes the per-request timings from the JSON.
 
 `transformers serve` rejects GuideLLM's vLLM-only `ignore_eos` with HTTP 422. GuideLLM merges
 the backend's `extras.body` into every request and then drops keys whose value is null, so
@@ -12,13 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+from bot.childenv import child_env, neutralise
 from bot.errors import ExternalError
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -54,29 +59,31 @@ class Profile:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """What the gate compares, from GuideLLM's JSON report."""
+class Round:
+    """One GuideLLM run against one side: per-request timings of its successful requests."""
 
-    ttft_p95_ms: float | None
-    itl_p95_ms: float | None
-    request_latency_p95_s: float | None
-    output_tokens_per_s: float | None
+    name: str
+    ttft_ms: tuple[float, ...]
+    itl_ms: tuple[float, ...]  # requests with at least two output tokens
+    latency_s: tuple[float, ...]
+    output_tokens: int
+    duration_s: float  # GuideLLM's measured window
     successful: int
     errored: int
     incomplete: int
     json_report: Path
-    html_report: Path
+
+    @property
+    def output_tokens_per_s(self) -> float | None:
+        return self.output_tokens / self.duration_s if self.duration_s > 0 and self.output_tokens else None
 
     @property
     def total(self) -> int:
         return self.successful + self.errored + self.incomplete
 
-    @property
-    def error_rate(self) -> float:
-        return (self.errored + self.incomplete) / self.total if self.total else 1.0
-
 
 def command(base_url: str, model: str, profile: Profile, tokenizer: Path, out_dir: Path, name: str) -> list[str]:
+    """GuideLLM's CLI arguments (after `guidellm`) for one round."""
     base_url = base_url.rstrip("/")
     # GuideLLM strips a trailing /v1 from its target and adds `v1/...` routes itself; any other
     # base URL gets routes relative to it.
@@ -91,7 +98,7 @@ def command(base_url: str, model: str, profile: Profile, tokenizer: Path, out_di
     if profile.data_file is not None:  # synthetic data carries its own output length
         backend["max_tokens"] = profile.output_tokens
     return [
-        sys.executable, "-m", "guidellm", "run",
+        "run",
         "--backend", json.dumps(backend),
         "--profile", profile.profile_arg(),
         "--constraint", f"kind=max_requests,count={profile.requests}",
@@ -105,64 +112,82 @@ def command(base_url: str, model: str, profile: Profile, tokenizer: Path, out_di
     ]
 
 
-def warm_up(base_url: str, model: str, *, requests: int, output_tokens: int, timeout_s: float = 60.0) -> None:
-    """Untimed requests before GuideLLM measures: a server's first requests pay one-off costs
-    (lazy initialisation, allocator growth) that would otherwise land in one side's p95 only."""
-    import httpx
-
-    url = base_url.rstrip("/") + "/chat/completions"
-    body = {"model": model, "messages": [{"role": "user", "content": "Warm-up: say hello."}],
-            "max_tokens": output_tokens, "temperature": 0}
-    with httpx.Client(timeout=timeout_s) as client:
-        for _ in range(requests):
-            try:
-                client.post(url, json=body)
-            except httpx.HTTPError:
-                return  # the benchmark itself reports a server that does not answer
+@dataclass(frozen=True)
+class RoundSpec:
+    name: str  # the report's file stem, e.g. `round3-candidate`
+    argv: tuple[str, ...]  # GuideLLM CLI arguments after `guidellm`
 
 
-def run_benchmark(base_url: str, model: str, profile: Profile, *, tokenizer: Path, out_dir: Path, name: str,
-                  timeout_s: float, progress: Callable[[str], None]) -> Measurement:
-    """Run GuideLLM and read its report; ExternalError when it fails or writes no report."""
+def run_rounds(rounds: Sequence[RoundSpec], *, out_dir: Path, timeout_s: float,
+               progress: Callable[[str], None]) -> list[Round]:
+    """Run the rounds in order in one child process and read their reports; ExternalError when
+    the child fails, times out or leaves a report out."""
+    from bot.perf import rounds as driver
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = command(base_url, model, profile, tokenizer, out_dir, name)
-    log = out_dir / f"{name}.log"
-    progress(f"performance: GuideLLM {profile.profile_arg()} x {profile.requests} requests against {name} ({base_url})")
+    for r in rounds:  # a report left from an earlier attempt must not stand in for a round that failed
+        (out_dir / f"{r.name}.json").unlink(missing_ok=True)
+    plan = out_dir / f"{rounds[0].name}-plan.json"
+    plan.write_text(json.dumps([{"name": r.name, "argv": list(r.argv)} for r in rounds]))
+    log = out_dir / f"{rounds[0].name}-rounds.log"
     started = time.monotonic()
-    with open(log, "wb") as out:
+    # By path, so the child runs this checkout's driver whatever `bot` its sys.path would find;
+    # -P keeps the driver's folder off sys.path, where guidellm.py would shadow GuideLLM.
+    argv = [sys.executable, "-P", driver.__file__, str(plan)]
+    timed_out = threading.Event()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=child_env(**OFFLINE_ENV), cwd=out_dir, text=True, errors="replace",
+                                start_new_session=True)
+
+        def stop() -> None:  # the driver and GuideLLM's worker processes with it
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout_s, lambda: (timed_out.set(), stop()))
+        timer.start()
         try:
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, **OFFLINE_ENV}, timeout=timeout_s, cwd=out_dir)
-        except subprocess.TimeoutExpired as exc:
-            raise ExternalError("GuideLLM", f"benchmark of {name} did not finish within {timeout_s:.0f}s") from exc
-    report = out_dir / f"{name}.json"
-    if proc.returncode != 0 or not report.exists():
+            for line in proc.stdout:
+                out.write(neutralise(line))
+                if line.startswith(driver.PROGRESS):
+                    progress("performance: " + line.removeprefix(driver.PROGRESS).strip())
+            proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                stop()
+                proc.wait()
+    elapsed = time.monotonic() - started
+    if timed_out.is_set():
+        raise ExternalError("GuideLLM", f"{len(rounds)} rounds did not finish within {timeout_s:.0f}s (log: {log.name})")
+    missing = [r.name for r in rounds if not (out_dir / f"{r.name}.json").exists()]
+    if proc.returncode != 0 or missing:
         tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-12:])
-        raise ExternalError("GuideLLM", f"benchmark of {name} exited with code {proc.returncode}:\n{tail}")
-    progress(f"performance: {name} done in {time.monotonic() - started:.1f}s")
-    return read_report(report, out_dir / f"{name}.html")
+        raise ExternalError("GuideLLM", f"rounds exited with code {proc.returncode}"
+                            + (f", no report for {', '.join(missing)}" if missing else "") + f":\n{tail}")
+    progress(f"performance: {len(rounds)} rounds done in {elapsed:.1f}s")
+    return [read_round(out_dir / f"{r.name}.json", r.name) for r in rounds]
 
 
-def _stat(metrics: dict, key: str, field: str) -> float | None:
-    stats = (metrics.get(key) or {}).get("successful") or {}
-    if not stats.get("count"):
-        return None
-    return stats["percentiles"]["p95"] if field == "p95" else stats[field]
+def _values(requests: list[dict], key: str) -> tuple[float, ...]:
+    return tuple(float(r[key]) for r in requests if isinstance(r.get(key), (int, float)) and r[key] > 0)
 
 
-def read_report(path: Path, html: Path) -> Measurement:
+def read_round(path: Path, name: str) -> Round:
     try:
         data = json.loads(path.read_text())
         [bench] = data["benchmarks"]
-        m = bench["metrics"]
-        totals = m["request_totals"]
+        totals = bench["metrics"]["request_totals"]
+        ok = list(bench["requests"]["successful"])
+        duration = float(bench["duration"])
+        output_tokens = sum(int(r.get("output_tokens") or 0) for r in ok)
     except (ValueError, KeyError, TypeError) as exc:
         raise ExternalError("GuideLLM", f"report {path.name} is not readable: {exc!r}") from exc
-    return Measurement(
-        ttft_p95_ms=_stat(m, "time_to_first_token_ms", "p95"),
-        itl_p95_ms=_stat(m, "inter_token_latency_ms", "p95"),
-        request_latency_p95_s=_stat(m, "request_latency", "p95"),
-        output_tokens_per_s=_stat(m, "output_tokens_per_second", "mean"),
+    return Round(
+        name=name, ttft_ms=_values(ok, "time_to_first_token_ms"), itl_ms=_values(ok, "inter_token_latency_ms"),
+        latency_s=_values(ok, "request_latency"), output_tokens=output_tokens, duration_s=duration,
         successful=int(totals.get("successful", 0)), errored=int(totals.get("errored", 0)),
-        incomplete=int(totals.get("incomplete", 0)), json_report=path, html_report=html,
+        incomplete=int(totals.get("incomplete", 0)), json_report=path,
     )

@@ -1,0 +1,166 @@
+"""How much slower one sample is than another: a location shift with a distribution-free interval.
+
+Latencies of a candidate against its baseline are two independent samples, not pairs. The
+Hodges–Lehmann estimate of the shift is the median of all candidate − baseline differences; its
+confidence interval is the range of differences the Mann–Whitney test would not reject
+(Hollander & Wolfe, *Nonparametric Statistical Methods*, §4.3; Kayenta judges canaries this way).
+It assumes nothing about the distribution's shape and a few stalled requests cannot drag it.
+
+On the log of the values a shift is a ratio, so `relative_shift` answers "the candidate takes
+1.12× as long (95%: 1.05–1.20×)" in the limit's unit (a fraction of the baseline, positive =
+worse). Round-level numbers (throughput per round) come in pairs of adjacent rounds and get a
+paired t interval on their log ratios instead (`paired_ratio`).
+
+Pure functions: the same inputs give the same interval.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+from bot.stats.interval import Interval
+
+HL_METHOD = "Hodges–Lehmann, Mann–Whitney interval (log scale)"
+ROUNDS_METHOD = "Hodges–Lehmann, Mann–Whitney interval widened to the spread between round pairs (log scale)"
+PAIRED_METHOD = "paired t on log ratios of round pairs"
+EXACT_MAX = 50  # exact null distribution when both samples are smaller (as R's wilcox.test); normal beyond
+
+
+@lru_cache(maxsize=256)
+def _u_counts(n: int, m: int) -> tuple[int, ...]:
+    """How many of the C(n+m, n) orderings give each value 0..n·m of the Mann–Whitney U statistic:
+    the coefficients of the Gaussian binomial [n+m choose n]_q, built one factor at a time
+    (each partial product is itself a polynomial, so integer arithmetic stays exact)."""
+    n, m = min(n, m), max(n, m)
+    poly = [1]
+    for k in range(1, n + 1):
+        # × (1 − q^(m+k))
+        grown = poly + [0] * (m + k)
+        for i, c in enumerate(poly):
+            grown[i + m + k] -= c
+        # ÷ (1 − q^k): running sums with lag k
+        for i in range(k, len(grown)):
+            grown[i] += grown[i - k]
+        poly = grown[: n * m + 1] if k == n else grown[: k * m + 1]
+    return tuple(poly)
+
+
+def mann_whitney_rank(n: int, m: int, level: float) -> int:
+    """k such that the k-th smallest and k-th largest of the n·m differences bound the shift
+    at ``level`` (two-sided): k − 1 is the largest U with P(U ≤ k − 1) ≤ (1 − level)/2.
+
+    ValueError when the samples are too small for that level (no ordering is rare enough).
+    """
+    if n < 1 or m < 1:
+        raise ValueError("both samples need at least one value")
+    alpha = (1 - level) / 2
+    if n < EXACT_MAX and m < EXACT_MAX:
+        counts = _u_counts(n, m)
+        total, cum, k = sum(counts), 0, 0
+        for u, c in enumerate(counts):
+            cum += c
+            if cum / total > alpha:
+                break
+            k = u + 1
+    else:
+        z = stats.norm.ppf(1 - alpha)
+        k = int(math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12)))
+    if k < 1:
+        raise ValueError(f"{n} and {m} values cannot give a {level:.0%} interval; take more")
+    return k
+
+
+def hodges_lehmann(baseline: Sequence[float], candidate: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high) of the shift candidate − baseline."""
+    x, y = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("values must be finite")
+    diffs = np.sort((y[None, :] - x[:, None]).ravel())
+    k = mann_whitney_rank(len(x), len(y), level)
+    return float(np.median(diffs)), float(diffs[k - 1]), float(diffs[len(diffs) - k])
+
+
+def _oriented(estimate: float, low: float, high: float, higher_is_better: bool) -> tuple[float, float, float]:
+    """Log-ratio bounds → "how much worse" as a fraction of the baseline (positive = worse)."""
+    if higher_is_better:  # 0.9× the baseline's throughput is 10% worse
+        return -math.expm1(estimate), -math.expm1(high), -math.expm1(low)
+    return math.expm1(estimate), math.expm1(low), math.expm1(high)
+
+
+def relative_shift(baseline: Sequence[float], candidate: Sequence[float], *, level: float = 0.95,
+                   higher_is_better: bool = False) -> Interval:
+    """The candidate's values as a ratio of the baseline's, minus one, oriented so that positive is
+    worse. ``sd`` is the standard error of the log shift implied by the interval times √(n·m/(n+m)),
+    the scale on which the interval shrinks as both samples grow together (`settle_count` uses it)."""
+    x, y = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("ratios need positive values")
+    est, low, high = hodges_lehmann(np.log(x), np.log(y), level)
+    se = (high - low) / (2 * stats.norm.ppf(0.5 + level / 2))
+    n, m = len(x), len(y)
+    e, lo, hi = _oriented(est, low, high, higher_is_better)
+    return Interval(estimate=e, low=lo, high=hi, level=level, method=HL_METHOD, n=n + m,
+                    sd=se * math.sqrt(n * m / (n + m)))
+
+
+def shift_over_rounds(baseline: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], *,
+                      level: float = 0.95, higher_is_better: bool = False) -> Interval:
+    """``baseline[i]`` and ``candidate[i]``: the values of the i-th pair of rounds (run back to back).
+
+    Values within a round share the machine's state (a neighbour's job slows all of them), so
+    pooled values are not independent and the Mann–Whitney interval alone is too narrow when the
+    load changes between rounds. The interval is therefore the union of the pooled one and a t
+    interval over the pairs' own Hodges–Lehmann shifts: the first governs when rounds agree, the
+    second when they do not. The estimate is the pooled shift."""
+    if len(baseline) != len(candidate):
+        raise ValueError("paired rounds must have the same count on both sides")
+    pooled = relative_shift([v for r in baseline for v in r], [v for r in candidate for v in r], level=level)
+    log = lambda a: np.log(np.asarray(a, dtype=float))  # noqa: E731
+    est, low, high = math.log1p(pooled.estimate), math.log1p(pooled.low), math.log1p(pooled.high)
+    pairs = [(log(b), log(c)) for b, c in zip(baseline, candidate) if len(b) and len(c)]
+    if len(pairs) >= 2:
+        shifts = np.array([np.median((c[None, :] - b[:, None]).ravel()) for b, c in pairs])
+        half = stats.t.ppf(0.5 + level / 2, len(shifts) - 1) * shifts.std(ddof=1) / math.sqrt(len(shifts))
+        low, high = min(low, shifts.mean() - half), max(high, shifts.mean() + half)
+    e, lo, hi = _oriented(est, low, high, higher_is_better)
+    return Interval(estimate=e, low=lo, high=hi, level=level, method=ROUNDS_METHOD, n=pooled.n, sd=pooled.sd)
+
+
+def paired_ratio(baseline: Sequence[float], candidate: Sequence[float], *, level: float = 0.95,
+                 higher_is_better: bool = True) -> Interval:
+    """Pairs (baseline[i], candidate[i]) measured close in time: the mean log ratio with a t interval
+    over pairs. ``n`` is the number of pairs, ``sd`` the standard deviation of one pair's log ratio."""
+    x, y = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    if len(x) != len(y):
+        raise ValueError("paired samples must have the same length")
+    if len(x) < 2:
+        raise ValueError("a paired interval needs at least two pairs")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("ratios need positive values")
+    d = np.log(y) - np.log(x)
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * sd / math.sqrt(len(d))
+    e, lo, hi = _oriented(mean, mean - half, mean + half, higher_is_better)
+    return Interval(estimate=e, low=lo, high=hi, level=level, method=PAIRED_METHOD, n=len(d), sd=sd)
+
+
+def settle_count(interval: Interval, limit: float, *, higher_is_better: bool = False, cap: int = 100_000) -> int | None:
+    """About how many observations in total (``interval.n``'s unit) would put the whole interval on
+    one side of ``limit`` if the estimate stayed where it is: the half-width shrinks as 1/√n on the
+    log scale the interval was built on. None when the interval already settles it; ``cap`` when
+    the estimate sits on the limit."""
+    if interval.low > limit or interval.high <= limit:
+        return None
+    # back to the log ratio: worse = r − 1 (latency) or 1 − r (throughput)
+    to_log = (lambda w: -math.log1p(-w) if w < 1 else math.inf) if higher_is_better else \
+        (lambda w: math.log1p(w) if w > -1 else -math.inf)
+    est, lo, hi, lim = (to_log(v) for v in (interval.estimate, interval.low, interval.high, limit))
+    half, gap = (hi - lo) / 2, abs(lim - est)
+    if gap < 1e-12 or not math.isfinite(half):
+        return cap
+    return min(cap, max(interval.n + 1, math.ceil(interval.n * (half / gap) ** 2)))

@@ -1,0 +1,136 @@
+"""bot.stats.shift on known answers: Mann–Whitney critical values from the printed tables, the
+Hollander & Wolfe permeability example (R's `wilcox.test(x, y, conf.int = TRUE)`: shift 0.305),
+the interval's duality with scipy's exact Mann–Whitney test, and ratios built to a known size."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu
+
+from bot.stats.interval import decide
+from bot.stats.shift import hodges_lehmann, mann_whitney_rank, paired_ratio, relative_shift, settle_count
+
+# Hollander & Wolfe (1973), p. 69: permeability constants of the human chorioamnion.
+AT_TERM = [0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46]
+WEEKS_12_26 = [1.15, 0.88, 0.90, 0.74, 1.21]
+
+
+@pytest.mark.parametrize("n, critical_u", [(4, 0), (5, 2), (6, 5), (7, 8), (8, 13), (9, 17), (10, 23), (20, 127)])
+def test_mann_whitney_rank__matches_the_two_sided_5pct_table(n, critical_u):
+    # Tables list the largest U that rejects at α = 0.05 two-sided; the interval starts one rank above.
+    assert mann_whitney_rank(n, n, 0.95) == critical_u + 1
+
+
+def test_mann_whitney_rank__too_few_values_for_the_level_is_an_error():
+    with pytest.raises(ValueError, match="cannot give a 95% interval"):
+        mann_whitney_rank(3, 3, 0.95)
+    assert mann_whitney_rank(3, 3, 0.80) == 1
+
+
+def test_mann_whitney_rank__normal_approximation_beyond_the_exact_range_agrees_with_exact(monkeypatch):
+    from bot.stats import shift
+
+    approx = mann_whitney_rank(50, 50, 0.95)
+    assert approx == math.floor(1250 - 1.959964 * math.sqrt(50 * 50 * 101 / 12))  # 965
+    monkeypatch.setattr(shift, "EXACT_MAX", 51)
+    assert abs(mann_whitney_rank(50, 50, 0.95) - approx) <= 1
+
+
+def test_hodges_lehmann__permeability_example():
+    estimate, low, high = hodges_lehmann(WEEKS_12_26, AT_TERM)
+    assert estimate == pytest.approx(0.305)
+    assert (low, high) == (pytest.approx(-0.15), pytest.approx(0.76))
+
+
+def test_hodges_lehmann__interval_is_the_set_of_shifts_the_exact_test_keeps():
+    x, y = np.array(AT_TERM), np.array(WEEKS_12_26)
+    _, low, high = hodges_lehmann(WEEKS_12_26, AT_TERM)
+    inside = [low + 1e-9, (low + high) / 2, high - 1e-9]
+    outside = [low - 0.01, high + 0.01]
+    assert all(mannwhitneyu(x - d, y, method="exact").pvalue >= 0.05 for d in inside)
+    assert all(mannwhitneyu(x - d, y, method="exact").pvalue < 0.05 for d in outside)
+
+
+def test_relative_shift__a_candidate_exactly_1_5x_slower():
+    base = np.linspace(100.0, 200.0, 20)
+    iv = relative_shift(base, 1.5 * base)
+    assert iv.estimate == pytest.approx(0.5) and iv.low > 0.1 and iv.low < 0.5 < iv.high
+    assert decide(iv, 0.10) == "fail" and iv.n == 40
+
+
+def test_relative_shift__identical_samples_centre_on_zero_and_pass_a_wide_limit():
+    rng = np.random.default_rng(7)
+    base = rng.lognormal(mean=math.log(100), sigma=0.05, size=30)
+    iv = relative_shift(base, base.copy())
+    assert iv.estimate == pytest.approx(0.0, abs=1e-12) and iv.low < 0 < iv.high
+    assert decide(iv, 0.10) == "pass"
+
+
+def test_relative_shift__throughput_is_oriented_so_that_lower_is_worse():
+    base = np.linspace(40.0, 60.0, 12)
+    iv = relative_shift(base, 0.8 * base, higher_is_better=True)
+    assert iv.estimate == pytest.approx(0.2)  # 0.8× the throughput: 20% worse
+    assert iv.low <= 0.2 <= iv.high
+
+
+def test_relative_shift__rejects_non_positive_values():
+    with pytest.raises(ValueError, match="positive"):
+        relative_shift([1.0, 0.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0])
+
+
+def test_paired_ratio__t_interval_on_log_ratios():
+    # log ratios 0.1, 0.3: mean 0.2, sd 0.1414, t(0.975, 1) = 12.706 → half-width 1.2706.
+    base = [10.0, 20.0]
+    cand = [10.0 * math.exp(0.1), 20.0 * math.exp(0.3)]
+    iv = paired_ratio(base, cand, higher_is_better=False)
+    assert iv.estimate == pytest.approx(math.expm1(0.2))
+    assert iv.low == pytest.approx(math.expm1(0.2 - 1.2706205), rel=1e-5)
+    assert iv.high == pytest.approx(math.expm1(0.2 + 1.2706205), rel=1e-5)
+    assert iv.n == 2 and iv.sd == pytest.approx(math.sqrt(0.02))
+
+
+def test_paired_ratio__needs_two_pairs_of_equal_length():
+    with pytest.raises(ValueError, match="two pairs"):
+        paired_ratio([1.0], [1.0])
+    with pytest.raises(ValueError, match="same length"):
+        paired_ratio([1.0, 2.0], [1.0])
+
+
+def test_settle_count__quadruples_the_sample_to_halve_the_width():
+    # estimate 0 on the log scale, half-width 0.2 of the log ratio, limit log(1.1) ≈ 0.0953 away.
+    from bot.stats.interval import Interval
+
+    iv = Interval(estimate=0.0, low=math.expm1(-0.2), high=math.expm1(0.2), level=0.95, method="m", n=40)
+    assert settle_count(iv, 0.10) == math.ceil(40 * (0.2 / math.log(1.1)) ** 2)  # 177
+    settled = Interval(estimate=0.0, low=-0.05, high=0.05, level=0.95, method="m", n=40)
+    assert settle_count(settled, 0.10) is None
+    on_the_limit = Interval(estimate=0.10, low=0.0, high=0.2, level=0.95, method="m", n=40)
+    assert settle_count(on_the_limit, 0.10) == 100_000
+
+
+def test_shift_over_rounds__pairs_that_disagree_widen_the_interval_to_their_t_interval():
+    from bot.stats.shift import shift_over_rounds
+
+    # Within each pair the candidate is exactly e^0.1 and e^0.3 times the baseline: the pairs'
+    # shifts are 0.1 and 0.3, so the t interval over pairs is 0.2 ± 12.706 · 0.1414 / √2.
+    base = [list(np.linspace(10, 20, 8)), list(np.linspace(10, 20, 8))]
+    cand = [[v * math.exp(0.1) for v in base[0]], [v * math.exp(0.3) for v in base[1]]]
+    iv = shift_over_rounds(base, cand)
+    assert iv.low == pytest.approx(math.expm1(0.2 - 1.2706205), rel=1e-5)
+    assert iv.high == pytest.approx(math.expm1(0.2 + 1.2706205), rel=1e-5)
+    assert iv.n == 32 and decide(iv, 0.10) == "inconclusive"
+
+
+def test_shift_over_rounds__pairs_that_agree_keep_the_pooled_interval():
+    from bot.stats.shift import shift_over_rounds
+
+    rng = np.random.default_rng(11)
+    base = [list(rng.lognormal(4, 0.1, 10)) for _ in range(4)]
+    cand = [[v * 1.5 for v in r] for r in base]  # every pair exactly 1.5×: no spread between pairs
+    iv = shift_over_rounds(base, cand)
+    pooled = relative_shift([v for r in base for v in r], [v for r in cand for v in r])
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((pooled.estimate, pooled.low, pooled.high))
+    assert decide(iv, 0.10) == "fail"
