@@ -133,7 +133,7 @@ def test_lm_eval_gate__corrupt_cache_entry_is_recomputed(models, tmp_path):
     r = run_gate(repo, cache, tmp_path)["perplexity"]
     assert r.verdict == "pass"
     assert [f["source"] for f in r.findings] == ["lm-eval", "lm-eval"]
-    assert json.loads(entry.read_text())["schema"] == 2
+    assert json.loads(entry.read_text())["schema"] == 3
 
 
 def test_lm_eval_gate__domain_task_reports_exact_match_with_stderr(models, tmp_path):

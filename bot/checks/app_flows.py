@@ -8,15 +8,18 @@ points (inconclusive when its interval straddles it), or on a candidate pass rat
 `min_pass_rate`; it is an error when more than `max_errors` cases per side could not be judged.
 Suites come from the base revision. Shardable: shard k of N runs the cases whose index
 (ordered by file, then position) is k mod N; `merge` decides over the union of case records.
+Unsharded, with `max_pass_rate_drop`, a suite larger than `sequential.min` runs in looks of
+growing batches and stops once the verdict is settled (`bot.appflows.looks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from bot.appflows import looks
 from bot.appflows.compare import GateOptions, case_records, decide, records
 from bot.appflows.runner import SAMPLE_RULES, SERVER_ERRORS, run_cases_async
 from bot.appflows.suite import all_cases, load_suites, shard_cases
@@ -25,6 +28,7 @@ from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_
 from bot.output import write_atomic
 from bot.paths import check_repo_path
 from bot.results import CheckResult
+from bot.sequential_policy import SequentialOption, parse_sequential
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class AppFlowOptions:
     server_errors: str
     concurrency: int
     request_timeout_s: float
+    sequential: SequentialOption | None = SequentialOption()
 
 
 @register
@@ -46,7 +51,7 @@ class AppFlowsCheck(CheckDefinition):
     shardable = True
     needs_baseline = True
     option_keys = frozenset({"suites", "max_regressions", "max_pass_rate_drop", "min_pass_rate", "max_errors", "sample_rule",
-                             "server_errors", "concurrency", "request_timeout"})
+                             "server_errors", "concurrency", "request_timeout", "sequential"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> AppFlowOptions:
         reject_unknown(raw, set(self.option_keys), loc)
@@ -73,14 +78,33 @@ class AppFlowsCheck(CheckDefinition):
             server_errors=server_errors,
             concurrency=get_int(raw, "concurrency", loc, 4, minimum=1),
             request_timeout_s=get_duration(raw, "request_timeout", loc, 60.0),
+            sequential=parse_sequential(raw, loc),
         )
 
     def run(self, ctx, options: AppFlowOptions) -> CheckResult:
-        recs, artifact = _records(ctx, options, 0, 1)
-        return decide(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
+        cases, folder = _cases(ctx, options, 0, 1)
+        plan = looks.plan_for(options.sequential, options.gate, len(cases), ctx.rule)
+        if plan is None:
+            recs, artifact = _records(ctx, options, cases, folder)
+            return decide(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
+        from bot.appflows.endpoints import candidate_and_baseline
+
+        ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}, in looks at {', '.join(map(str, plan.looks))}")
+        with candidate_and_baseline(ctx) as endpoints:
+            result, recs, taken = looks.run_in_looks(
+                self.name, options.gate, plan, cases, ctx.rule,
+                lambda batch: _run_both(ctx, options, batch, endpoints), ctx.progress)
+        artifact = _write_records(ctx, recs, "app-flows-cases.json")
+        said = looks.stopped(taken)
+        note = (f"{said}: {'settled early' if taken['cases'] < taken['limit'] else 'the whole suite'}; looks at "
+                f"{', '.join(map(str, plan.looks))} cases in a seeded shuffled order, the interval of each at its share "
+                f"of the {(1 - ctx.rule.confidence) * 100:g}% error ({options.sequential.spending} spending)")
+        return replace(result, detail=f"{said}: {result.detail}", artifacts=(artifact,), notes=(*result.notes, note),
+                       findings=(*result.findings, {"title": said, "sequential": taken}))
 
     def run_shard(self, ctx, options: AppFlowOptions, shard: int, count: int) -> CheckResult:
-        recs, artifact = _records(ctx, options, shard, count)
+        cases, folder = _cases(ctx, options, shard, count)
+        recs, artifact = _records(ctx, options, cases, folder, shard, count)
         return decide(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,), rule=ctx.rule)
 
     def merge(self, ctx, options: AppFlowOptions, parts: list[CheckResult]) -> CheckResult:
@@ -88,27 +112,37 @@ class AppFlowsCheck(CheckDefinition):
         return decide(self.name, options.gate, case_records(parts), artifacts=artifacts, rule=ctx.rule)
 
 
-def _records(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list[dict], str]:
+def _cases(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list, str]:
+    folder = options.suites or f"evals/{ctx.promotion.application}"
+    return shard_cases(all_cases(load_suites(ctx.reader, ctx.base, folder)), shard, count), folder
+
+
+def _run_both(ctx, options: AppFlowOptions, cases, endpoints) -> list[dict]:
+    """Run ``cases`` on both variants at once; their case records."""
+    kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
+                  sample_rule=options.sample_rule, server_errors=options.server_errors, progress=ctx.progress)
+    cand, base = asyncio.run(_both(*endpoints, cases, kwargs))
+    ctx.progress(f"app-flows: candidate {cand.wall_s:.1f}s, baseline {base.wall_s:.1f}s")
+    return records(cand, base)
+
+
+def _records(ctx, options: AppFlowOptions, cases, folder: str, shard: int = 0, count: int = 1) -> tuple[list[dict], str]:
     """Run this shard's cases on both variants; the records, and the artifact keeping them."""
     from bot.appflows.endpoints import candidate_and_baseline
 
-    folder = options.suites or f"evals/{ctx.promotion.application}"
-    cases = shard_cases(all_cases(load_suites(ctx.reader, ctx.base, folder)), shard, count)
     ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}" + (f", shard {shard + 1}/{count}" if count > 1 else ""))
-    kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
-                  sample_rule=options.sample_rule, server_errors=options.server_errors, progress=ctx.progress)
-    with candidate_and_baseline(ctx) as (cand_ep, base_ep):
-        cand, base = asyncio.run(_both(cand_ep, base_ep, cases, kwargs))
-    ctx.progress(f"app-flows: candidate {cand.wall_s:.1f}s, baseline {base.wall_s:.1f}s")
-    recs = records(cand, base)
-    name = f"app-flows-cases{'-shard' + str(shard + 1) if count > 1 else ''}.json"
+    with candidate_and_baseline(ctx) as endpoints:
+        recs = _run_both(ctx, options, cases, endpoints)
+    return recs, _write_records(ctx, recs, f"app-flows-cases{'-shard' + str(shard + 1) if count > 1 else ''}.json")
+
+
+def _write_records(ctx, recs: list[dict], name: str) -> str:
     write_atomic(ctx.workdir / name, json.dumps(
         {"candidate": str(ctx.promotion.to_variant), "baseline": str(ctx.baseline_ref()), "cases": recs},
         indent=2) + "\n")
     # Relative to the results folder, which the workflow uploads as an artifact.
-    return recs, f"{ctx.workdir.parent.name}/{ctx.workdir.name}/{name}"
+    return f"{ctx.workdir.parent.name}/{ctx.workdir.name}/{name}"
 
 
 async def _both(cand_ep, base_ep, cases, kwargs):
     return await asyncio.gather(run_cases_async(cand_ep, cases, **kwargs), run_cases_async(base_ep, cases, **kwargs))
-

@@ -2,25 +2,24 @@
 
 Each runs in its own child process (killed at its `timeout`). Task YAMLs and data come from the
 base revision (see `bot.lmeval.tasks`); baseline results come from the cache when the baseline's
-weights, the tasks, lm-eval and the options are unchanged (see `bot.lmeval.cache`).
+weights, the tasks, lm-eval and the options are unchanged (see `bot.lmeval.cache`). With a
+`limit` above `sequential.min`, the documents are evaluated in looks that stop once the verdict is
+settled (see `bot.lmeval.sequential`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from typing import Any, Iterator, Mapping
 
 from bot.checks import CheckDefinition, register
 from bot.errors import InputError
 from bot.fields import Loc
-from bot.lmeval import harness
+from bot.lmeval import harness, sequential
 from bot.lmeval.cache import BaselineCache, cache_key
-from bot.lmeval.gate import compare
 from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
-from bot.lmeval.scores import parse_samples, parse_scores
 from bot.lmeval.tasks import prepare
 from bot.output import write_atomic
 from bot.results import CheckResult
@@ -40,46 +39,48 @@ class LmEvalCheck(CheckDefinition):
         ctx.progress(f"{self.name}: task definitions from the base revision {ctx.base[:12]}")
         prepared = prepare(ctx.reader, ctx.base, options, ctx.workdir / "lm-eval", policy_file=ctx.policy.file)
 
-        cache = BaselineCache(ctx.cache_dir / "lm-eval", ctx.progress)
+        def evaluate(role: str, documents: tuple[int, int] | None) -> dict:
+            variant = candidate if role == "candidate" else baseline
+            with model_target(ctx, variant, role, options) as target:
+                return harness.run(target, prepared, options, progress=ctx.progress, documents=documents)
+
         weights_id = weights_identity(ctx, baseline, options)
         key = weights_id and cache_key(weights=weights_id, tasks_digest=prepared.digest,
                                        lm_eval_version=harness.lm_eval_version(),
                                        run_fingerprint=options.run_fingerprint())
-        evaluations = []
-        base_raw = cache.get(key) if key else None
-        if base_raw is not None:
+        base = sequential.Baseline(evaluate, BaselineCache(ctx.cache_dir / "lm-eval", ctx.progress), key,
+                                   {"variant": str(baseline.ref), "weights": weights_id, "tasks": list(prepared.names),
+                                    "options": options.run_fingerprint()}, options, ctx.progress)
+        if base.cached is not None:
             ctx.progress(f"{self.name}: baseline {baseline.ref} from the cache ({key[:12]})")
-            evaluations.append(_evaluation("baseline", baseline, "cache", 0.0))
-        else:
-            with model_target(ctx, baseline, "baseline", options) as target:
-                base_raw = harness.run(target, prepared, options, progress=ctx.progress)
-            evaluations.append(_evaluation("baseline", baseline, "lm-eval", base_raw["seconds"]))
-            base_scores = parse_scores(base_raw)
-            if key and all(math.isfinite(s.value) for ss in base_scores.values() for s in ss):
-                cache.put(key, base_raw, describe={"variant": str(baseline.ref), "weights": weights_id,
-                                                   "tasks": list(prepared.names), "options": options.run_fingerprint()})
-        with model_target(ctx, candidate, "candidate", options) as target:
-            cand_raw = harness.run(target, prepared, options, progress=ctx.progress)
-        evaluations.append(_evaluation("candidate", candidate, "lm-eval", cand_raw["seconds"]))
+        plan, why_fixed = sequential.seq_plan(options, ctx.rule, lambda: harness.inspect(prepared, options))
+        run = sequential.evaluate(evaluate, options, ctx.rule, base, candidate_variant=str(candidate.ref),
+                                  baseline_variant=str(baseline.ref), plan=plan, progress=ctx.progress)
 
         artifacts = []
-        for role, raw in (("baseline", base_raw), ("candidate", cand_raw)):
+        for role, raw in (("baseline", run.baseline), ("candidate", run.candidate)):
             path = ctx.workdir / f"lm-eval-{role}.json"
             write_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
             artifacts.append(str(path))
 
-        outcome = compare(options.tasks, parse_scores(cand_raw), parse_scores(base_raw),
-                          candidate_docs=parse_samples(cand_raw), baseline_docs=parse_samples(base_raw), rule=ctx.rule)
         notes = []
         if ctx.baseline_is_new:
             notes.append(f"{baseline.ref} is new in this PR: the baseline comes from the PR itself, so review its files")
-        if options.limit:
+        if options.limit and run.looks is None:
             notes.append(f"lm-eval limit {options.limit}: at most {options.limit} samples per task")
+        if why_fixed:
+            notes.append(why_fixed)
+        notes += run.notes
+        findings = list(run.evaluations)
+        if run.looks is not None:
+            findings.append({"title": run.stopped(), "sequential": run.looks})
+        detail = self.detail(run.outcome, options)
         return CheckResult(
-            name=self.name, verdict=outcome.verdict,
-            candidate=self.summary_value(outcome.rows, "candidate"), baseline=self.summary_value(outcome.rows, "baseline"),
-            threshold=self.threshold_text(options), detail=self.detail(outcome, options),
-            rows=outcome.rows, notes=tuple(notes), findings=tuple(evaluations), artifacts=tuple(artifacts),
+            name=self.name, verdict=run.outcome.verdict,
+            candidate=self.summary_value(run.outcome.rows, "candidate"),
+            baseline=self.summary_value(run.outcome.rows, "baseline"),
+            threshold=self.threshold_text(options), detail=f"{run.stopped()}: {detail}" if run.looks else detail,
+            rows=run.outcome.rows, notes=tuple(notes), findings=tuple(findings), artifacts=tuple(artifacts),
             wall_time_s=time.monotonic() - started,
         )
 
@@ -93,13 +94,6 @@ class LmEvalCheck(CheckDefinition):
         if outcome.problems:
             return "; ".join(outcome.problems)
         return "; ".join(outcome.changes) or f"no metrics compared on {', '.join(options.task_names)}"
-
-
-def _evaluation(role: str, variant, source: str, seconds: float) -> dict:
-    """One model evaluation (or cache hit), shown as a finding so reviewers see what ran."""
-    how = "cached lm-eval results" if source == "cache" else f"evaluated by lm-eval in {seconds:.1f}s"
-    return {"title": f"{role} {variant.ref}: {how}", "role": role, "variant": str(variant.ref),
-            "source": source, "seconds": seconds}
 
 
 def weights_identity(ctx, variant, options: EvalOptions) -> str | None:

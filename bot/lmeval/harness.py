@@ -98,19 +98,76 @@ def load_tasks(tm, prepared: PreparedTasks, options: EvalOptions) -> list:
     return objects
 
 
+@dataclass(frozen=True)
+class TaskFacts:
+    """What the sequential gate must know of a task before evaluating it."""
+
+    documents: int  # how many documents it has
+    aggregations: dict  # metric → lm-eval aggregation name ("mean", "weighted_perplexity"...), "" if unknown
+
+
+class NotSplittable(Exception):
+    """The tasks cannot be evaluated in batches of documents (a group, or a task lm-eval cannot index)."""
+
+
+def aggregation_names(task) -> dict[str, str]:
+    """metric → the name of lm-eval's aggregation function, matched by identity ("" for anything else,
+    e.g. a task's own `!function` aggregation), so a recomputation never guesses."""
+    from lm_eval.api import metrics
+
+    known = {metrics.mean: "mean", metrics.weighted_perplexity: "weighted_perplexity",
+             metrics.bits_per_byte: "bits_per_byte", metrics.perplexity: "perplexity"}
+    return {str(m): known.get(fn, "") for m, fn in (task.aggregation() or {}).items()}
+
+
+def inspect(prepared: PreparedTasks, options: EvalOptions) -> dict[str, TaskFacts]:
+    """Each selected task's document count and aggregations, without evaluating anything."""
+    force_offline()
+    from lm_eval.api.task import Task
+    from lm_eval.tasks import TaskManager, get_task_name_from_object
+
+    with working_directory(prepared.root):
+        tm = TaskManager(include_path=str(prepared.include_path), include_defaults=prepared.needs_builtin_index)
+        out = {}
+        for task in load_tasks(tm, prepared, options):
+            if not isinstance(task, Task):
+                raise NotSplittable(f"{type(task).__name__} {getattr(task, 'group_name', task)!s} is a group of tasks, "
+                                    "whose aggregate lm-eval computes across its subtasks")
+            out[get_task_name_from_object(task)] = TaskFacts(len(task.eval_docs), aggregation_names(task))
+    return out
+
+
 def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
-        progress: Callable[[str], None]) -> dict:
-    """Evaluate ``target`` on the prepared tasks; returns the JSON-able part of lm-eval's results."""
+        progress: Callable[[str], None], documents: tuple[int, int] | None = None) -> dict:
+    """Evaluate ``target`` on the prepared tasks; returns the JSON-able part of lm-eval's results.
+
+    ``documents=(start, stop)``: only documents start..stop−1 of each task (lm-eval's `samples=`),
+    instead of the first `limit`; a task with fewer than ``start`` documents is left out.
+    """
     force_offline()
     started = time.monotonic()
+    window = "" if documents is None else f" (documents {documents[0] + 1}–{documents[1]})"
     progress(f"lm-eval: {target.describe()} on {', '.join(prepared.names)}"
-             + (f" (limit {options.limit})" if options.limit else ""))
+             + (window or (f" (limit {options.limit})" if options.limit else "")))
     import lm_eval
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager, get_task_name_from_object
 
     with working_directory(prepared.root):
         tm = TaskManager(include_path=str(prepared.include_path), include_defaults=prepared.needs_builtin_index)
         tasks = load_tasks(tm, prepared, options)
+        limit, samples = options.limit, None
+        if documents is not None:
+            # lm-eval reads an empty index list as "every document": leave such a task out instead.
+            limit, samples = None, {}
+            for task in tasks:
+                name = get_task_name_from_object(task)
+                indices = list(range(documents[0], min(documents[1], len(task.eval_docs))))
+                if indices:
+                    samples[name] = indices
+            tasks = [t for t in tasks if get_task_name_from_object(t) in samples]
+            if not tasks:
+                raise ValueError(f"no task has documents {documents[0] + 1}–{documents[1]}")
+        aggregations = {get_task_name_from_object(t): aggregation_names(t) for t in tasks if hasattr(t, "aggregation")}
         try:
             with warnings.catch_warnings():
                 # lm-eval's HFLM hands a compressed-tensors model's own quantization_config back to
@@ -118,7 +175,7 @@ def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
                 warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
                 out = lm_eval.simple_evaluate(
                     model=target.backend, model_args=dict(target.model_args), tasks=tasks, task_manager=tm,
-                    limit=options.limit, num_fewshot=options.num_fewshot, batch_size=options.batch_size,
+                    limit=limit, samples=samples, num_fewshot=options.num_fewshot, batch_size=options.batch_size,
                     bootstrap_iters=options.bootstrap_iters, log_samples=True, write_out=False,
                 )
         except InputError:
@@ -135,6 +192,7 @@ def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
         "n-samples": _plain(out.get("n-samples", {})),
         "versions": _plain(out.get("versions", {})),
         "samples": per_document(out.get("samples") or {}),
+        "aggregations": aggregations,
         "lm_eval_version": out.get("lm_eval_version") or lm_eval_version(),
         "variant": target.variant,
         "seconds": round(seconds, 3),

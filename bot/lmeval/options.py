@@ -13,7 +13,7 @@
       max_drop: 5
 
 Shared: limit, num_fewshot, batch_size, bootstrap_iters, backend (hf | local-completions),
-base_url, model_name, tokenizer, tasks_dir, trust_functions.
+base_url, model_name, tokenizer, tasks_dir, trust_functions, sequential (see `bot.sequential_policy`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from typing import Any, Mapping
 
 from bot.fields import Loc, get_int, get_str, mapping, parse_percent, reject_unknown, sequence
 from bot.paths import check_repo_path
+from bot.sequential_policy import SequentialOption, parse_sequential
 
 BACKENDS = ("hf", "local-completions")
 DEFAULT_TASKS_DIR = "evals/tasks"
 DEFAULT_MAX_INCREASE = 0.03
 
 COMMON_KEYS = {"limit", "num_fewshot", "batch_size", "bootstrap_iters", "backend", "base_url",
-               "model_name", "tokenizer", "tasks_dir", "trust_functions", "dtype"}
+               "model_name", "tokenizer", "tasks_dir", "trust_functions", "dtype", "sequential"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class EvalOptions:
     tasks_dir: str = DEFAULT_TASKS_DIR
     trust_functions: tuple[str, ...] = ()  # task YAMLs (repo paths) allowed to use `!function`
     local_only: bool = False  # `domain`: only the repo's own tasks
+    # Looks at growing document counts up to `limit`; None: `sequential: off`. Not in the cache key:
+    # it changes which documents run, not the values a document gets.
+    sequential: SequentialOption | None = SequentialOption()
     where: str = ""  # the gate entry's field path in the policy, for error messages
 
     @property
@@ -187,5 +191,5 @@ def _common(check: str, tasks: tuple[TaskSpec, ...], raw: Mapping[str, Any], loc
         bootstrap_iters=bootstrap_iters, backend=backend, base_url=base_url,
         model_name=get_str(raw, "model_name", loc, None), tokenizer=tokenizer,
         dtype=get_str(raw, "dtype", loc, "auto"), tasks_dir=tasks_dir, trust_functions=trust,
-        local_only=local_only, where=loc.path,
+        local_only=local_only, where=loc.path, sequential=parse_sequential(raw, loc),
     )
