@@ -99,7 +99,7 @@ def time_to_revert(root: Path) -> bool:
     from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 
     from bot.forge import LocalForge
-    from bot.monitor.command import monitor
+    from bot.monitor_pass import monitor
     from bot.demo.local_prometheus import LocalPrometheus, free_port
     from bot.monitor.rules import render_query
 

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [  # top first; a module's layer is that of its longest matching prefix
     ("entry", ["bot.cli", "bot.__main__", "bot.commands"]),
-    ("adapters", ["bot.github", "bot.monitor.command", "bot.demo"]),
+    ("adapters", ["bot.github", "bot.monitor_pass", "bot.demo"]),
     ("gate", ["bot.pipeline", "bot.runner", "bot.report", "bot.plan", "bot.statuses", "bot.variant_changes",
               "bot.policy_load"]),
     ("checks", ["bot.checks", "bot.appflows", "bot.lmeval", "bot.perf", "bot.serving", "bot.context",

@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import main
 from bot.forge import LocalForge
-from bot.monitor.command import monitor
+from bot.monitor_pass import monitor
 from bot.demo.local_prometheus import LocalPrometheus, free_port
 from bot.demo.series import Phase, openmetrics
 from monitorops import PROD, clone_with_origin, commit_time, policy_with, prod_manifest, remote_branches

@@ -46,7 +46,7 @@ def test_parse_rollback__errors_point_into_promotion_yaml_when_the_policy_is_rea
 
 
 def test_parse_rollback__missing_section_is_an_input_error_with_a_fix():
-    from bot.monitor.command import load_rollback
+    from bot.monitor_pass import load_rollback
 
     with pytest.raises(InputError, match=r"environments\[2\]\.rollback: is missing.*defaults: true"):
         load_rollback(parse_policy(POLICY), "prod")
@@ -114,7 +114,7 @@ def test_evaluate__table(spec, sample, state, limit):
 def test_demo_policy__spells_out_exactly_the_shipped_defaults():
     from pathlib import Path
 
-    from bot.monitor.command import load_rollback
+    from bot.monitor_pass import load_rollback
     from bot.policy_load import from_file
 
     _, rollback = load_rollback(from_file(Path(__file__).parent.parent / "promotion.yaml"), "prod")

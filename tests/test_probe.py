@@ -13,7 +13,7 @@ from monitorops import PROD, ROLLBACK, clone_with_origin, commit_time, policy_wi
 
 from bot.cli import main
 from bot.forge import LocalForge
-from bot.monitor.command import monitor
+from bot.monitor_pass import monitor
 from bot.demo.local_prometheus import LocalPushgateway, free_port
 
 SUITE = textwrap.dedent("""\

@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from bot.forge import LocalForge
-    from bot.monitor.command import monitor
+    from bot.monitor_pass import monitor
 
     if args.forge_dir is None and not args.dry_run:
         raise InputError("command line", "--forge-dir", "is required unless --dry-run is given",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.forge import LocalForge
 from bot.manifests import deployments
-from bot.monitor.command import monitor
+from bot.monitor_pass import monitor
 from bot.monitor.history import find_promotion
 from bot.demo.local_prometheus import LocalPrometheus
 from bot.demo.series import Phase, openmetrics
