@@ -196,7 +196,7 @@ def test_performance_decide__higher_confidence_widens_the_interval():
     base, cand = rounds(1.0, spread=0.2, seed=1)
     narrow = decide("performance", PerfLimits(confidence=0.80), base, cand).rows[0].evidence.interval
     wide = decide("performance", PerfLimits(confidence=0.99), base, cand).rows[0].evidence.interval
-    assert wide.low < narrow.low and wide.high > narrow.high and wide.level == 0.99
+    assert wide.low < narrow.low and wide.high > narrow.high and wide.level == pytest.approx(1 - 0.01 / 4)
 
 
 def test_performance_decide__errors_and_missing_data():
@@ -274,3 +274,9 @@ def test_performance_options__old_p95_names_still_set_the_limits():
     assert parsed.environments[1].gate[0].rule.confidence == 0.90 and options.rounds == 8 and options.interleaved
     assert [options.round_profile(i).seed for i in range(4)] == [42, 43, 44, 45]
     assert options.round_profile(0).requests == 2
+
+
+def test_performance_decide__the_checks_error_is_shared_over_its_four_metrics():
+    from bot.perf.compare import METRICS, metric_level
+
+    assert len(METRICS) == 4 and metric_level(0.95) == pytest.approx(0.9875) and metric_level(0.90) == pytest.approx(0.975)
