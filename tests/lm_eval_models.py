@@ -90,7 +90,9 @@ def gate_policy(gate: str, *, baseline: str = "v1.0-fp32") -> str:
 def put_weights(repo: GitOpsRepo, variant: str, source: Path) -> None:
     folder = repo.path / "models" / "canopy-tiny" / variant / "weights"
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(source, folder)
+    # Fresh mtimes: copy2's preserved ones, with equal sizes and a reused inode, let `git add` take a
+    # replaced weights file for unchanged (racy git) and the commit would silently lack it.
+    shutil.copytree(source, folder, copy_function=shutil.copy)
 
 
 def lm_eval_repo(path: Path, models: dict[str, Path], gate: str, *, baseline: str = "v1.0-fp32") -> GitOpsRepo:

@@ -188,6 +188,6 @@ def test_lm_eval_gate__baseline_files_the_pr_overwrites_are_not_what_it_is_measu
     reader.close()
     [result] = results  # test's object is promoted; staging and prod, which serve the changed folder, are re-gated
     assert result.verdict == "fail" and "worse than the baseline" in result.detail
-    assert {p.environment for p in plan.promotions if p.change == "content"} == {"staging", "prod"}
+    assert {p.environment for p in plan.promotions if p.change == "content"} == {"staging", "prod"}, plan.errors
     entries = [json.loads(p.read_text()) for p in (cache / "lm-eval").glob("*.json")]
     assert entries and {e["describe"]["weights"] for e in entries} == {f"git-tree:{honest_tree}"}
