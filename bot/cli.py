@@ -1,7 +1,8 @@
 """Command-line entry point. Each module in `bot/commands/` exposing `register(subparsers)`
 adds one subcommand; this file only dispatches and turns errors into exit codes.
 
-Exit codes: 0 pass / nothing to do, 1 a gate failed (or a rollback rule tripped), 2 could not judge.
+Exit codes: 0 pass / nothing to do, 1 a gate failed (or a rollback rule tripped), 2 could not judge,
+3 inconclusive (the data cannot settle a verdict and the policy blocks on it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""`promotion-bot check`: judge a promotion PR between two revisions of a local GitOps repo."""
+"""`promotion-bot check`: judge a promotion PR as it would merge: the promotions --head makes,
+merged into --base (the target branch as it is now), by --base's policy.
+
+Exit codes: 0 pass, 1 a gate failed, 2 could not judge (bad input, a crash, a timeout),
+3 inconclusive (the data cannot settle a verdict; `on_inconclusive: fail`, the default, blocks).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ from bot.pipeline import check, write_outputs
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check", help="judge the promotions between two revisions", description=__doc__)
+    p = sub.add_parser("check", help="judge a PR's promotions as it would merge into the target", description=__doc__)
     p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
-    p.add_argument("--base", required=True, help="base revision (the target branch)")
-    p.add_argument("--head", required=True, help="head revision (the PR)")
+    p.add_argument("--base", required=True, help="the target branch (its tip: the policy and what each environment serves)")
+    p.add_argument("--head", required=True, help="the PR's head; its own changes are judged as merged into --base")
     p.add_argument("--policy", help="policy file to use instead of promotion.yaml at the base revision")
     p.add_argument("--json", type=Path, help="write the JSON report here")
     p.add_argument("--comment", type=Path, help="write the PR comment (Markdown) here")
