@@ -99,7 +99,7 @@ def _pct(x: float) -> str:
 
 
 def describe(label: str, iv: Interval) -> str:
-    return f"{label} {_pct(iv.estimate)} ({iv.level:.0%}: {_pct(iv.low)} to {_pct(iv.high)})"
+    return f"{label} {_pct(iv.estimate)} ({iv.level * 100:.4g}%: {_pct(iv.low)} to {_pct(iv.high)})"
 
 
 def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
