@@ -332,17 +332,12 @@ class ManifestIndex:
         sha = self.reader.tree_sha(self.rev, path)
         # An unchanged file is parsed once for base and head.
         cache_key = (path, sha or f"{self.rev}:{path}", keys_only)
-        if cache_key not in self._parsed:
-            try:
-                keys = object_keys(text, path) if keys_only and text is not None else None
-                self._parsed[cache_key] = keys if keys is not None else \
-                    [] if text is None else parse_objects(text, path, self.policy.variant_ref)
-            except InputError as exc:
-                self._parsed[cache_key] = exc
-        result = self._parsed[cache_key]
-        if isinstance(result, InputError):
-            raise result
-        return result
+
+        def parse():
+            keys = object_keys(text, path) if keys_only and text is not None else None
+            return keys if keys is not None else [] if text is None else parse_objects(text, path, self.policy.variant_ref)
+
+        return _remembered(self._parsed, cache_key, parse)
 
     def objects_in(self, path: str) -> list[ServedObject] | None:
         """Served objects of one file, or None when the file does not exist at this revision."""
@@ -353,16 +348,7 @@ class ManifestIndex:
         """Every object Argo CD would apply for ``env``, by key; InputError when the bot cannot see
         them as Argo CD does (a symlink, a submodule, a Helm chart, a failed kustomize build, the
         same object twice). With ``changed``, files not in it are read for their keys only."""
-        cache_key = (env.name, changed)
-        if cache_key not in self._environments:
-            try:
-                self._environments[cache_key] = self._read_environment(env, changed)
-            except InputError as exc:
-                self._environments[cache_key] = exc
-        result = self._environments[cache_key]
-        if isinstance(result, InputError):
-            raise result
-        return result
+        return _remembered(self._environments, (env.name, changed), lambda: self._read_environment(env, changed))
 
     def _read_environment(self, env: Environment, changed: frozenset[str] | None) -> dict[ObjectKey, ManifestObject]:
         refuse_special_entries(self.reader, self.rev, env.folder)
@@ -431,3 +417,17 @@ def deployments(reader, rev: str, policy: Policy, environment: str) -> list[Depl
 
 def by_object(objects: Iterable[ServedObject]) -> dict[str, ServedObject]:
     return {o.object: o for o in objects}
+
+
+def _remembered(cache: dict, key, compute):
+    """``compute()`` once per key; an InputError is remembered too and raised again on every ask
+    (a broken file is reported for each promotion that reads it, and parsed once)."""
+    if key not in cache:
+        try:
+            cache[key] = compute()
+        except InputError as exc:
+            cache[key] = exc
+    result = cache[key]
+    if isinstance(result, InputError):
+        raise result
+    return result
