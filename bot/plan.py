@@ -51,6 +51,7 @@ class Job:
     shard: int = 0
     shards: int = 1
     also: tuple[int, ...] = ()  # other promotions this job's result stands for (the same check on the same thing)
+    fail_fast: bool = False  # skipped, if a model check, once an earlier job of its promotions failed
 
     @property
     def promotions(self) -> tuple[int, ...]:
@@ -59,13 +60,14 @@ class Job:
     def to_json(self) -> dict:
         return {"id": self.id, "promotion": self.promotion, "also": list(self.also), "check": self.check,
                 "position": self.position, "runs_on": list(self.runs_on), "inline": self.inline,
-                "timeout_s": self.timeout_s, "shard": self.shard, "shards": self.shards}
+                "timeout_s": self.timeout_s, "shard": self.shard, "shards": self.shards, "fail_fast": self.fail_fast}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Job":
         return cls(id=d["id"], promotion=d["promotion"], check=d["check"], position=d["position"],
                    runs_on=tuple(d["runs_on"]), inline=d["inline"], timeout_s=d["timeout_s"],
-                   shard=d.get("shard", 0), shards=d.get("shards", 1), also=tuple(d.get("also", ())))
+                   shard=d.get("shard", 0), shards=d.get("shards", 1), also=tuple(d.get("also", ())),
+                   fail_fast=d.get("fail_fast", False))
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
                 suffix = f"-s{shard + 1}of{spec.shards}" if spec.shards > 1 else ""
                 jobs.append(Job(id=f"p{i}-{position}-{spec.name}{suffix}", promotion=i, check=spec.name,
                                 position=position, runs_on=spec.runs_on, inline=definition.inline,
-                                timeout_s=spec.timeout_s, shard=shard, shards=spec.shards))
+                                timeout_s=spec.timeout_s, shard=shard, shards=spec.shards, fail_fast=env.fail_fast))
     model_jobs = sum(not j.inline for j in jobs)
     if model_jobs > policy.limits.max_model_jobs:
         errors.append(ErrorRecord(policy.file, "limits.max_model_jobs",

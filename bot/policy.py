@@ -63,6 +63,7 @@ class Environment:
     rollback: Any  # bot.monitor.rules.RollbackPolicy, None when the environment has no `rollback:`
     probes: Any  # bot.monitor.probe_policy.ProbePolicy, None when it has no `probes:`
     index: int
+    fail_fast: bool = True  # skip a promotion's remaining model checks once one failed
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
     for i, raw_env in enumerate(raw_envs):
         e_loc = env_loc.child(i)
         env = mapping(raw_env, e_loc)
-        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "rollback", "probes"}, e_loc)
+        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "fail_fast", "rollback", "probes"}, e_loc)
         name = get_str(env, "name", e_loc)
         if not ENV_NAME.match(name):
             raise e_loc.child("name").error(f"{name!r} is not a valid environment name", "use lowercase letters, digits and dashes")
@@ -194,9 +195,13 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         require_canary = env.get("require_canary", False)
         if not isinstance(require_canary, bool):
             raise e_loc.child("require_canary").error(f"must be true or false, got {require_canary!r}")
+        fail_fast = env.get("fail_fast", True)
+        if not isinstance(fail_fast, bool):
+            raise e_loc.child("fail_fast").error(f"must be true or false, got {fail_fast!r}",
+                                                 "true skips the model checks left once one fails; false runs them all")
         environments.append(Environment(
             name=name, folder=folder, gate=gate, baseline=baseline, require_canary=require_canary,
-            rollback=rollback, probes=probes, index=i,
+            rollback=rollback, probes=probes, index=i, fail_fast=fail_fast,
         ))
 
     serve = mapping(data.get("serve") or {}, root.child("serve"))

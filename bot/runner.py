@@ -31,7 +31,7 @@ from bot.errors import InputError, PromotionBotError
 from bot.output import print_progress, write_atomic
 from bot.plan import Job, Plan
 from bot.policy import Policy
-from bot.results import ERROR, INCONCLUSIVE, PASS, CheckResult
+from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult
 from bot.vcs.reader import GitReader
 
 RESULT_SUFFIX = ".result.json"
@@ -165,23 +165,29 @@ def write_timeout(out_dir: Path, plan: Plan, job: Job) -> None:
     write_result(out_dir, plan, job, result)
 
 
-def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_dir: Path, *, progress) -> None:
-    """Run one job as `python -m bot run-check`; kill its whole process group at the timeout."""
-    cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--job", job.id,
-           "--out", str(out_dir), "--cache", str(cache_dir), "--repo", plan.repo]
+def run_subprocess(plan: Plan, plan_file: Path, jobs: list[Job], out_dir: Path, cache_dir: Path, *, progress) -> None:
+    """Run ``jobs`` in one `python -m bot run-check` child, in order, each against its own deadline
+    there; kill its whole process group at their summed timeout."""
+    cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--out", str(out_dir),
+           "--cache", str(cache_dir), "--repo", plan.repo]
+    for job in jobs:
+        cmd += ["--job", job.id]
+    timeout_s = sum(job.timeout_s for job in jobs)
     # Checks may run PR-controlled weights and configs: they get no credential, and what they
     # print cannot issue workflow commands in the Actions log.
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=child_env())
     output = relay(proc.stderr)
     try:
-        code = proc.wait(timeout=job.timeout_s)
+        code = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         output.join(timeout=5)
-        progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
-        write_timeout(out_dir, plan, job)
+        for job in jobs:
+            if not result_path(out_dir, job).exists():
+                progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
+                write_timeout(out_dir, plan, job)
         return
     output.join(timeout=5)
     # A check that gave up at its own deadline may leave a model server behind in its session.
@@ -189,8 +195,20 @@ def run_subprocess(plan: Plan, plan_file: Path, job: Job, out_dir: Path, cache_d
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    if code not in (0, 1, 2) or not result_path(out_dir, job).exists():
-        progress(f"{job.id} exited with code {code}; the report reads a missing result as error")
+    if code not in (0, 1, 2) or not all(result_path(out_dir, job).exists() for job in jobs):
+        progress(f"{', '.join(j.id for j in jobs)}: exited with code {code}; the report reads a missing result as error")
+
+
+def child_groups(jobs: tuple[Job, ...]) -> list[list[Job]]:
+    """Consecutive model checks of the same promotions share one child process: its imports (torch,
+    lm-eval: seconds each) are paid once, and the same PR content runs in it either way."""
+    groups: list[list[Job]] = []
+    for job in jobs:
+        if groups and not job.inline and not groups[-1][0].inline and groups[-1][0].promotions == job.promotions:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
 
 
 def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, *, plan_file: Path | None = None,
@@ -198,30 +216,74 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
     """Run ``jobs`` one after another (model checks already use every core).
 
     Inline jobs run here; the others in a child process when ``plan_file`` is given (`check`),
-    else here too (`run-check` is already the child, on its own runner).
+    else here too (`run-check` is already the child, on its own runner). A model check whose
+    promotions have all failed already is skipped when its environment says `fail_fast`: the gate's
+    verdict is settled, and its evals would only spend the runner's time.
     """
     if not jobs:
         return
     shared = shared or Shared.open(plan)
     total, done, pending = len(jobs), 0, []
+    failed: dict[int, str] = {}  # promotion → the first check that failed it
+
+    def note_outcomes(finished: list[Job]) -> None:
+        for job in finished:
+            verdict = _written_verdict(out_dir, plan, job)
+            if verdict in (FAIL, ERROR):
+                for i in job.promotions:
+                    failed.setdefault(i, f"{job.check}: {verdict}")
 
     def flush() -> None:
         nonlocal done, pending
         if pending:
             run_in_thread(plan, pending, out_dir, cache_dir, shared=shared, progress=progress)
+            note_outcomes(pending)
             done += len(pending)
             pending = []
             progress(f"[{done}/{total}] jobs done")
 
-    for job in jobs:
-        if job.inline or plan_file is None:
-            pending.append(job)
+    def skipped(job: Job) -> bool:
+        nonlocal done
+        if not (job.fail_fast and all(i in failed for i in job.promotions)):
+            return False
+        why = failed[job.promotion]
+        write_result(out_dir, plan, job, CheckResult(
+            job.check, SKIPPED, detail=f"not run: the gate had already failed ({why}); "
+                                       "`fail_fast: false` on the environment runs every check"))
+        done += 1
+        progress(f"[{done}/{total}] {job.id} skipped: the gate had already failed ({why})")
+        return True
+
+    for group in child_groups(jobs):
+        if group[0].inline:
+            pending.extend(group)
             continue
         flush()
-        progress(f"[{done + 1}/{total}] {job.id} ({job.check}, in a child process)")
-        run_subprocess(plan, plan_file, job, out_dir, cache_dir, progress=progress)
-        done += 1
+        if plan_file is None:  # this is the child: one job at a time, so each sees the last one's verdict
+            for job in group:
+                if not skipped(job):
+                    pending.append(job)
+                    flush()
+            continue
+        if skipped(group[0]):
+            for job in group[1:]:
+                skipped(job)
+            continue
+        ids = ", ".join(f"{j.id} ({j.check})" for j in group)
+        progress(f"[{done + 1}/{total}] {ids}, in a child process")
+        run_subprocess(plan, plan_file, group, out_dir, cache_dir, progress=progress)
+        note_outcomes(group)
+        done += len(group)
     flush()
+
+
+def _written_verdict(out_dir: Path, plan: Plan, job: Job) -> str:
+    """The verdict in ``job``'s result file; a missing or unreadable one counts as an error."""
+    try:
+        body = json.loads(result_path(out_dir, job).read_text())
+        return body["result"]["verdict"] if body.get("plan") == plan.plan_id else ERROR
+    except (OSError, ValueError, KeyError, TypeError):
+        return ERROR
 
 
 def execute(plan: Plan, plan_file: Path, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,

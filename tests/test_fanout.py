@@ -46,6 +46,7 @@ POLICY = textwrap.dedent("""\
           - check: zoo
           - check: promotion-order
       - name: prod
+        fail_fast: false  # a matrix runs every entry at once: compared with `check`, nothing may be skipped
         gate:
           - check: zoo
           - check: promotion-order
@@ -412,6 +413,53 @@ def test_check__inline_check_past_its_deadline_stays_an_error(tmp_path):
     assert started.exists()
     time.sleep(3)  # the abandoned check is done by now
     assert json.loads(result_file.read_text())["result"]["verdict"] == "error"
+
+
+@pytest.mark.parametrize("fail_fast, ran", [(None, False), ("true", False), ("false", True)])
+def test_check__fail_fast_skips_the_model_checks_after_a_fail(tmp_path, fail_fast, ran):
+    """The first model check fails: the second is skipped (fail_fast, the default) or runs; the
+    inline zoo check runs either way, and the gate fails either way."""
+    setting = "" if fail_fast is None else f"    fail_fast: {fail_fast}\n"
+    policy = POLICY.replace("  - name: test\n    gate:\n", "  - name: test\n" + setting + "    gate:\n"
+                            "      - {check: test-slow, seconds: 0, verdict: fail}\n"
+                            "      - {check: test-slow, seconds: 0}\n")
+    repo = make_repo(tmp_path, policy)
+    _promote_test(repo)
+    repo.commit("Promote")
+    code, rep, comment = check(repo, tmp_path)
+    checks = promotion(rep, "test")["checks"]
+    assert code == 1 and promotion(rep, "test")["verdict"] == "fail"
+    assert [c["verdict"] for c in checks] == ["fail", "pass" if ran else "skipped", "pass", "fail"]
+    started = tmp_path / "work" / "results" / "artifacts" / "p0-1-test-slow" / "started"
+    assert started.exists() == ran
+    if not ran:
+        assert checks[1]["detail"] == ("not run: the gate had already failed (test-slow: fail); "
+                                       "`fail_fast: false` on the environment runs every check")
+        assert "not run: the gate had already failed" in comment
+
+
+def test_check__model_checks_of_a_promotion_share_one_child_process(tmp_path):
+    """Two model checks of one promotion: one child (imports paid once), not this process."""
+    policy = POLICY.replace("  - name: test\n    gate:\n", "  - name: test\n    gate:\n"
+                            "      - {check: test-slow, seconds: 0}\n      - {check: test-slow, seconds: 0}\n")
+    repo = make_repo(tmp_path, policy)
+    _promote_test(repo)
+    repo.commit("Promote")
+    code, rep, _ = check(repo, tmp_path)
+    assert [c["verdict"] for c in promotion(rep, "test")["checks"]] == ["pass", "pass", "pass", "fail"]
+    artifacts = tmp_path / "work" / "results" / "artifacts"
+    pids = {int((artifacts / job / "started").read_text()) for job in ("p0-0-test-slow", "p0-1-test-slow")}
+    assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_policy__fail_fast_must_be_a_boolean(tmp_path, capsys):
+    policy = POLICY.replace("  - name: test\n    gate:\n", "  - name: test\n    fail_fast: sometimes\n    gate:\n")
+    repo = make_repo(tmp_path, policy)
+    _promote_test(repo)
+    repo.commit("Promote")
+    code, rep, _ = check(repo, tmp_path)
+    assert code == 2
+    assert "environments[0].fail_fast" in json.dumps(rep) and "must be true or false, got 'sometimes'" in json.dumps(rep)
 
 
 # --- shards ------------------------------------------------------------------------------

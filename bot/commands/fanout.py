@@ -32,9 +32,10 @@ def register(sub) -> None:
     p.add_argument("--matrix", type=Path, help="also write the `strategy.matrix` JSON here")
     p.set_defaults(func=run_plan)
 
-    r = sub.add_parser("run-check", help="run one job of a plan and write its result file")
+    r = sub.add_parser("run-check", help="run jobs of a plan (one matrix entry, or the --job ids given) and write their result files")
     r.add_argument("--plan", type=Path, required=True, help="the plan `plan` (or `github plan`) wrote")
-    r.add_argument("--job", required=True, help="a matrix entry id (`matrix.id`) or a job id")
+    r.add_argument("--job", required=True, action="append",
+                   help="a matrix entry id (`matrix.id`) or a job id; repeat to run several in this order")
     r.add_argument("--out", type=Path, required=True, help="folder for result files")
     r.add_argument("--repo", help="the checkout on this runner (default: the plan's)")
     r.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
@@ -79,7 +80,7 @@ def run_plan(args) -> int:
 def run_check_job(args) -> int:
     """Exit 0 when every job ran (whatever its verdict): the verdict is the reporter's to give."""
     plan = _plan_for_repo(args.plan, args.repo)
-    jobs = plan.entry_jobs(args.job)
+    jobs = tuple(job for entry in args.job for job in plan.entry_jobs(entry))
     clear_results(args.out, jobs)
     run_jobs(plan, jobs, args.out, args.cache or default_cache_dir())
     missing = [j.id for j in jobs if not result_path(args.out, j).exists()]

@@ -1,4 +1,5 @@
-"""Checks that exist only in tests: `test-slow` sleeps (to be killed mid-way), `test-tally` is a
+"""Checks that exist only in tests: `test-slow` sleeps (to be killed mid-way) and answers its
+`verdict` option (default pass), `test-tally` is a
 shardable stand-in for a long suite whose cases split across runners."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bot.results import FAIL, PASS, CheckResult, MetricRow
 class SlowCheck(CheckDefinition):
     name = "test-slow"
     inline = False
-    option_keys = frozenset({"seconds", "server"})
+    option_keys = frozenset({"seconds", "server", "verdict"})
 
     def run(self, ctx, options) -> CheckResult:
         (ctx.workdir / "started").write_text(str(os.getpid()))
@@ -23,7 +24,7 @@ class SlowCheck(CheckDefinition):
             server = subprocess.Popen(["sleep", "300"])
             (ctx.workdir / "server").write_text(str(server.pid))
         time.sleep(float(options.get("seconds", 0)))
-        return CheckResult(self.name, PASS, detail=f"slept {options.get('seconds', 0)}s")
+        return CheckResult(self.name, options.get("verdict", PASS), detail=f"slept {options.get('seconds', 0)}s")
 
 
 @register
