@@ -66,6 +66,26 @@ def working_directory(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+@contextlib.contextmanager
+def without_machine_survey() -> Iterator[None]:
+    """lm-eval describes the machine in its results: `git describe` in the task folder (not a
+    repository: "fatal: not a git repository" on every run) and torch's collect_env (about half a
+    second per run, many per sequential check). The bot records the versions it needs itself."""
+    from lm_eval import evaluator
+
+    def versions_only(storage: dict) -> None:
+        import transformers
+
+        storage.update(lm_eval_version=lm_eval_version(), transformers_version=transformers.__version__)
+
+    saved = evaluator.get_git_commit_hash, evaluator.add_env_info
+    evaluator.get_git_commit_hash, evaluator.add_env_info = (lambda: None), versions_only
+    try:
+        yield
+    finally:
+        evaluator.get_git_commit_hash, evaluator.add_env_info = saved
+
+
 def _is_offline_miss(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in ("OfflineModeIsEnabled", "Couldn't reach", "ConnectionError",
@@ -169,7 +189,7 @@ def run(target: ModelTarget, prepared: PreparedTasks, options: EvalOptions, *,
                 raise ValueError(f"no task has documents {documents[0] + 1}–{documents[1]}")
         aggregations = {get_task_name_from_object(t): aggregation_names(t) for t in tasks if hasattr(t, "aggregation")}
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), without_machine_survey():
                 # lm-eval's HFLM hands a compressed-tensors model's own quantization_config back to
                 # from_pretrained, and transformers warns that it got the config it already has.
                 warnings.filterwarnings("ignore", message="You passed `quantization_config`", category=UserWarning)
