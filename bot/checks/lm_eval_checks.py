@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 from bot.checks import CheckDefinition, register
 from bot.errors import InputError
 from bot.fields import Loc
-from bot.lmeval import harness, sequential
+from bot.lmeval import harness, sanity, sequential
 from bot.lmeval.cache import BaselineCache, cache_key
 from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
 from bot.lmeval.tasks import prepare
@@ -71,6 +71,9 @@ class LmEvalCheck(CheckDefinition):
         if why_fixed:
             notes.append(why_fixed)
         notes += run.notes
+        notes += sanity.absurd_baseline(run.baseline.get("results") or {}, vocab_size(ctx, baseline, options))
+        if candidate.is_quantized:
+            notes += sanity.better_than_baseline(run.outcome.rows)
         findings = list(run.evaluations)
         if run.looks is not None:
             findings.append({"title": run.stopped(), "sequential": run.looks})
@@ -94,6 +97,17 @@ class LmEvalCheck(CheckDefinition):
         if outcome.problems:
             return "; ".join(outcome.problems)
         return "; ".join(outcome.changes) or f"no metrics compared on {', '.join(options.task_names)}"
+
+
+def vocab_size(ctx, variant, options: EvalOptions) -> int | None:
+    """The baseline's `vocab_size` from its config.json, where its weights are local; else None."""
+    if options.backend != "hf":
+        return None
+    try:
+        value = json.loads((ctx.weights_dir(variant) / "config.json").read_text()).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
