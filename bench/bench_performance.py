@@ -6,7 +6,9 @@ the false-fail rate, the catch rate and the check's wall time.
 
 Targets: 0 fail verdicts in the A/A runs (inconclusive allowed), every slower candidate failed.
 `BENCH_PERF_BEFORE=<folder with an older checkout>` also times that checkout's check on the same
-A/A promotion, for the wall-time comparison (target: within 1.5×).
+A/A promotion and the same requests, alternating with this one's (new, old, new, old, ...:
+`BENCH_PERF_BEFORE_RUNS` pairs, default 3) so a change of load falls on both; the ratio is the
+median of the pairs' ratios (target: within 1.5×).
 
 Environment: BENCH_PERF_AA_RUNS (default 10), BENCH_PERF_SLOW_RUNS (5), BENCH_PERF_REQUESTS (16),
 BENCH_PERF_ROUNDS (8).
@@ -151,7 +153,12 @@ def main() -> int:
         aa = experiment("A/A real", AA_RUNS, local, COPY, tmp)
         slow = experiment("1.5x mock", SLOW_RUNS, mock, "v1.4-int2-g64", tmp, mock_extra)
         before = os.environ.get("BENCH_PERF_BEFORE")
-        old = experiment("A/A real, before", 2, local, COPY, tmp, code_root=Path(before), rounds=None) if before else []
+        pairs = []
+        for k in range(int(os.environ.get("BENCH_PERF_BEFORE_RUNS", 3)) if before else 0):
+            [(_, new_wall, _)] = experiment(f"A/A real, now, pair {k + 1}", 1, local, COPY, tmp)
+            [(old_check, old_wall, _)] = experiment(f"A/A real, before, pair {k + 1}", 1, local, COPY, tmp,
+                                                   code_root=Path(before), rounds=None)
+            pairs.append((new_wall, old_wall, old_check["verdict"]))
 
     aa_verdicts = [c["verdict"] for c, _, _ in aa]
     false_fail = aa_verdicts.count("fail")
@@ -169,11 +176,12 @@ def main() -> int:
     loads = [l for _, _, l in aa + slow]
     print(f"load average (1, 5, 15 min) before → after each run: {loads[0]} … {loads[-1]}; now {load()}")
     ok = false_fail == 0 and caught == len(slow) and "error" not in aa_verdicts
-    if old:
-        old_wall = statistics.median(w for _, w, _ in old)
-        print(f"before (sequential, one GuideLLM run per variant): median {old_wall:.0f}s, "
-              f"verdicts {[c['verdict'] for c, _, _ in old]}; ratio {wall / old_wall:.2f} (target ≤ 1.5)")
-        ok = ok and wall / old_wall <= 1.5
+    if pairs:
+        ratio = statistics.median(n / o for n, o, _ in pairs)
+        print("wall time now vs before (one GuideLLM run per variant, baseline first), alternating pairs: "
+              + ", ".join(f"{n:.0f}s/{o:.0f}s" for n, o, _ in pairs)
+              + f"; before's verdicts {[v for _, _, v in pairs]}; median ratio {ratio:.2f} (target ≤ 1.5)")
+        ok = ok and ratio <= 1.5
     return 0 if ok else 1
 
 
