@@ -47,6 +47,9 @@ class GitNotes:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def is_repository(self) -> bool:
+        return self.path.is_dir() and self._git("rev-parse", "--git-dir", check=False).returncode == 0
+
     def read(self, commit: str) -> str | None:
         proc = self._git("notes", f"--ref={self.ref}", "show", commit, check=False)
         return proc.stdout.decode() if proc.returncode == 0 else None
