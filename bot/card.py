@@ -11,6 +11,8 @@ from typing import Iterable, Mapping
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from bot.errors import InputError
+from bot.fields import Loc
 from bot.render import make_environment, safe_href
 from bot.results import CheckResult
 from bot.zoo import MODEL_NAME, VARIANT_NAME, Variant, VariantRef, parse_variant
@@ -134,11 +136,19 @@ def card_for(variant: Variant, checks: Iterable[CheckResult], *, baseline: str |
     if reader is not None and variant.recipe:
         recipe = reader.read_text(rev, variant.recipe)
     if reader is not None and baseline:
-        ref = VariantRef(*baseline.split("/", 1))
-        text = reader.read_text(rev, f"{ref.folder}/variant.yaml")
-        baseline_variant = parse_variant(ref, text) if text is not None else None
+        baseline_variant = _read_variant(reader, rev, baseline)
     return metadata_yaml(variant, checks), render_card_body(variant, checks, baseline=baseline, recipe_text=recipe,
                                                             baseline_variant=baseline_variant, overrides=overrides)
+
+
+def _read_variant(reader, rev: str | None, name: str) -> Variant | None:
+    """The baseline, for its size; a card without the ratio rather than none when it cannot be read."""
+    try:
+        ref = VariantRef.parse(name, Loc("card", "baseline"))
+        text = reader.read_text(rev, f"{ref.folder}/variant.yaml")
+        return parse_variant(ref, text) if text is not None else None
+    except InputError:
+        return None
 
 
 def full_card(metadata: str, body: str) -> str:
