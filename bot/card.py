@@ -14,6 +14,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from bot.errors import InputError
 from bot.fields import Loc
 from bot.render import make_environment, safe_href
+from bot.records import Record, latest_checks
 from bot.results import CheckResult
 from bot.zoo import MODEL_NAME, VARIANT_NAME, Variant, VariantRef, parse_variant
 from bot.zoo_compare import change_of, metric_key, size_ratio
@@ -149,6 +150,27 @@ def _read_variant(reader, rev: str | None, name: str) -> Variant | None:
         return parse_variant(ref, text) if text is not None else None
     except InputError:
         return None
+
+
+def source_text(record: Record) -> str:
+    """Which gate a recorded result comes from: `test gate, PR #1, pass, 2026-12-03 08:00 UTC`."""
+    pr = f"PR #{record.pr}" if record.pr else f"commit {record.commit[:12]}"
+    return f"{record.environment} gate, {pr}, {record.verdict}, {record.recorded_at[:16].replace('T', ' ')} UTC"
+
+
+def recorded_card(variant: Variant, records: Iterable[Record], *, baseline_variant: Variant | None = None,
+                  recipe_text: str | None = None, overrides=None) -> str:
+    """The full card (README.md) from what the gates recorded: each check's newest result for the
+    variant, whichever environment's gate ran it, each named with its gate."""
+    latest = latest_checks(records, str(variant.ref))
+    checks = [rc.check for rc in latest]
+    baseline = next((rc.record.baseline for rc in reversed(latest) if rc.record.baseline), None)
+    if baseline_variant is not None and baseline is not None and str(baseline_variant.ref) != baseline:
+        baseline_variant = None  # measured against another variant: no ratio against this one
+    body = render_card_body(variant, checks, baseline=baseline, baseline_variant=baseline_variant,
+                            recipe_text=recipe_text, overrides=overrides,
+                            sources={rc.check.name: source_text(rc.record) for rc in latest})
+    return full_card(metadata_yaml(variant, checks), body)
 
 
 def full_card(metadata: str, body: str) -> str:

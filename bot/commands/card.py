@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.card import full_card, metadata_yaml, render_card_body
+from bot.card import full_card, metadata_yaml, recorded_card, render_card_body
+from bot.records import all_records
+from bot.vcs.notes import GitNotes
 from bot.errors import InputError
 from bot.output import write_atomic
 from bot.results import CheckResult
@@ -49,25 +51,6 @@ def checks_from_report(report_path: Path, ref: str) -> list[CheckResult]:
     return checks
 
 
-def recorded_checks(repo: Path, ref: str) -> tuple[list[CheckResult], dict[str, str], str | None]:
-    """The variant's latest recorded check results, where each comes from, and their baseline."""
-    from bot.records import all_records, latest_checks
-    from bot.vcs.notes import GitNotes
-
-    notes = GitNotes(repo)
-    if not notes.is_repository():
-        return [], {}, None
-    latest = latest_checks(all_records(notes.all()), ref)
-    sources = {rc.check.name: source_text(rc.record) for rc in latest}
-    baseline = next((rc.record.baseline for rc in reversed(latest) if rc.record.baseline), None)
-    return [rc.check for rc in latest], sources, baseline
-
-
-def source_text(record) -> str:
-    pr = f"PR #{record.pr}" if record.pr else f"commit {record.commit[:12]}"
-    return f"{record.environment} gate, {pr}, {record.verdict}, {record.recorded_at[:16].replace('T', ' ')} UTC"
-
-
 def sibling_variant(folder: Path, ref: str | None):
     """The baseline's variant.yaml next to the variant's folder (models/<model>/<baseline>/)."""
     if not ref or "/" not in ref:
@@ -78,21 +61,23 @@ def sibling_variant(folder: Path, ref: str | None):
 
 def run(args) -> int:
     variant = load_variant_dir(args.variant_dir)
-    sources: dict[str, str] = {}
-    baseline = variant.base_model if "/" in variant.base_model else None
-    if args.results:
-        checks = checks_from_report(args.results, str(variant.ref))
-    else:
-        repo = args.repo or args.variant_dir.resolve().parents[2]
-        checks, sources, recorded_baseline = recorded_checks(repo, str(variant.ref))
-        baseline = recorded_baseline or baseline
     recipe_text = None
     if variant.recipe:
         recipe_file = args.variant_dir / Path(variant.recipe).name
         recipe_text = recipe_file.read_text() if recipe_file.is_file() else None
-    body = render_card_body(variant, checks, recipe_text=recipe_text, baseline=baseline if checks else None,
-                            baseline_variant=sibling_variant(args.variant_dir, baseline), sources=sources)
-    card = full_card(metadata_yaml(variant, checks), body)
+    baseline = variant.base_model if "/" in variant.base_model else None
+    if args.results:
+        checks = checks_from_report(args.results, str(variant.ref))
+        card = full_card(metadata_yaml(variant, checks), render_card_body(
+            variant, checks, recipe_text=recipe_text, baseline=baseline if checks else None,
+            baseline_variant=sibling_variant(args.variant_dir, baseline)))
+    else:
+        notes = GitNotes(args.repo or args.variant_dir.resolve().parents[2])
+        records = all_records(notes.all()) if notes.is_repository() else []
+        latest = [r.baseline for r in records if r.variant == str(variant.ref) and r.baseline]
+        baseline = latest[-1] if latest else baseline
+        card = recorded_card(variant, records, baseline_variant=sibling_variant(args.variant_dir, baseline),
+                             recipe_text=recipe_text)
     if args.output:
         write_atomic(args.output, card)
     else:
