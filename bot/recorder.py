@@ -56,11 +56,13 @@ def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: 
                    push: bool = False) -> str | None:
     """Record (and push); None when done, else the warning for the comment."""
     try:
-        records = record(repo, plan, policy, report, pr=pr)
-        if push and records:
-            notes = GitNotes(repo)
-            if not notes.has_remote():
-                return f"results not pushed: the checkout has no remote `{notes.remote}`"
+        notes = GitNotes(repo)
+        if push and not notes.has_remote():
+            record(repo, plan, policy, report, pr=pr)
+            return f"results recorded in this checkout only: it has no remote `{notes.remote}` to push `{NOTES_REF}` to"
+        if push:
+            notes.pull()  # first, so a rerun's record replaces the pushed one in the same note
+        if record(repo, plan, policy, report, pr=pr) and push:
             notes.push()
     except PromotionBotError as exc:
         return f"results not recorded in `{NOTES_REF}`: {exc}"
