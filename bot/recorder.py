@@ -66,4 +66,6 @@ def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: 
             notes.push()
     except PromotionBotError as exc:
         return f"results not recorded in `{NOTES_REF}`: {exc}"
+    except Exception as exc:  # a git that hangs or a bug here: said in the comment, the verdict stands
+        return f"results not recorded in `{NOTES_REF}`: {type(exc).__name__}: {exc}"
     return None

@@ -142,3 +142,14 @@ def test_records__a_corrupt_note_names_the_note_and_the_fix():
         parse_note('{"record": 1}\nnot json\n', "c" * 40)
     assert exc.value.file == f"{NOTES_REF} of cccccccccccc" and exc.value.field == "line 1"
     assert "git notes --ref=promotion-bot" in exc.value.fix
+
+
+def test_records__a_note_that_cannot_be_written_is_said_in_the_report_and_the_verdict_stands(tmp_path):
+    repo = demo_like_repo(tmp_path / "gitops")
+    head = promote(repo)
+    GitNotes(repo.path).write(head, "not a record\n")  # someone edited the note by hand
+    code, report = check(repo, tmp_path, "promote")
+    assert code == 0 and report["verdict"] == "pass"
+    [note] = report["notes"]
+    assert note.startswith(f"results not recorded in `{NOTES_REF}`: {NOTES_REF} of {head[:12]}: line 1")
+    assert GitNotes(repo.path).read(head) == "not a record\n"  # left for a person to look at
