@@ -23,6 +23,7 @@ from bot import policy_load
 from bot.errors import InputError
 from bot.output import print_progress, write_atomic
 from bot.plan import Plan, build_plan
+from bot.recorder import record_or_note
 from bot.policy import POLICY_FILE, Policy
 from bot.render import fit_comment, render_comment, repo_template_overrides
 from bot.report import assemble
@@ -104,15 +105,28 @@ def merge(reader: GitReader, plan: Plan, policy: Policy | None, results: Path, *
 
 def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = None,
           workdir: Path | None = None, cache_dir: Path | None = None, report_url: str | None = None,
-          progress: Callable[[str], None] = print_progress) -> Judged:
-    """`promotion-bot check`: the whole gate of a local repository in this process."""
+          progress: Callable[[str], None] = print_progress, record: bool = True, pr: int | None = None) -> Judged:
+    """`promotion-bot check`: the whole gate of a local repository in this process; its results
+    recorded in the repository's notes unless ``record`` is off."""
     reader = GitReader(repo)
     try:
         plan, policy = plan_pr(reader, base, head, policy_file=policy_file)
-        return judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, report_url=report_url,
-                     progress=progress)
+        judged = judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, report_url=report_url,
+                       progress=progress)
+        return recorded(reader, judged, policy, pr=pr, report_url=report_url) if record else judged
     finally:
         reader.close()
+
+
+def recorded(reader: GitReader, judged: Judged, policy: Policy | None, *, pr: int | None = None,
+             push: bool = False, skip: str | None = None, report_url: str | None = None) -> Judged:
+    """The judged run after its results went into the repo's notes (bot/recorder.py); when they
+    could not (or ``skip`` says why not), the report and comment carry a note saying so."""
+    warning = skip or record_or_note(reader.path, judged.plan, policy, judged.report, pr=pr, push=push)
+    if warning is None:
+        return judged
+    report = replace(judged.report, notes=(*judged.report.notes, warning))
+    return Judged(judged.plan, report, comment_for(report, reader, judged.plan, policy, report_url=report_url))
 
 
 def comment_for(report: Report, reader: GitReader | None, plan: Plan | None, policy: Policy | None, *,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 from huggingface_hub import ModelCard
 
 from bot.card import full_card, metadata_yaml, render_card_body
-from bot.results import CheckResult, MetricRow
+from bot.results import CheckResult, MetricRow, Report
 from bot.zoo import VariantRef, parse_variant
 
 VARIANT = """\
@@ -25,3 +29,26 @@ def test_card_hub__metadata_and_eval_results_parse_with_huggingface_hub():
     [result] = card.data.eval_results
     assert (result.dataset_type, result.metric_type, result.metric_value) == ("canopy_heldout", "word_perplexity", 1.962)
     assert card.text.lstrip().startswith("# canopy-tiny/v1.3-int4-g64")
+
+
+GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.report.json"))
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.name)
+def test_card_hub__every_recorded_gate_run_renders_a_card_the_hub_reads(path):
+    """Each promotion of the demo's recorded runs (lm-eval, app-flows, performance rows) carded as
+    `card` and the comment card it: metadata, eval results and the Performance section."""
+    report = Report.from_json(json.loads(path.read_text()))
+    for p in report.promotions:
+        if not p.to_variant:
+            continue
+        variant = parse_variant(VariantRef(*p.to_variant.split("/")), VARIANT)
+        text = full_card(metadata_yaml(variant, p.checks), render_card_body(variant, p.checks, baseline="canopy-tiny/v1.0-fp32"))
+        card = ModelCard(text, ignore_metadata_errors=False)
+        assert card.data.base_model == "canopy-tiny/v1.0-fp32" and card.data.base_model_relation == "quantized"
+        evals = [(c.name, r) for c in p.checks if c.name != "performance" for r in c.rows
+                 if isinstance(r.candidate, (int, float))]
+        assert len(card.data.eval_results or []) == len(evals)
+        perf = next((c for c in p.checks if c.name == "performance"), None)
+        if perf is not None:
+            assert "| output tokens per second |" in card.text and "% CI) |" in card.text

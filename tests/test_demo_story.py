@@ -43,3 +43,30 @@ def test_story__plays_every_step_and_reports_an_unexpected_verdict(gitops, tmp_p
     index = (out / "index.html").read_text()
     assert 'href="step3/comment.html"' in index
     assert "promotion-order" in (out / "step3" / "comment.md").read_text()
+
+
+def test_story__leaves_one_record_per_gate_run_the_zoo_comparison_and_recorded_cards(gitops, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from bot.records import all_records
+    from bot.vcs.notes import GitNotes
+
+    out = tmp_path / "out"
+    Story(source_folder(gitops, tmp_path), out, cache=tmp_path / "cache", progress=lambda m: None).run()
+    repo = out / "repo" / "canopy-gitops"
+    records = all_records(GitNotes(repo).all())
+    gated = sorted(s["step"] for s in json.loads((out / "summary.json").read_text()) if s["step"] != 6)
+    assert sorted(r.pr for r in records) == gated == [1, 2, 3, 4, 5, 7, 8]
+    table = json.loads((out / "zoo-compare.json").read_text())
+    assert table["variants"] == ["canopy-tiny/v1.1-int8", "canopy-tiny/v1.2-int4-g128", "canopy-tiny/v1.3-int4-g64",
+                                 "canopy-tiny/v1.4-int2-g64"]
+    assert set(table["gates"]["canopy-tiny/v1.1-int8"]) == {"zoo"}
+    assert "| v1.1-int8 | v1.2-int4-g128 | v1.3-int4-g64 | v1.4-int2-g64 |" in (out / "zoo-compare.md").read_text()
+    # Step 5's card carries what every gate of v1.3 recorded, each named: prod's and staging's.
+    card = ModelCard((out / "step5" / "model-card.md").read_text(), ignore_metadata_errors=False)
+    assert card.data.base_model_relation == "quantized"
+    assert "- promotion-order: prod gate, PR \\#5, pass" in card.text and "- zoo: prod gate, PR \\#5" in card.text
+    # Recording wrote notes only: main holds the story's commits and merges, nothing of the bot's.
+    authors = subprocess.run(["git", "-C", str(repo), "log", "--format=%an", "origin/main"], capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+    assert "promotion-bot" not in authors

@@ -303,3 +303,51 @@ def test_github_pr__rerun_fetches_the_pr_head_missing_from_the_checkout(monkeypa
     checkout.close()
     assert run.code == 0, run.summary
     assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+
+
+def _origin_at(gitops, tmp_path, base):
+    """A bare origin whose main is the PR's base, as actions/checkout leaves a full-history clone."""
+    import git
+
+    bare = git.Repo.init(tmp_path / "origin.git", bare=True, initial_branch="main")
+    gitops.repo.create_remote("origin", bare.git_dir)
+    gitops.repo.git.push("-q", "origin", f"{base}:refs/heads/main")
+    gitops.repo.git.fetch("-q", "origin")
+    return bare
+
+
+def test_github_pr__results_recorded_in_notes_pushed_to_origin(monkeypatch, tmp_path, fake, gitops, promotion):
+    from bot.records import all_records
+    from bot.vcs.notes import NOTES_REF
+
+    base, head = promotion
+    bare = _origin_at(gitops, tmp_path, base)
+    run = run_pr(monkeypatch, tmp_path / "1", fake, gitops, base, head)
+    assert run.code == 0
+    notes = bare.git.notes(f"--ref={NOTES_REF}", "list").split()
+    assert notes[1] == head  # keyed by the PR head the statuses went on
+    [record] = all_records({head: bare.git.notes(f"--ref={NOTES_REF}", "show", head)})
+    assert (record.pr, record.environment, record.verdict) == (12, "test", "pass")
+    assert bare.heads.main.commit.hexsha == base  # nothing written to the default branch
+    [comment] = fake.comments_on(REPO, 12)
+    assert "not recorded" not in comment["body"] and "not pushed" not in comment["body"]
+
+    # Another runner recorded meanwhile (here: the note moved on at origin); the rerun merges, never forces.
+    gitops.repo.git.update_ref("-d", NOTES_REF)
+    assert run_pr(monkeypatch, tmp_path / "2", fake, gitops, base, head, sample="pull_request.reopened.json").code == 0
+    assert len(bare.git.log("--format=%H", NOTES_REF).split()) >= 2
+    note = bare.git.notes(f"--ref={NOTES_REF}", "show", head)
+    assert len(note.splitlines()) == 1  # the rerun's record replaced the pushed one
+    assert all_records({head: note})[0].recorded_at > record.recorded_at
+
+
+def test_github_pr__fork_pr_skips_recording_with_a_note(monkeypatch, tmp_path, fake, gitops, promotion):
+    from bot.vcs.notes import NOTES_REF
+
+    base, head = promotion
+    bare = _origin_at(gitops, tmp_path, base)
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, sample="pull_request.opened.fork.json")
+    assert run.code == 0
+    [comment] = fake.comments_on(REPO, 13)
+    assert "results not recorded: the token of a fork PR cannot push" in comment["body"]
+    assert bare.git.for_each_ref("refs/notes/") == "" and gitops.repo.git.for_each_ref(NOTES_REF) == ""

@@ -73,9 +73,13 @@ def server():
         yield url.removesuffix("/v1") + "/{variant}/v1", seen
 
 
-def prod_repo(tmp_path, url, *, variant="v1.4-int2-g64", gate_results=None, pushgateway=None):
+def prod_repo(tmp_path, url, *, variant="v1.4-int2-g64", gate_results=None, pushgateway=None, test_gate=""):
     extra = f"\n      pushgateway: {pushgateway}" if pushgateway else ""
     policy = policy_with(ROLLBACK + PROBES.format(url=url, history=tmp_path / "history.json", extra=extra))
+    if test_gate:  # more checks in test's gate, and every variant served at ``url`` for them
+        policy = policy.replace("version: 1\n", f"version: 1\nserve: {{mode: url, url: \"{url}\", model: \"{{variant}}\"}}\n")
+        policy = policy.replace("  - name: test\n    gate:\n      - check: zoo\n",
+                                "  - name: test\n    gate:\n      - check: zoo\n" + test_gate)
     repo, bare = clone_with_origin(tmp_path, served_model="canopy", promoted_at=time.time() - 3600,
                                    policy=policy, to_variant=variant)
     with commit_time(time.time() - 60):
@@ -139,13 +143,41 @@ def test_probe__int2_trips_after_two_runs_and_proposes_the_revert_once(server, t
     assert len(prs(tmp_path)) == 1
 
 
-def test_probe__under_the_gate_pass_rate_trips(server, tmp_path):
-    repo, _ = prod_repo(tmp_path, server[0], gate_results="results:\n  app-flows: {output-format: 100%, system-prompt: 1.0}\n")
-    code, report = probe(repo, tmp_path)
+def test_probe__under_the_pass_rate_its_gate_recorded_trips(tmp_path):
+    # The gate judged int2 while it still answered well; prod now serves it broken.
+    broken = {"now": False}
+
+    def answer(body):
+        return (BROKEN if broken["now"] and body["model"] == "v1.4-int2-g64" else GOOD)[last_user(body)]
+
+    with fake_openai(answer) as (url, _):
+        served = url.removesuffix("/v1") + "/{variant}/v1"
+        repo, bare = prod_repo(tmp_path, served, test_gate="      - {check: app-flows, suites: evals/canopy}\n")
+        repo.repo.git.checkout("-q", "-b", "promote-int2")
+        repo.set_variant("test", "canopy-tiny/v1.4-int2-g64")
+        repo.commit("Promote int2 to test")
+        repo.repo.git.checkout("-q", "main")
+        gate = main(["check", "--repo", str(repo.path), "--base", "main", "--head", "promote-int2", "--pr", "12",
+                     "--json", str(tmp_path / "gate.json"), "--cache", str(tmp_path / "cache")])
+        assert gate == 0, (tmp_path / "gate.json").read_text()
+        repo.repo.git.push("-q", "origin", "refs/notes/promotion-bot")
+        repo.repo.git.update_ref("-d", "refs/notes/promotion-bot")  # the monitor's checkout has no notes: it fetches them
+
+        broken["now"] = True
+        code, report = probe(repo, tmp_path)
     assert code == 1
     rule = next(r for r in report["deployments"][0]["rules"] if r["rule"] == "output-format-vs-gate")
     assert rule["state"] == "tripped"
     assert rule["value"] == 0.5 and rule["previous"] == 1.0 and rule["threshold"] == pytest.approx(0.98)
+    assert remote_branches(bare) != ["main"]  # the revert branch
+
+
+def test_probe__a_variant_no_gate_recorded_warns(server, tmp_path):
+    # A hand-written `results:` in variant.yaml is not a gate's record.
+    repo, _ = prod_repo(tmp_path, server[0], gate_results="results:\n  app-flows: {output-format: 100%}\n")
+    code, report = probe(repo, tmp_path)
+    rule = next(r for r in report["deployments"][0]["rules"] if r["rule"] == "output-format-vs-gate")
+    assert code == 0 and rule["state"] == "warn" and "no gate recorded" in rule["detail"]
 
 
 def test_probe__endpoint_that_does_not_answer_is_an_error_not_a_trip(tmp_path):

@@ -1,11 +1,18 @@
-"""`promotion-bot card VARIANT_DIR`: the variant's model card (Hugging Face metadata + Markdown)."""
+"""`promotion-bot card VARIANT_DIR`: the variant's model card (Hugging Face metadata + Markdown).
+
+Without `--results`, the numbers are the latest the gates recorded for the variant in the
+repository's notes (`refs/notes/promotion-bot`): each check's newest result, whichever
+environment's gate ran it, named in the card.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from bot.card import full_card, metadata_yaml, render_card_body
+from bot.card import full_card, metadata_yaml, recorded_card, render_card_body
+from bot.records import all_records
+from bot.vcs.notes import GitNotes
 from bot.errors import InputError
 from bot.output import write_atomic
 from bot.results import CheckResult
@@ -15,7 +22,10 @@ from bot.zoo import VariantRef, parse_variant
 def register(sub) -> None:
     p = sub.add_parser("card", help="render a variant's model card")
     p.add_argument("variant_dir", type=Path, help="models/<model>/<variant>/")
-    p.add_argument("--results", type=Path, help="a JSON report from `check`: its numbers for this variant go into the card")
+    p.add_argument("--results", type=Path, help="a JSON report from `check`: its numbers for this variant go into the card "
+                                                "(default: the latest results the gates recorded in the repo's notes)")
+    p.add_argument("--repo", type=Path, help="the GitOps repository holding the recorded results "
+                                             "(default: the one VARIANT_DIR is in)")
     p.add_argument("-o", "--output", type=Path, help="write the card here (default: stdout)")
     p.set_defaults(func=run)
 
@@ -41,14 +51,33 @@ def checks_from_report(report_path: Path, ref: str) -> list[CheckResult]:
     return checks
 
 
+def sibling_variant(folder: Path, ref: str | None):
+    """The baseline's variant.yaml next to the variant's folder (models/<model>/<baseline>/)."""
+    if not ref or "/" not in ref:
+        return None
+    path = folder.resolve().parent / ref.split("/", 1)[1] / "variant.yaml"
+    return parse_variant(VariantRef(*ref.split("/", 1)), path.read_text()) if path.is_file() else None
+
+
 def run(args) -> int:
     variant = load_variant_dir(args.variant_dir)
-    checks = checks_from_report(args.results, str(variant.ref)) if args.results else []
     recipe_text = None
     if variant.recipe:
         recipe_file = args.variant_dir / Path(variant.recipe).name
         recipe_text = recipe_file.read_text() if recipe_file.is_file() else None
-    card = full_card(metadata_yaml(variant, checks), render_card_body(variant, checks, recipe_text=recipe_text))
+    baseline = variant.base_model if "/" in variant.base_model else None
+    if args.results:
+        checks = checks_from_report(args.results, str(variant.ref))
+        card = full_card(metadata_yaml(variant, checks), render_card_body(
+            variant, checks, recipe_text=recipe_text, baseline=baseline if checks else None,
+            baseline_variant=sibling_variant(args.variant_dir, baseline)))
+    else:
+        notes = GitNotes(args.repo or args.variant_dir.resolve().parents[2])
+        records = all_records(notes.all()) if notes.is_repository() else []
+        latest = [r.baseline for r in records if r.variant == str(variant.ref) and r.baseline]
+        baseline = latest[-1] if latest else baseline
+        card = recorded_card(variant, records, baseline_variant=sibling_variant(args.variant_dir, baseline),
+                             recipe_text=recipe_text)
     if args.output:
         write_atomic(args.output, card)
     else:

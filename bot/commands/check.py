@@ -23,12 +23,15 @@ def register(sub) -> None:
     p.add_argument("--comment", type=Path, help="write the PR comment (Markdown) here")
     p.add_argument("--workdir", type=Path, help="keep the plan, results and artifacts here")
     p.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
+    p.add_argument("--pr", type=int, help="the pull request's number, kept with the recorded results")
+    p.add_argument("--no-record", dest="record", action="store_false",
+                   help="do not record the results in the repository's notes (refs/notes/promotion-bot)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     judged = check(args.repo, args.base, args.head, policy_file=args.policy, workdir=args.workdir,
-                    cache_dir=args.cache)
+                    cache_dir=args.cache, record=args.record, pr=args.pr)
     write_outputs(judged.report, judged.comment_markdown, json_path=args.json, comment_path=args.comment)
     print_summary(judged.report)
     return judged.exit_code

@@ -1,22 +1,54 @@
-"""`promotion-bot zoo`: every variant, its precision and config, what metadata it has, where it runs."""
+"""`promotion-bot zoo`: every variant, where it runs and what its gates recorded.
+
+The records are the Git notes the gate writes (`refs/notes/promotion-bot`, docs/model-zoo.md);
+`--fetch` merges the remote's into the local ones first. `--compare MODEL` puts every variant of
+a model side by side on the recorded metrics (`--json` for scripts).
+"""
 
 from __future__ import annotations
 
+import json
+
+from bot import policy_load
 from bot.errors import InputError
 from bot.manifests import ManifestIndex
-from bot import policy_load
+from bot.records import Record, all_records, latest_per_environment
+from bot.vcs.notes import GitNotes
 from bot.vcs.reader import GitReader
 from bot.zoo import VariantRef, Zoo, parse_variant_name
+from bot.zoo_compare import change_of, compare, compare_markdown, metric_key
 
 
 def register(sub) -> None:
-    p = sub.add_parser("zoo", help="list the model zoo and where each variant is deployed")
+    p = sub.add_parser("zoo", help="list the model zoo, where each variant is deployed and its recorded gate results",
+                       description=__doc__)
     p.add_argument("--repo", default=".")
-    p.add_argument("--rev", default="HEAD")
+    p.add_argument("--rev", default="HEAD", help="the revision whose zoo and environments are listed")
+    p.add_argument("--compare", metavar="MODEL", help="every variant of MODEL side by side on the recorded metrics")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--fetch", action="store_true", help="merge the remote's recorded results first (git fetch of the notes ref)")
     p.set_defaults(func=run)
 
 
-def zoo_rows(reader, rev: str) -> list[dict]:
+def read_records(repo: str, *, fetch: bool = False) -> list[Record]:
+    notes = GitNotes(repo)
+    if fetch and notes.has_remote():
+        notes.pull()
+    return all_records(notes.all())
+
+
+def key_metrics(record: Record) -> str:
+    """Each compared metric's change, short: `word_perplexity +0.07%, acc +2.50 pt`."""
+    parts = []
+    for c in record.checks:
+        for row in c.rows:
+            change = change_of(row)
+            if change is not None:
+                parts.append(f"{metric_key(row.label)} {change.text(interval=False)}")
+    return ", ".join(parts)
+
+
+def zoo_rows(reader, rev: str, records: list[Record] | None = None) -> list[dict]:
     policy = policy_load.from_rev(reader, rev)
     index = ManifestIndex(reader, rev, policy)
     deployed: dict[VariantRef, list[str]] = {}
@@ -28,34 +60,61 @@ def zoo_rows(reader, rev: str) -> list[dict]:
     for model in zoo.models():
         for name in zoo.variants_of(model):
             ref = VariantRef(model, name)
+            recorded = latest_per_environment(records or [], str(ref))
             row = {"variant": str(ref), "precision": "?", "config": "", "recipe": False, "calibration": False,
-                   "results": False, "environments": sorted(set(deployed.get(ref, []))), "problem": ""}
+                   "environments": sorted(set(deployed.get(ref, []))), "problem": "",
+                   "results": {env: {"verdict": r.verdict, "recorded_at": r.recorded_at, "pr": r.pr, "commit": r.commit,
+                                     "key_metrics": key_metrics(r)} for env, r in recorded.items()}}
             try:
                 parsed = parse_variant_name(name, file=ref.folder)
                 row["precision"], row["config"] = parsed.precision, parsed.config or ""
                 v = zoo.get(ref)
                 row["recipe"] = bool(v.recipe and reader.exists(rev, v.recipe))
                 row["calibration"] = v.calibration is not None
-                row["results"] = bool(v.results or v.measured)
             except InputError as exc:
                 row["problem"] = str(exc)
             rows.append(row)
     return rows
 
 
+def comparison(reader, rev: str, model: str, records: list[Record]) -> dict:
+    policy = policy_load.from_rev(reader, rev)
+    zoo = Zoo(reader, rev)
+    if model not in zoo.models():
+        raise InputError("--compare", "", f"no model {model!r} in the zoo at {rev[:12]}",
+                         f"pass one of: {', '.join(zoo.models()) or 'none (add models/<model>/)'}")
+    baseline_name = policy.baselines.get(model)
+    baseline = zoo.get(VariantRef(model, baseline_name)) if baseline_name in zoo.variants_of(model) else None
+    variants = [zoo.get(VariantRef(model, n)) for n in zoo.variants_of(model) if n != baseline_name]
+    return compare(model, baseline, variants, records)
+
+
 def run(args) -> int:
     reader = GitReader(args.repo)
     try:
-        rows = zoo_rows(reader, reader.resolve(args.rev))
+        rev = reader.resolve(args.rev)
+        records = read_records(args.repo, fetch=args.fetch)
+        if args.compare:
+            table = comparison(reader, rev, args.compare, records)
+            print(json.dumps(table, indent=2) if args.json else compare_markdown(table), end="\n" if args.json else "")
+            return 0
+        rows = zoo_rows(reader, rev, records)
     finally:
         reader.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 2 if any(r["problem"] for r in rows) else 0
     yes = {True: "yes", False: "-"}
-    header = f"{'variant':34} {'precision':9} {'config':8} {'recipe':6} {'calib':6} {'results':7} environments"
+    header = f"{'variant':34} {'precision':9} {'config':8} {'recipe':6} {'calib':6} environments"
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['variant']:34} {r['precision']:9} {r['config']:8} {yes[r['recipe']]:6} {yes[r['calibration']]:6} "
-              f"{yes[r['results']]:7} {', '.join(r['environments']) or '-'}")
+              f"{', '.join(r['environments']) or '-'}")
+        for env, res in r["results"].items():
+            pr = f"PR #{res['pr']}" if res["pr"] else f"commit {res['commit'][:10]}"
+            print(f"    {env:8} {res['verdict']:12} {res['recorded_at'][:16].replace('T', ' ')}Z  {pr}  "
+                  f"{res['key_metrics'] or '(no compared metric)'}")
         if r["problem"]:
             print(f"    problem: {r['problem']}")
     return 2 if any(r["problem"] for r in rows) else 0

@@ -19,9 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bot.card import full_card
+from bot.card import recorded_card
 from bot.output import write_atomic
 from bot.pipeline import Judged, check, write_outputs
+from bot.records import all_records
+from bot.render import repo_template_overrides
+from bot.vcs.notes import GitNotes
+from bot.vcs.reader import GitReader
+from bot.zoo import VariantRef, parse_variant
+from bot.zoo_compare import compare, compare_markdown
 
 CONTENT = ("promotion.yaml", "environments", "models", "evals", "templates")
 MANIFESTS = {"test": "environments/test/canopy.yaml", "staging": "environments/staging/canopy.yaml",
@@ -124,8 +130,9 @@ class Story:
         branch = f"promote/{env}-{variant.split('/')[1]}-{number}"
         self.repo.open_pr(branch, env, variant, f"Promote {variant} to {env}")
         started = time.monotonic()
+        # The step number stands for the PR's: the gate records its results under it (bot/recorder.py).
         outcome = check(self.repo.path, "main", branch, workdir=folder / "work", cache_dir=self.cache,
-                        progress=lambda m: self.say(f"   {m}"))
+                        progress=lambda m: self.say(f"   {m}"), pr=number)
         step.seconds = time.monotonic() - started
         step.verdict = outcome.report.verdict
         self.write_step(step, folder, outcome)
@@ -142,8 +149,9 @@ class Story:
         step.files.update({"comment": f"step{step.number}/comment.html", "comment (Markdown)": f"step{step.number}/comment.md",
                            "JSON report": f"step{step.number}/report.json"})
         for p in outcome.report.promotions:
-            if p.card_markdown:
-                write_atomic(folder / "model-card.md", full_card(p.card_metadata or "", p.card_markdown))
+            if p.card_markdown and p.to_variant:
+                # README.md as the Hub would get it: every number the variant's gates recorded so far.
+                write_atomic(folder / "model-card.md", self.card(p.to_variant))
                 step.files["model card"] = f"step{step.number}/model-card.md"
             for c in p.checks:
                 step.summary.append(f"{c.verdict:7} {c.name}: {c.detail}")
@@ -179,6 +187,45 @@ class Story:
         self.report(step)
         return step
 
+    # -- the zoo's memory ----------------------------------------------------------------------
+
+    def records(self) -> list:
+        return all_records(GitNotes(self.repo.path).all())
+
+    def variant(self, name: str):
+        model, variant = name.split("/", 1)
+        path = self.repo.path / "models" / model / variant / "variant.yaml"
+        return parse_variant(VariantRef(model, variant), path.read_text()) if path.is_file() else None
+
+    def card(self, name: str) -> str:
+        variant = self.variant(name)
+        records = self.records()
+        baselines = [r.baseline for r in records if r.variant == name and r.baseline]
+        recipe = self.repo.path / variant.recipe if variant.recipe else None
+        reader = GitReader(self.repo.path)
+        try:
+            overrides = repo_template_overrides(reader, reader.resolve("main"), "templates")
+        finally:
+            reader.close()
+        return recorded_card(variant, records, baseline_variant=self.variant(baselines[-1]) if baselines else None,
+                             recipe_text=recipe.read_text() if recipe and recipe.is_file() else None,
+                             overrides=overrides)
+
+    def write_zoo(self, model: str = "canopy-tiny") -> None:
+        """The zoo comparison from the gates' records, as `zoo --compare` prints it."""
+        records = self.records()
+        baseline = self.variant(f"{model}/v1.0-fp32")
+        names = sorted(p.name for p in (self.repo.path / "models" / model).iterdir()
+                       if (p / "variant.yaml").is_file() and p.name != "v1.0-fp32")
+        table = compare(model, baseline, [self.variant(f"{model}/{n}") for n in names], records)
+        write_atomic(self.out / "zoo-compare.json", json.dumps(table, indent=2) + "\n")
+        markdown = compare_markdown(table)
+        write_atomic(self.out / "zoo-compare.md", markdown)
+        write_atomic(self.out / "zoo-compare.html", page(f"{model}: the zoo compared", markdown_html(markdown)))
+        self.say(f"\n== The zoo remembers: {len(records)} record(s) in refs/notes/promotion-bot, one per gate run")
+        self.say(markdown)
+        self.say(f"   zoo comparison: {self.out / 'zoo-compare.md'} (and .json, .html)")
+
     # -- output ------------------------------------------------------------------------------
 
     def report(self, step: StepRecord) -> None:
@@ -203,7 +250,10 @@ class Story:
                         + (f"<tr><td></td><td colspan=5><pre>{html.escape(chr(10).join(s.summary))}</pre></td></tr>" if s.summary else ""))
         body = ("<h1>promotion-bot demo: canopy through test, staging and prod</h1>"
                 f"<p>GitOps repository: <code>{html.escape(str(self.repo.path if self.repo else ''))}</code></p>"
-                "<table><tr><th>#</th><th>Step</th><th>Expected</th><th>Verdict</th><th>Time</th><th>Files</th></tr>"
+                + ('<p>The zoo compared, from the records every gate run left in <code>refs/notes/promotion-bot</code>: '
+                   '<a href="zoo-compare.html">zoo-compare</a> (<a href="zoo-compare.md">Markdown</a>, '
+                   '<a href="zoo-compare.json">JSON</a>)</p>' if (self.out / "zoo-compare.md").exists() else "")
+                + "<table><tr><th>#</th><th>Step</th><th>Expected</th><th>Verdict</th><th>Time</th><th>Files</th></tr>"
                 + "".join(rows) + "</table>")
         index = self.out / "index.html"
         write_atomic(index, page("promotion-bot demo", body))
@@ -226,6 +276,10 @@ class Story:
         self.promote(4, "promote v1.3-int4-g64 into staging", "staging", GOOD, "pass", merge=True)
         self.promote(5, "promote v1.3-int4-g64 into prod", "prod", GOOD, "pass", merge=True)
         self.monitor(6)
+        # The other compressed variants through test's gate too, so the zoo compares all four.
+        self.promote(7, "promote v1.1-int8 into test", "test", "canopy-tiny/v1.1-int8", "pass", merge=False)
+        self.promote(8, "promote v1.2-int4-g128 into test", "test", "canopy-tiny/v1.2-int4-g128", "pass", merge=False)
+        self.write_zoo()
         index = self.write_index()
         self.say("\n== Summary")
         for s in self.steps:

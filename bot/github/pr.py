@@ -146,9 +146,17 @@ class PullRequestRun:
         try:
             judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
                                     report_url=self.settings.run_url, progress=actions.log)
+            judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
         return self._publish(judged.report, judged.comment_markdown)
+
+    def _record(self, reader: GitReader, judged: pipeline.Judged, policy: Policy | None) -> pipeline.Judged:
+        """The results into the repo's notes, pushed; a fork PR's token cannot push, so it skips with a note."""
+        skip = ("results not recorded: the token of a fork PR cannot push `refs/notes/promotion-bot`"
+                if self.activity.from_fork else None)
+        return pipeline.recorded(reader, judged, policy, pr=self.activity.pr_number, push=True, skip=skip,
+                                 report_url=self.settings.run_url)
 
     def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
         started = self._start(reader)
@@ -184,8 +192,9 @@ class PullRequestRun:
             self.contexts = plan_contexts(plan)
             self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
             plan.judged_head(reader)
-            judged = pipeline.merge(reader, plan, pipeline.policy_of(reader, plan), results,
-                                    report_url=self.settings.run_url, started=started)
+            policy = pipeline.policy_of(reader, plan)
+            judged = pipeline.merge(reader, plan, policy, results, report_url=self.settings.run_url, started=started)
+            judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
         return self._publish(judged.report, judged.comment_markdown)

@@ -18,7 +18,8 @@
           consecutive: 2          # ...in this many probes in a row (default 1)
         - name: output-format-vs-gate
           tag: output-format
-          under_gate: 2           # more than 2 points under the variant's gate pass rate
+          under_gate: 2           # more than 2 points under the pass rate the gate recorded for the
+                                  # variant (refs/notes/promotion-bot: prod's gate, else the newest that ran app-flows)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from bot.appflows import ERROR, FAIL, Endpoint, all_cases, load_suites, run_cases
 from bot.errors import ExternalError, InputError
@@ -21,6 +21,8 @@ from bot.monitor.probe_history import ProbeHistory, ProbeRun, PushgatewayHistory
 from bot.monitor.probe_policy import ProbePolicy, ProbeRule
 from bot.render import make_environment
 from bot.serving import parse_serve, served
+from bot.records import all_records, gate_pass_rate
+from bot.vcs.notes import GitNotes
 from bot.zoo import VariantRef, parse_variant
 
 EVIDENCE_CASES = 6
@@ -37,7 +39,8 @@ def evaluate_probe(rule: ProbeRule, runs: Sequence[ProbeRun], gate_rate: float |
     if rule.under_gate is not None:
         if gate_rate is None:
             return Outcome(rule.name, condition, measured[-1] if measured else None, None, None, WARN,
-                           f"no gate pass rate for {rule.tag} in the variant's results.app-flows")
+                           f"no gate recorded an app-flows pass rate for {rule.tag} of this variant "
+                           f"(refs/notes/promotion-bot): nothing to compare with")
         limit = gate_rate - rule.under_gate / 100.0
     else:
         limit = rule.below
@@ -82,6 +85,7 @@ class ProbeRunner:
         serve_raw = probes.serve if probes.serve is not None else policy.serve
         self.serve = parse_serve(serve_raw, policy.file)
         self._suites: dict[str, list] = {}
+        self._records: list | None = None
 
     def cases_for(self, dep: Deployment) -> list:
         folder = self.probes.suites or f"evals/{dep.application}"
@@ -134,16 +138,19 @@ class ProbeRunner:
         return self.reader.export(self.base, variant.weights.path, tmp)
 
     def gate_rate(self, dep: Deployment, tag: str) -> float | None:
-        """The pass rate the promotion's gate recorded in the variant's `results.app-flows.<tag>`."""
-        ref = VariantRef(dep.model, dep.variant)
-        text = self.reader.read_text(self.base, f"{ref.folder}/variant.yaml")
-        if text is None:
-            return None
-        results = parse_variant(ref, text).results or {}
-        value = (results.get("app-flows") or {}).get(tag) if isinstance(results.get("app-flows"), Mapping) else None
-        if isinstance(value, str) and value.strip().endswith("%"):
-            value = float(value.strip()[:-1]) / 100
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        """The pass rate of ``tag`` the gate recorded for the variant now served (bot/records.py):
+        prod's own gate when it ran app-flows, else the newest gate that did."""
+        found = gate_pass_rate(self.records(), f"{dep.model}/{dep.variant}", tag, environment=dep.environment)
+        return None if found is None else found[0]
+
+    def records(self) -> list:
+        """The gate's records, the remote's merged in first: a CI checkout starts without notes."""
+        if self._records is None:
+            notes = GitNotes(self.reader.path)
+            if notes.has_remote():
+                notes.pull()
+            self._records = all_records(notes.all())
+        return self._records
 
 
 def run_probes(policy, probes: ProbePolicy, reader, base: str, deps: Sequence[Deployment], history_path: Path | None,
