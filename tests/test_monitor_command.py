@@ -247,7 +247,7 @@ def test_monitor__merge_commit_promotion_is_reverted_with_m1(prometheus, tmp_pat
 
 def test_monitor__dry_run_prints_the_pr_and_pushes_nothing(prometheus, tmp_path, capsys):
     repo, bare = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
-    code = main(["monitor", "--repo", str(repo.path), "--prometheus", prometheus, "--dry-run",
+    code = main(["monitor", "--repo", str(repo.path), "--prometheus-url", prometheus, "--dry-run",
                  "--json", str(tmp_path / "m.json")])
     out = capsys.readouterr().out
     assert code == 1
