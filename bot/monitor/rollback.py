@@ -64,7 +64,7 @@ def warn_unmet(dep: Deployment, promo: PromotionCommit | None, unmet: tuple[Outc
         "{% if url %} ([the promotion PR]({{ url | trusted }})){% endif %}:\n\n"
         "| Rule | Promised | Before ({{ previous }}) | Now | Promised value |\n|---|---|---|---|---|\n"
         "{% for o in unmet %}| {{ o.rule }} | {{ o.condition }} | {{ o.previous | num }} | {{ o.value | num }} "
-        "| {{ o.threshold | num }} |\n{% endfor %}\n"
+        "| {{ o.threshold | num }} |\n{% endfor %}\n\n"
         "Nothing is rolled back: the variant still serves, it just does not pay what its compression promised. "
         "Check the serving flags and kernels, or promote a variant that is faster. Set `action: rollback` on the "
         "rule to revert instead.\n\nEvaluated at {{ at }} against {{ prometheus | code }}.\n"
