@@ -217,7 +217,7 @@ def main() -> int:
                          "import sys; from bot.cli import main; code = main(sys.argv[1:]); "
                          "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; "
                          "print('MAXRSS', hwm, file=sys.stderr); sys.exit(code)",
-                         "monitor", "--repo", str(repo), "--prometheus", prom.url, "--dry-run", "--json", str(out)],
+                         "monitor", "--repo", str(repo), "--prometheus-url", prom.url, "--dry-run", "--json", str(out)],
                         capture_output=True, text=True,
                     )
                     wall = time.monotonic() - t

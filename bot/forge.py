@@ -84,6 +84,11 @@ class Forge(Protocol):
 
     def open_issue(self, *, title: str, body: str, labels: tuple[str, ...] = ()) -> Issue: ...
 
+    def find_issue(self, marker: str, label: str) -> Issue | None:
+        """An issue with ``label`` whose body holds ``marker``, open or closed: what was said once
+        is not said again."""
+        ...
+
     def pull_request_url_for_commit(self, sha: str) -> str | None:
         """The URL of the merged PR that introduced ``sha``, if the forge knows one."""
         ...
@@ -146,6 +151,15 @@ class LocalForge:
         path = self.folder / f"issue-{number}.md"
         path.write_text(f"# {title}\n\nlabels: {', '.join(labels)}\n\n{body}\n")
         return Issue(number, path.resolve().as_uri(), title)
+
+    def find_issue(self, marker: str, label: str) -> Issue | None:
+        for path in sorted(self.folder.glob("issue-*.md")):
+            text = path.read_text()
+            labels = text.split("\n\n", 2)[1].removeprefix("labels: ").split(", ")
+            if marker in text and label in labels:
+                title = text.split("\n", 1)[0].removeprefix("# ")
+                return Issue(int(path.stem.split("-")[1]), path.resolve().as_uri(), title)
+        return None
 
     def pull_request_url_for_commit(self, sha: str) -> str | None:
         return None

@@ -1,8 +1,10 @@
 """`promotion-bot monitor` (and `probe`): evaluate prod's rollback rules against Prometheus and the
 probe rules against prod's endpoints, and open the revert PRs.
 
-Exit codes: 0 healthy (warnings included), 1 a rule tripped (a revert PR was opened or already
-open), 2 could not judge (Prometheus down, a query error, bad policy): then nothing is reverted.
+Exit codes: 0 healthy (warnings included, and promised wins not seen: those open one warning issue
+per promotion), 1 a rule tripped (a revert PR was opened or already open), 2 could not judge
+(Prometheus down, a query error, bad policy): then nothing is reverted, and every deployment the
+pass could not judge says `"state": "error"` in the JSON report.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import TextIO
 from bot.errors import InputError, PromotionBotError
 from bot.fields import Loc
 from bot.manifests import Deployment, deployments
-from bot.monitor.evaluate import Outcome, TRIPPED, WARN, evaluate
+from bot.monitor.evaluate import Outcome, TRIPPED, UNMET, WARN, evaluate
 from bot.monitor.history import PromotionCommit, find_promotion
 from bot.monitor.probe_history import ProbeRun, deployment_key
 from bot.monitor.probes import run_probes
 from bot.monitor.prometheus import PrometheusClient
-from bot.monitor.rollback import Action, Trip, act
+from bot.monitor.rollback import Action, Trip, act, warn_unmet
 from bot.monitor.rules import DEFAULT_TIMEOUT_S, RollbackPolicy
 from bot.monitor.sampling import collect_all
 from bot.output import write_atomic
@@ -43,10 +45,22 @@ class DeploymentResult:
     extra_evidence: str = ""  # escaped Markdown from probes
     action: Action | None = None
     probe: ProbeRun | None = None
+    error: str = ""  # why this deployment could not be judged (Prometheus unreadable, a probe failed)
 
     @property
     def tripped(self) -> bool:
         return any(o.tripped for o in self.outcomes)
+
+    @property
+    def state(self) -> str:
+        if self.error:
+            return "error"
+        if self.tripped:
+            return "tripped"
+        for state in (UNMET, WARN):
+            if any(o.state == state for o in self.outcomes):
+                return state
+        return "ok"
 
     def to_json(self) -> dict:
         d = self.deployment
@@ -55,7 +69,7 @@ class DeploymentResult:
             "variant": d.variant, "served_model": d.served_model,
             "promotion_commit": self.promotion.sha if self.promotion else None,
             "previous_variant": self.promotion.previous_variant if self.promotion else None,
-            "state": "tripped" if self.tripped else ("warn" if any(o.state == WARN for o in self.outcomes) else "ok"),
+            "state": self.state, "error": self.error or None,
             "rules": [o.to_json() for o in self.outcomes],
             "probe": None if self.probe is None else {"variant": self.probe.variant, "pass_rates": {
                 t: {"passed": p, "total": n, "rate": (p / n if n else None)} for t, (p, n) in self.probe.rates.items()},
@@ -135,7 +149,7 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
         if not metrics and probe_policy is None:
             raise InputError(policy.file, f"environments[{env.index}].probes",
                              "is missing, so there is nothing to probe" if probes else "nothing to evaluate",
-                             "add a `probes:` section, or pass --prometheus to evaluate the metric rules")
+                             "add a `probes:` section, or pass --prometheus-url to evaluate the metric rules")
         rules = rollback.rules if metrics else ()
         deps = deployments(reader, base, policy, run.environment)
         print(f"monitor: {len(deps)} deployment(s) in {run.environment} × {len(rules)} metric rule(s)"
@@ -148,14 +162,14 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
         if rules:
             with PrometheusClient(run.prometheus, timeout_s=rollback.timeout_s) as client:
                 try:
-                    samples = collect_all(client, rules, deps, promos, run.evaluated_at)
+                    samples = _unjudged_on_error(run, lambda: collect_all(client, rules, deps, promos, run.evaluated_at))
                 finally:
                     run.requests = client.requests
             for result, dep_samples in zip(run.results, samples):
                 result.outcomes.extend(evaluate(rule, sample) for rule, sample in zip(rules, dep_samples))
         if probe_policy is not None:
-            probed = run_probes(policy, probe_policy, reader, base, deps, Path(history_path) if history_path else None,
-                                run.evaluated_at)
+            probed = _unjudged_on_error(run, lambda: run_probes(
+                policy, probe_policy, reader, base, deps, Path(history_path) if history_path else None, run.evaluated_at))
             for result in run.results:
                 outcomes, evidence, probe_run = probed[deployment_key(result.deployment)]
                 result.outcomes.extend(outcomes)
@@ -170,9 +184,26 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
                                     evaluated_at=evaluated_at, dry_run=dry_run)
                 print(f"monitor: {result.deployment.application}: {result.action.kind} {result.action.branch or ''} "
                       f"{result.action.url or ''}".rstrip(), file=sys.stderr, flush=True)
+            elif result.state == UNMET:
+                unmet = tuple(o for o in result.outcomes if o.state == UNMET)
+                result.action = warn_unmet(result.deployment, result.promotion, unmet, forge=forge,
+                                           prometheus=run.prometheus, evaluated_at=evaluated_at, dry_run=dry_run)
+                print(f"monitor: {result.deployment.application}: promised win not seen: {result.action.kind} "
+                      f"{result.action.url or ''}".rstrip(), file=sys.stderr, flush=True)
     finally:
         writer.close()
         reader.close()
+
+
+def _unjudged_on_error(run: MonitorRun, measure):
+    """Run ``measure``; when it fails, every deployment of the pass is marked unjudged before the
+    error ends the pass: the report must not read "ok" for what nobody could look at."""
+    try:
+        return measure()
+    except PromotionBotError as exc:
+        for result in run.results:
+            result.error = str(exc)
+        raise
 
 
 def print_table(run: MonitorRun, out: TextIO) -> None:

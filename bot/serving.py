@@ -17,6 +17,8 @@ Placeholders: ``{pr}`` (PR number), ``{model}`` (``canopy-tiny``), ``{variant}``
 ``{name}`` (``canopy-tiny/v1.3-int4-g64``), ``{weights}`` (absolute weights folder) and ``{port}``
 (a free loopback port). ``mode: local`` runs ``transformers serve`` on 127.0.0.1 on the weights
 folder, offline. A started server is always stopped when the ``with`` block ends, whatever happens.
+While it runs, `PeakMemory` follows the resident memory of its whole process tree (a launcher's
+workers included), so the performance check can compare the two variants' footprints.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +62,74 @@ class Endpoint:
 
     base_url: str  # ends with /v1, no trailing slash
     model: str
+    memory: "PeakMemory | None" = field(default=None, compare=False, repr=False)  # None: not started here
 
     def __str__(self) -> str:
         return self.base_url
+
+
+class PeakMemory:
+    """The peak resident memory (bytes) of a process and its descendants, while it runs.
+
+    A thread sums the tree's RSS every ``interval_s``; the kernel's own high-water mark of each
+    process (VmHWM) catches a peak between two samples, so the result is the larger of the two."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        import psutil  # late: only a served process needs it
+
+        self._psutil = psutil
+        try:
+            self._root: "psutil.Process | None" = psutil.Process(pid)
+        except psutil.Error:
+            self._root = None  # exited already: wait_ready reports that
+        self._peak = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, args=(interval_s,), name=f"peak-memory-{pid}", daemon=True)
+        self._thread.start()
+
+    def _follow(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.sample()
+
+    def sample(self) -> None:
+        psutil = self._psutil
+        if self._root is None:
+            return
+        try:
+            tree = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            return  # the server has exited: its last readings stand
+        total, hwm = 0, 0
+        for proc in tree:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+            hwm = max(hwm, _high_water_mark(proc.pid))
+        with self._lock:
+            self._peak = max(self._peak, total, hwm)
+
+    def peak_bytes(self) -> int | None:
+        """The peak so far (one fresh sample first); None when nothing could be read."""
+        self.sample()
+        with self._lock:
+            return self._peak or None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _high_water_mark(pid: int) -> int:
+    """VmHWM of /proc/<pid>/status in bytes; 0 where the system has no such file."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 @dataclass(frozen=True)
@@ -231,7 +299,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[None]:
+def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[PeakMemory]:
     what = shlex.join(argv)
     _log(f"starting `{what}` (waiting up to {timeout:.0f}s)")
     with tempfile.TemporaryDirectory(prefix="promotion-bot-serve-") as tmp:
@@ -243,10 +311,12 @@ def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[None]:
                                            env=child_env(**OFFLINE_ENV), start_new_session=True)
             except OSError as exc:
                 raise ExternalError("model server", f"could not start `{what}`: {exc}") from exc
+            memory = PeakMemory(process.pid)
             try:
                 wait_ready(ready_url, timeout, what=what, process=process, log_file=log_file)
-                yield
+                yield memory
             finally:
+                memory.stop()
                 _stop(process)
                 _log(f"stopped `{argv[0]}` (pid {process.pid})")
 
@@ -297,5 +367,5 @@ def served(spec: ServeSpec | Mapping[str, Any] | None, weights_dir: Path | None,
         base_url = _fill(spec.base_url, values, "base_url")
         ready = _fill(spec.ready_url, values, "ready_url") if spec.ready_url else f"{base_url}/models"
         model = _fill(spec.model, values, "model") if spec.model else str(weights_dir)
-    with _running(argv, ready, spec.timeout):
-        yield Endpoint(base_url, model)
+    with _running(argv, ready, spec.timeout) as memory:
+        yield Endpoint(base_url, model, memory)

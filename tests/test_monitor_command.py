@@ -163,6 +163,9 @@ def test_monitor__prometheus_down_exits_2_and_reverts_nothing(tmp_path, capsys):
     assert code == 2
     assert report["verdict"] == "error"
     assert "Prometheus" in report["errors"][0] and "unreachable" in report["errors"][0]
+    # Every deployment says it was not judged, never "ok".
+    [dep] = report["deployments"]
+    assert dep["state"] == "error" and "unreachable" in dep["error"]
     assert prs(tmp_path) == [] and remote_branches(bare) == ["main"]
     assert "error: Prometheus" in capsys.readouterr().err
 
@@ -247,7 +250,7 @@ def test_monitor__merge_commit_promotion_is_reverted_with_m1(prometheus, tmp_pat
 
 def test_monitor__dry_run_prints_the_pr_and_pushes_nothing(prometheus, tmp_path, capsys):
     repo, bare = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
-    code = main(["monitor", "--repo", str(repo.path), "--prometheus", prometheus, "--dry-run",
+    code = main(["monitor", "--repo", str(repo.path), "--prometheus-url", prometheus, "--dry-run",
                  "--json", str(tmp_path / "m.json")])
     out = capsys.readouterr().out
     assert code == 1
@@ -342,10 +345,10 @@ def test_monitor__json_report_contract(prometheus, tmp_path):
     assert report["schema_version"] == 1 and report["evaluated_at"].endswith("Z")
     [dep] = report["deployments"]
     assert set(dep) == {"manifest", "object", "application", "model", "variant", "served_model", "promotion_commit",
-                        "previous_variant", "state", "rules", "probe", "action"}
+                        "previous_variant", "state", "error", "rules", "probe", "action"}
     assert set(dep["rules"][0]) == {"rule", "condition", "value", "previous", "threshold", "state", "detail"}
     assert set(dep["action"]) == {"kind", "branch", "title", "url", "detail", "commented"}
-    assert dep["state"] == "tripped" and dep["probe"] is None
+    assert dep["state"] == "tripped" and dep["probe"] is None and dep["error"] is None
 
 
 def test_monitor__dry_run_with_an_open_pr_writes_nothing(prometheus, tmp_path):

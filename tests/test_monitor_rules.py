@@ -6,7 +6,7 @@ import pytest
 
 from bot.errors import InputError
 from bot.fields import Loc
-from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, WARN, Sample, evaluate
+from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, UNMET, WARN, Sample, evaluate
 from bot.monitor.rules import default_rules, parse_rollback, parse_rule, render_query
 from bot.policy_load import parse as parse_policy
 from gitops import POLICY
@@ -29,6 +29,10 @@ GOOD = {"name": "p95", "query": 'up{job="{app}"}', "above": 1, "window": "5m"}
     ({"on_no_data": "panic"}, "rules[0].on_no_data", "ignore, warn, rollback"),
     ({"treshold": 3}, "rules[0].treshold", "not a known setting"),
     ({"name": "P95 latency!"}, "rules[0].name", "not a valid rule name"),
+    ({"above": None, "expect_improvement": "20%"}, "rules[0].expect_improvement", "direction of the win"),
+    ({"above": None, "expect_improvement": "+0%"}, "rules[0].expect_improvement", "direction of the win"),
+    ({"above": None, "expect_improvement": "+20%", "action": "page"}, "rules[0].action", "`warn` or `rollback`"),
+    ({"action": "warn"}, "rules[0].action", "for `expect_improvement` rules"),
 ])
 def test_parse_rollback__malformed_rule_names_the_field(change, field, words):
     rule = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
@@ -69,9 +73,20 @@ def test_parse_rollback__defaults_and_overrides():
 def test_default_rules__use_vllm_metric_names():
     queries = " ".join(r.query for r in default_rules())
     for metric in ("vllm:e2e_request_latency_seconds_bucket", "vllm:time_to_first_token_seconds_bucket",
-                   "vllm:generation_tokens_total", "http_requests_total", 'canopy_feedback_total{app="{app}",rating="down"}'):
+                   "vllm:generation_tokens_total", "http_requests_total"):
         assert metric in queries
+    assert "feedback" not in queries  # no demo metric in what every adopter gets
     assert all(r.on_no_data in ("warn", "ignore") for r in default_rules())
+
+
+def test_default_rules__the_feedback_rule_takes_its_metric_from_the_policy():
+    rules = parse_rollback({"defaults": True, "feedback_metric": "acme_feedback_total"}, LOC).rules
+    [feedback] = [r for r in rules if r.name == "thumbs-down-rate"]
+    assert 'acme_feedback_total{app="{app}",rating="down"}' in feedback.query and "canopy" not in feedback.query
+    assert "thumbs-down-rate" not in [r.name for r in parse_rollback({"defaults": True}, LOC).rules]
+    with pytest.raises(InputError) as err:
+        parse_rollback({"feedback_metric": "acme feedback"}, LOC)
+    assert err.value.field.endswith("rollback.feedback_metric") and "metric name" in str(err.value)
 
 
 def test_render_query__escapes_manifest_values_and_keeps_promql_braces():
@@ -119,4 +134,34 @@ def test_demo_policy__spells_out_exactly_the_shipped_defaults():
 
     _, rollback = load_rollback(from_file(Path(__file__).parent.parent / "promotion.yaml"), "prod")
     fields = lambda r: (r.name, r.query, r.direction, r.threshold, r.relative, r.window, r.for_s, r.on_no_data)  # noqa: E731
-    assert [fields(r) for r in rollback.rules] == [fields(r) for r in default_rules()]
+    assert [fields(r) for r in rollback.rules] == [fields(r) for r in default_rules("canopy_feedback_total")]
+
+
+def promise(value: str, **kw):
+    spec = {**{k: v for k, v in GOOD.items() if k != "above"}, "expect_improvement": value, **kw}
+    return parse_rule(spec, Loc("promotion.yaml", "environments[2].rollback.rules[0]"))
+
+
+@pytest.mark.parametrize("value, sample, state, limit", [
+    ("+20%", Sample((125.0,), previous=100.0), OK, 120.0),  # throughput rose 25%: the promise is kept
+    ("+20%", Sample((120.0,), previous=100.0), OK, 120.0),  # exactly the promise
+    ("+20%", Sample((102.0,), previous=100.0), UNMET, 120.0),  # +2%: no speed-up
+    ("-15%", Sample((0.80,), previous=1.0), OK, 0.85),  # latency fell 20%
+    ("-15%", Sample((0.95,), previous=1.0), UNMET, 0.85),  # fell 5% only
+    ("+20%", Sample((50.0,), previous=None), WARN, None),  # no value before the promotion
+    ("+20%", Sample((50.0,), previous=100.0, pending="too early"), NO_DATA, None),
+])
+def test_evaluate__expect_improvement_table(value, sample, state, limit):
+    out = evaluate(promise(value), sample)
+    assert out.state == state and not out.tripped
+    assert out.limit == (pytest.approx(limit) if limit is not None else None)
+    if state == UNMET:
+        assert out.detail.startswith("promise not kept:") and "before the promotion" in out.detail
+
+
+def test_evaluate__expect_improvement_may_roll_back():
+    rule = promise("+20%", action="rollback")
+    assert rule.action == "rollback" and promise("+20%").action == "warn"
+    out = evaluate(rule, Sample((102.0,), previous=100.0))
+    assert out.state == TRIPPED and out.tripped
+    assert rule.describe() == "+20% on the previous variant (promised)"

@@ -22,14 +22,15 @@ from bot.perf.rounds import schedule
 MOCK = Path(__file__).parent / "perf_mock_server.py"
 
 
-def policy(limits: str = "{}", data: str = "synthetic", extra: str = "") -> str:
+def policy(limits: str = "{}", data: str = "synthetic", extra: str = "", requests: int = 8, rounds: int = 8,
+           latency_scale: float = 1.0) -> str:
     return textwrap.dedent(f"""\
         version: 1
         models:
           canopy-tiny: {{baseline: v1.0-fp32}}
         serve:
           mode: command
-          command: ["{sys.executable}", "{MOCK}", "{{variant}}", "{{port}}"]
+          command: ["{sys.executable}", "{MOCK}", "{{variant}}", "{{port}}", "{latency_scale:g}"]
           model: "{{variant}}"
           timeout: 60s
         environments:
@@ -41,8 +42,8 @@ def policy(limits: str = "{}", data: str = "synthetic", extra: str = "") -> str:
                 tokenizer: tokenizers/tiny
                 profile: concurrent
                 rate: 2
-                requests: 8
-                rounds: 8
+                requests: {requests}
+                rounds: {rounds}
                 prompt_tokens: 16
                 output_tokens: 16
                 limits: {limits}

@@ -20,7 +20,7 @@ def served_endpoint(ctx, variant) -> Iterator[Endpoint]:
     spec = parse_serve(ctx.policy.serve, ctx.policy.file)
     weights = None if spec.mode == "url" else ctx.weights_dir(variant)
     with served(spec, weights, name=str(variant.ref)) as ep:
-        yield Endpoint(base_url=ep.base_url, model=ep.model)
+        yield Endpoint(base_url=ep.base_url, model=ep.model, memory=ep.memory)
 
 
 @contextlib.contextmanager

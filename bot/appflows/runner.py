@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import httpx
 
@@ -28,6 +28,7 @@ class Endpoint:
     base_url: str
     model: str
     api_key: str | None = field(default=None, repr=False)
+    memory: Any = field(default=None, compare=False, repr=False)  # bot.serving.PeakMemory of a server started here
 
     @property
     def chat_url(self) -> str:

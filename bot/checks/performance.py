@@ -1,7 +1,8 @@
 """`performance`: GuideLLM against the baseline and the candidate with the same profile, data
 and seed, in rounds; TTFT, inter-token latency, request latency and output tokens per second each
-within a relative limit at the policy's confidence, and no higher error rate. GuideLLM's JSON and
-HTML reports of every round are kept as artifacts.
+within a relative limit, or beyond the win the policy expects (`expect:`), at the policy's
+confidence, and no higher error rate; the servers' peak resident memory beside them. GuideLLM's
+JSON and HTML reports of every round are kept as artifacts.
 
 Both variants are served at once and measured in alternating rounds (B C C B B C ...), so what
 else the machine does meanwhile weighs on both sides. `order: sequential` serves one variant at a
@@ -20,7 +21,7 @@ from typing import Any, Mapping
 from bot.checks import CheckDefinition, register
 from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.paths import check_repo_path
-from bot.perf.compare import DEFAULT_LIMIT, METRICS, PerfLimits, decide
+from bot.perf.compare import DEFAULT_LIMIT, MEMORY, METRICS, PeakMemory, PerfLimits, decide
 from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
 from bot.perf.rounds import BASELINE, CANDIDATE, schedule
 from bot.results import CheckResult
@@ -55,7 +56,7 @@ class PerformanceCheck(CheckDefinition):
     needs_baseline = True
     option_keys = frozenset({"profile", "rate", "requests", "max_seconds", "prompt_tokens", "output_tokens",
                              "seed", "data", "tokenizer", "limits", "max_error_rate_increase", "run_timeout",
-                             "warmup_requests", "rounds", "order"})
+                             "warmup_requests", "rounds", "order", "expect"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> PerfOptions:
         reject_unknown(raw, set(self.option_keys), loc)
@@ -73,17 +74,37 @@ class PerformanceCheck(CheckDefinition):
         tokenizer = raw.get("tokenizer")
         if tokenizer is not None:
             tokenizer = check_repo_path(get_str(raw, "tokenizer", loc), file=loc.file, field=f"{loc.path}.tokenizer")
-        limits_loc = loc.child("limits")
-        raw_limits = mapping(raw.get("limits") or {}, limits_loc)
-        reject_unknown(raw_limits, {m.key for m in METRICS} | {m.old_key for m in METRICS if m.old_key}, limits_loc)
+        limits_loc, expect_loc = loc.child("limits"), loc.child("expect")
+        raw_limits = _metric_mapping(raw, "limits", loc)
+        raw_expect = _metric_mapping(raw, "expect", loc)
+        expect = {}
+        for m, key in raw_expect.items():
+            win = get_percent(raw["expect"], key, expect_loc)
+            if (win > 0) != m.higher_is_better or win == 0:
+                way, sign = ("higher", "+") if m.higher_is_better else ("lower", "-")
+                raise expect_loc.child(key).error(
+                    f"a win on {m.short} is a {way} value, got {win:+.0%}".replace("-", "−"),
+                    f"write the expected change with its sign, e.g. `{key}: {sign}{abs(win) or 0.2:.0%}`")
+            if m in raw_limits:
+                raise limits_loc.child(raw_limits[m]).error(
+                    f"is set while `expect.{key}` requires a win on the same metric",
+                    "keep one: a limit allows a slowdown, `expect` requires a speed-up")
+            expect[m.key] = win
         relative = {}
         for m in METRICS:
-            key = m.key if m.key in raw_limits or m.old_key not in raw_limits else m.old_key
-            if m.old_key in raw_limits and m.key in raw_limits:
-                raise limits_loc.child(m.old_key).error(f"sets the same limit as `{m.key}`", f"keep only `{m.key}`")
-            relative[m.key] = get_percent(raw_limits, key, limits_loc, DEFAULT_LIMIT)
+            key = raw_limits.get(m, m.key)
+            relative[m.key] = get_percent(raw.get("limits") or {}, key, limits_loc, DEFAULT_LIMIT)
             if relative[m.key] < 0:
-                raise limits_loc.child(key).error("must not be negative", "write the allowed slowdown, e.g. 10%")
+                raise limits_loc.child(key).error("must not be negative",
+                                                  f"write the allowed slowdown, e.g. 10%, or a required win under "
+                                                  f"`expect:` (e.g. `expect: {{{m.key}: {'+' if m.higher_is_better else '-'}20%}}`)")
+        memory_limit = None
+        if MEMORY in raw_limits:
+            memory_limit = get_percent(raw["limits"], MEMORY.key, limits_loc)
+            if memory_limit < 0:
+                raise limits_loc.child(MEMORY.key).error(
+                    "must not be negative", "write the allowed growth, e.g. 10%, or a required reduction under "
+                                            "`expect:` (e.g. `expect: {peak_memory: -30%}`)")
         rounds = get_int(raw, "rounds", loc, 8, minimum=2)
         if rounds % 2:
             raise loc.child("rounds").error(f"must be even (half baseline, half candidate), got {rounds}",
@@ -102,7 +123,7 @@ class PerformanceCheck(CheckDefinition):
         )
         return PerfOptions(
             profile=profile,
-            limits=PerfLimits(relative=relative,
+            limits=PerfLimits(relative=relative, expect=expect, memory_limit=memory_limit,
                               max_error_rate_increase=get_percent(raw, "max_error_rate_increase", loc, 0.0)),
             tokenizer=tokenizer, data_suites=suites,
             run_timeout_s=get_duration(raw, "run_timeout", loc, 600.0),
@@ -144,9 +165,11 @@ class PerformanceCheck(CheckDefinition):
 
         measured: dict[str, Round] = {}
         notes: tuple[str, ...] = ()
+        peaks: dict[str, int | None] = {}
         if options.interleaved:
             with candidate_and_baseline(ctx) as (cand, base):
                 done = measure({CANDIDATE: cand, BASELINE: base}, (BASELINE, CANDIDATE))
+                peaks = {CANDIDATE: _peak(cand), BASELINE: _peak(base)}
             measured = {r.name: r for r in done}
         else:
             notes = ("measured one variant after the other (`order: sequential`): whatever changed on the machine "
@@ -154,13 +177,38 @@ class PerformanceCheck(CheckDefinition):
             for side, variant in ((BASELINE, ctx.baseline), (CANDIDATE, ctx.candidate)):
                 with served_endpoint(ctx, variant) as ep:
                     measured.update((r.name, r) for r in measure({side: ep}, (side,)))
+                    peaks[side] = _peak(ep)
+        memory = PeakMemory(peaks.get(CANDIDATE), peaks.get(BASELINE),
+                            "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
         baseline = [measured[names[(i, BASELINE)]] for i in range(options.pairs)]
         candidate = [measured[names[(i, CANDIDATE)]] for i in range(options.pairs)]
         rel = f"{ctx.workdir.parent.name}/{ctx.workdir.name}/guidellm"
         artifacts = tuple(f"{rel}/{names[key]}.{ext}" for key in order for ext in ("html", "json"))
         # The gate entry's `confidence:` and `decide:` (bot.policy.VerdictRule), like every other check.
         limits = replace(options.limits, confidence=ctx.rule.confidence)
-        return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule)
+        return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
+                      memory=memory)
+
+
+def _metric_mapping(raw: Mapping[str, Any], key: str, loc: Loc) -> dict:
+    """`limits:` or `expect:` as {metric: the key it was written under}; the old p95 names count."""
+    m_loc = loc.child(key)
+    data = mapping(raw.get(key) or {}, m_loc)
+    every = (*METRICS, MEMORY)
+    reject_unknown(data, {m.key for m in every} | {m.old_key for m in every if m.old_key}, m_loc)
+    found = {}
+    for m in every:
+        if m.old_key in data and m.key in data:
+            raise m_loc.child(m.old_key).error(f"sets the same {key[:-1] if key == 'limits' else key} as `{m.key}`",
+                                               f"keep only `{m.key}`")
+        if m.key in data or m.old_key in data:
+            found[m] = m.key if m.key in data else m.old_key
+    return found
+
+
+def _peak(endpoint) -> int | None:
+    """The server's peak resident memory so far, when the bot started it (bot.serving.PeakMemory)."""
+    return None if endpoint.memory is None else endpoint.memory.peak_bytes()
 
 
 def _slice(prompts: Path, start: int, count: int, path: Path) -> Path:

@@ -127,6 +127,9 @@ def run_monitor(args) -> int:
     except ImportError as exc:
         raise InputError("promotion-bot", "github monitor", f"the monitoring module is not installed ({exc})",
                          "install a promotion-bot version that ships bot.monitor") from None
+    from bot.monitor.prometheus import checked_url
+
+    url = checked_url(args.prometheus_url, file="action.yml", field="prometheus-url")
     with _forge(settings) as forge:
-        return monitor(settings.workspace, args.prometheus_url, env=args.env, forge=forge,
+        return monitor(settings.workspace, url, env=args.env, forge=forge,
                        json_path=args.json, dry_run=args.dry_run)

@@ -213,6 +213,15 @@ class GitHubForge:
                            lambda: self._repo.create_issue(title=title, body=body, labels=list(labels)))
         return Issue(issue.number, issue.html_url, title)
 
+    def find_issue(self, marker: str, label: str) -> Issue | None:
+        def find():
+            for issue in self._repo.get_issues(state="all", labels=[label]):
+                if issue.pull_request is None and marker in (issue.body or ""):
+                    return Issue(issue.number, issue.html_url, issue.title)
+            return None
+
+        return self._call(f"finding the issue labelled {label}", find)
+
     def pull_request_url_for_commit(self, sha: str) -> str | None:
         def find():
             for pr in self._repo.get_commit(sha).get_pulls():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.monitor.rules import ABOVE, Rule
+from bot.monitor.rules import ABOVE, WARN_ACTION, Rule
 
 OK, TRIPPED, NO_DATA, WARN = "ok", "tripped", "no-data", "warn"
+UNMET = "unmet"  # a promised win (`expect_improvement`) did not appear; `action: warn` warns, no revert
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Sample:
     values: tuple[float, ...]  # the worst series' value at each evaluation time, oldest first; () = no data
     previous: float | None = None  # relative rules: the previous variant's value before the promotion
     previous_note: str = ""  # why ``previous`` is missing
+    pending: str = ""  # why the rule cannot be judged yet (a promise younger than its window)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,12 @@ def worst(values: list[float], direction: str) -> float:
 
 def evaluate(rule: Rule, sample: Sample) -> Outcome:
     def outcome(state: str, detail: str, value=None, limit=None) -> Outcome:
+        if state == TRIPPED and rule.action == WARN_ACTION:
+            state = UNMET
         return Outcome(rule.name, rule.describe(), value, sample.previous, limit, state, detail)
+
+    if sample.pending:
+        return outcome(NO_DATA, sample.pending)
 
     if rule.relative is not None:
         if sample.previous is None:
@@ -62,6 +69,10 @@ def evaluate(rule: Rule, sample: Sample) -> Outcome:
             return outcome(TRIPPED, f"{rule.direction} {limit:.4g} for {rule.for_s:g}s ({len(bad)} points)", current, limit)
         return outcome(OK, f"{sum(bad)} of {len(bad)} points {rule.direction} {limit:.4g} within {rule.for_s:g}s", current, limit)
     if bad[-1]:
+        if rule.promise is not None:
+            return outcome(TRIPPED, f"promise not kept: {current:.4g} is {rule.direction} the promised {limit:.4g} "
+                                    f"({rule.promise * 100:+g}% on {sample.previous:.4g} before the promotion)",
+                           current, limit)
         return outcome(TRIPPED, f"{current:.4g} is {rule.direction} {limit:.4g}", current, limit)
     return outcome(OK, f"{current:.4g} is within {limit:.4g}", current, limit)
 

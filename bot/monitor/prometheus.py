@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import httpx
 
-from bot.errors import ExternalError
+from bot.errors import ExternalError, InputError
+
+
+def checked_url(url: str, *, file: str, field: str) -> str:
+    """The Prometheus base URL as given, or an InputError with the likely fix: httpx would only say
+    "unsupported protocol 'prometheus://'" of `prometheus:9090`."""
+    text = (url or "").strip()
+    if text.startswith(("http://", "https://")) and len(text.split("://", 1)[1]) > 0:
+        return text
+    hint = f"did you mean http://{text.split('://', 1)[-1]}?" if text else "pass e.g. http://prometheus:9090"
+    raise InputError(file, field, f"{text!r} is not an http(s) URL of the Prometheus HTTP API", hint)
 
 
 @dataclass(frozen=True)

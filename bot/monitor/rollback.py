@@ -17,6 +17,7 @@ from bot.render import make_environment
 from bot.vcs.writer import RevertConflict
 
 LABEL = "rollback"
+PROMISE_LABEL = "promise-not-kept"
 BRANCH_PREFIX = "promotion-bot/"
 _SAFE_URL = re.compile(r"^(https://|file:///)[^\s<>()\[\]`]+$")
 _TRIPPED_MARK = re.compile(r"<!-- promotion-bot:tripped ([a-z0-9_.,-]*) -->")
@@ -37,6 +38,45 @@ class Action:
     def to_json(self) -> dict:
         return {"kind": self.kind, "branch": self.branch, "title": self.title, "url": self.url,
                 "detail": self.detail, "commented": self.commented}
+
+
+def promise_marker(promo: PromotionCommit | None, dep: Deployment, rule: str) -> str:
+    """One warning per promotion and rule: the promotion commit (or, out of sight, the variant) names it."""
+    key = promo.sha if promo else f"{dep.object}@{dep.variant}"
+    return f"<!-- promotion-bot:promise {key} {rule} -->"
+
+
+def warn_unmet(dep: Deployment, promo: PromotionCommit | None, unmet: tuple[Outcome, ...], *, forge,
+               prometheus: str, evaluated_at: str, dry_run: bool) -> Action:
+    """A promised win that did not appear: one issue per promotion, linking its PR, never a revert.
+    The model still works; it just did not pay what its compression promised."""
+    names = ", ".join(o.rule for o in unmet)
+    title = f"Promised win not seen: {dep.application} in {dep.environment} on {dep.variant} ({names})"
+    markers = [promise_marker(promo, dep, o.rule) for o in unmet]
+    if forge is not None and all(forge.find_issue(m, PROMISE_LABEL) for m in markers):
+        found = forge.find_issue(markers[0], PROMISE_LABEL)
+        return Action("existing-issue", None, found.title, found.url, "warned once for this promotion already")
+    original = forge.pull_request_url_for_commit(promo.sha) if promo and forge is not None else None
+    body = make_environment().from_string(
+        "{% for m in markers %}{{ m | trusted }}\n{% endfor %}"
+        "The promotion of **{{ variant }}** to {{ environment }} ({{ app }}, {{ manifest | code }}) promised a win "
+        "that prod does not show{% if sha %}, after {{ sha | code }}{% endif %}"
+        "{% if url %} ([the promotion PR]({{ url | trusted }})){% endif %}:\n\n"
+        "| Rule | Promised | Before ({{ previous }}) | Now | Promised value |\n|---|---|---|---|---|\n"
+        "{% for o in unmet %}| {{ o.rule }} | {{ o.condition }} | {{ o.previous | num }} | {{ o.value | num }} "
+        "| {{ o.threshold | num }} |\n{% endfor %}\n\n"
+        "Nothing is rolled back: the variant still serves, it just does not pay what its compression promised. "
+        "Check the serving flags and kernels, or promote a variant that is faster. Set `action: rollback` on the "
+        "rule to revert instead.\n\nEvaluated at {{ at }} against {{ prometheus | code }}.\n"
+    ).render(markers=markers, variant=dep.variant, environment=dep.environment, app=dep.application,
+             manifest=dep.manifest, sha=promo.sha[:12] if promo else None,
+             url=original if original and _SAFE_URL.match(original) else None,
+             previous=promo.previous_variant if promo else "the previous variant",
+             unmet=[o.to_json() for o in unmet], at=evaluated_at, prometheus=prometheus)
+    if dry_run or forge is None:
+        return Action("issue", None, title, None, "dry run: would open a warning issue (no revert)", body)
+    issue = forge.open_issue(title=title, body=body, labels=(PROMISE_LABEL,))
+    return Action("issue", None, title, issue.url, "promised win not seen; warned, no revert", body)
 
 
 @dataclass(frozen=True)

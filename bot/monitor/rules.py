@@ -10,9 +10,20 @@
           window: 10m           # what {window} becomes
           for: 5m               # optional: the condition must hold over this long
           on_no_data: warn      # ignore | warn | rollback
+        - name: promised-throughput
+          query: sum(rate(vllm:generation_tokens_total{model_name="{model_name}"}[{window}]))
+          expect_improvement: +20%   # the win the compression promised: +N% rises, -N% falls (latency)
+          window: 1h
+          action: warn          # warn (default): one warning issue per promotion; rollback: a revert PR
+      feedback_metric: canopy_feedback_total   # optional: adds the shipped thumbs-down-rate rule on it
 
 Queries are templates: `{app}`, `{model}`, `{variant}`, `{model_name}` (the prod manifest's
 `promotion-bot/served-model`) and `{window}`; PromQL's own `{label="x"}` braces are left alone.
+
+`expect_improvement` compares prod after the promotion with the previous variant before it, like
+`above_previous`, but the other way round: a promised win is a negative allowance (`+20%` on
+throughput: anything below 1.2× the value before is a promise not kept). It is judged only once a
+whole window has passed since the promotion.
 """
 
 from __future__ import annotations
@@ -27,8 +38,10 @@ ABOVE, BELOW = "above", "below"
 NO_DATA_ACTIONS = ("ignore", "warn", "rollback")
 PLACEHOLDERS = ("app", "model", "variant", "model_name", "window")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_COMPARISONS = ("above", "below", "above_previous", "below_previous")
-_RULE_KEYS = {"name", "query", "window", "for", "on_no_data", *_COMPARISONS}
+_COMPARISONS = ("above", "below", "above_previous", "below_previous", "expect_improvement")
+_RULE_KEYS = {"name", "query", "window", "for", "on_no_data", "action", *_COMPARISONS}
+WARN_ACTION, ROLLBACK_ACTION = "warn", "rollback"
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -45,9 +58,13 @@ class Rule:
     for_s: float | None
     on_no_data: str
     field: str  # "promotion.yaml: environments[2].rollback.rules[0]" for messages
+    promise: float | None = None  # expect_improvement: +0.20 (rise 20%) or -0.15 (fall 15%)
+    action: str = ROLLBACK_ACTION  # what a breach does: rollback (revert PR) or warn (one issue per promotion)
 
     def describe(self) -> str:
         """The limit in words, e.g. `above 2.5` or `25% above the previous variant`."""
+        if self.promise is not None:
+            return f"{self.promise * 100:+g}% on the previous variant (promised)"
         if self.relative is not None:
             return f"{self.relative * 100:g}% {self.direction} the previous variant"
         return f"{self.direction} {self.threshold:g}"
@@ -72,8 +89,12 @@ def parse_rollback(raw: Mapping[str, Any] | None, loc: Loc) -> RollbackPolicy:
     if raw is None:
         return RollbackPolicy(rules=(), timeout_s=DEFAULT_TIMEOUT_S)
     raw = mapping(raw, loc)
-    reject_unknown(raw, {"defaults", "rules", "timeout"}, loc)
+    reject_unknown(raw, {"defaults", "rules", "timeout", "feedback_metric"}, loc)
     timeout_s = get_duration(raw, "timeout", loc, DEFAULT_TIMEOUT_S)
+    feedback = get_str(raw, "feedback_metric", loc, None)
+    if feedback is not None and not _METRIC_NAME.match(feedback):
+        raise loc.child("feedback_metric").error(f"{feedback!r} is not a Prometheus metric name",
+                                                 "write the counter's name, e.g. `feedback_metric: app_feedback_total`")
     defaults = raw.get("defaults", "rules" not in raw)
     if not isinstance(defaults, bool):
         raise loc.child("defaults").error(f"must be true or false, got {defaults!r}")
@@ -85,7 +106,7 @@ def parse_rollback(raw: Mapping[str, Any] | None, loc: Loc) -> RollbackPolicy:
             raise rules_loc.child(i).child("name").error(f"rule {rule.name!r} is listed twice", "give each rule its own name")
         own[rule.name] = rule
     # A rule named like a default replaces it.
-    shipped = [r for r in default_rules() if r.name not in own] if defaults else []
+    shipped = [r for r in default_rules(feedback) if r.name not in own] if defaults else []
     return RollbackPolicy(rules=tuple(shipped) + tuple(own.values()), timeout_s=timeout_s)
 
 
@@ -105,10 +126,29 @@ def parse_rule(raw: Any, loc: Loc) -> Rule:
     given = [k for k in _COMPARISONS if k in spec]
     if len(given) != 1:
         raise loc.error(f"needs exactly one comparison, got {len(given)}" + (f" ({', '.join(given)})" if given else ""),
-                        "add one of `above: 2.5`, `below: 10`, `above_previous: 25%`, `below_previous: 30%`")
+                        "add one of `above: 2.5`, `below: 10`, `above_previous: 25%`, `below_previous: 30%`, "
+                        "`expect_improvement: +20%`")
     key = given[0]
-    threshold = relative = None
-    if key.endswith("_previous"):
+    threshold = relative = promise = None
+    direction = BELOW if key.startswith("below") else ABOVE
+    action = spec.get("action", WARN_ACTION if key == "expect_improvement" else ROLLBACK_ACTION)
+    if action not in (WARN_ACTION, ROLLBACK_ACTION):
+        raise loc.child("action").error(f"must be `warn` or `rollback`, got {action!r}",
+                                        "`warn` opens one issue per promotion; `rollback` opens a revert PR")
+    if action == WARN_ACTION and key != "expect_improvement":
+        raise loc.child("action").error("`warn` is for `expect_improvement` rules",
+                                        "remove it: a limit that trips rolls back (use `on_no_data: warn` for missing data)")
+    if key == "expect_improvement":
+        text = spec[key]
+        promise = parse_percent(text, loc.child(key))
+        if not (isinstance(text, str) and text.strip()[:1] in "+-") or promise == 0:
+            raise loc.child(key).error(f"must carry the direction of the win, got {text!r}",
+                                       "write `+20%` for a metric that should rise (throughput), `-20%` for one "
+                                       "that should fall (latency)")
+        # The promised value is previous × (1 + promise); below it (a rise) or above it (a fall) is a miss.
+        direction = BELOW if promise > 0 else ABOVE
+        relative = -abs(promise)
+    elif key.endswith("_previous"):
         relative = parse_percent(spec[key], loc.child(key))
         if relative < 0:
             raise loc.child(key).error("must not be negative", "write how much worse than before is too much, e.g. 25%")
@@ -125,15 +165,17 @@ def parse_rule(raw: Any, loc: Loc) -> Rule:
     on_no_data = spec.get("on_no_data", "warn")
     if on_no_data not in NO_DATA_ACTIONS:
         raise loc.child("on_no_data").error(f"must be one of {', '.join(NO_DATA_ACTIONS)}, got {on_no_data!r}")
-    return Rule(name=name, query=query, direction=BELOW if key.startswith("below") else ABOVE,
+    return Rule(name=name, query=query, direction=direction,
                 threshold=threshold, relative=relative, window=window_text, window_s=window_s, for_s=for_s,
-                on_no_data=on_no_data, field=f"{loc.file}: {loc.path}")
+                on_no_data=on_no_data, field=f"{loc.file}: {loc.path}", promise=promise, action=action)
 
 
 _DEFAULTS_FIELD = "built-in rollback defaults"
 
 # The seed's red flags, on the metric names vLLM's OpenAI server exports. Latency and throughput
 # compare with the variant served before, since what is "slow" depends on model and hardware.
+# User feedback has no standard metric: its rule exists only when the policy names the counter
+# (`feedback_metric:`, labelled by `app` and `rating`).
 _DEFAULT_SPECS = (
     dict(name="p95-latency", above_previous="25%", window="10m",
          query='histogram_quantile(0.95, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{model_name="{model_name}"}[{window}])))'),
@@ -143,11 +185,16 @@ _DEFAULT_SPECS = (
          query='sum(rate(vllm:generation_tokens_total{model_name="{model_name}"}[{window}]))'),
     dict(name="error-rate", above=0.02, window="10m",
          query='sum(rate(http_requests_total{app="{app}",status=~"5.."}[{window}])) / sum(rate(http_requests_total{app="{app}"}[{window}]))'),
-    dict(name="thumbs-down-rate", above=0.15, window="30m", on_no_data="ignore",
-         query='sum(rate(canopy_feedback_total{app="{app}",rating="down"}[{window}])) / sum(rate(canopy_feedback_total{app="{app}"}[{window}]))'),
 )
+_FEEDBACK_SPEC = dict(
+    name="thumbs-down-rate", above=0.15, window="30m", on_no_data="ignore",
+    query='sum(rate(FEEDBACK{app="{app}",rating="down"}[{window}])) / sum(rate(FEEDBACK{app="{app}"}[{window}]))')
 
 
-def default_rules() -> tuple[Rule, ...]:
-    return tuple(parse_rule(dict(spec), Loc(_DEFAULTS_FIELD, f"rules[{i}]")) for i, spec in enumerate(_DEFAULT_SPECS))
+def default_rules(feedback_metric: str | None = None) -> tuple[Rule, ...]:
+    """The shipped rules; with ``feedback_metric``, the thumbs-down rate on that counter too."""
+    specs = list(_DEFAULT_SPECS)
+    if feedback_metric:
+        specs.append({**_FEEDBACK_SPEC, "query": _FEEDBACK_SPEC["query"].replace("FEEDBACK", feedback_metric)})
+    return tuple(parse_rule(dict(spec), Loc(_DEFAULTS_FIELD, f"rules[{i}]")) for i, spec in enumerate(specs))
 

@@ -96,6 +96,13 @@ def collect_all(client: PrometheusClient, rules: Sequence[Rule], deps: Sequence[
                         previous[d] = before[0] if before else None
                         if not before:
                             notes[d] = f"no data for {promotions[d].previous_variant} in the {rule.window} before the promotion"
+        pending: dict[int, str] = {}
+        if rule.promise is not None:
+            for d in indices:
+                promo = promotions[d]
+                if promo is not None and now - promo.time < rule.window_s:
+                    pending[d] = (f"too early: the promotion is {(now - promo.time) / 60:.0f} min old, the rule "
+                                  f"judges a whole {rule.window} window after it")
         for d in indices:
-            samples[d][r] = Sample(current[d], previous.get(d), notes.get(d, ""))
+            samples[d][r] = Sample(current[d], previous.get(d), notes.get(d, ""), pending.get(d, ""))
     return samples

@@ -1,5 +1,10 @@
 """Candidate against baseline on GuideLLM's rounds: for each metric an interval of how much worse
-the candidate is, judged against its relative limit, and no higher error rate.
+the candidate is, judged against its relative limit or against the win the policy expects, and no
+higher error rate; and the servers' peak resident memory, one reading per side.
+
+An expected win is a negative limit on the same "how much worse" scale (`bot.stats.interval.decide`):
+`expect: {output_tokens_per_second: +20%}` passes only when the whole interval lies at or beyond 20%
+more tokens per second, fails when all of it falls short, and is inconclusive otherwise.
 
 Per-request latencies (TTFT, inter-token latency, request latency) are pooled per side over the
 rounds and compared as whole distributions (`bot.stats.shift.shift_over_rounds`: the Hodges–Lehmann
@@ -17,15 +22,16 @@ from bot.perf.guidellm import Round
 from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
 from bot.evidence import judge as judge_by_rule
 from bot.policy import VerdictRule
-from bot.stats.interval import Interval
+from bot.stats.interval import EPSILON, Interval
 from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
 
 
 @dataclass(frozen=True)
 class Metric:
-    key: str  # the policy's name under `limits:`
+    key: str  # the policy's name under `limits:` and `expect:`
     label: str
     higher_is_better: bool
+    short: str  # in sentences: "no speed-up: throughput +1.0% [...]"
     per_request: Callable[[Round], Sequence[float]] | None = None  # pooled over rounds; else per round
     old_key: str | None = None  # the name it had when the check compared one p95 per side
 
@@ -39,13 +45,17 @@ def _round_throughput(r: Round) -> float | None:
 
 
 METRICS = (
-    Metric("ttft", "TTFT (ms)", False, lambda r: r.ttft_ms, "ttft_p95"),
-    Metric("itl", "inter-token latency (ms)", False, lambda r: r.itl_ms, "itl_p95"),
-    Metric("request_latency", "request latency (s)", False, lambda r: r.latency_s, "request_latency_p95"),
-    Metric("output_tokens_per_second", "output tokens per second", True),
+    Metric("ttft", "TTFT (ms)", False, "TTFT", lambda r: r.ttft_ms, "ttft_p95"),
+    Metric("itl", "inter-token latency (ms)", False, "inter-token latency", lambda r: r.itl_ms, "itl_p95"),
+    Metric("request_latency", "request latency (s)", False, "request latency", lambda r: r.latency_s,
+           "request_latency_p95"),
+    Metric("output_tokens_per_second", "output tokens per second", True, "throughput"),
 )
+# Not in METRICS: one reading per side has no interval, so it takes no share of the check's error.
+MEMORY = Metric("peak_memory", "peak memory (MB)", False, "peak memory")
 DEFAULT_LIMIT = 0.10
 DEFAULT_CONFIDENCE = 0.95
+MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,25 @@ class PerfLimits:
     relative: Mapping[str, float] = field(default_factory=lambda: {m.key: DEFAULT_LIMIT for m in METRICS})
     max_error_rate_increase: float = 0.0  # absolute, 0.02 = two percentage points
     confidence: float = DEFAULT_CONFIDENCE
+    # The win each metric must show, as a change in its own direction: +0.20 (20% more tokens per
+    # second), -0.15 (15% lower TTFT or memory). A metric with an expected win has no limit.
+    expect: Mapping[str, float] = field(default_factory=dict)
+    memory_limit: float | None = None  # allowed growth of peak memory (0.10); None: not judged
+
+    def limit(self, m: Metric) -> float | None:
+        """The allowed worsening of ``m``: its expected win as a negative limit, else its limit."""
+        if m.key in self.expect:
+            return -abs(self.expect[m.key])
+        return self.memory_limit if m is MEMORY else self.relative[m.key]
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """The two servers' peak resident memory in bytes (None: not readable, e.g. a server at a URL)."""
+
+    candidate: int | None
+    baseline: int | None
+    why_missing: str = ""
 
 
 def pooled_throughput(rounds: Sequence[Round]) -> float | None:
@@ -95,23 +124,76 @@ def metric_level(confidence: float) -> float:
 
 
 def _pct(x: float) -> str:
-    return f"{x:+.1%}"
+    return f"{x:+.1%}".replace("-", "−")
 
 
 def describe(label: str, iv: Interval) -> str:
     return f"{label} {_pct(iv.estimate)} ({iv.level * 100:.4g}%: {_pct(iv.low)} to {_pct(iv.high)})"
 
 
+def change(m: Metric, iv: Interval) -> tuple[float, float, float]:
+    """(estimate, low, high) of the candidate's change in the metric's own direction (+ = more
+    tokens per second, − = lower latency): "how much worse" turned back into what was measured."""
+    if m.higher_is_better:
+        return -iv.estimate, -iv.high, -iv.low
+    return iv.estimate, iv.low, iv.high
+
+
+def expected_text(m: Metric, win: float) -> str:
+    return f"expected {'≥' if m.higher_is_better else '≤'} {_pct(win)}"
+
+
+def describe_win(m: Metric, iv: Interval, win: float) -> str:
+    """`throughput +1.0% [−4.0%, +6.0%] (98.75%), expected ≥ +20.0%`."""
+    est, low, high = change(m, iv)
+    return f"{m.short} {_pct(est)} [{_pct(low)}, {_pct(high)}] ({iv.level * 100:.4g}%), {expected_text(m, win)}"
+
+
+def missed_win(m: Metric) -> str:
+    return "no memory reduction" if m is MEMORY else "no speed-up"
+
+
+def _memory_row(limits: PerfLimits, memory: PeakMemory | None) -> tuple[MetricRow, str | None, str | None]:
+    """(row, why it fails, why it is an error). A server's peak is one reading per side: there is
+    no interval, so the row compares the ratio itself and carries no evidence."""
+    limit, win = limits.limit(MEMORY), limits.expect.get(MEMORY.key)
+    c, b = (None, None) if memory is None else (memory.candidate, memory.baseline)
+    if c is None or b is None or b <= 0:
+        why = (memory.why_missing if memory else "") or "the servers' memory was not read"
+        judged = limit is not None
+        row = MetricRow(label=MEMORY.label, candidate=None if c is None else c / MB,
+                        baseline=None if b is None else b / MB, threshold="not measured: " + why,
+                        verdict=ERROR if judged else SKIPPED, higher_is_better=False,
+                        stderr="one peak reading per side")
+        return row, None, (f"peak memory: {why}, so the policy's memory " + ("expectation" if win else "limit")
+                           + " cannot be judged") if judged else None
+    ratio = c / b - 1
+    if limit is None:
+        return MetricRow(label=MEMORY.label, candidate=c / MB, baseline=b / MB, delta=ratio,
+                         threshold="not judged (no limit or expect)", verdict=SKIPPED, higher_is_better=False,
+                         stderr="one peak reading per side"), None, None
+    threshold = expected_text(MEMORY, win) if win is not None else f"≤ +{limit:.0%}"
+    bad = ratio > limit + EPSILON
+    row = MetricRow(label=MEMORY.label, candidate=c / MB, baseline=b / MB, delta=ratio, threshold=threshold,
+                    verdict=FAIL if bad else PASS, higher_is_better=False, stderr="one peak reading per side")
+    text = f"peak memory {_pct(ratio)} ({c / MB:.0f} MB against {b / MB:.0f} MB)"
+    if not bad:
+        return row, None, None
+    return row, (f"{missed_win(MEMORY)}: {text}, {expected_text(MEMORY, win)}" if win is not None
+                 else f"{text}, limit {threshold}"), None
+
+
 def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
-           notes: tuple[str, ...] = (), artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule()) -> CheckResult:
-    """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds."""
+           notes: tuple[str, ...] = (), artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule(),
+           memory: PeakMemory | None = None) -> CheckResult:
+    """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds; ``memory`` the servers' peaks."""
     if len(baseline) != len(candidate) or not baseline:
         raise ValueError("baseline and candidate need the same number of rounds, at least one")
     rows, worse, unsure, broken = [], [], [], []
     level = metric_level(limits.confidence)
     for m in METRICS:
-        limit = limits.relative[m.key]
-        threshold = f"{'≥ −' if m.higher_is_better else '≤ +'}{limit:.0%}"
+        limit, win = limits.limit(m), limits.expect.get(m.key)
+        threshold = expected_text(m, win) if win is not None else f"{'≥ −' if m.higher_is_better else '≤ +'}{limit:.0%}"
         iv, problem, c_value, b_value = _interval(m, baseline, candidate, level)
         evidence = None
         if iv is None and problem is None:
@@ -125,15 +207,20 @@ def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: 
             if settle is not None and m.unit == "rounds":
                 settle *= 2  # pairs → rounds
             evidence = Evidence(interval=iv, limit=limit, unit="relative", settle_n=settle)
-            text = describe(m.label, iv) + f", limit {threshold}"
+            text = describe_win(m, iv, win) if win is not None else describe(m.label, iv) + f", limit {threshold}"
             if verdict == FAIL:
-                worse.append(text)
+                worse.append(f"{missed_win(m)}: {text}" if win is not None else text)
             elif verdict == INCONCLUSIVE:
                 seen = iv.n if m.unit == "requests" else 2 * iv.n
                 unsure.append(f"{text}: at {seen} {m.unit}, about {settle} would settle it")
         rows.append(MetricRow(label=m.label, candidate=c_value, baseline=b_value,
                               delta=None if iv is None else iv.estimate, threshold=threshold, verdict=verdict,
                               higher_is_better=m.higher_is_better, evidence=evidence))
+
+    row, failed, problem = _memory_row(limits, memory)
+    rows.append(row)
+    worse += [failed] if failed else []
+    broken += [problem] if problem else []
 
     c_err = sum(r.errored + r.incomplete for r in candidate)
     b_err = sum(r.errored + r.incomplete for r in baseline)
@@ -163,8 +250,13 @@ def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: 
         verdict, detail = INCONCLUSIVE, "the measurements cannot tell: " + "; ".join(unsure)
     else:
         verdict = PASS
-        detail = "every metric within its limit: " + ", ".join(
-            describe(r.label, r.evidence.interval) for r in rows if r.evidence is not None)
+        by_label = {m.label: m for m in METRICS}
+        detail = "every metric within its limit" + (" or beyond its expected win" if limits.expect else "") + ": " + ", ".join(
+            describe_win(by_label[r.label], r.evidence.interval, limits.expect[by_label[r.label].key])
+            if by_label[r.label].key in limits.expect else describe(r.label, r.evidence.interval)
+            for r in rows if r.evidence is not None)
+        if row.verdict == PASS:
+            detail += f", peak memory {_pct(row.delta)} ({row.threshold})"
     tps_c, tps_b = pooled_throughput(candidate), pooled_throughput(baseline)
     return CheckResult(
         name=name, verdict=verdict,
