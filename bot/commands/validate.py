@@ -15,8 +15,8 @@ from bot import policy_load
 from bot.appflows.suite import load_suites
 from bot.checks.zoo_check import metadata_problems
 from bot.errors import InputError
-from bot.lmeval.options import EvalOptions
-from bot.lmeval.tasks import prepare
+from bot.lmeval.options import DEFAULT_TASKS_DIR, EvalOptions
+from bot.lmeval.tasks import index_local, prepare
 from bot.manifests import ManifestIndex
 from bot.policy import DEFAULT_ANNOTATION, Policy, baseline_problems
 from bot.vcs.reader import GitReader
@@ -100,6 +100,10 @@ def _environment(reader, rev: str, policy: Policy, env, zoo: Zoo, applications: 
 
 def _suites_and_tasks(reader, rev: str, policy: Policy, applications: dict) -> list[InputError]:
     found = []
+    try:  # every task YAML, used by a gate or not, parses and imports no code unasked
+        index_local(reader, rev, DEFAULT_TASKS_DIR)
+    except InputError as exc:
+        found.append(exc)
     with tempfile.TemporaryDirectory(prefix="promotion-bot-validate-") as tmp:
         for env in policy.environments:
             folders = set()
