@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from bot.errors import InputError
-from bot.fields import Loc, get_str, get_str_list, get_text, keyed_mapping, mapping, reject_unknown
+from bot.fields import Loc, did_you_mean, get_str, get_str_list, get_text, keyed_mapping, mapping, reject_unknown
 from bot.paths import check_repo_path, join_repo_path
 from bot.yamlio import load_one
 
@@ -304,7 +304,9 @@ class Zoo:
         text = self.reader.read_text(self.rev, f"{ref.folder}/variant.yaml")
         if text is None:
             known = self.variants_of(ref.model)
-            hint = f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml"
+            close = did_you_mean(ref.variant, known)
+            hint = (f"did you mean {ref.model}/{close}?" if close else
+                    f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml")
             raise InputError(named_in or ref.folder, field, f"names variant {ref} but {ref.folder}/variant.yaml does not exist", hint)
         variant = complete(parse_variant(ref, text), lambda path: self.reader.read_text(self.rev, path),
                            lambda path: self.reader.size_of(self.rev, path))
