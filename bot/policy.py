@@ -271,7 +271,17 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     name = get_str(spec, "check", loc)
     definition = check(name, loc.child("check"))
     raw_options = {k: v for k, v in spec.items() if k not in _CHECK_KEYS}
-    options = definition.parse_options(raw_options, loc)
+    try:
+        options = definition.parse_options(raw_options, loc)
+    except InputError as exc:  # a mistyped entry key (`timout:`) reaches the check's parser, which lacks it
+        key = exc.field.removeprefix(f"{loc.path}.")
+        close = did_you_mean(key, _CHECK_KEYS) if exc.message == "is not a known setting" else None
+        if close and "did you mean" not in exc.fix:
+            raise loc.child(key).error(exc.message, f"did you mean `{close}`?") from exc
+        if exc.message == "is not a known setting" and "takes no settings" in exc.fix:
+            raise loc.child(key).error(exc.message, f"check `{name}` has no options of its own; every entry takes "
+                                                    f"{', '.join(sorted(_CHECK_KEYS))}") from exc
+        raise
     timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
     runs_on = _labels(spec["runs_on"], loc.child("runs_on")) if "runs_on" in spec else (definition.default_runs_on or default_runs_on)
     shards = spec.get("shards", 1)

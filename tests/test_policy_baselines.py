@@ -48,3 +48,15 @@ def test_policy_load__gate_refuses_a_missing_baseline_no_check_uses(tmp_path):
     reader = GitReader(repo.path)
     with pytest.raises(InputError, match="baseline canopy-tiny/v2.0-bf61 does not exist"):
         policy_load.load(reader, reader.resolve("HEAD"))
+
+
+@pytest.mark.parametrize("entry, fix", [
+    ("{check: zoo, timout: 5m}", "did you mean `timeout`?"),
+    ("{check: perplexity, task: x, timout: 5m}", "did you mean `timeout`?"),
+    ("{check: perplexity, task: x, limt: 5}", "did you mean `limit`?"),
+    ("{check: zoo, foo: 1}", "check `zoo` has no options of its own; every entry takes check, confidence, decide"),
+])
+def test_parse_policy__mistyped_gate_entry_key_names_the_fix(entry, fix):
+    with pytest.raises(InputError) as exc:
+        policy_load.parse(f"environments:\n  - name: test\n    gate:\n      - {entry}\n")
+    assert exc.value.field.startswith("environments[0].gate[0].") and fix in exc.value.fix, exc.value
