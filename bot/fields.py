@@ -147,10 +147,27 @@ def get_duration(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MI
 
 
 def reject_unknown(data: Mapping[str, Any], allowed: set[str], loc: Loc) -> None:
-    import difflib
-
     for key in data:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean `{close[0]}`?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
+            close = did_you_mean(str(key), allowed)
+            hint = (f"did you mean `{close}`?" if close else f"allowed keys: {', '.join(sorted(allowed))}" if allowed
+                    else f"{loc.path or 'this'} takes no settings: remove it")
             raise loc.child(str(key)).error("is not a known setting", hint)
+
+
+def did_you_mean(word: str, choices) -> str | None:
+    """The closest of ``choices`` to a mistyped ``word`` (`quantisation` → `quantization`), or None."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return close[0] if close else None
+
+
+def keyed_mapping(value: Any, loc: Loc, keys: tuple[str, ...], *, example: str, otherwise: str = "") -> Mapping[str, Any]:
+    """A mapping with only ``keys``; any other shape is an error that names the keys (a bare string
+    like `quantization: none` says what was meant instead of only "must be a mapping")."""
+    if not isinstance(value, Mapping):
+        alt = f" — or {otherwise}" if otherwise else ""
+        raise loc.error(f"must be a mapping with keys {', '.join(keys)}{alt}; got {_shown(value)}", f"write `{example}`")
+    reject_unknown(value, set(keys), loc)
+    return value

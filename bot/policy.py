@@ -13,9 +13,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from bot.fields import Loc, get_duration, get_int, get_str, mapping, parse_percent, reject_unknown, sequence
+from bot.errors import InputError
+from bot.fields import (Loc, did_you_mean, get_duration, get_int, get_str, mapping, parse_percent, reject_unknown,
+                        sequence)
 from bot.paths import check_repo_path
 from bot.yamlio import load_one
+from bot.zoo import NAMING_FIX, VARIANT_NAME
 
 POLICY_FILE = "promotion.yaml"
 ENVIRONMENTS_ROOT = "environments"
@@ -135,6 +138,8 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         spec = mapping(spec, m_loc)
         reject_unknown(spec, {"baseline"}, m_loc)
         baselines[str(model)] = get_str(spec, "baseline", m_loc)
+        if not VARIANT_NAME.fullmatch(baselines[str(model)]):
+            raise m_loc.child("baseline").error(f"{baselines[str(model)]!r} is not a variant name", NAMING_FIX)
 
     variant_ref = _parse_variant_ref(data.get("variant_ref"), root.child("variant_ref"))
 
@@ -184,8 +189,11 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         gate = tuple(_parse_check(raw, e_loc.child("gate").child(j), sections.check, default_runs_on)
                      for j, raw in enumerate(sequence(env.get("gate") or [], e_loc.child("gate"))))
         baseline = env.get("baseline")
-        if baseline is not None and not isinstance(baseline, str):
-            raise e_loc.child("baseline").error("must be `deployed` or a variant name like v1.0-fp16")
+        if baseline is not None and (not isinstance(baseline, str)
+                                     or (baseline != "deployed" and not VARIANT_NAME.fullmatch(baseline))):
+            raise e_loc.child("baseline").error(f"must be `deployed` or a variant name like v1.0-fp16, got {baseline!r}",
+                                                "write `baseline: deployed` (what the environment served before) "
+                                                "or name a variant folder, e.g. `baseline: v1.0-bf16`")
         rollback = env.get("rollback")
         if rollback is not None:
             rollback = sections.rollback(mapping(rollback, e_loc.child("rollback")), e_loc.child("rollback"))
@@ -268,7 +276,17 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     name = get_str(spec, "check", loc)
     definition = check(name, loc.child("check"))
     raw_options = {k: v for k, v in spec.items() if k not in _CHECK_KEYS}
-    options = definition.parse_options(raw_options, loc)
+    try:
+        options = definition.parse_options(raw_options, loc)
+    except InputError as exc:  # a mistyped entry key (`timout:`) reaches the check's parser, which lacks it
+        key = exc.field.removeprefix(f"{loc.path}.")
+        close = did_you_mean(key, _CHECK_KEYS) if exc.message == "is not a known setting" else None
+        if close and "did you mean" not in exc.fix:
+            raise loc.child(key).error(exc.message, f"did you mean `{close}`?") from exc
+        if exc.message == "is not a known setting" and "takes no settings" in exc.fix:
+            raise loc.child(key).error(exc.message, f"check `{name}` has no options of its own; every entry takes "
+                                                    f"{', '.join(sorted(_CHECK_KEYS))}") from exc
+        raise
     timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
     runs_on = _labels(spec["runs_on"], loc.child("runs_on")) if "runs_on" in spec else (definition.default_runs_on or default_runs_on)
     shards = spec.get("shards", 1)
@@ -279,3 +297,43 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     return CheckSpec(name=name, options=options, raw=raw_options, timeout_s=timeout_s,
                      runs_on=runs_on, shards=shards, loc=loc, rule=_parse_rule(spec, loc))
 
+
+
+def baseline_problems(policy: Policy, zoo, *, new_models: bool = True) -> list[InputError]:
+    """Every baseline the policy names that the zoo (``zoo``: `bot.zoo.Zoo` at the base revision)
+    lacks, checked whether or not a gate uses it: a typo must not wait for the first check that needs it.
+
+    A model with no variants at all is new: its baseline comes with the PR that adds it (the
+    checks say so), unless ``new_models`` is False (`validate`, which lints one revision alone).
+    """
+    problems: list[InputError] = []
+    known_models = zoo.models()
+    present: list[str] = []
+    for model, baseline in policy.baselines.items():
+        variants = zoo.variants_of(model) if model in known_models else []
+        if not variants:
+            if not new_models:
+                close = did_you_mean(model, known_models)
+                problems.append(InputError(policy.file, f"models.{model}", f"names model {model!r} but the zoo has no "
+                                           f"models/{model}/", f"did you mean `{close}`?" if close else
+                                           f"add models/{model}/<variant>/variant.yaml, or remove the entry"))
+            continue
+        present.append(model)
+        if baseline not in variants:
+            problems.append(_missing_baseline(policy.file, f"models.{model}.baseline", model, baseline, variants))
+    for env in policy.environments:
+        if env.baseline is None or env.baseline == "deployed":
+            continue
+        for model in present or known_models:
+            variants = zoo.variants_of(model)
+            if env.baseline not in variants:
+                problems.append(_missing_baseline(policy.file, f"environments[{env.index}].baseline", model,
+                                                  env.baseline, variants))
+    return problems
+
+
+def _missing_baseline(file: str, field: str, model: str, baseline: str, variants: list[str]) -> InputError:
+    close = did_you_mean(baseline, variants)
+    fix = f"did you mean `{close}`?" if close else f"existing variants of {model}: {', '.join(variants)}"
+    return InputError(file, field, f"baseline {model}/{baseline} does not exist: there is no models/{model}/{baseline}/",
+                      fix)

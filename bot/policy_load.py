@@ -11,7 +11,8 @@ from bot.checks import registry
 from bot.errors import InputError
 from bot.monitor.probe_policy import parse_probes
 from bot.monitor.rules import parse_rollback
-from bot.policy import POLICY_FILE, Policy, Sections, parse_policy
+from bot.policy import POLICY_FILE, Policy, Sections, baseline_problems, parse_policy
+from bot.zoo import Zoo
 
 SECTIONS = Sections(check=registry.get, rollback=parse_rollback, probes=parse_probes)
 
@@ -38,5 +39,10 @@ def from_file(path) -> Policy:
 
 
 def load(reader, base: str, *, policy_file: str | None = None, policy_path: str = POLICY_FILE) -> Policy:
-    """A local ``policy_file`` when given, else ``policy_path`` as the base revision has it."""
-    return from_file(policy_file) if policy_file else from_rev(reader, base, policy_path)
+    """A local ``policy_file`` when given, else ``policy_path`` as the base revision has it; its
+    baselines must exist at ``base``, whether or not a check uses them."""
+    policy = from_file(policy_file) if policy_file else from_rev(reader, base, policy_path)
+    problems = baseline_problems(policy, Zoo(reader, base))
+    if problems:
+        raise problems[0]
+    return policy

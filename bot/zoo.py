@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bot.errors import InputError
-from bot.fields import Loc, get_str, get_str_list, get_text, mapping
+from bot.fields import Loc, did_you_mean, get_str, get_str_list, get_text, keyed_mapping, mapping, reject_unknown
 from bot.paths import check_repo_path, join_repo_path
 from bot.yamlio import load_one
 
@@ -86,7 +86,7 @@ class Quantization:
 
 @dataclass(frozen=True)
 class Calibration:
-    dataset: str
+    dataset: str | None  # None until `complete` reads it from the calibration file
     samples: int | None
     sequence_length: int | None
     file: str | None = None
@@ -126,12 +126,24 @@ class Variant:
         return self.quantization is not None and self.quantization.algorithm.lower() not in ("none", "")
 
 
+VARIANT_KEYS = ("model", "variant", "base_model", "description", "quantization", "calibration", "recipe", "weights",
+                "size_bytes", "measured", "known_issues", "results")
+QUANTIZATION_KEYS = ("algorithm", "scheme", "bits", "group_size", "format", "tool")
+CALIBRATION_KEYS = ("dataset", "samples", "sequence_length", "file")
+WEIGHTS_KEYS = ("path", "uri", "revision")
+# Precisions a model is trained or released in; every other one (int8, int4, nf4, fp8, w8a8...) is
+# made by quantizing, so its variant.yaml must say how.
+UNQUANTIZED_PRECISIONS = ("fp64", "fp32", "fp16", "bf16")
+
+
 def parse_variant(ref: VariantRef, text: str) -> Variant:
+    """variant.yaml as written (pure); `complete` adds what is read from the files beside it."""
     folder = ref.folder
     file = f"{folder}/variant.yaml"
     loc = Loc(file)
     name = parse_variant_name(ref.variant, file=folder, field="folder name")
     data = mapping(load_one(text, file) or {}, loc)
+    reject_unknown(data, set(VARIANT_KEYS), loc)
 
     declared_model = data.get("model")
     if declared_model is not None and declared_model != ref.model:
@@ -143,9 +155,11 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
                                          "make `variant:` match the folder name")
 
     quant = None
-    if "quantization" in data and data["quantization"] is not None:
+    if data.get("quantization") is not None:
         q_loc = loc.child("quantization")
-        q = mapping(data["quantization"], q_loc)
+        q = keyed_mapping(data["quantization"], q_loc, QUANTIZATION_KEYS,
+                          example="quantization: {algorithm: GPTQ, scheme: W4A16, bits: 4, group_size: 64}",
+                          otherwise="omit it for an unquantized variant")
         quant = Quantization(
             algorithm=get_str(q, "algorithm", q_loc),
             scheme=get_text(q, "scheme", q_loc) or "",
@@ -154,14 +168,26 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
             format=get_text(q, "format", q_loc),
             tool=get_text(q, "tool", q_loc),
         )
+    if name.precision not in UNQUANTIZED_PRECISIONS and (quant is None or quant.algorithm.lower() == "none"):
+        said = "has no `quantization`" if quant is None else "says `quantization.algorithm: none`"
+        raise loc.child("quantization").error(
+            f"the folder name says {name.precision}, a quantized precision, but variant.yaml {said}",
+            "describe how it was made: `quantization: {algorithm: GPTQ, scheme: W4A16, bits: 4, group_size: 64}`"
+            f" (unquantized precisions: {', '.join(UNQUANTIZED_PRECISIONS)})")
 
     calib = None
     if data.get("calibration") is not None:
         c_loc = loc.child("calibration")
-        c = mapping(data["calibration"], c_loc)
+        c = keyed_mapping(data["calibration"], c_loc, CALIBRATION_KEYS,
+                          example="calibration: {file: calibration.yaml}` (its dataset, samples and sequence_length "
+                                  "are read from the file) or `calibration: {dataset: my-calib, samples: 512}")
         calib_file = get_text(c, "file", c_loc)
+        dataset = get_text(c, "dataset", c_loc)
+        if not (dataset or "").strip() and not calib_file:
+            raise c_loc.error("needs `dataset` or a `file` describing the calibration data",
+                              "write `calibration: {file: calibration.yaml}` or `calibration: {dataset: my-calib}`")
         calib = Calibration(
-            dataset=get_str(c, "dataset", c_loc),
+            dataset=dataset or None,
             samples=_opt_int(c, "samples", c_loc),
             sequence_length=_opt_int(c, "sequence_length", c_loc),
             file=join_repo_path(folder, calib_file, file=file, field="calibration.file") if calib_file else None,
@@ -176,10 +202,15 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
     weights = None
     if data.get("weights") is not None:
         w_loc = loc.child("weights")
-        w = mapping(data["weights"], w_loc)
-        if "path" in w and w["path"] is not None:
+        w = keyed_mapping(data["weights"], w_loc, WEIGHTS_KEYS,
+                          example="weights: {path: weights}` (a folder next to variant.yaml) or "
+                                  "`weights: {uri: hf://org/model, revision: <commit>}")
+        if w.get("path") is not None:
+            if w.get("uri") is not None or w.get("revision") is not None:
+                raise w_loc.error("has `path` and `uri`/`revision`: the weights are in one place",
+                                  "keep `path` (in the repo) or `uri` with `revision` (outside it)")
             weights = Weights(path=join_repo_path(folder, get_str(w, "path", w_loc), file=file, field="weights.path"))
-        elif "uri" in w:
+        elif w.get("uri") is not None:
             weights = Weights(uri=get_str(w, "uri", w_loc), revision=_revision(w, w_loc))
         else:
             raise w_loc.error("needs `path` (a folder in the repo) or `uri` (with `revision`)",
@@ -204,6 +235,39 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
         results=mapping(results, loc.child("results")),
         raw=data,
     )
+
+
+CALIBRATION_FACTS = ("dataset", "samples", "sequence_length")
+
+
+def complete(variant: Variant, read_text: Callable[[str], str | None], size_of: Callable[[str], int | None]) -> Variant:
+    """The facts variant.yaml leaves to the files beside it: the calibration file's dataset, samples
+    and sequence_length, and ``size_bytes`` from the weights folder. A calibration file that
+    disagrees with variant.yaml is an error: one of them describes another run."""
+    calib = variant.calibration
+    file = f"{variant.folder}/variant.yaml"
+    if calib is not None and calib.file and calib.file.endswith((".yaml", ".yml", ".json")):
+        text = read_text(calib.file)
+        if text is not None:  # a missing file is the zoo check's finding, not a parse error
+            c_loc = Loc(calib.file)
+            described = mapping(load_one(text, calib.file) or {}, c_loc)
+            found = {"dataset": get_text(described, "dataset", c_loc),
+                     "samples": _opt_int(described, "samples", c_loc),
+                     "sequence_length": _opt_int(described, "sequence_length", c_loc)}
+            for key, value in found.items():
+                declared = getattr(calib, key)
+                if value is not None and declared is not None and value != declared:
+                    raise InputError(file, f"calibration.{key}", f"says {declared!r} but {calib.file} says {value!r}",
+                                     f"make them agree, or remove `{key}` from variant.yaml so it is read from the file")
+            calib = replace(calib, **{k: v for k, v in found.items() if v is not None and getattr(calib, k) is None})
+    if calib is not None and not calib.dataset:
+        raise InputError(file, "calibration.dataset", "is not given in variant.yaml"
+                         + (f" nor in {calib.file}" if calib.file else ""),
+                         "add `dataset: <name>` to the calibration file or to variant.yaml's `calibration:`")
+    size = variant.size_bytes
+    if size is None and variant.weights is not None and variant.weights.path:
+        size = size_of(variant.weights.path)
+    return replace(variant, calibration=calib, size_bytes=size)
 
 
 def _revision(w: Mapping[str, Any], loc: Loc) -> str | None:
@@ -240,9 +304,13 @@ class Zoo:
         text = self.reader.read_text(self.rev, f"{ref.folder}/variant.yaml")
         if text is None:
             known = self.variants_of(ref.model)
-            hint = f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml"
+            close = did_you_mean(ref.variant, known)
+            hint = (f"did you mean {ref.model}/{close}?" if close else
+                    f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml")
             raise InputError(named_in or ref.folder, field, f"names variant {ref} but {ref.folder}/variant.yaml does not exist", hint)
-        variant = self._cache[ref] = replace(parse_variant(ref, text), source=self.rev)
+        variant = complete(parse_variant(ref, text), lambda path: self.reader.read_text(self.rev, path),
+                           lambda path: self.reader.size_of(self.rev, path))
+        variant = self._cache[ref] = replace(variant, source=self.rev)
         return variant
 
     def models(self) -> list[str]:

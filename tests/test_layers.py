@@ -22,7 +22,7 @@ LAYERS = [  # top first; a module's layer is that of its longest matching prefix
     ("domain", ["bot.charts", "bot.evidence", "bot.kustomize", "bot.sequential_policy", "bot.policy", "bot.promotions", "bot.manifests", "bot.zoo", "bot.results", "bot.card",
                 "bot.records", "bot.zoo_compare",
                 "bot.render", "bot.forge"]),
-    ("base", ["bot.stats", "bot.errors", "bot.fields", "bot.yamlio", "bot.paths", "bot.output", "bot.digests",
+    ("base", ["bot.schemas", "bot.stats", "bot.errors", "bot.fields", "bot.yamlio", "bot.paths", "bot.output", "bot.digests",
               "bot.childenv", "bot.vcs", "bot.weights_safety", "bot"]),
 ]
 

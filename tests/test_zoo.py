@@ -89,3 +89,87 @@ def test_variant_ref_parse__refuses_newline_and_non_ascii_names(text):
 
 def test_variant_ref_parse__surrounding_whitespace_names_the_same_folder():
     assert VariantRef.parse("canopy-tiny/v1.3-int4-g64\n", Loc("x")) == REF
+
+
+def test_parse_variant__unknown_key_is_error_with_did_you_mean():
+    data = {k: v for k, v in GOOD.items() if k != "quantization"} | {"quantisation": GOOD["quantization"]}
+    with pytest.raises(InputError, match=r"variant.yaml: quantisation: is not a known setting \(fix: did you mean `quantization`\?\)"):
+        parse_variant(REF, yaml.safe_dump(data))
+    with pytest.raises(InputError, match=r"weights.paht: is not a known setting \(fix: did you mean `path`\?\)"):
+        parse_variant(REF, yaml.safe_dump(with_value(GOOD, ("weights",), {"paht": "weights"})))
+
+
+@pytest.mark.parametrize("variant, quantization", [("v2.4-int4-g32", None), ("v2.0-int8", {"algorithm": "none"}),
+                                                   ("v2.0-fp8", None), ("v2.0-int2", None), ("v2.0-nf4", None)])
+def test_parse_variant__quantized_folder_needs_quantization(variant, quantization):
+    data = {k: v for k, v in GOOD.items() if k not in ("quantization", "model", "variant")}
+    if quantization:
+        data["quantization"] = quantization
+    with pytest.raises(InputError, match="a quantized precision, but variant.yaml"):
+        parse_variant(VariantRef("acme-1b", variant), yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize("variant", ["v1.0-bf16", "v1.0-fp16", "v1.0-fp32"])
+def test_parse_variant__unquantized_folder_needs_no_quantization(variant):
+    v = parse_variant(VariantRef("acme-1b", variant), "base_model: acme-1b\nweights: {path: weights}\n")
+    assert not v.is_quantized and v.quantization is None
+
+
+def test_parse_variant__wrong_shapes_name_the_expected_keys():
+    for key, value, keys in (("quantization", "none", "algorithm, scheme, bits, group_size, format, tool — or omit it"),
+                             ("calibration", "calibration.yaml", "dataset, samples, sequence_length, file"),
+                             ("weights", "weights", "path, uri, revision")):
+        with pytest.raises(InputError, match=f"{key}: must be a mapping with keys {keys}"):
+            parse_variant(REF, yaml.safe_dump(with_value(GOOD, (key,), value)))
+
+
+def _zoo_repo(tmp_path, calibration_yaml: str, calibration: dict):
+    from tests.gitops import GitOpsRepo
+
+    repo = GitOpsRepo(tmp_path)
+    data = with_value(GOOD, ("calibration",), calibration)
+    del data["size_bytes"]
+    repo.write(f"{REF.folder}/variant.yaml", yaml.safe_dump(data))
+    repo.write(f"{REF.folder}/calibration.yaml", calibration_yaml)
+    repo.write(f"{REF.folder}/weights/config.json", '{"model_type": "llama"}\n')
+    repo.write(f"{REF.folder}/weights/model.safetensors", b"\0" * 1000)
+    return repo, repo.commit("variant")
+
+
+def test_zoo_get__reads_calibration_file_and_computes_size(tmp_path):
+    from bot.vcs.reader import GitReader
+    from bot.zoo import Zoo
+
+    repo, rev = _zoo_repo(tmp_path, "dataset: acme-calib\nsamples: 512\nsequence_length: 2048\nseed: 3\n",
+                          {"file": "calibration.yaml"})
+    variant = Zoo(GitReader(repo.path), rev).get(REF)
+    assert (variant.calibration.dataset, variant.calibration.samples, variant.calibration.sequence_length) == \
+        ("acme-calib", 512, 2048)
+    assert variant.size_bytes == 1000 + len('{"model_type": "llama"}\n')
+    body = render_card_body(variant, [])
+    assert "acme-calib: 512 samples of 2048 tokens" in body and "–" not in body.split("Size on disk")[1].split("\n")[0]
+
+
+def test_zoo_get__calibration_file_disagreeing_with_variant_yaml_is_error(tmp_path):
+    from bot.vcs.reader import GitReader
+    from bot.zoo import Zoo
+
+    repo, rev = _zoo_repo(tmp_path, "dataset: acme-calib\nsamples: 8\n",
+                          {"file": "calibration.yaml", "dataset": "acme-calib", "samples": 512})
+    with pytest.raises(InputError) as exc:
+        Zoo(GitReader(repo.path), rev).get(REF)
+    assert exc.value.field == "calibration.samples"
+    assert "says 512 but models/canopy-tiny/v1.3-int4-g64/calibration.yaml says 8" in exc.value.message
+
+
+def test_zoo_check__pass_message_lists_what_was_found():
+    from bot.checks.zoo_check import metadata_found
+
+    quantized = parse_variant(REF, yaml.safe_dump(GOOD))
+    assert list(metadata_found(quantized, ("recipe", "calibration", "weights"))) == [
+        "recipe models/canopy-tiny/v1.3-int4-g64/recipe.yaml",
+        "calibration canopy (64 samples, 256 tokens each) in models/canopy-tiny/v1.3-int4-g64/calibration.yaml",
+        "weights models/canopy-tiny/v1.3-int4-g64/weights/"]
+    baseline = parse_variant(VariantRef("canopy-tiny", "v1.0-fp32"), "base_model: canopy-tiny\nweights: {path: weights}\n")
+    assert list(metadata_found(baseline, ("recipe", "calibration"))) == [
+        "recipe not needed for the unquantized fp32", "calibration not needed for the unquantized fp32"]

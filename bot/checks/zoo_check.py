@@ -14,12 +14,40 @@ class ZooCheck(CheckDefinition):
     def run(self, ctx, options) -> CheckResult:
         variant = ctx.candidate  # raises InputError (→ error) when missing or misnamed
         problems = list(metadata_problems(ctx.reader, ctx.head, variant, ctx.policy.zoo_require))
-        detail = "; ".join(problems) if problems else f"{variant.ref} has {', '.join(ctx.policy.zoo_require) or 'its folder'}"
+        found = "; ".join(metadata_found(variant, ctx.policy.zoo_require)) or "its folder (nothing else is required)"
+        detail = "; ".join(problems) if problems else f"{variant.ref} has {found}"
         return CheckResult(
             name=self.name, verdict=FAIL if problems else PASS,
             candidate=str(variant.ref), threshold="requires " + (", ".join(ctx.policy.zoo_require) or "nothing"),
             detail=detail,
         )
+
+
+def metadata_found(variant, require: tuple[str, ...]):
+    """What the variant actually carries for each required fact, in words (only called without problems)."""
+    quantized = variant.is_quantized
+    exempt = f"not needed for the unquantized {variant.name.precision}"
+    for fact in require:
+        if fact == "quantization":
+            q = variant.quantization
+            yield f"quantization {q.algorithm} {q.scheme}".rstrip() if quantized else f"quantization {q.algorithm} ({exempt})"
+        elif fact == "recipe":
+            yield f"recipe {variant.recipe}" if quantized else f"recipe {exempt}"
+        elif fact == "calibration":
+            c = variant.calibration
+            if not quantized:
+                yield f"calibration {exempt}"
+            else:
+                counts = ", ".join(f"{n} {what}" for n, what in ((c.samples, "samples"), (c.sequence_length, "tokens each"))
+                                   if n is not None)
+                yield f"calibration {c.dataset}" + (f" ({counts})" if counts else "") + (f" in {c.file}" if c.file else "")
+        elif fact == "weights":
+            w = variant.weights
+            yield f"weights {w.path}/" if w.path else f"weights {w.uri} @ {w.revision}"
+        elif fact == "results":
+            yield f"results ({', '.join(sorted(map(str, variant.results)))})"
+        elif fact == "known_issues":
+            yield f"known_issues ({len(variant.known_issues)})"
 
 
 def metadata_problems(reader, rev: str, variant, require: tuple[str, ...]):

@@ -16,7 +16,7 @@ from bot.vcs.notes import GitNotes
 from bot.errors import InputError
 from bot.output import write_atomic
 from bot.results import CheckResult
-from bot.zoo import VariantRef, parse_variant
+from bot.zoo import VariantRef, complete, parse_variant
 
 
 def register(sub) -> None:
@@ -36,7 +36,19 @@ def load_variant_dir(folder: Path):
     if not path.is_file():
         raise InputError(str(path), "", "does not exist", "pass a variant folder such as models/canopy-tiny/v1.3-int4-g64")
     ref = VariantRef(folder.parent.name, folder.name)
-    return parse_variant(ref, path.read_text())
+    variant = parse_variant(ref, path.read_text())
+
+    def local(repo_path: str) -> Path:  # repo paths of the variant's files, under the folder given
+        return folder / repo_path.removeprefix(variant.folder + "/")
+
+    def read_text(repo_path: str) -> str | None:
+        return local(repo_path).read_text() if local(repo_path).is_file() else None
+
+    def size_of(repo_path: str) -> int | None:
+        files = [f for f in local(repo_path).rglob("*") if f.is_file()] if local(repo_path).is_dir() else []
+        return sum(f.stat().st_size for f in files) if files else None
+
+    return complete(variant, read_text, size_of)
 
 
 def checks_from_report(report_path: Path, ref: str) -> list[CheckResult]:

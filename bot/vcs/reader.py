@@ -239,6 +239,15 @@ class GitReader:
         entry = self._entries(rev).get(path)
         return entry[1] if entry else None
 
+    def size_of(self, rev: str, prefix: str) -> int | None:
+        """Bytes of every blob under folder ``prefix`` at ``rev`` (None: no such folder), as on disk."""
+        files = self.list_files(rev, prefix)
+        if not files:
+            return None
+        entries = self._entries(rev)
+        with self._lock:
+            return sum(self.repo.odb.info(bytes.fromhex(entries[p][1])).size for p in files)
+
     def log_paths(self, rev: str, path: str, max_count: int = 50) -> list[str]:
         """SHAs of the commits reachable from ``rev`` that touched ``path``, newest first."""
         out = self.repo.git.log(f"--max-count={max_count}", "--format=%H", rev, "--", check_repo_path(path))
