@@ -32,6 +32,11 @@ def kustomization_in(files: list[str], folder: str) -> str | None:
     return None
 
 
+def nested_kustomization(files: list[str]) -> str | None:
+    """A kustomization file in a sub-folder, which Argo CD would read as a plain manifest."""
+    return next((p for p in files if p.rsplit("/", 1)[-1] in KUSTOMIZATION_FILES), None)
+
+
 def command() -> list[str] | None:
     if shutil.which("kustomize"):
         return ["kustomize", "build"]

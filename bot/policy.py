@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from bot.fields import Loc, get_duration, get_int, get_str, mapping, parse_percent, reject_unknown, sequence
+from bot.fields import Loc, get_duration, get_int, get_str, get_str_list, mapping, parse_percent, reject_unknown, sequence
 from bot.paths import check_repo_path
+from bot.variant_refs import DEFAULT_ANNOTATION, VariantRefRule, VariantRefs, parse_variant_ref
 from bot.yamlio import load_one
 
 POLICY_FILE = "promotion.yaml"
 ENVIRONMENTS_ROOT = "environments"
-DEFAULT_ANNOTATION = "promotion-bot/variant"
 DEFAULT_TIMEOUT_S = 3600.0
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -63,15 +63,8 @@ class Environment:
     rollback: Any  # bot.monitor.rules.RollbackPolicy, None when the environment has no `rollback:`
     probes: Any  # bot.monitor.probe_policy.ProbePolicy, None when it has no `probes:`
     index: int
-
-
-@dataclass(frozen=True)
-class VariantRefRule:
-    """How a manifest names its variant: an annotation, or a field path plus a regex."""
-
-    annotation: str | None = DEFAULT_ANNOTATION
-    field: str | None = None
-    pattern: re.Pattern | None = None
+    variant_ref: VariantRefRule = VariantRefRule()  # its own `variant_ref:`, else the policy's
+    ignore: tuple[str, ...] = ()  # globs, relative to ``folder``, of files Argo CD does not apply
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,7 @@ class Policy:
     file: str
     environments: tuple[Environment, ...]
     baselines: Mapping[str, str]  # model -> baseline variant name
-    variant_ref: VariantRefRule
+    variant_ref: VariantRefs  # `.for_path(manifest)`: the rule of the environment holding it
     zoo_require: tuple[str, ...]
     templates: str | None
     serve: Mapping[str, Any]
@@ -135,7 +128,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         reject_unknown(spec, {"baseline"}, m_loc)
         baselines[str(model)] = get_str(spec, "baseline", m_loc)
 
-    variant_ref = _parse_variant_ref(data.get("variant_ref"), root.child("variant_ref"))
+    variant_ref = parse_variant_ref(data.get("variant_ref"), root.child("variant_ref"))
 
     zoo_loc = root.child("zoo")
     zoo = mapping(data.get("zoo") or {}, zoo_loc)
@@ -172,7 +165,8 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
     for i, raw_env in enumerate(raw_envs):
         e_loc = env_loc.child(i)
         env = mapping(raw_env, e_loc)
-        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "rollback", "probes"}, e_loc)
+        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "rollback", "probes",
+                             "variant_ref", "ignore"}, e_loc)
         name = get_str(env, "name", e_loc)
         if not ENV_NAME.match(name):
             raise e_loc.child("name").error(f"{name!r} is not a valid environment name", "use lowercase letters, digits and dashes")
@@ -194,9 +188,16 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         require_canary = env.get("require_canary", False)
         if not isinstance(require_canary, bool):
             raise e_loc.child("require_canary").error(f"must be true or false, got {require_canary!r}")
+        ignore = get_str_list(env, "ignore", e_loc)
+        for j, glob in enumerate(ignore):
+            if glob.startswith("/") or ".." in glob.split("/"):
+                raise e_loc.child("ignore").child(j).error(f"{glob!r} must be relative to the environment's folder",
+                                                           "write e.g. `ignore: [kustomization.yaml, drafts/*]`")
         environments.append(Environment(
             name=name, folder=folder, gate=gate, baseline=baseline, require_canary=require_canary,
             rollback=rollback, probes=probes, index=i,
+            variant_ref=parse_variant_ref(env.get("variant_ref"), e_loc.child("variant_ref"), variant_ref),
+            ignore=ignore,
         ))
 
     serve = mapping(data.get("serve") or {}, root.child("serve"))
@@ -204,7 +205,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         file=file,
         environments=tuple(environments),
         baselines=baselines,
-        variant_ref=variant_ref,
+        variant_ref=VariantRefs(variant_ref, tuple((e.folder, e.variant_ref) for e in environments)),
         zoo_require=require,
         templates=templates,
         serve=serve,
@@ -219,25 +220,6 @@ def _labels(value: Any, loc: Loc) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(str(v) for v in sequence(value, loc))
-
-
-def _parse_variant_ref(raw: Any, loc: Loc) -> VariantRefRule:
-    if raw is None:
-        return VariantRefRule()
-    spec = mapping(raw, loc)
-    reject_unknown(spec, {"annotation", "field", "pattern"}, loc)
-    if "field" in spec:
-        field_path = get_str(spec, "field", loc)
-        pattern_text = spec.get("pattern", r"(?P<model>[^/]+)/(?P<variant>[^/]+)$")
-        try:
-            pattern = re.compile(pattern_text)
-        except re.error as exc:
-            raise loc.child("pattern").error(f"is not a valid regular expression: {exc}") from exc
-        if not {"model", "variant"} <= set(pattern.groupindex):
-            raise loc.child("pattern").error("must have named groups `model` and `variant`",
-                                             "e.g. 'models/(?P<model>[^/]+)/(?P<variant>[^/]+)$'")
-        return VariantRefRule(annotation=None, field=field_path, pattern=pattern)
-    return VariantRefRule(annotation=get_str(spec, "annotation", loc))
 
 
 _CHECK_KEYS = {"check", "timeout", "runs_on", "shards", "confidence", "decide", "on_inconclusive"}

@@ -19,7 +19,7 @@ LAYERS = [  # top first; a module's layer is that of its longest matching prefix
               "bot.policy_load"]),
     ("checks", ["bot.checks", "bot.appflows", "bot.lmeval", "bot.perf", "bot.serving", "bot.context",
                 "bot.monitor"]),
-    ("domain", ["bot.charts", "bot.evidence", "bot.kustomize", "bot.sequential_policy", "bot.policy", "bot.promotions", "bot.manifests", "bot.zoo", "bot.results", "bot.card",
+    ("domain", ["bot.charts", "bot.variant_refs", "bot.evidence", "bot.kustomize", "bot.sequential_policy", "bot.policy", "bot.promotions", "bot.manifests", "bot.zoo", "bot.results", "bot.card",
                 "bot.render", "bot.forge"]),
     ("base", ["bot.stats", "bot.errors", "bot.fields", "bot.yamlio", "bot.paths", "bot.output", "bot.digests",
               "bot.childenv", "bot.vcs", "bot.weights_safety", "bot"]),
