@@ -10,9 +10,10 @@ from bot.zoo import VariantRef, Zoo, parse_variant_name
 
 
 def register(sub) -> None:
-    p = sub.add_parser("zoo", help="list the model zoo and where each variant is deployed")
-    p.add_argument("--repo", default=".")
-    p.add_argument("--rev", default="HEAD")
+    p = sub.add_parser("zoo", help="list the model zoo and where each variant is deployed", description=__doc__)
+    p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
+    p.add_argument("--rev", default="HEAD", help="the revision to read the zoo, the policy and the environments at "
+                                                 "(default: HEAD)")
     p.set_defaults(func=run)
 
 
