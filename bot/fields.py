@@ -152,5 +152,6 @@ def reject_unknown(data: Mapping[str, Any], allowed: set[str], loc: Loc) -> None
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean `{close[0]}`?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
+            hint = (f"did you mean `{close[0]}`?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
+                    if allowed else "nothing is set here: remove it")
             raise loc.child(str(key)).error("is not a known setting", hint)

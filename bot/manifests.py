@@ -284,7 +284,7 @@ def _named_variants(doc: Mapping[str, Any], rule: VariantRefRule, fields, loc: L
     annotations = doc["metadata"].get("annotations") or {}
     if rule.annotation in annotations:
         a_loc = loc.child(f"metadata.annotations[{rule.annotation}]")
-        named.append((f"annotation {rule.annotation}", VariantRef.parse(annotations[rule.annotation], a_loc)))
+        named.append((f"annotation {rule.annotation}", parse_ref(annotations[rule.annotation], a_loc)))
     for f in fields:
         value = _field(doc, f.field)
         if value is None:
@@ -304,6 +304,17 @@ def _named_variants(doc: Mapping[str, Any], rule: VariantRefRule, fields, loc: L
                               "`<model>/<variant>`", _pattern_fix(value, f)) from exc
         named.append((f"field {f.field} ({_full(value)})", ref))
     return named
+
+
+def parse_ref(text: str, loc: Loc) -> VariantRef:
+    """``<model>/<variant>``, with a fix citing the variant the text seems to mean when it holds one."""
+    try:
+        return VariantRef.parse(text, loc)
+    except InputError as exc:
+        m = ZOO_REFERENCE.search(text) if isinstance(text, str) else None
+        example = f"`{m['model']}/{m['variant']}`" if m else "`<model>/<version>-<precision>-<config>`"
+        raise loc.error(exc.message, f"write the zoo folder models/<model>/<variant>/ as `<model>/<variant>`, "
+                                     f"e.g. {example}") from exc
 
 
 def _full(value: str, limit: int = 1000) -> str:

@@ -222,7 +222,8 @@ def _labels(value: Any, loc: Loc) -> tuple[str, ...]:
     return tuple(str(v) for v in sequence(value, loc))
 
 
-_CHECK_KEYS = {"check", "timeout", "runs_on", "shards", "confidence", "decide", "on_inconclusive"}
+# Keys of every gate entry; the rest are the check's own options.
+CHECK_ENTRY_KEYS = {"check", "timeout", "runs_on", "shards", "confidence", "decide", "on_inconclusive"}
 
 
 def _parse_rule(spec: Mapping[str, Any], loc: Loc) -> VerdictRule:
@@ -244,7 +245,7 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     spec = mapping(raw, loc)
     name = get_str(spec, "check", loc)
     definition = check(name, loc.child("check"))
-    raw_options = {k: v for k, v in spec.items() if k not in _CHECK_KEYS}
+    raw_options = {k: v for k, v in spec.items() if k not in CHECK_ENTRY_KEYS}
     options = definition.parse_options(raw_options, loc)
     timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
     runs_on = _labels(spec["runs_on"], loc.child("runs_on")) if "runs_on" in spec else (definition.default_runs_on or default_runs_on)
