@@ -303,3 +303,12 @@ def test_github_pr__rerun_fetches_the_pr_head_missing_from_the_checkout(monkeypa
     checkout.close()
     assert run.code == 0, run.summary
     assert states(fake, head, "promotion-bot/test") == ["pending", "success"]
+
+
+def test_github_pr__card_links_point_at_the_repository_files(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    # The base model is a zoo variant: on GitHub a relative link would resolve against the PR page.
+    assert f"(https://github.example.com/{REPO}/blob/{head}/models/canopy-tiny/v1.0-fp32/)" in body
+    assert "](../" not in body and "](./" not in body
