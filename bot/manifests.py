@@ -13,10 +13,13 @@ docs/ARCHITECTURE.md, "What the bot assumes of Argo CD"):
   `metadata.namespace` lives in the application's destination namespace, which the repository does
   not name: it is the same object only as another object without one (an object that gains or
   loses its namespace is a new object, judged again, and a removal);
-- the variant is named by an annotation (`promotion-bot/variant`) or by a field the policy points
-  at (e.g. a KServe `storageUri`); every other reference to a zoo variant in the object (container
-  args, `storageUri`, env values...) must name the same variant, and an object that references one
-  without naming its variant is an error, never ignored.
+- files the environment's `ignore:` names are not read (Argo CD's `directory.exclude`); a
+  kustomization in a sub-folder of a directory source is refused (Argo CD would apply it as is);
+- the variant is named by the annotation (`promotion-bot/variant`) and by any field the
+  environment's `variant_ref` points at for the object's kind (bot.variant_refs), which must all
+  agree; every other reference to a zoo variant in the object (container args, `storageUri`, env
+  values...) must name the same variant, and an object that references one without naming its
+  variant is an error, never ignored.
 """
 
 from __future__ import annotations
