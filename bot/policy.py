@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from bot.fields import Loc, get_duration, get_int, get_str, get_str_list, mapping, parse_percent, reject_unknown, sequence
 from bot.paths import check_repo_path
-from bot.variant_refs import DEFAULT_ANNOTATION, VariantRefRule, VariantRefs, parse_variant_ref
+from bot.variant_refs import VariantRefRule, VariantRefs, parse_variant_ref
 from bot.yamlio import load_one
 
 POLICY_FILE = "promotion.yaml"

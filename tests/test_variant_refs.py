@@ -233,3 +233,20 @@ def test_check__root_kustomization_is_rendered_with_the_field_rule(acme, tmp_pat
     [promo] = report["promotions"]
     assert (promo["manifest"], promo["to_variant"]) == ("environments/test/kustomization.yaml", f"{MODEL}/v2.4-int4-g32")
     assert code == 0, errors(report)
+
+
+def test_check__root_kustomization_without_kustomize_is_refused_saying_so(acme, tmp_path, monkeypatch):
+    acme.write("environments/test/kustomization.yaml", "resources: [acme-chat.yaml]\n")
+    acme.write(PATH, inference_service("v2.4-int8"))
+    acme.commit("test renders with kustomize, and int8 to test")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(bin_dir))  # git only: no kustomize, no kubectl
+    code, report = run_check(acme, tmp_path)
+    text = errors(report)
+    assert code == 2 and "environments/test/kustomization.yaml: : Argo CD renders this folder with kustomize, but " \
+                         "neither `kustomize` nor `kubectl` is installed" in text
+    assert "install kustomize (or kubectl) on the runner" in text and "list kustomization.yaml under the environment's " \
+                                                                      "`ignore:`" in text
+    assert "metadata.name" not in text
