@@ -250,3 +250,18 @@ def test_check__root_kustomization_without_kustomize_is_refused_saying_so(acme, 
     assert "install kustomize (or kubectl) on the runner" in text and "list kustomization.yaml under the environment's " \
                                                                       "`ignore:`" in text
     assert "metadata.name" not in text
+
+
+def test_parse_manifest__the_policy_rules_pick_the_environment_holding_the_file():
+    # What the monitor reads (it parses prod's manifests with the policy's rules).
+    policy = parse_policy(POLICY.replace("  - name: prod\n", "  - name: prod\n    variant_ref:\n      fields:\n"
+                                         "        - {kind: Rollout, field: 'spec.template.spec.containers[0].args[1]'}\n"),
+                          "promotion.yaml")
+    text = rollout("v2.4-int8", annotate=False)
+    assert served_at(text, "environments/prod/acme-chat.yaml", policy) == [f"{MODEL}/v2.4-int8"]
+    with pytest.raises(InputError, match="does not name its variant"):
+        served_at(text, "environments/staging/acme-chat.yaml", policy)
+
+
+def served_at(text, path, policy):
+    return [str(o.ref) for o in parse_manifest(text, path, policy.variant_ref)]
