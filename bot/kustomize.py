@@ -32,6 +32,11 @@ def kustomization_in(files: list[str], folder: str) -> str | None:
     return None
 
 
+def nested_kustomization(files: list[str]) -> str | None:
+    """A kustomization file in a sub-folder, which Argo CD would read as a plain manifest."""
+    return next((p for p in files if p.rsplit("/", 1)[-1] in KUSTOMIZATION_FILES), None)
+
+
 def command() -> list[str] | None:
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
@@ -46,7 +51,9 @@ def build(reader, rev: str, folder: str, kustomization: str) -> str:
     if argv is None:
         raise InputError(kustomization, "", "Argo CD renders this folder with kustomize, but neither `kustomize` nor "
                          "`kubectl` is installed where the bot runs, so it cannot see what would be applied",
-                         "install kustomize (or kubectl) on the runner, or commit the rendered manifests instead")
+                         "install kustomize (or kubectl) on the runner, or commit the rendered manifests instead; "
+                         "if your Argo CD application reads the folder as a plain directory (`source.directory`), "
+                         f"list {kustomization.rsplit('/', 1)[-1]} under the environment's `ignore:` in the policy")
     with tempfile.TemporaryDirectory(prefix="promotion-bot-kustomize-") as tmp:
         root = Path(tmp) / "repo"
         reader.export(rev, "", root, exclude=(ZOO_ROOT,))

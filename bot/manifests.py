@@ -13,14 +13,18 @@ docs/ARCHITECTURE.md, "What the bot assumes of Argo CD"):
   `metadata.namespace` lives in the application's destination namespace, which the repository does
   not name: it is the same object only as another object without one (an object that gains or
   loses its namespace is a new object, judged again, and a removal);
-- the variant is named by an annotation (`promotion-bot/variant`) or by a field the policy points
-  at (e.g. a KServe `storageUri`); every other reference to a zoo variant in the object (container
-  args, `storageUri`, env values...) must name the same variant, and an object that references one
-  without naming its variant is an error, never ignored.
+- files the environment's `ignore:` names are not read (Argo CD's `directory.exclude`); a
+  kustomization in a sub-folder of a directory source is refused (Argo CD would apply it as is);
+- the variant is named by the annotation (`promotion-bot/variant`) and by any field the
+  environment's `variant_ref` points at for the object's kind (bot.variant_refs), which must all
+  agree; every other reference to a zoo variant in the object (container args, `storageUri`, env
+  values...) must name the same variant, and an object that references one without naming its
+  variant is an error, never ignored.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,7 +35,8 @@ import yaml
 from bot import kustomize
 from bot.errors import InputError
 from bot.fields import Loc, mapping, sequence
-from bot.policy import Environment, Policy, VariantRefRule
+from bot.policy import Environment, Policy
+from bot.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
 from bot.yamlio import _Loader, MAX_BYTES, check_size, load_all
 from bot.zoo import VARIANT_NAME, VariantRef
 
@@ -45,6 +50,9 @@ UNRENDERED_SUFFIXES = {".jsonnet": "Jsonnet", ".libsonnet": "Jsonnet"}
 # (`vllm/vllm-openai:v0.6.0` does not match) to find a zoo reference in args, URIs and env values.
 ZOO_REFERENCE = re.compile(r"(?<![A-Za-z0-9._-])(?P<model>[A-Za-z0-9][A-Za-z0-9._-]{0,99})/(?P<variant>"
                            + VARIANT_NAME.pattern.replace("(?P<", "(?P<_") + r")(?![A-Za-z0-9._-])", re.ASCII)
+
+KUSTOMIZE_API = "kustomize.config.k8s.io/"
+_IGNORE_FIX = " (`ignore: [<file>]`, relative to its folder)"
 
 ObjectKey = tuple[str, str, str, str]  # API group, kind, namespace ("" = the destination's), name
 
@@ -112,8 +120,10 @@ def load_documents(text: str, path: str) -> list[Any]:
     return flat
 
 
-def parse_objects(text: str, path: str, rule: VariantRefRule) -> list[ManifestObject]:
-    """Every object in ``path``, with what it serves. Every document must be a Kubernetes object."""
+def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> list[ManifestObject]:
+    """Every object in ``path``, with what it serves. Every document must be a Kubernetes object.
+    ``rules``: one environment's rule, or the policy's (the rule of the environment holding ``path``)."""
+    rule = rules.for_path(path)
     objects = []
     for i, doc in enumerate(load_documents(text, path)):
         loc = Loc(path, f"document[{i}]")
@@ -125,22 +135,28 @@ def parse_objects(text: str, path: str, rule: VariantRefRule) -> list[ManifestOb
         api = doc["apiVersion"]
         key = (api.split("/", 1)[0] if "/" in api else "", doc["kind"], namespace, meta["name"])
         label = f"{namespace + '/' if namespace else ''}{doc['kind']}/{meta['name']}"
-        raw_ref, ref_loc = _variant_text(doc, rule, loc)
-        references = _zoo_references(doc, rule)
-        if raw_ref is None:
+        fields = rule.fields_for(doc["kind"])
+        named = _named_variants(doc, rule, fields, loc)
+        references = _zoo_references(doc, {f.field for f in fields})
+        if not named:
             if references:
                 where, ref = references[0]
                 raise loc.child(where).error(
                     f"references zoo variant {ref} but {label} does not name its variant "
-                    f"({_naming(rule)}), so the gate would not judge it",
-                    f"name it in {label} ({_how_to_name(rule, ref)}), or remove the reference")
+                    f"({_naming(rule, fields)}), so the gate would not judge it",
+                    f"name it in {label} (metadata.annotations: {{{rule.annotation}: {ref}}}), or remove the reference")
             objects.append(ManifestObject(path, key, label, None))
             continue
-        ref = VariantRef.parse(raw_ref, ref_loc)
+        how, ref = named[0]
+        for other_how, other in named[1:]:
+            if other != ref:
+                raise loc.error(f"{how} names {ref} but {other_how} names {other}: Argo CD would serve what the "
+                                "object points at, the gate would judge one of them",
+                                "make both name the same variant")
         for where, other in references:
             if other != str(ref):
                 raise loc.child(where).error(
-                    f"references zoo variant {other} but {_naming(rule)} says {ref}: Argo CD would serve "
+                    f"references zoo variant {other} but {how} says {ref}: Argo CD would serve "
                     f"what the object references, the gate would judge the other",
                     f"make both name the same variant")
         annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
@@ -198,31 +214,25 @@ def _scalars(node, keys: tuple[str, ...]) -> dict[str, str] | None:
     return out
 
 
-def parse_manifest(text: str, path: str, rule: VariantRefRule) -> list[ServedObject]:
+def parse_manifest(text: str, path: str, rules: VariantRefRule | VariantRefs) -> list[ServedObject]:
     """The objects in ``path`` that name a variant. Every document must be a Kubernetes object."""
-    return [o.served for o in parse_objects(text, path, rule) if o.served is not None]
+    return [o.served for o in parse_objects(text, path, rules) if o.served is not None]
 
 
-def _naming(rule: VariantRefRule) -> str:
-    return f"annotation {rule.annotation}" if rule.annotation else f"field {rule.field}"
+def _naming(rule: VariantRefRule, fields) -> str:
+    return " or ".join([f"annotation {rule.annotation}"] + [f"field {f.field}" for f in fields])
 
 
-def _how_to_name(rule: VariantRefRule, ref: str) -> str:
-    if rule.annotation:
-        return f"metadata.annotations: {{{rule.annotation}: {ref}}}"
-    return f"{rule.field} pointing at models/{ref}/"
-
-
-def _zoo_references(doc: Mapping[str, Any], rule: VariantRefRule) -> list[tuple[str, str]]:
+def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str]) -> list[tuple[str, str]]:
     """``(field path, "<model>/<variant>")`` for every string outside `metadata` that names a zoo
-    variant; the policy's variant field is read by the rule, not here."""
+    variant; the fields the policy names the variant with are read by the rule, not here."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Any, where: str, depth: int) -> None:
         if depth > 64:
             return
         if isinstance(node, str):
-            if where != rule.field:
+            if where not in variant_fields:
                 found.extend((where, f"{m['model']}/{m['variant']}") for m in ZOO_REFERENCE.finditer(node))
         elif isinstance(node, Mapping):
             for k, v in node.items():
@@ -241,9 +251,16 @@ def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
     """The object's metadata, with every field the bot reads of the type Kubernetes requires."""
     if not isinstance(doc, Mapping):
         raise loc.error(f"is a {type(doc).__name__}, not a Kubernetes object", "each YAML document needs apiVersion, kind and metadata")
+    if str(doc.get("apiVersion", "")).startswith(KUSTOMIZE_API) or doc.get("kind") in ("Kustomization", "Component"):
+        raise loc.error("is a kustomization, not a Kubernetes object: Argo CD renders with kustomize only the "
+                        "kustomization at the root of an application's folder, and applies every other file as it is",
+                        f"make it the environment's own kustomization (at its root, listing the rest under "
+                        f"`resources:`), or list it under the environment's `ignore:` in the policy{_IGNORE_FIX}")
     missing = [k for k in ("apiVersion", "kind", "metadata") if not doc.get(k)]
     if missing:
-        raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}", "add apiVersion, kind and metadata.name")
+        raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}",
+                        "add apiVersion, kind and metadata.name; or, if Argo CD does not apply this file, list it "
+                        f"under the environment's `ignore:` in the policy{_IGNORE_FIX}")
     for key in ("apiVersion", "kind"):
         if not isinstance(doc[key], str):
             raise loc.child(key).error(f"must be a string, got {type(doc[key]).__name__}", f"write e.g. `{key}: apps/v1`"
@@ -264,22 +281,56 @@ def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
     return meta
 
 
-def _variant_text(doc: Mapping[str, Any], rule: VariantRefRule, loc: Loc) -> tuple[str | None, Loc]:
-    if rule.annotation:
-        annotations = doc["metadata"].get("annotations") or {}
-        return annotations.get(rule.annotation), loc.child(f"metadata.annotations[{rule.annotation}]")
-    field_loc = loc.child(rule.field or "")
-    value = _field(doc, rule.field or "")
-    if value is None:
-        return None, field_loc
-    if not isinstance(value, str):
-        raise field_loc.error(f"must be a string, got {type(value).__name__}",
+def _named_variants(doc: Mapping[str, Any], rule: VariantRefRule, fields, loc: Loc) -> list[tuple[str, VariantRef]]:
+    """``(how, variant)`` for the annotation and each of the rule's fields the object has."""
+    named = []
+    annotations = doc["metadata"].get("annotations") or {}
+    if rule.annotation in annotations:
+        a_loc = loc.child(f"metadata.annotations[{rule.annotation}]")
+        named.append((f"annotation {rule.annotation}", parse_ref(annotations[rule.annotation], a_loc)))
+    for f in fields:
+        value = _field(doc, f.field)
+        if value is None:
+            continue
+        f_loc = loc.child(f.field)
+        if not isinstance(value, str):
+            raise f_loc.error(f"must be a string, got {type(value).__name__}",
                               "point it at a zoo path like models/<model>/<variant>")
-    m = rule.pattern.search(value) if rule.pattern else None
-    if not m:
-        raise field_loc.error(f"{value!r} does not match the policy's variant_ref.pattern",
-                              "point it at a zoo path like models/<model>/<variant>")
-    return f"{m['model']}/{m['variant']}", field_loc
+        text = f.extract(value)
+        if text is None:
+            raise f_loc.error(f"{_full(value)} does not match {f.where}.pattern {f.source!r} (matched at path "
+                              "segments: from the value's start or a `/`, to its end or a `/`)", _pattern_fix(value, f))
+        try:
+            ref = VariantRef.parse(text, f_loc)
+        except InputError as exc:
+            raise f_loc.error(f"{_full(value)}: {f.where}.pattern {f.source!r} finds {text!r} in it, which is not "
+                              "`<model>/<variant>`", _pattern_fix(value, f)) from exc
+        named.append((f"field {f.field} ({_full(value)})", ref))
+    return named
+
+
+def parse_ref(text: str, loc: Loc) -> VariantRef:
+    """``<model>/<variant>``, with a fix citing the variant the text seems to mean when it holds one."""
+    try:
+        return VariantRef.parse(text, loc)
+    except InputError as exc:
+        m = ZOO_REFERENCE.search(text) if isinstance(text, str) else None
+        example = f"`{m['model']}/{m['variant']}`" if m else "`<model>/<version>-<precision>-<config>`"
+        raise loc.error(exc.message, f"write the zoo folder models/<model>/<variant>/ as `<model>/<variant>`, "
+                                     f"e.g. {example}") from exc
+
+
+def _full(value: str, limit: int = 1000) -> str:
+    """A field's value in a message, whole unless it is huge (it comes from the PR)."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"… ({len(value):,} characters)"
+
+
+def _pattern_fix(value: str, f) -> str:
+    m = ZOO_REFERENCE.search(value)
+    if m is None:
+        return f"point it at a zoo path (`<model>/<variant>`), or change {f.where}.pattern in the policy"
+    return (f"set {f.where}.pattern to one that matches the whole path, e.g. "
+            f"'{suggested_pattern(value, m['model'], m['variant'])}'")
 
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -351,8 +402,8 @@ class ManifestIndex:
         return _remembered(self._environments, (env.name, changed), lambda: self._read_environment(env, changed))
 
     def _read_environment(self, env: Environment, changed: frozenset[str] | None) -> dict[ObjectKey, ManifestObject]:
-        refuse_special_entries(self.reader, self.rev, env.folder)
-        files = self.reader.list_files(self.rev, env.folder)
+        refuse_special_entries(self.reader, self.rev, env.folder, ignored=lambda p: is_ignored(env, p))
+        files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
         for path in files:
             name = path.rsplit("/", 1)[-1]
             what = UNRENDERED.get(name) or next((v for k, v in UNRENDERED_SUFFIXES.items() if name.endswith(k)), None)
@@ -365,6 +416,14 @@ class ManifestIndex:
             rendered = kustomize.build(self.reader, self.rev, env.folder, kustomization)
             objects = parse_objects(rendered, kustomization, self.policy.variant_ref)
         else:
+            nested = kustomize.nested_kustomization(files)
+            if nested:
+                raise InputError(nested, "", f"is a kustomization in a sub-folder of {env.folder}/, which has none at "
+                                 "its root: Argo CD renders with kustomize only a kustomization at the root of the "
+                                 "application's folder, so it would apply this file as a Kubernetes object",
+                                 f"move the kustomization to {env.folder}/ (listing the sub-folders under "
+                                 f"`resources:`), or, if Argo CD does not apply it, list it under `ignore:` of "
+                                 f"environment {env.name} in the policy{_IGNORE_FIX}")
             paths = [p for p in files if is_manifest(p)]
             keys_only = {p: changed is not None and p not in changed for p in paths}
             todo = [p for p in paths if (p, self.reader.tree_sha(self.rev, p), keys_only[p]) not in self._parsed]
@@ -384,7 +443,8 @@ class ManifestIndex:
         return [o.served for o in self.all_objects(env).values() if o.served is not None]
 
     def renders_with_kustomize(self, env: Environment) -> bool:
-        return kustomize.kustomization_in(self.reader.list_files(self.rev, env.folder), env.folder) is not None
+        files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
+        return kustomize.kustomization_in(files, env.folder) is not None
 
     def deployed_refs(self, env: Environment) -> frozenset[VariantRef]:
         if env.name not in self._refs:
@@ -392,10 +452,23 @@ class ManifestIndex:
         return self._refs[env.name]
 
 
-def refuse_special_entries(reader, rev: str, folder: str) -> None:
+def is_ignored(env: Environment, path: str) -> bool:
+    """A file the environment's `ignore:` names (Argo CD's `directory.exclude`): a glob relative to
+    the folder (`*` matches `/` too), or, without a `/`, a file name in any sub-folder."""
+    if not env.ignore or not path.startswith(env.folder + "/"):
+        return False
+    relative = path[len(env.folder) + 1:]
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(relative, glob) or ("/" not in glob and fnmatch.fnmatchcase(name, glob))
+               for glob in env.ignore)
+
+
+def refuse_special_entries(reader, rev: str, folder: str, *, ignored=lambda path: False) -> None:
     """InputError for a symlink or submodule at or under ``folder``: Argo CD would read another
     folder, or a repository the revision does not hold."""
     for path, kind in reader.special_entries(rev, folder):
+        if ignored(path):
+            continue
         fix = "commit the manifests themselves" if kind == "symlink" else "commit the manifests instead of a submodule"
         raise InputError(path, "", f"is a {kind} under {folder}/; the bot judges only files the revision holds, "
                          "and Argo CD would apply what it points at", fix)

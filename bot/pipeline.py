@@ -75,7 +75,7 @@ def policy_of(reader: GitReader, plan: Plan) -> Policy | None:
 
 
 def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path | None = None,
-          cache_dir: Path | None = None, report_url: str | None = None,
+          cache_dir: Path | None = None, report_url: str | None = None, repo_url: str | None = None,
           progress: Callable[[str], None] = print_progress) -> Judged:
     """Run every job of ``plan`` here (model checks in child processes) and assemble the verdict."""
     started = time.monotonic()
@@ -89,18 +89,18 @@ def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path
         execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
     report = assemble(plan, results, reader=reader, policy=policy, wall_time_s=time.monotonic() - started,
                       cache_dir=cache)
-    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url))
+    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url, repo_url=repo_url))
 
 
 def merge(reader: GitReader, plan: Plan, policy: Policy | None, results: Path, *, report_url: str | None = None,
-          started: float | None = None) -> Judged:
+          repo_url: str | None = None, started: float | None = None) -> Judged:
     """The verdict of a fan-out from its jobs' result files, exactly as `judge` would give it."""
     started = time.monotonic() if started is None else started
     report = assemble(plan, Path(results), reader=reader, policy=policy)
     # The jobs ran side by side: the run took the slowest of them, plus this merge.
     slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
     report = replace(report, wall_time_s=slowest + time.monotonic() - started)
-    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url))
+    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url, repo_url=repo_url))
 
 
 def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = None,
@@ -130,12 +130,16 @@ def recorded(reader: GitReader, judged: Judged, policy: Policy | None, *, pr: in
 
 
 def comment_for(report: Report, reader: GitReader | None, plan: Plan | None, policy: Policy | None, *,
-                report_url: str | None = None) -> str:
-    """The PR comment, with the repo's template overrides from the base revision when it has any."""
+                report_url: str | None = None, repo_url: str | None = None) -> str:
+    """The PR comment, with the repo's template overrides from the base revision when it has any.
+    ``repo_url`` (`https://github.com/<owner>/<repo>`): links to the repository's files point at the
+    PR's head there; without it (a local run) they stay relative."""
     overrides = {}
     if policy is not None and plan is not None and reader is not None:
         overrides = repo_template_overrides(reader, plan.base, policy.templates)
-    return fit_comment(render_comment(report, overrides=overrides, report_url=report_url), report_url)
+    files_url = f"{repo_url.rstrip('/')}/blob/{plan.pr_head or plan.head}" if repo_url and plan is not None else None
+    return fit_comment(render_comment(report, overrides=overrides, report_url=report_url, files_url=files_url),
+                       report_url)
 
 
 def write_outputs(report: Report, comment: str, *, json_path: Path | None, comment_path: Path | None) -> None:

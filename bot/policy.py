@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from bot.errors import InputError
-from bot.fields import (Loc, did_you_mean, get_duration, get_int, get_str, mapping, parse_percent, reject_unknown,
-                        sequence)
+from bot.fields import (Loc, did_you_mean, get_duration, get_int, get_str, get_str_list, mapping, parse_percent,
+                        reject_unknown, sequence)
 from bot.paths import check_repo_path
+from bot.variant_refs import VariantRefRule, VariantRefs, parse_variant_ref
 from bot.yamlio import load_one
 from bot.zoo import NAMING_FIX, VARIANT_NAME
 
 POLICY_FILE = "promotion.yaml"
 ENVIRONMENTS_ROOT = "environments"
-DEFAULT_ANNOTATION = "promotion-bot/variant"
 DEFAULT_TIMEOUT_S = 3600.0
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -67,15 +67,8 @@ class Environment:
     probes: Any  # bot.monitor.probe_policy.ProbePolicy, None when it has no `probes:`
     index: int
     fail_fast: bool = True  # skip a promotion's remaining model checks once one failed
-
-
-@dataclass(frozen=True)
-class VariantRefRule:
-    """How a manifest names its variant: an annotation, or a field path plus a regex."""
-
-    annotation: str | None = DEFAULT_ANNOTATION
-    field: str | None = None
-    pattern: re.Pattern | None = None
+    variant_ref: VariantRefRule = VariantRefRule()  # its own `variant_ref:`, else the policy's
+    ignore: tuple[str, ...] = ()  # globs, relative to ``folder``, of files Argo CD does not apply
 
 
 @dataclass(frozen=True)
@@ -91,7 +84,7 @@ class Policy:
     file: str
     environments: tuple[Environment, ...]
     baselines: Mapping[str, str]  # model -> baseline variant name
-    variant_ref: VariantRefRule
+    variant_ref: VariantRefs  # `.for_path(manifest)`: the rule of the environment holding it
     zoo_require: tuple[str, ...]
     templates: str | None
     serve: Mapping[str, Any]
@@ -141,7 +134,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         if not VARIANT_NAME.fullmatch(baselines[str(model)]):
             raise m_loc.child("baseline").error(f"{baselines[str(model)]!r} is not a variant name", NAMING_FIX)
 
-    variant_ref = _parse_variant_ref(data.get("variant_ref"), root.child("variant_ref"))
+    variant_ref = parse_variant_ref(data.get("variant_ref"), root.child("variant_ref"))
 
     zoo_loc = root.child("zoo")
     zoo = mapping(data.get("zoo") or {}, zoo_loc)
@@ -178,7 +171,8 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
     for i, raw_env in enumerate(raw_envs):
         e_loc = env_loc.child(i)
         env = mapping(raw_env, e_loc)
-        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "fail_fast", "rollback", "probes"}, e_loc)
+        reject_unknown(env, {"name", "folder", "gate", "baseline", "require_canary", "fail_fast", "rollback", "probes",
+                             "variant_ref", "ignore"}, e_loc)
         name = get_str(env, "name", e_loc)
         if not ENV_NAME.match(name):
             raise e_loc.child("name").error(f"{name!r} is not a valid environment name", "use lowercase letters, digits and dashes")
@@ -207,9 +201,16 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         if not isinstance(fail_fast, bool):
             raise e_loc.child("fail_fast").error(f"must be true or false, got {fail_fast!r}",
                                                  "true skips the model checks left once one fails; false runs them all")
+        ignore = get_str_list(env, "ignore", e_loc)
+        for j, glob in enumerate(ignore):
+            if glob.startswith("/") or ".." in glob.split("/"):
+                raise e_loc.child("ignore").child(j).error(f"{glob!r} must be relative to the environment's folder",
+                                                           "write e.g. `ignore: [kustomization.yaml, drafts/*]`")
         environments.append(Environment(
             name=name, folder=folder, gate=gate, baseline=baseline, require_canary=require_canary,
             rollback=rollback, probes=probes, index=i, fail_fast=fail_fast,
+            variant_ref=parse_variant_ref(env.get("variant_ref"), e_loc.child("variant_ref"), variant_ref),
+            ignore=ignore,
         ))
 
     serve = mapping(data.get("serve") or {}, root.child("serve"))
@@ -217,7 +218,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         file=file,
         environments=tuple(environments),
         baselines=baselines,
-        variant_ref=variant_ref,
+        variant_ref=VariantRefs(variant_ref, tuple((e.folder, e.variant_ref) for e in environments)),
         zoo_require=require,
         templates=templates,
         serve=serve,
@@ -234,26 +235,8 @@ def _labels(value: Any, loc: Loc) -> tuple[str, ...]:
     return tuple(str(v) for v in sequence(value, loc))
 
 
-def _parse_variant_ref(raw: Any, loc: Loc) -> VariantRefRule:
-    if raw is None:
-        return VariantRefRule()
-    spec = mapping(raw, loc)
-    reject_unknown(spec, {"annotation", "field", "pattern"}, loc)
-    if "field" in spec:
-        field_path = get_str(spec, "field", loc)
-        pattern_text = spec.get("pattern", r"(?P<model>[^/]+)/(?P<variant>[^/]+)$")
-        try:
-            pattern = re.compile(pattern_text)
-        except re.error as exc:
-            raise loc.child("pattern").error(f"is not a valid regular expression: {exc}") from exc
-        if not {"model", "variant"} <= set(pattern.groupindex):
-            raise loc.child("pattern").error("must have named groups `model` and `variant`",
-                                             "e.g. 'models/(?P<model>[^/]+)/(?P<variant>[^/]+)$'")
-        return VariantRefRule(annotation=None, field=field_path, pattern=pattern)
-    return VariantRefRule(annotation=get_str(spec, "annotation", loc))
-
-
-_CHECK_KEYS = {"check", "timeout", "runs_on", "shards", "confidence", "decide", "on_inconclusive"}
+# Keys of every gate entry; the rest are the check's own options.
+CHECK_ENTRY_KEYS = {"check", "timeout", "runs_on", "shards", "confidence", "decide", "on_inconclusive"}
 
 
 def _parse_rule(spec: Mapping[str, Any], loc: Loc) -> VerdictRule:
@@ -275,17 +258,17 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     spec = mapping(raw, loc)
     name = get_str(spec, "check", loc)
     definition = check(name, loc.child("check"))
-    raw_options = {k: v for k, v in spec.items() if k not in _CHECK_KEYS}
+    raw_options = {k: v for k, v in spec.items() if k not in CHECK_ENTRY_KEYS}
     try:
         options = definition.parse_options(raw_options, loc)
     except InputError as exc:  # a mistyped entry key (`timout:`) reaches the check's parser, which lacks it
         key = exc.field.removeprefix(f"{loc.path}.")
-        close = did_you_mean(key, _CHECK_KEYS) if exc.message == "is not a known setting" else None
+        close = did_you_mean(key, CHECK_ENTRY_KEYS) if exc.message == "is not a known setting" else None
         if close and "did you mean" not in exc.fix:
             raise loc.child(key).error(exc.message, f"did you mean `{close}`?") from exc
         if exc.message == "is not a known setting" and "takes no settings" in exc.fix:
             raise loc.child(key).error(exc.message, f"check `{name}` has no options of its own; every entry takes "
-                                                    f"{', '.join(sorted(_CHECK_KEYS))}") from exc
+                                                    f"{', '.join(sorted(CHECK_ENTRY_KEYS))}") from exc
         raise
     timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
     runs_on = _labels(spec["runs_on"], loc.child("runs_on")) if "runs_on" in spec else (definition.default_runs_on or default_runs_on)

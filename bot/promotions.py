@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from bot.errors import ErrorRecord, InputError
-from bot.manifests import ManifestIndex, is_manifest, refuse_special_entries
+from bot.manifests import ManifestIndex, is_ignored, is_manifest, refuse_special_entries
 from bot.policy import ENVIRONMENTS_ROOT, Policy
 from bot.results import Removal
 from bot.zoo import VariantRef
@@ -81,9 +81,13 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
                 touched.add(env.name)
             elif is_manifest(path) or path in roots:
                 errors.append(_outside_environments(path, policy).as_record())
+    def ignored(path: str) -> bool:
+        env = policy.environment_for_path(path)
+        return env is not None and is_ignored(env, path)
+
     try:
         for root in sorted(roots):
-            refuse_special_entries(reader, head, root)
+            refuse_special_entries(reader, head, root, ignored=ignored)
     except InputError as exc:
         errors.append(exc.as_record())
     for env in policy.environments:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import re
+from dataclasses import replace
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -21,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from bot import charts, evidence
+from bot.zoo import ZOO_ROOT
 
 COMMENT_MARKER = "<!-- promotion-bot:comment -->"
 GITHUB_COMMENT_LIMIT = 65536
@@ -170,8 +173,48 @@ def repo_template_overrides(reader, rev: str, folder: str | None) -> dict[str, s
     return out
 
 
+# A Markdown link to a relative destination; the `]` is preceded by an even number of backslashes,
+# so it closes a link and is not an escaped bracket of a PR string.
+_RELATIVE_LINK = re.compile(r"(?<!\\)((?:\\\\)*)\]\((\.\.?/[^)\s]*)\)")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def absolute_links(markdown: str, folder: str, files_url: str | None) -> str:
+    """Relative links of a card (relative to its variant's ``folder``) made URLs of the repository's
+    files, ``files_url`` (`https://github.com/<owner>/<repo>/blob/<sha>`), so they resolve in a PR
+    comment; kept as they are without one (a local run, whose files sit beside the card). Fenced
+    code is left alone, and a link that would climb out of the repository stays relative."""
+    if not files_url:
+        return markdown
+
+    def absolute(m: re.Match) -> str:
+        target = posixpath.normpath(posixpath.join(folder, m[2]))
+        if target == ".." or target.startswith("../") or target.startswith("/"):
+            return m[0]
+        slash = "/" if m[2].endswith("/") else ""
+        return f"{m[1]}]({files_url.rstrip('/')}/{target}{slash})"
+
+    out, fence = [], None
+    for line in markdown.splitlines(keepends=True):
+        opened = _FENCE.match(line)
+        if fence is None and opened:
+            fence = opened[1]
+        elif fence is not None and opened and opened[1][0] == fence[0] and len(opened[1]) >= len(fence) \
+                and not line.strip().strip(fence[0]):
+            fence = None
+        elif fence is None:
+            line = _RELATIVE_LINK.sub(absolute, line)
+        out.append(line)
+    return "".join(out)
+
+
 def render_comment(report, *, overrides: Mapping[str, str] | None = None, report_url: str | None = None,
-                   title: str = "promotion-bot") -> str:
+                   title: str = "promotion-bot", files_url: str | None = None) -> str:
+    """The PR comment. ``files_url``: the repository's files at the judged commit on GitHub, for links."""
+    if files_url:
+        report = replace(report, promotions=tuple(
+            replace(p, card_markdown=absolute_links(p.card_markdown, f"{ZOO_ROOT}/{p.to_variant}", files_url))
+            if p.card_markdown and p.to_variant else p for p in report.promotions))
     env = make_environment(overrides)
     body = env.get_template("comment.md.j2").render(report=report, data=report.to_json(),
                                                      report_url=report_url, title=title)

@@ -29,7 +29,7 @@ environments:
 """
 
 VARIANT = """\
-model: canopy-tiny
+model: {model}
 variant: {variant}
 base_model: {base_model}
 quantization:
@@ -112,7 +112,7 @@ class GitOpsRepo:
         group = next((int(p[1:]) for p in variant.split("-")[2:] if p.startswith("g") and p[1:].isdigit()), "null")
         quantized = not precision.startswith(("fp", "bf"))
         fields = dict(
-            variant=variant,
+            model=model, variant=variant,
             base_model=f"{model}/v1.0-fp32" if quantized else model,
             algorithm="GPTQ" if quantized else "none",
             scheme=f"W{bits}A16" if quantized else precision.upper(),

@@ -309,3 +309,35 @@ def test_check__pr_deleting_the_policy_is_an_error(gitops, tmp_path):
     gitops.commit("Remove the policy")
     code, report, _ = run_check(gitops, tmp_path)
     assert code == 2 and "deletes promotion.yaml" in report["errors"][0]["message"]
+
+
+def test_check__stale_branch_reports_only_its_own_promotions(gitops, tmp_path):
+    gitops.repo.git.branch("stale")  # forked before main moved on
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("main: v1.3 through test and staging")
+    gitops.repo.git.checkout("-q", "stale")
+    gitops.set_variant("prod", "canopy-tiny/v1.1-int8")
+    gitops.commit("stale: int8 straight to prod")
+    gitops.repo.git.checkout("-q", "main")
+    code, report, _ = run_check(gitops, tmp_path, "main", "stale")
+    # Diffing the two trees would also "revert" test and staging to v1.0-fp32 (and pass them).
+    assert [(p["environment"], p["from_variant"], p["to_variant"]) for p in report["promotions"]] == [
+        ("prod", "canopy-tiny/v1.0-fp32", "canopy-tiny/v1.1-int8")]
+    assert report["removals"] == []
+    order = next(c for c in report["promotions"][0]["checks"] if c["name"] == "promotion-order")
+    assert order["verdict"] == "fail" and code == 1  # judged against main as it is: int8 is not in staging
+
+
+def test_check__stale_branch_is_judged_against_the_target_as_it_is_now(gitops, tmp_path):
+    gitops.repo.git.branch("stale")
+    gitops.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("main: v1.3 in staging")
+    gitops.repo.git.checkout("-q", "stale")
+    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("stale: v1.3 to prod, forked before staging had it")
+    gitops.repo.git.checkout("-q", "main")
+    code, report, _ = run_check(gitops, tmp_path, "main", "stale")
+    [promo] = report["promotions"]
+    assert (promo["environment"], promo["to_variant"]) == ("prod", "canopy-tiny/v1.3-int4-g64")
+    assert code == 0, report  # staging serves it on main now, though not where the branch forked

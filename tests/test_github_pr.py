@@ -351,3 +351,12 @@ def test_github_pr__fork_pr_skips_recording_with_a_note(monkeypatch, tmp_path, f
     [comment] = fake.comments_on(REPO, 13)
     assert "results not recorded: the token of a fork PR cannot push" in comment["body"]
     assert bare.git.for_each_ref("refs/notes/") == "" and gitops.repo.git.for_each_ref(NOTES_REF) == ""
+
+
+def test_github_pr__card_links_point_at_the_repository_files(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    # The base model is a zoo variant: on GitHub a relative link would resolve against the PR page.
+    assert f"(https://github.example.com/{REPO}/blob/{head}/models/canopy-tiny/v1.0-fp32/)" in body
+    assert "](../" not in body and "](./" not in body

@@ -19,7 +19,7 @@ LAYERS = [  # top first; a module's layer is that of its longest matching prefix
               "bot.policy_load", "bot.recorder"]),
     ("checks", ["bot.checks", "bot.appflows", "bot.lmeval", "bot.perf", "bot.serving", "bot.context",
                 "bot.monitor"]),
-    ("domain", ["bot.charts", "bot.evidence", "bot.kustomize", "bot.sequential_policy", "bot.policy", "bot.promotions", "bot.manifests", "bot.zoo", "bot.results", "bot.card",
+    ("domain", ["bot.charts", "bot.variant_refs", "bot.evidence", "bot.kustomize", "bot.sequential_policy", "bot.policy", "bot.promotions", "bot.manifests", "bot.zoo", "bot.results", "bot.card",
                 "bot.records", "bot.zoo_compare",
                 "bot.render", "bot.forge"]),
     ("base", ["bot.schemas", "bot.stats", "bot.errors", "bot.fields", "bot.yamlio", "bot.paths", "bot.output", "bot.digests",

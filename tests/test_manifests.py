@@ -11,7 +11,8 @@ import yaml
 
 from bot.errors import InputError
 from bot.manifests import parse_manifest
-from bot.policy import VariantRefRule
+from bot.fields import Loc
+from bot.variant_refs import VariantRefRule, parse_variant_ref
 
 PATH = "environments/prod/canopy.yaml"
 ROLLOUT = {
@@ -28,8 +29,8 @@ INFERENCE_SERVICE = {
     "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "canopy"},
     "spec": {"predictor": {"model": {"storageUri": "s3://zoo/models/canopy-tiny/v1.3-int4-g64/weights"}}},
 }
-FIELD_RULE = VariantRefRule(annotation=None, field="spec.predictor.model.storageUri",
-                            pattern=re.compile(r"models/(?P<model>[^/]+)/(?P<variant>[^/]+)/"))
+FIELD_RULE = parse_variant_ref({"field": "spec.predictor.model.storageUri",
+                                "pattern": r"models/(?P<model>[^/]+)/(?P<variant>[^/]+)/"}, Loc("promotion.yaml", "variant_ref"))
 WRONG = (["a", "b"], {"a": 1}, 7, True, None)
 
 
@@ -112,7 +113,7 @@ def test_parse_manifest__any_string_field_counts_as_a_reference(where, value):
 
 def test_parse_manifest__field_rule_checks_the_other_references_too():
     doc = with_value(INFERENCE_SERVICE, ("spec", "predictor", "model", "args"), ["--model=canopy-tiny/v1.4-int2-g64"])
-    with pytest.raises(InputError, match="but field spec.predictor.model.storageUri says canopy-tiny/v1.3-int4-g64"):
+    with pytest.raises(InputError, match=re.escape("but field spec.predictor.model.storageUri ('s3://zoo/models/canopy-tiny/v1.3-int4-g64/weights') says canopy-tiny/v1.3-int4-g64")):
         parse_manifest(yaml.safe_dump(doc), PATH, FIELD_RULE)
 
 

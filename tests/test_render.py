@@ -161,3 +161,21 @@ def test_base_model_link__only_safe_shapes_are_linked():
     assert base_model_link("https://example.com/model") == "https://example.com/model"
     for hostile in ATTACK_BASE_MODELS + ("org/model\n", "canopy/v1.0-fp32\n"):
         assert base_model_link(hostile) is None, hostile
+
+
+def test_absolute_links__relative_card_links_become_repository_urls():
+    from bot.render import absolute_links
+
+    files = "https://github.com/acme-ml/gitops/blob/0123abc"
+    card = ("Derived from [acme-1b/v2.0-bf16](../../acme-1b/v2.0-bf16/); recipe [here](./recipe.yaml).\n"
+            "A PR string \\[x\\](../../escaped/) and \\\\](../../after-a-backslash/)\n"
+            "```yaml\nnote: '[in a fence](../../kept/)'\n```\n"
+            "[out of the repo](../../../../../etc/) [web](https://example.com/)\n")
+    out = absolute_links(card, "models/acme-1b/v2.4-int8", files)
+    assert f"[acme-1b/v2.0-bf16]({files}/models/acme-1b/v2.0-bf16/)" in out
+    assert f"[here]({files}/models/acme-1b/v2.4-int8/recipe.yaml)" in out
+    assert "\\](../../escaped/)" in out  # an escaped bracket is no link
+    assert f"\\\\]({files}/models/after-a-backslash/)" in out  # an escaped backslash, then a real link
+    assert "[in a fence](../../kept/)" in out and "[out of the repo](../../../../../etc/)" in out
+    assert "[web](https://example.com/)" in out
+    assert absolute_links(card, "models/acme-1b/v2.4-int8", None) == card  # a local run keeps them relative

@@ -16,6 +16,7 @@ import pkgutil
 from typing import Any, ClassVar, Mapping
 
 from bot.fields import Loc, reject_unknown
+from bot.policy import CHECK_ENTRY_KEYS
 from bot.results import CheckResult
 
 
@@ -36,7 +37,8 @@ class CheckDefinition:
     option_keys: ClassVar[frozenset[str]] = frozenset()
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> Any:
-        reject_unknown(raw, set(self.option_keys), loc)
+        # The entry's own keys never reach here, but a typo of one (`timout:`) should be told so.
+        reject_unknown(raw, set(self.option_keys) | CHECK_ENTRY_KEYS, loc)
         return dict(raw)
 
     def run(self, ctx, options: Any) -> CheckResult:  # ctx: bot.context.CheckContext

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+
 from bot.checks import CheckDefinition, register
+from bot.policy import CHECK_ENTRY_KEYS
 from bot.results import FAIL, PASS, CheckResult
 
 
@@ -10,6 +13,16 @@ from bot.results import FAIL, PASS, CheckResult
 class ZooCheck(CheckDefinition):
     name = "zoo"
     summary = "the variant exists in the zoo with the metadata the policy requires"
+
+    def parse_options(self, raw, loc):
+        for key in raw:
+            close = difflib.get_close_matches(str(key), sorted(CHECK_ENTRY_KEYS), n=1)
+            raise loc.child(str(key)).error(
+                "is not a setting of check `zoo`, which has no options of its own",
+                (f"did you mean `{close[0]}`? " if close else "") + "What it requires is set once for the whole zoo, "
+                "at the top of the policy: `zoo: {require: [recipe, calibration, weights]}`; a gate entry also takes "
+                + ", ".join(sorted(CHECK_ENTRY_KEYS - {"check"})))
+        return {}
 
     def run(self, ctx, options) -> CheckResult:
         variant = ctx.candidate  # raises InputError (→ error) when missing or misnamed

@@ -16,7 +16,7 @@ from bot.vcs.notes import GitNotes
 from bot.errors import InputError
 from bot.output import write_atomic
 from bot.results import CheckResult
-from bot.zoo import VariantRef, complete, parse_variant
+from bot.zoo import ZOO_ROOT, VariantRef, complete, parse_variant
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def load_variant_dir(folder: Path):
     folder = folder.resolve()
     path = folder / "variant.yaml"
     if not path.is_file():
-        raise InputError(str(path), "", "does not exist", "pass a variant folder such as models/canopy-tiny/v1.3-int4-g64")
+        raise InputError(str(path), "", "does not exist", f"pass a variant folder such as {_example_variant(folder)}")
     ref = VariantRef(folder.parent.name, folder.name)
     variant = parse_variant(ref, path.read_text())
 
@@ -49,6 +49,16 @@ def load_variant_dir(folder: Path):
         return sum(f.stat().st_size for f in files) if files else None
 
     return complete(variant, read_text, size_of)
+
+
+def _example_variant(folder: Path) -> str:
+    """A variant folder near the one asked for (its siblings, or the zoo of the current folder)."""
+    for pattern_root, pattern in ((folder.parent, "*/variant.yaml"), (folder.parent.parent, "*/*/variant.yaml"),
+                                  (Path.cwd() / ZOO_ROOT, "*/*/variant.yaml")):
+        found = sorted(pattern_root.glob(pattern)) if pattern_root.is_dir() else []
+        if found:
+            return f"{ZOO_ROOT}/{found[0].parent.parent.name}/{found[0].parent.name}"
+    return f"{ZOO_ROOT}/<model>/<variant>"
 
 
 def checks_from_report(report_path: Path, ref: str) -> list[CheckResult]:

@@ -16,8 +16,8 @@ from bot.pipeline import check, write_outputs
 def register(sub) -> None:
     p = sub.add_parser("check", help="judge a PR's promotions as it would merge into the target", description=__doc__)
     p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
-    p.add_argument("--base", required=True, help="the target branch (its tip: the policy and what each environment serves)")
-    p.add_argument("--head", required=True, help="the PR's head; its own changes are judged as merged into --base")
+    p.add_argument("--base", required=True, help="the target branch; its tip gives the policy, the baselines and what each environment serves")
+    p.add_argument("--head", required=True, help="the PR's head; only its own changes (since its merge base with --base) are judged, as merged into --base's tip")
     p.add_argument("--policy", help="policy file to use instead of promotion.yaml at the base revision")
     p.add_argument("--json", type=Path, help="write the JSON report here")
     p.add_argument("--comment", type=Path, help="write the PR comment (Markdown) here")

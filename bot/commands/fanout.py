@@ -25,8 +25,8 @@ from bot.vcs.reader import GitReader
 def register(sub) -> None:
     p = sub.add_parser("plan", help="write the promotions and their check jobs (a GitHub Actions matrix)")
     p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
-    p.add_argument("--base", required=True, help="the target branch (its tip: the policy and what each environment serves)")
-    p.add_argument("--head", required=True, help="the PR's head; its own changes are planned as merged into --base")
+    p.add_argument("--base", required=True, help="the target branch; its tip gives the policy, the baselines and what each environment serves")
+    p.add_argument("--head", required=True, help="the PR's head; only its own changes (since its merge base with --base) are planned, as merged into --base's tip")
     p.add_argument("--policy", help="policy file to use instead of promotion.yaml at the base revision")
     p.add_argument("--out", type=Path, default=Path("plan.json"), help="the plan file (default plan.json)")
     p.add_argument("--matrix", type=Path, help="also write the `strategy.matrix` JSON here")

@@ -22,7 +22,7 @@ from bot.zoo_compare import change_of, compare, compare_markdown, metric_key
 def register(sub) -> None:
     p = sub.add_parser("zoo", help="list the model zoo, where each variant is deployed and its recorded gate results",
                        description=__doc__)
-    p.add_argument("--repo", default=".")
+    p.add_argument("--repo", default=".", help="path of the GitOps repository (default: .)")
     p.add_argument("--rev", default="HEAD", help="the revision whose zoo and environments are listed")
     p.add_argument("--compare", metavar="MODEL", help="every variant of MODEL side by side on the recorded metrics")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

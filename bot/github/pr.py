@@ -145,7 +145,8 @@ class PullRequestRun:
         plan, policy = started
         try:
             judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
-                                    report_url=self.settings.run_url, progress=actions.log)
+                                    report_url=self.settings.run_url,
+                                    repo_url=self.settings.repo_url, progress=actions.log)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
@@ -165,7 +166,8 @@ class PullRequestRun:
         plan, policy = started
         if plan.errors and not plan.promotions:
             # Nothing for a matrix to run: say what is wrong now, rather than in the report job.
-            judged = pipeline.judge(reader, plan, policy, report_url=self.settings.run_url, progress=actions.log)
+            judged = pipeline.judge(reader, plan, policy, report_url=self.settings.run_url,
+                                    repo_url=self.settings.repo_url, progress=actions.log)
             self._publish(judged.report, judged.comment_markdown)
             return 2
         try:
@@ -193,7 +195,8 @@ class PullRequestRun:
             self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
             plan.judged_head(reader)
             policy = pipeline.policy_of(reader, plan)
-            judged = pipeline.merge(reader, plan, policy, results, report_url=self.settings.run_url, started=started)
+            judged = pipeline.merge(reader, plan, policy, results, report_url=self.settings.run_url,
+                                    repo_url=self.settings.repo_url, started=started)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)

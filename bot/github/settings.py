@@ -52,6 +52,11 @@ class Settings:
         return f"Settings({shown}, token=***)"
 
     @property
+    def repo_url(self) -> str:
+        """The repository's web page, the root of links to its files."""
+        return f"{self.server_url.rstrip('/')}/{self.repository}"
+
+    @property
     def run_url(self) -> str | None:
         if not self.run_id:
             return None
