@@ -19,7 +19,7 @@ import yaml
 
 import bot.fields
 from bot import policy_load, schemas
-from bot.policy import _CHECK_KEYS
+from bot.policy import CHECK_ENTRY_KEYS
 from bot.serving import parse_serve
 from bot.zoo import VariantRef, parse_variant
 
@@ -105,8 +105,8 @@ def agree(calls, root: dict, doc, file: str, met: set[int]) -> None:
     for path, accepted in calls:
         keys, gate_entry = schema_keys_at(root, doc, path, met)
         if gate_entry:  # the entry's own keys go to the policy, the rest to the check's parser
-            assert _CHECK_KEYS <= keys, (file, path, _CHECK_KEYS - keys)
-            keys -= _CHECK_KEYS
+            assert CHECK_ENTRY_KEYS <= keys, (file, path, CHECK_ENTRY_KEYS - keys)
+            keys -= CHECK_ENTRY_KEYS
         assert accepted == keys, f"{file}: {path}: parser only {sorted(accepted - keys)}, schema only {sorted(keys - accepted)}"
 
 

@@ -18,7 +18,8 @@ from bot.errors import InputError
 from bot.lmeval.options import DEFAULT_TASKS_DIR, EvalOptions
 from bot.lmeval.tasks import index_local, prepare
 from bot.manifests import ManifestIndex
-from bot.policy import DEFAULT_ANNOTATION, Policy, baseline_problems
+from bot.policy import Policy, baseline_problems
+from bot.variant_refs import DEFAULT_ANNOTATION
 from bot.vcs.reader import GitReader
 from bot.zoo import VariantRef, Zoo, parse_variant_name
 
@@ -83,11 +84,11 @@ def _environment(reader, rev: str, policy: Policy, env, zoo: Zoo, applications: 
         return [exc]
     found = []
     if not objects:
-        how = (f"the annotation `{policy.variant_ref.annotation}`" if policy.variant_ref.annotation
-               else f"the field `{policy.variant_ref.field}`")
+        rule = env.variant_ref
+        how = f"the annotation `{rule.annotation}`" + "".join(f" or the field `{f.field}`" for f in rule.fields)
         found.append(InputError(env.folder, "", f"no object names a zoo variant through {how}",
                                 f"annotate the serving object: `{DEFAULT_ANNOTATION}: <model>/<variant>`"
-                                if policy.variant_ref.annotation == DEFAULT_ANNOTATION else
+                                if rule.annotation == DEFAULT_ANNOTATION and not rule.fields else
                                 "check `variant_ref` in the policy against the manifests"))
     for obj in objects:
         applications.setdefault(env.name, set()).add(obj.application)
