@@ -147,8 +147,9 @@ def used(check: dict) -> str:
 
 
 def interval(check: dict) -> str:
-    row = check["rows"][0]
-    ev = row.get("evidence")
+    if not check["rows"]:  # a skipped check
+        return "–"
+    ev = check["rows"][0].get("evidence")
     if not ev:
         return "–"
     i, pct = ev["interval"], ev["unit"] == "relative"
