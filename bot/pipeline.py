@@ -119,14 +119,16 @@ def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = N
 
 
 def recorded(reader: GitReader, judged: Judged, policy: Policy | None, *, pr: int | None = None,
-             push: bool = False, skip: str | None = None, report_url: str | None = None) -> Judged:
+             push: bool = False, skip: str | None = None, report_url: str | None = None,
+             repo_url: str | None = None) -> Judged:
     """The judged run after its results went into the repo's notes (bot/recorder.py); when they
     could not (or ``skip`` says why not), the report and comment carry a note saying so."""
     warning = skip or record_or_note(reader.path, judged.plan, policy, judged.report, pr=pr, push=push)
     if warning is None:
         return judged
     report = replace(judged.report, notes=(*judged.report.notes, warning))
-    return Judged(judged.plan, report, comment_for(report, reader, judged.plan, policy, report_url=report_url))
+    return Judged(judged.plan, report, comment_for(report, reader, judged.plan, policy, report_url=report_url,
+                                                   repo_url=repo_url))
 
 
 def comment_for(report: Report, reader: GitReader | None, plan: Plan | None, policy: Policy | None, *,

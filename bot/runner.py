@@ -224,14 +224,14 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
         return
     shared = shared or Shared.open(plan)
     total, done, pending = len(jobs), 0, []
-    failed: dict[int, str] = {}  # promotion → the first check that failed it
+    failed: dict[int, tuple[int, str]] = {}  # promotion → (gate position, "check: verdict") of its first failure
 
     def note_outcomes(finished: list[Job]) -> None:
         for job in finished:
             verdict = _written_verdict(out_dir, plan, job)
             if verdict in (FAIL, ERROR):
                 for i in job.promotions:
-                    failed.setdefault(i, f"{job.check}: {verdict}")
+                    failed.setdefault(i, (job.position, f"{job.check}: {verdict}"))
 
     def flush() -> None:
         nonlocal done, pending
@@ -244,9 +244,10 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
 
     def skipped(job: Job) -> bool:
         nonlocal done
-        if not (job.fail_fast and all(i in failed for i in job.promotions)):
+        # The other shards of the check that failed still run: the check's result is all of them.
+        if not (job.fail_fast and all(i in failed and failed[i][0] != job.position for i in job.promotions)):
             return False
-        why = failed[job.promotion]
+        why = failed[job.promotion][1]
         write_result(out_dir, plan, job, CheckResult(
             job.check, SKIPPED, detail=f"not run: the gate had already failed ({why}); "
                                        "`fail_fast: false` on the environment runs every check"))

@@ -305,8 +305,8 @@ class Zoo:
         if text is None:
             known = self.variants_of(ref.model)
             close = did_you_mean(ref.variant, known)
-            hint = (f"did you mean {ref.model}/{close}?" if close else
-                    f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml")
+            hint = ((f"did you mean {ref.model}/{close}? " if close else "")
+                    + (f"existing variants of {ref.model}: {', '.join(known)}" if known else f"add {ref.folder}/variant.yaml"))
             raise InputError(named_in or ref.folder, field, f"names variant {ref} but {ref.folder}/variant.yaml does not exist", hint)
         variant = complete(parse_variant(ref, text), lambda path: self.reader.read_text(self.rev, path),
                            lambda path: self.reader.size_of(self.rev, path))

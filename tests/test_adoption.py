@@ -131,7 +131,8 @@ def test_validate__one_message_per_mistake(tmp_path, capsys):
         "models/acme-1b/v2.6-int4/variant.yaml: zoo check: recipe models/acme-1b/v2.6-int4/recipe.yaml does not exist",
         "promotion.yaml: environments[1].folder: deploy/staging/ holds no files",
         "environments/test/acme-chat.yaml: Deployment/acme-chat: names variant acme-1b/v1.0-bf61 but "
-        "models/acme-1b/v1.0-bf61/variant.yaml does not exist (fix: did you mean acme-1b/v1.0-bf16?)",
+        "models/acme-1b/v1.0-bf61/variant.yaml does not exist (fix: did you mean acme-1b/v1.0-bf16? existing variants "
+        "of acme-1b: v1.0-bf16, ",
         "promotion.yaml: environments[0].gate[1].tasks: task 'acme_qa' is not defined under evals/tasks/",
         "evals/acme-chat/flows.yaml: cases[0].mesages: is not a known setting (fix: did you mean `messages`?)",
     ]

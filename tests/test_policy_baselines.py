@@ -54,7 +54,10 @@ def test_policy_load__gate_refuses_a_missing_baseline_no_check_uses(tmp_path):
     ("{check: zoo, timout: 5m}", "did you mean `timeout`?"),
     ("{check: perplexity, task: x, timout: 5m}", "did you mean `timeout`?"),
     ("{check: perplexity, task: x, limt: 5}", "did you mean `limit`?"),
-    ("{check: zoo, foo: 1}", "check `zoo` has no options of its own; every entry takes check, confidence, decide"),
+    ("{check: zoo, foo: 1}", "at the top of the policy: `zoo: {require: [recipe, calibration, weights]}`; a gate "
+                             "entry also takes confidence, decide, on_inconclusive, runs_on, shards, timeout"),
+    ("{check: promotion-order, foo: 1}", "check `promotion-order` has no options of its own; every entry takes "
+                                         "check, confidence, decide"),
 ])
 def test_parse_policy__mistyped_gate_entry_key_names_the_fix(entry, fix):
     with pytest.raises(InputError) as exc:

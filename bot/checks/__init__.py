@@ -16,7 +16,6 @@ import pkgutil
 from typing import Any, ClassVar, Mapping
 
 from bot.fields import Loc, reject_unknown
-from bot.policy import CHECK_ENTRY_KEYS
 from bot.results import CheckResult
 
 
@@ -37,8 +36,8 @@ class CheckDefinition:
     option_keys: ClassVar[frozenset[str]] = frozenset()
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> Any:
-        # The entry's own keys never reach here, but a typo of one (`timout:`) should be told so.
-        reject_unknown(raw, set(self.option_keys) | CHECK_ENTRY_KEYS, loc)
+        # The entry's own keys never reach here; bot.policy names a mistyped one (`timout:`).
+        reject_unknown(raw, set(self.option_keys), loc)
         return dict(raw)
 
     def run(self, ctx, options: Any) -> CheckResult:  # ctx: bot.context.CheckContext

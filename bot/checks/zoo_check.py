@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-
 from bot.checks import CheckDefinition, register
+from bot.fields import did_you_mean
 from bot.policy import CHECK_ENTRY_KEYS
 from bot.results import FAIL, PASS, CheckResult
 
@@ -16,13 +15,13 @@ class ZooCheck(CheckDefinition):
 
     def parse_options(self, raw, loc):
         for key in raw:
-            close = difflib.get_close_matches(str(key), sorted(CHECK_ENTRY_KEYS), n=1)
+            close = did_you_mean(str(key), CHECK_ENTRY_KEYS)
             raise loc.child(str(key)).error(
                 "is not a setting of check `zoo`, which has no options of its own",
-                (f"did you mean `{close[0]}`? " if close else "") + "What it requires is set once for the whole zoo, "
+                (f"did you mean `{close}`? " if close else "") + "What it requires is set once for the whole zoo, "
                 "at the top of the policy: `zoo: {require: [recipe, calibration, weights]}`; a gate entry also takes "
                 + ", ".join(sorted(CHECK_ENTRY_KEYS - {"check"})))
-        return {}
+        return super().parse_options(raw, loc)  # nothing left: the common parse, as for every check
 
     def run(self, ctx, options) -> CheckResult:
         variant = ctx.candidate  # raises InputError (→ error) when missing or misnamed

@@ -157,7 +157,7 @@ class PullRequestRun:
         skip = ("results not recorded: the token of a fork PR cannot push `refs/notes/promotion-bot`"
                 if self.activity.from_fork else None)
         return pipeline.recorded(reader, judged, policy, pr=self.activity.pr_number, push=True, skip=skip,
-                                 report_url=self.settings.run_url)
+                                 report_url=self.settings.run_url, repo_url=self.settings.repo_url)
 
     def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
         started = self._start(reader)
