@@ -311,15 +311,20 @@ def test_check__pr_deleting_the_policy_is_an_error(gitops, tmp_path):
     assert code == 2 and "deletes promotion.yaml" in report["errors"][0]["message"]
 
 
-def test_check__stale_branch_reports_only_its_own_promotions(gitops, tmp_path):
-    gitops.repo.git.branch("stale")  # forked before main moved on
-    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
-    gitops.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
-    gitops.commit("main: v1.3 through test and staging")
-    gitops.repo.git.checkout("-q", "stale")
-    gitops.set_variant("prod", "canopy-tiny/v1.1-int8")
-    gitops.commit("stale: int8 straight to prod")
+def stale_branch(gitops, on_main: dict[str, str], on_branch: dict[str, str]) -> None:
+    """Branch `stale` forks from main; then main moves on (``on_main``) and the branch promotes (``on_branch``)."""
+    gitops.repo.git.branch("stale")
+    for where, commit_to in ((on_main, "main"), (on_branch, "stale")):
+        gitops.repo.git.checkout("-q", commit_to)
+        for env, variant in where.items():
+            gitops.set_variant(env, variant)
+        gitops.commit(f"{commit_to}: " + ", ".join(f"{v} in {e}" for e, v in where.items()))
     gitops.repo.git.checkout("-q", "main")
+
+
+def test_check__stale_branch_reports_only_its_own_promotions(gitops, tmp_path):
+    stale_branch(gitops, {"test": "canopy-tiny/v1.3-int4-g64", "staging": "canopy-tiny/v1.3-int4-g64"},
+                 {"prod": "canopy-tiny/v1.1-int8"})
     code, report, _ = run_check(gitops, tmp_path, "main", "stale")
     # Diffing the two trees would also "revert" test and staging to v1.0-fp32 (and pass them).
     assert [(p["environment"], p["from_variant"], p["to_variant"]) for p in report["promotions"]] == [
@@ -330,13 +335,7 @@ def test_check__stale_branch_reports_only_its_own_promotions(gitops, tmp_path):
 
 
 def test_check__stale_branch_is_judged_against_the_target_as_it_is_now(gitops, tmp_path):
-    gitops.repo.git.branch("stale")
-    gitops.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
-    gitops.commit("main: v1.3 in staging")
-    gitops.repo.git.checkout("-q", "stale")
-    gitops.set_variant("prod", "canopy-tiny/v1.3-int4-g64")
-    gitops.commit("stale: v1.3 to prod, forked before staging had it")
-    gitops.repo.git.checkout("-q", "main")
+    stale_branch(gitops, {"staging": "canopy-tiny/v1.3-int4-g64"}, {"prod": "canopy-tiny/v1.3-int4-g64"})
     code, report, _ = run_check(gitops, tmp_path, "main", "stale")
     [promo] = report["promotions"]
     assert (promo["environment"], promo["to_variant"]) == ("prod", "canopy-tiny/v1.3-int4-g64")

@@ -128,15 +128,22 @@ def test_schemas__examples_are_valid_for_schema_and_parser(name, examples):
             parse_variant(VariantRef("acme-1b", "v2.4-int4-g32"), text)
 
 
-def test_schemas__policy_parser_and_schema_accept_the_same_keys(monkeypatch):
-    root = schemas.load("promotion")
+def assert_schema_and_parser_agree(schema: str, examples, parser_calls) -> None:
+    """Every example's mappings take the same keys in the parser (``parser_calls(file, text)``) as in
+    the schema, and the examples reach every closed mapping of the schema."""
+    root = schemas.load(schema)
     closed: dict[int, str] = {}
     closed_mappings(root, root, closed)
     met: set[int] = set()
-    for file in POLICY_EXAMPLES:
+    for file in examples:
         text = file.read_text()
-        doc = yaml.safe_load(text)
+        agree(parser_calls(file, text), root, yaml.safe_load(text), file.name, met)
+    unmet = sorted(where for key, where in closed.items() if key not in met)
+    assert not unmet, f"no example reaches these mappings of the schema: {unmet}"
 
+
+def test_schemas__policy_parser_and_schema_accept_the_same_keys(monkeypatch):
+    def parser_calls(file, text):
         calls = recorded_calls(monkeypatch, lambda: policy_load.parse(text, file.name), file.name)
         policy = policy_load.parse(text, file.name)
         # `serve:` mappings are parsed when a server starts, each named `serve` by its parser.
@@ -146,23 +153,15 @@ def test_schemas__policy_parser_and_schema_accept_the_same_keys(monkeypatch):
                 calls += [(f"environments[{env.index}].probes.{p}", keys)
                           for p, keys in recorded_calls(monkeypatch, lambda: parse_serve(env.probes.serve, file.name),
                                                         file.name)]
-        agree(calls, root, doc, file.name, met)
-    unmet = sorted(where for key, where in closed.items() if key not in met)
-    assert not unmet, f"no example reaches these mappings of the schema: {unmet}"
+        return calls
+
+    assert_schema_and_parser_agree("promotion", POLICY_EXAMPLES, parser_calls)
 
 
 def test_schemas__variant_parser_and_schema_accept_the_same_keys(monkeypatch):
-    root = schemas.load("variant")
-    closed: dict[int, str] = {}
-    closed_mappings(root, root, closed)
-    met: set[int] = set()
-    for file in VARIANT_EXAMPLES:
-        text = file.read_text()
-        ref = VariantRef("acme-1b", "v2.4-int4-g32")
-        calls = recorded_calls(monkeypatch, lambda: parse_variant(ref, text), f"{ref.folder}/variant.yaml")
-        agree(calls, root, yaml.safe_load(text), file.name, met)
-    unmet = sorted(where for key, where in closed.items() if key not in met)
-    assert not unmet, f"no example reaches these mappings of the schema: {unmet}"
+    ref = VariantRef("acme-1b", "v2.4-int4-g32")
+    assert_schema_and_parser_agree("variant", VARIANT_EXAMPLES, lambda file, text: recorded_calls(
+        monkeypatch, lambda: parse_variant(ref, text), f"{ref.folder}/variant.yaml"))
 
 
 def test_schemas__reference_doc_is_rendered_from_the_schemas():
