@@ -70,7 +70,7 @@ class VariantRef:
     def parse(cls, text: str, loc: Loc) -> "VariantRef":
         parts = text.strip().split("/") if isinstance(text, str) else []
         if len(parts) != 2 or not MODEL_NAME.fullmatch(parts[0]) or not VARIANT_NAME.fullmatch(parts[1]):
-            raise loc.error(f"{text!r} is not a variant reference", "write `<model>/<variant>`, e.g. `canopy-tiny/v1.3-int4-g64`")
+            raise loc.error(f"{text!r} is not a variant reference", "write `<model>/<version>-<precision>[-<config>]`, e.g. `llama-3-8b/v1.2-int4-g128`")
         return cls(parts[0], parts[1])
 
 

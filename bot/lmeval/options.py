@@ -106,7 +106,7 @@ def parse_task_list(check: str, raw: Mapping[str, Any], loc: Loc, *, local_only:
     default_metrics = _metrics(raw["metrics"], loc.child("metrics")) if "metrics" in raw else None
     t_loc = loc.child("tasks")
     if "tasks" not in raw or not raw["tasks"]:
-        raise t_loc.error("is required", "list lm-eval task names, e.g. `tasks: {canopy_mc: {max_drop: 5}}`")
+        raise t_loc.error("is required", "list lm-eval task names, e.g. `tasks: {mmlu: {max_drop: 2}}`")
     entries = raw["tasks"]
     items: list[tuple[str, Any, Loc]]
     if isinstance(entries, list):
@@ -136,7 +136,7 @@ def parse_task_list(check: str, raw: Mapping[str, Any], loc: Loc, *, local_only:
 
 def _task_name(value: Any, loc: Loc) -> str:
     if not isinstance(value, str) or not value.strip() or any(c in value for c in "/\\*?[") or value.startswith("."):
-        raise loc.error(f"{value!r} is not an lm-eval task name", "name a task, group or tag, e.g. `canopy_mc`")
+        raise loc.error(f"{value!r} is not an lm-eval task name", "name a task, group or tag, e.g. `hellaswag` or one of the repo's own task YAMLs")
     return value
 
 
