@@ -33,7 +33,8 @@ CONTENT = ("promotion.yaml", "environments", "models", "evals", "templates")
 MANIFESTS = {"test": "environments/test/canopy.yaml", "staging": "environments/staging/canopy.yaml",
              "prod": "environments/prod/canopy.yaml"}
 ANNOTATION = "promotion-bot/variant: "
-GOOD, BAD = "canopy-tiny/v1.3-int4-g64", "canopy-tiny/v1.4-int2-g64"
+GOOD, BAD, INT8 = "canopy-tiny/v1.3-int4-g64", "canopy-tiny/v1.4-int2-g64", "canopy-tiny/v1.1-int8"
+PROMISE = "output_tokens_per_second: +20%, peak_memory: -30%"  # what staging comes to expect (step 9)
 
 
 def say(message: str) -> None:
@@ -92,13 +93,19 @@ class DemoRepo:
 
     def open_pr(self, branch: str, env: str, variant: str, title: str) -> None:
         """A PR branch off main that points `env`'s manifest at `variant`."""
+        def point(work: Path) -> None:
+            manifest = work / MANIFESTS[env]
+            text = manifest.read_text()
+            # Every reference moves together (annotation, container args, storageUri): the gate refuses
+            # a manifest whose annotation names one variant while the server loads another.
+            current = next(ln.split(ANNOTATION, 1)[1].strip() for ln in text.splitlines() if ANNOTATION in ln)
+            manifest.write_text(text.replace(current, variant))
+        self.open_change(branch, title, point)
+
+    def open_change(self, branch: str, title: str, edit: Callable[[Path], None]) -> None:
+        """A PR branch off main with one commit: ``edit`` applied to the work tree."""
         self.git("checkout", "-q", "-b", branch, "main")
-        manifest = self.path / MANIFESTS[env]
-        text = manifest.read_text()
-        # Every reference moves together (annotation, container args, storageUri): the gate refuses
-        # a manifest whose annotation names one variant while the server loads another.
-        current = next(ln.split(ANNOTATION, 1)[1].strip() for ln in text.splitlines() if ANNOTATION in ln)
-        manifest.write_text(text.replace(current, variant))
+        edit(self.path)
         self.git("commit", "-q", "-am", title)
         self.git("checkout", "-q", "main")
 
@@ -126,9 +133,38 @@ class Story:
             step.missing = f"the demo model zoo has no {variant}; build it with `python -m bot.demo.build_zoo`"
             self.report(step)
             return step
-        folder = self.out / f"step{number}"
         branch = f"promote/{env}-{variant.split('/')[1]}-{number}"
         self.repo.open_pr(branch, env, variant, f"Promote {variant} to {env}")
+        return self.judge(step, branch, merge=merge, message=f"Merge PR: promote {variant} to {env}",
+                          merged=f"{env} now serves {variant}")
+
+    def promise(self, number: int) -> StepRecord:
+        """A PR that writes down the win the compression was for: staging's performance check then
+        requires it (`expect:`), from the next PR on (a PR is judged by the policy of its base)."""
+        step = StepRecord(number, "staging's policy states the win compression must bring", "pass")
+        self.steps.append(step)
+        self.say(f"\n== Step {number}: {step.title}")
+        policy = self.repo.path / "promotion.yaml"
+        lines = policy.read_text().splitlines(keepends=True)
+        at = [i for i, line in enumerate(lines) if line.strip() == "- check: performance"]
+        if len(at) != 1:
+            step.missing = "the demo policy has no (single) performance check to state the win on"
+            self.report(step)
+            return step
+        indent = lines[at[0]].index("-") + 2
+        promise = (" " * indent + "# Why we compressed: more tokens per second, less memory. A variant\n"
+                   + " " * indent + "# that is no faster or no smaller fails, whatever else it keeps.\n"
+                   + " " * indent + "expect: {" + PROMISE + "}\n")
+
+        def state(work: Path) -> None:
+            (work / "promotion.yaml").write_text("".join(lines[:at[0] + 1] + [promise] + lines[at[0] + 1:]))
+        self.repo.open_change(f"policy/expect-the-win-{number}", f"staging: expect {PROMISE}", state)
+        return self.judge(step, f"policy/expect-the-win-{number}", merge=True,
+                          message="Merge PR: staging expects the win", merged=f"staging's performance check expects {{{PROMISE}}}")
+
+    def judge(self, step: StepRecord, branch: str, *, merge: bool, message: str, merged: str) -> StepRecord:
+        """`check` of the PR ``branch`` against main, its outputs written, merged when it passed and ``merge``."""
+        number, folder = step.number, self.out / f"step{step.number}"
         started = time.monotonic()
         # The step number stands for the PR's: the gate records its results under it (bot/recorder.py).
         outcome = check(self.repo.path, "main", branch, workdir=folder / "work", cache_dir=self.cache,
@@ -137,8 +173,8 @@ class Story:
         step.verdict = outcome.report.verdict
         self.write_step(step, folder, outcome)
         if merge and step.verdict == "pass":
-            self.repo.merge(branch, f"Merge PR: promote {variant} to {env}")
-            step.summary.append(f"merged into main: {env} now serves {variant}")
+            self.repo.merge(branch, message)
+            step.summary.append(f"merged into main: {merged}")
         self.report(step)
         return step
 
@@ -277,8 +313,15 @@ class Story:
         self.promote(5, "promote v1.3-int4-g64 into prod", "prod", GOOD, "pass", merge=True)
         self.monitor(6)
         # The other compressed variants through test's gate too, so the zoo compares all four.
-        self.promote(7, "promote v1.1-int8 into test", "test", "canopy-tiny/v1.1-int8", "pass", merge=False)
-        self.promote(8, "promote v1.2-int4-g128 into test", "test", "canopy-tiny/v1.2-int4-g128", "pass", merge=False)
+        self.promote(7, "promote v1.1-int8 into test", "test", INT8, "pass", merge=True)
+        # 20 QA questions cannot tell a one-question drop from a 10-point one: the honest verdict.
+        self.promote(8, "promote v1.2-int4-g128 into test", "test", "canopy-tiny/v1.2-int4-g128", "inconclusive",
+                     merge=False)
+        # The payoff: on this CPU the compressed tiny model is neither faster nor smaller to serve
+        # (bench/bench_speedup.py), so the promised win is what stops int8 at staging.
+        if self.promise(9).verdict == "pass":
+            self.promote(10, "promote v1.1-int8 into staging, which expects the win", "staging", INT8, "fail",
+                         merge=False)
         self.write_zoo()
         index = self.write_index()
         self.say("\n== Summary")
