@@ -72,8 +72,9 @@ def make_repo(path: Path, baseline: Path, candidate: Path) -> None:
     for variant, source in (("v1.0-fp32", baseline), ("v1.1-int8", candidate)):
         folder = path / "models" / "canopy-tiny" / variant
         shutil.copytree(source, folder / "weights", ignore=shutil.ignore_patterns(".*"))
+        quantized = "quantization: {algorithm: GPTQ, scheme: W8A16, bits: 8}\n" if "int8" in variant else ""
         (folder / "variant.yaml").write_text(f"model: canopy-tiny\nvariant: {variant}\nbase_model: canopy-tiny\n"
-                                             "weights: {path: weights}\n")
+                                             f"{quantized}weights: {{path: weights}}\n")
     shutil.copytree(ROOT / "evals" / "tasks", path / "evals" / "tasks")
     if (ROOT / "evals" / "data").is_dir():
         shutil.copytree(ROOT / "evals" / "data", path / "evals" / "data")

@@ -94,10 +94,11 @@ def make_repo(path: Path, sequential: bool, fail_fast: bool = True) -> "object":
     (path / "promotion.yaml").write_text(POLICY.format(gate=gate, fail_fast="true" if fail_fast else "false"))
     sources = {v: v for v in ("v1.0-fp32", CLEAR_FAIL, CLEAR_PASS, CLOSER)} | {AA: "v1.0-fp32"}
     for variant, source in sources.items():
+        # The zoo's own folder (variant.yaml, recipe, calibration, weights), under the bench's name.
         folder = path / "models" / "canopy-tiny" / variant
-        shutil.copytree(ZOO / source / "weights", folder / "weights", ignore=shutil.ignore_patterns(".*"))
-        (folder / "variant.yaml").write_text(f"model: canopy-tiny\nvariant: {variant}\nbase_model: canopy-tiny\n"
-                                             "weights: {path: weights}\n")
+        shutil.copytree(ZOO / source, folder, ignore=shutil.ignore_patterns(".*"))
+        meta = folder / "variant.yaml"
+        meta.write_text(meta.read_text().replace(f"variant: {source}\n", f"variant: {variant}\n", 1))
     shutil.copytree(ROOT / "evals" / "tasks", path / "evals" / "tasks")
     data = path / "evals" / "data"
     data.mkdir(parents=True)
