@@ -284,3 +284,35 @@ def test_performance_decide__the_checks_error_is_shared_over_its_four_metrics():
     from bot.perf.compare import METRICS, metric_level
 
     assert len(METRICS) == 4 and metric_level(0.95) == pytest.approx(0.9875) and metric_level(0.90) == pytest.approx(0.975)
+
+
+@pytest.mark.parametrize("failures, error, code, calls", [
+    (1, "Cannot compile GenerativeMetrics: No measurement start or end times available.", 0, 3),
+    (2, "Cannot compile GenerativeMetrics: No measurement start or end times available.", 1, 2),
+    (1, "connection refused", 1, 1),
+])
+def test_rounds_driver__a_round_guidellm_measured_nothing_runs_once_more(monkeypatch, tmp_path, capsys,
+                                                                        failures, error, code, calls):
+    import types
+
+    from bot.perf import rounds as driver
+
+    seen = []
+
+    def fake_main(args, standalone_mode, prog_name):
+        seen.append(args[0])
+        if len(seen) <= failures:
+            raise ValueError(error)
+
+    # GuideLLM's CLI stands in: the driver's loop is what is tested, not GuideLLM.
+    fake = types.ModuleType("guidellm.__main__")
+    fake.cli = types.SimpleNamespace(main=fake_main)
+    monkeypatch.setitem(sys.modules, "guidellm", types.ModuleType("guidellm"))
+    monkeypatch.setitem(sys.modules, "guidellm.__main__", fake)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"name": "round1-baseline", "argv": ["a"]}, {"name": "round2-candidate", "argv": ["b"]}]))
+    assert driver.main([str(plan)]) == code
+    assert len(seen) == calls
+    out = capsys.readouterr().out
+    assert ("running it again" in out) == ("No measurement" in error)
+    assert ("round round1-baseline failed" in out) == (code == 1)

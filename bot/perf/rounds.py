@@ -35,22 +35,35 @@ def schedule(rounds: int, *, interleaved: bool = True) -> list[tuple[int, str]]:
     return order
 
 
+# GuideLLM 0.8.1 sometimes ends a round before its scheduler recorded any timing (seen on a loaded
+# 2-core runner) and then cannot compile it: nothing was measured, so the round is run once more.
+UNMEASURED = "No measurement start or end times available"
+
+
 def main(argv: list[str]) -> int:
     from guidellm.__main__ import cli  # late: the parent process never imports GuideLLM
 
-    plan = json.loads(open(argv[0]).read())
+    with open(argv[0]) as f:
+        plan = json.load(f)
     for index, item in enumerate(plan, 1):
         started = time.monotonic()
-        try:
-            cli.main(args=item["argv"], standalone_mode=False, prog_name="guidellm")
-        except SystemExit as exc:  # click exits on a usage error even outside standalone mode
-            if exc.code:
-                print(f"round {item['name']} exited with {exc.code}", flush=True)
+        for attempt in (1, 2):
+            try:
+                cli.main(args=item["argv"], standalone_mode=False, prog_name="guidellm")
+                break
+            except SystemExit as exc:  # click exits on a usage error even outside standalone mode
+                if exc.code:
+                    print(f"round {item['name']} exited with {exc.code}", flush=True)
+                    return 1
+                break
+            except Exception as exc:  # noqa: BLE001 — anything GuideLLM raises ends the check as an error
+                if attempt == 1 and UNMEASURED in str(exc):
+                    print(f"{PROGRESS}round {item['name']}: GuideLLM measured nothing ({exc}); running it again",
+                          flush=True)
+                    continue
+                traceback.print_exc(file=sys.stdout)
+                print(f"round {item['name']} failed", flush=True)
                 return 1
-        except Exception:  # noqa: BLE001 — anything GuideLLM raises ends the check as an error
-            traceback.print_exc(file=sys.stdout)
-            print(f"round {item['name']} failed", flush=True)
-            return 1
         print(f"{PROGRESS}round {index}/{len(plan)} ({item['name']}) in {time.monotonic() - started:.1f}s",
               flush=True)
     return 0
