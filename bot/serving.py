@@ -33,8 +33,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,9 +299,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[PeakMemory]:
-    what = shlex.join(argv)
-    _log(f"starting `{what}` (waiting up to {timeout:.0f}s)")
+def _started(argv: list[str]) -> Iterator[tuple[subprocess.Popen, Path, PeakMemory]]:
+    """A server process, its log file and its memory reading; stopped when the block ends."""
+    _log(f"starting `{shlex.join(argv)}`")
     with tempfile.TemporaryDirectory(prefix="promotion-bot-serve-") as tmp:
         log_file = Path(tmp) / "server.log"
         with open(log_file, "wb") as out:
@@ -310,11 +310,10 @@ def _running(argv: list[str], ready_url: str, timeout: float) -> Iterator[PeakMe
                 process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                            env=child_env(**OFFLINE_ENV), start_new_session=True)
             except OSError as exc:
-                raise ExternalError("model server", f"could not start `{what}`: {exc}") from exc
+                raise ExternalError("model server", f"could not start `{shlex.join(argv)}`: {exc}") from exc
             memory = PeakMemory(process.pid)
             try:
-                wait_ready(ready_url, timeout, what=what, process=process, log_file=log_file)
-                yield memory
+                yield process, log_file, memory
             finally:
                 memory.stop()
                 _stop(process)
@@ -340,32 +339,54 @@ def served(spec: ServeSpec | Mapping[str, Any] | None, weights_dir: Path | None,
     ``spec`` is a ServeSpec or the raw ``Policy.serve`` mapping. ``weights_dir`` is the local
     folder (``CheckContext.weights_dir(variant)``); url mode does not need it.
     """
+    with served_all(spec, [(weights_dir, name)], pr=pr) as (endpoint,):
+        yield endpoint
+
+
+@contextmanager
+def served_all(spec: ServeSpec | Mapping[str, Any] | None, variants: Sequence[tuple[Path | None, str]], *,
+               pr: int | None = None) -> Iterator[list[Endpoint]]:
+    """Serve several variants at once: ``(weights_dir, name)`` each, endpoints in the same order.
+
+    Every server is started before any is waited for, so their start-ups (imports, loading the
+    weights) overlap instead of adding up. Each must answer within ``spec.timeout``."""
     if not isinstance(spec, ServeSpec):
         spec = parse_serve(spec)
-    if spec.mode == "url":
-        values = _values(name, weights_dir, pr, None)
-        base_url = _fill(spec.url, values, "url")
-        ready = _fill(spec.ready_url, values, "ready_url") if spec.ready_url else f"{base_url}/models"
-        _log(f"using {base_url} for {name}")
-        wait_ready(ready, spec.timeout, what=base_url)
-        yield Endpoint(base_url, _fill(spec.model or "{variant}", values, "model"))
-        return
+    with ExitStack() as stack:
+        waits: list[tuple[str, str, subprocess.Popen | None, Path | None]] = []  # what, ready URL, process, log
+        endpoints = []
+        for weights_dir, name in variants:
+            if spec.mode == "url":
+                values = _values(name, weights_dir, pr, None)
+                base_url = _fill(spec.url, values, "url")
+                ready = _fill(spec.ready_url, values, "ready_url") if spec.ready_url else f"{base_url}/models"
+                _log(f"using {base_url} for {name}")
+                waits.append((base_url, ready, None, None))
+                endpoints.append(Endpoint(base_url, _fill(spec.model or "{variant}", values, "model")))
+                continue
+            argv, base_url, ready, model = _launch(spec, weights_dir, name, pr)
+            process, log_file, memory = stack.enter_context(_started(argv))
+            waits.append((shlex.join(argv), ready, process, log_file))
+            endpoints.append(Endpoint(base_url, model, memory))
+        for what, ready, process, log_file in waits:
+            wait_ready(ready, spec.timeout, what=what, process=process, log_file=log_file)
+        yield endpoints
 
+
+def _launch(spec: ServeSpec, weights_dir: Path | None, name: str, pr: int | None) -> tuple[list[str], str, str, str]:
+    """The argv, base URL, readiness URL and model name of a server the bot starts."""
     if weights_dir is None or not (Path(weights_dir) / "config.json").is_file():
         raise ExternalError("model server", f"no weights folder with config.json for {name} at {weights_dir}")
     # The server loads what the PR brought: only data, never pickles or code (whatever the server).
     check_weights(weights_dir, file=f"models/{name}/variant.yaml")
     weights_dir = Path(weights_dir).resolve()
     port = free_port()
-    values = _values(name, weights_dir, pr, port)
     if spec.mode == "local":
-        argv = local_command(weights_dir, port)
-        base_url = f"http://127.0.0.1:{port}/v1"
-        ready, model = f"http://127.0.0.1:{port}/health", str(weights_dir)
-    else:
-        argv = [_fill(item, values, "command") for item in spec.command]
-        base_url = _fill(spec.base_url, values, "base_url")
-        ready = _fill(spec.ready_url, values, "ready_url") if spec.ready_url else f"{base_url}/models"
-        model = _fill(spec.model, values, "model") if spec.model else str(weights_dir)
-    with _running(argv, ready, spec.timeout) as memory:
-        yield Endpoint(base_url, model, memory)
+        return (local_command(weights_dir, port), f"http://127.0.0.1:{port}/v1", f"http://127.0.0.1:{port}/health",
+                str(weights_dir))
+    values = _values(name, weights_dir, pr, port)
+    argv = [_fill(item, values, "command") for item in spec.command]
+    base_url = _fill(spec.base_url, values, "base_url")
+    ready = _fill(spec.ready_url, values, "ready_url") if spec.ready_url else f"{base_url}/models"
+    model = _fill(spec.model, values, "model") if spec.model else str(weights_dir)
+    return argv, base_url, ready, model

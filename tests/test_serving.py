@@ -13,7 +13,7 @@ import pytest
 
 from bot.demo import corpus
 from bot.errors import ExternalError, InputError
-from bot.serving import Endpoint, ServeSpec, parse_serve, served
+from bot.serving import Endpoint, ServeSpec, parse_serve, served, served_all
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "models" / "canopy-tiny"
@@ -147,6 +147,29 @@ def test_served__server_environment_is_the_allow_list(tmp_path, monkeypatch):
     assert "s3cret" not in env.values()
     assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] == os.environ["PATH"]
     assert _gone(int((tmp_path / "pid").read_text()))
+
+
+def test_served_all__servers_start_together_and_all_stop(tmp_path):
+    # Each server only answers once every server has started: started one after the other, the
+    # first would never be ready (and this would time out), so passing proves the start-ups overlap.
+    body = ("import http.server, pathlib\n"
+            "here = pathlib.Path(sys.argv[1])\n"
+            "(here / f'started-{os.getpid()}').touch()\n"
+            "while len(list(here.glob('started-*'))) < 2:\n"
+            "    time.sleep(0.05)\n"
+            "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[-1])), http.server.SimpleHTTPRequestHandler)"
+            ".serve_forever()\n")
+    argv = _pid_recorder(tmp_path, body)
+    spec = parse_serve({"mode": "command", "command": [argv[0], argv[1], str(tmp_path), "{port}"],
+                        "ready_url": "http://127.0.0.1:{port}/", "model": "{variant}", "timeout": "20s"})
+    weights = _fake_weights(tmp_path)
+    with served_all(spec, [(weights, "canopy-tiny/v1.3-int4-g64"), (weights, "canopy-tiny/v1.0-fp32")]) as eps:
+        assert [ep.model for ep in eps] == ["v1.3-int4-g64", "v1.0-fp32"]
+        assert eps[0].base_url != eps[1].base_url
+        pids = [int(p.name.removeprefix("started-")) for p in tmp_path.glob("started-*")]
+        for ep in eps:
+            assert httpx.get(ep.base_url.removesuffix("/v1") + "/").status_code == 200
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids), "a server was left running"
 
 
 @pytest.mark.parametrize("mode", ["local", "command"])

@@ -13,21 +13,26 @@ from bot.appflows.runner import Endpoint
 
 
 @contextlib.contextmanager
-def served_endpoint(ctx, variant) -> Iterator[Endpoint]:
-    """Serve one zoo variant as the policy says; url mode needs no local weights."""
-    from bot.serving import parse_serve, served  # late: process management is only needed here
+def served_variants(ctx, variants) -> Iterator[list[Endpoint]]:
+    """Serve zoo variants as the policy says, all started at once; url mode needs no local weights."""
+    from bot.serving import parse_serve, served_all  # late: process management is only needed here
 
     spec = parse_serve(ctx.policy.serve, ctx.policy.file)
-    weights = None if spec.mode == "url" else ctx.weights_dir(variant)
-    with served(spec, weights, name=str(variant.ref)) as ep:
-        yield Endpoint(base_url=ep.base_url, model=ep.model, memory=ep.memory)
+    wanted = [(None if spec.mode == "url" else ctx.weights_dir(v), str(v.ref)) for v in variants]
+    with served_all(spec, wanted) as endpoints:
+        yield [Endpoint(base_url=ep.base_url, model=ep.model, memory=ep.memory) for ep in endpoints]
+
+
+@contextlib.contextmanager
+def served_endpoint(ctx, variant) -> Iterator[Endpoint]:
+    """Serve one zoo variant as the policy says."""
+    with served_variants(ctx, [variant]) as (endpoint,):
+        yield endpoint
 
 
 @contextlib.contextmanager
 def candidate_and_baseline(ctx) -> Iterator[tuple[Endpoint, Endpoint]]:
-    """Both variants served at once, so their suites can run side by side."""
-    with contextlib.ExitStack() as stack:
-        ctx.progress(f"serving {ctx.promotion.to_variant} and its baseline {ctx.baseline_ref()}")
-        cand = stack.enter_context(served_endpoint(ctx, ctx.candidate))
-        base = stack.enter_context(served_endpoint(ctx, ctx.baseline))
-        yield cand, base
+    """Both variants served at once (their servers start together), so their suites can run side by side."""
+    ctx.progress(f"serving {ctx.promotion.to_variant} and its baseline {ctx.baseline_ref()}")
+    with served_variants(ctx, [ctx.candidate, ctx.baseline]) as (candidate, baseline):
+        yield candidate, baseline

@@ -29,8 +29,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from scipy import stats
-
 from bot.stats.interval import FAIL, INCONCLUSIVE, PASS, z_for_level
 
 SPENDING = ("obrien-fleming", "pocock")
@@ -63,7 +61,8 @@ def spent_alpha(fraction: float, alpha: float, spending: str = "obrien-fleming")
         return 0.0
     if spending == "pocock":
         return alpha * math.log(1 + (math.e - 1) * fraction)
-    return float(2 * stats.norm.sf(z_for_level(1 - alpha) / math.sqrt(fraction)))
+    # 2·(1 − Φ(z)) as erfc(z/√2): exact in the far tail, where 1 − Φ would round to 0.
+    return math.erfc(z_for_level(1 - alpha) / math.sqrt(fraction) / math.sqrt(2))
 
 
 def spent_levels(looks: Sequence[int], alpha: float = 0.05, spending: str = "obrien-fleming") -> tuple[float, ...]:
