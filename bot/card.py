@@ -16,6 +16,7 @@ from bot.fields import Loc
 from bot.render import make_environment, safe_href
 from bot.records import Record, latest_checks
 from bot.results import CheckResult
+from bot.stats.interval import level_percent
 from bot.zoo import MODEL_NAME, VARIANT_NAME, Variant, VariantRef, parse_variant
 from bot.zoo_compare import change_of, metric_key, size_ratio
 
@@ -89,7 +90,7 @@ def performance_rows(variant: Variant, baseline_variant: Variant | None, checks:
             change = change_of(r)
             rows.append({"label": metric_key(r.label), "candidate": r.candidate, "baseline": r.baseline, "bytes": False,
                          "ratio": r.candidate / r.baseline if numbers and "rate" not in r.label else None,
-                         "change": None if change is None else f"{change.text()} ({change.level * 100:.4g}% CI)",
+                         "change": None if change is None else f"{change.text()} ({level_percent(change.level)} CI)",
                          "verdict": r.verdict})
     for row in rows:
         row["ratio"] = None if row["ratio"] is None else f"{row['ratio']:.2f}×"

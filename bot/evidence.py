@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bot.policy import VerdictRule
 from bot.results import FAIL, INCONCLUSIVE, PASS, Evidence
-from bot.stats.interval import EPSILON, Interval, decide, observations_to_settle
+from bot.stats.interval import EPSILON, Interval, decide, level_percent, observations_to_settle
 
 UNITS = ("relative", "points", "absolute")
 
@@ -44,7 +44,7 @@ def describe(evidence: Evidence) -> str:
     whatever the metric's direction."""
     i, unit = evidence.interval, evidence.unit
     text = (f"{amount(i.estimate, unit)} [{amount(i.low, unit)}, {amount(i.high, unit)}] worse than the baseline "
-            f"({i.level * 100:g}% CI), limit {amount(evidence.limit, unit)}")
+            f"({level_percent(i.level)} CI), limit {amount(evidence.limit, unit)}")
     if evidence.settle_n:
         text += f"; about {evidence.settle_n} {evidence.observations} in all would settle it"
     return text

@@ -12,11 +12,15 @@ import pytest
 from lm_eval.api import metrics as lm_metrics
 
 from bot.errors import InputError
+from bot.evidence import judge
 from bot.fields import Loc
 from bot.lmeval import aggregate
 from bot.lmeval.harness import TaskFacts
 from bot.lmeval.options import parse_task_list
-from bot.lmeval.sequential import seq_plan
+from bot.lmeval.gate import Outcome
+from bot.lmeval.sequential import seq_plan, settled_by_intervals
+from bot.results import MetricRow
+from bot.stats.interval import Interval
 from bot.policy import VerdictRule
 from bot.sequential_policy import parse_sequential
 from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
@@ -100,6 +104,26 @@ def test_seq_plan__says_why_a_check_stays_fixed_count():
     assert plan is None and "decide: interval" in why
     plan, _ = seq_plan(options, VerdictRule(), facts({"acc": "mean"}, n=120))
     assert plan.looks == (50, 100, 120)  # the task's own size caps the plan
+
+
+def _row(verdict, with_interval=True):
+    evidence = judge(Interval(0.05, 0.04, 0.06, 0.99, "paired t", 50, 0.1), 0.03, "relative", VerdictRule())[1] \
+        if with_interval else None
+    return MetricRow("t acc", 0.8, 0.85, "drop ≤ 3%", verdict, evidence=evidence)
+
+
+@pytest.mark.parametrize("rows, verdict, settled", [
+    ((_row("fail"),), "fail", "fail"),
+    ((_row("fail", with_interval=False),), "fail", "inconclusive"),  # a point estimate cannot stop a look
+    ((_row("pass"), _row("fail", with_interval=False)), "fail", "inconclusive"),
+    ((_row("fail"), _row("pass", with_interval=False)), "fail", "fail"),  # the interval's fail stands
+    ((_row("pass"),), "pass", "pass"),
+    ((_row("pass"), _row("pass", with_interval=False)), "pass", "inconclusive"),
+    ((_row("inconclusive"),), "inconclusive", "inconclusive"),
+    ((_row("error", with_interval=False),), "error", "error"),
+])
+def test_settled_by_intervals__only_intervals_stop_a_look(rows, verdict, settled):
+    assert settled_by_intervals(Outcome(verdict, rows, ())) == settled
 
 
 # --- real lm-eval on the tiny models ----------------------------------------------------------------------

@@ -3,10 +3,10 @@ from functools import cache
 import numpy as np
 import pytest
 
-from bot.stats.interval import FAIL, INCONCLUSIVE, PASS, decide
+from bot.stats.interval import FAIL, INCONCLUSIVE, PASS, decide, z_for_level
 from bot.stats.paired import mean_difference
 from bot.stats.proportions import pass_rate_drop
-from bot.stats.sequential import Sequential, Step, looks, spent_alpha, spent_levels
+from bot.stats.sequential import MIN_SPEND, Sequential, Step, looks, spent_alpha, spent_levels
 
 LIMIT = 0.5
 RUNS = 1000
@@ -64,6 +64,15 @@ def test_spent_levels__spend_exactly_alpha_and_end_near_the_fixed_level():
     assert spent_levels((400,), 0.05) == pytest.approx((0.95,))
     with pytest.raises(ValueError, match="spending 'linear'"):
         spent_levels((50, 100), 0.05, "linear")
+
+
+def test_spent_levels__many_looks_keep_every_level_below_one():
+    # Looks at 50 of 1000: O'Brien–Fleming spends 1.8e-18 there, and 1 − 1.8e-18 == 1.0 in floats.
+    levels = spent_levels((50, 100, 200, 400, 800, 1000), 0.05)
+    assert all(level < 1.0 for level in levels)
+    assert levels[0] == 1 - MIN_SPEND
+    assert sum(1 - level for level in levels) == pytest.approx(0.05, abs=1e-15)
+    assert z_for_level(levels[0]) == pytest.approx(7.1305, abs=1e-3)  # a finite interval, not an error
 
 
 def test_sequential__steps_through_the_plan():

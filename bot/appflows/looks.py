@@ -24,6 +24,7 @@ from bot.appflows.compare import GateOptions, decide, is_regression
 from bot.policy import VerdictRule
 from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, CheckResult
 from bot.sequential_policy import SequentialOption
+from bot.stats.interval import level_percent
 from bot.stats.sequential import Sequential
 
 
@@ -70,7 +71,7 @@ def run_in_looks(name: str, gate: GateOptions, plan: Sequential, cases: Sequence
     done = taken = 0
     while not step.stop:
         n, level = step.observations, step.level
-        progress(f"{name}: look {step.look + 1} of {len(plan.looks)}: cases {done + 1}–{n}, interval at {level * 100:.4g}%")
+        progress(f"{name}: look {step.look + 1} of {len(plan.looks)}: cases {done + 1}–{n}, interval at {level_percent(level)}")
         recs += run_batch(order[done:n])
         done, taken = n, taken + 1
         result = decide(name, gate, recs, artifacts=artifacts, rule=replace(rule, confidence=level))

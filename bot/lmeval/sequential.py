@@ -28,6 +28,7 @@ from bot.lmeval.options import EvalOptions
 from bot.lmeval.scores import parse_samples, parse_scores
 from bot.policy import VerdictRule
 from bot.results import FAIL, INCONCLUSIVE, PASS
+from bot.stats.interval import level_percent
 from bot.stats.sequential import Sequential
 
 # role ("candidate" | "baseline"), documents (start, stop) or None for `limit` → a harness.run result
@@ -173,7 +174,7 @@ def evaluate(evaluate: Evaluate, options: EvalOptions, rule: VerdictRule, baseli
     while not step.stop:
         n, level = step.observations, step.level
         progress(f"{options.check}: look {step.look + 1} of {len(plan.looks)}: documents {done + 1}–{n} "
-                 f"per task, interval at {level * 100:.4g}%")
+                 f"per task, interval at {level_percent(level)}")
         base = baseline.results(n)
         part = evaluate("candidate", (done, n))
         check_batch(part, options)
@@ -184,7 +185,7 @@ def evaluate(evaluate: Evaluate, options: EvalOptions, rule: VerdictRule, baseli
         progress(f"{options.check}: look {step.look + 1}: {verdict}")
         if verdict not in (PASS, FAIL, INCONCLUSIVE):  # an error is final: nothing more to learn
             break
-        outcomes.append(verdict)
+        outcomes.append(settled_by_intervals(outcome))
         done = n
         step = plan.step(outcomes)
     seconds = float(cand.get("seconds") or 0.0)
@@ -200,6 +201,17 @@ def evaluate(evaluate: Evaluate, options: EvalOptions, rule: VerdictRule, baseli
                            + f"; looks at {', '.join(map(str, plan.looks))} documents, the interval of each at its "
                            f"share of the {(1 - rule.confidence) * 100:g}% error ({options.sequential.spending} spending)")
     return evaluated
+
+
+def settled_by_intervals(outcome: Outcome) -> str:
+    """What a look may stop on. A row without an interval was decided by its point estimate, which
+    the spent error does not cover: such a row cannot settle the check before the last look (where
+    the outcome stands as in a fixed-count run)."""
+    if outcome.verdict == FAIL and any(r.verdict == FAIL and r.evidence is not None for r in outcome.rows):
+        return FAIL
+    if outcome.verdict == PASS and all(r.evidence is not None for r in outcome.rows):
+        return PASS
+    return INCONCLUSIVE if outcome.verdict in (PASS, FAIL) else outcome.verdict
 
 
 def _compare(options: EvalOptions, cand: dict, base: dict, rule: VerdictRule) -> Outcome:

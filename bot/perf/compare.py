@@ -22,7 +22,7 @@ from bot.perf.guidellm import Round
 from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
 from bot.evidence import judge as judge_by_rule
 from bot.policy import VerdictRule
-from bot.stats.interval import EPSILON, Interval
+from bot.stats.interval import EPSILON, Interval, level_percent
 from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
 
 
@@ -128,7 +128,7 @@ def _pct(x: float) -> str:
 
 
 def describe(label: str, iv: Interval) -> str:
-    return f"{label} {_pct(iv.estimate)} ({iv.level * 100:.4g}%: {_pct(iv.low)} to {_pct(iv.high)})"
+    return f"{label} {_pct(iv.estimate)} ({level_percent(iv.level)}: {_pct(iv.low)} to {_pct(iv.high)})"
 
 
 def change(m: Metric, iv: Interval) -> tuple[float, float, float]:
@@ -146,7 +146,7 @@ def expected_text(m: Metric, win: float) -> str:
 def describe_win(m: Metric, iv: Interval, win: float) -> str:
     """`throughput +1.0% [−4.0%, +6.0%] (98.75%), expected ≥ +20.0%`."""
     est, low, high = change(m, iv)
-    return f"{m.short} {_pct(est)} [{_pct(low)}, {_pct(high)}] ({iv.level * 100:.4g}%), {expected_text(m, win)}"
+    return f"{m.short} {_pct(est)} [{_pct(low)}, {_pct(high)}] ({level_percent(iv.level)}), {expected_text(m, win)}"
 
 
 def missed_win(m: Metric) -> str:

@@ -65,6 +65,16 @@ def decide(interval: Interval, limit: float) -> str:
     return INCONCLUSIVE
 
 
+def level_percent(level: float) -> str:
+    """A confidence level as reviewers read it: `95%`, `98.75%`, `99.9911%`; a level within 5e-7 of 1
+    (an early sequential look) keeps the digits that tell it from certainty: `99.99999994%`, never `100%`."""
+    text = f"{level * 100:g}"
+    if text != "100" or level >= 1.0:
+        return f"{text}%"
+    decimals = math.ceil(-math.log10((1.0 - level) * 100) - 1e-3)  # 1 − (1 − 1e-12) is 9.9998e-13 in floats
+    return f"{level * 100:.{decimals}f}%"
+
+
 def z_for_level(level: float) -> float:
     """The two-sided normal quantile of a confidence level: z_{1-α/2} with α = 1 − level (1.96 for 0.95)."""
     if not 0.0 < level < 1.0:

@@ -32,6 +32,7 @@ from typing import Sequence
 from bot.stats.interval import FAIL, INCONCLUSIVE, PASS, z_for_level
 
 SPENDING = ("obrien-fleming", "pocock")
+MIN_SPEND = 1e-12  # the least error a look spends: its level must stay a number below 1
 
 
 def looks(minimum: int, limit: int, growth: float = 2.0) -> tuple[int, ...]:
@@ -77,7 +78,14 @@ def spent_levels(looks: Sequence[int], alpha: float = 0.05, spending: str = "obr
     if not counts or any(b <= a for a, b in zip(counts, counts[1:])) or counts[0] <= 0:
         raise ValueError(f"looks {counts} must be positive observation counts in increasing order")
     spent = [spent_alpha(n / counts[-1], alpha, spending) for n in counts]
-    return tuple(1 - (s - prev) for prev, s in zip([0.0] + spent[:-1], spent))
+    increments = [s - prev for prev, s in zip([0.0] + spent[:-1], spent)]
+    # O'Brien–Fleming spends next to nothing early (1.8e-18 at t = 0.05), and 1 − 1.8e-18 rounds to
+    # a level of exactly 1, an interval of infinite width. Each earlier look spends at least
+    # MIN_SPEND, taken from the last look, so every level is below 1 and the increments still sum
+    # to ``alpha``; the last look's level moves by less than 1e-10.
+    floor = [max(x, MIN_SPEND) for x in increments[:-1]]
+    increments = floor + [increments[-1] - sum(f - x for f, x in zip(floor, increments))]
+    return tuple(1 - x for x in increments)
 
 
 @dataclass(frozen=True)
