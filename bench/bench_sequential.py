@@ -1,7 +1,7 @@
 """The test gate's wall time with sequential stopping against the fixed-count gate, on the demo zoo.
 
 The demo's test gate (perplexity ≤ +3%, benchmarks canopy_mc acc drop ≤ 10 pt, domain canopy_qa
-exact_match drop ≤ 10 pt) with `limit: 1000` per task (`BENCH_SEQUENTIAL_LIMIT`), in three modes, each run end to end
+exact_match drop ≤ 10 pt) with `limit: 4000` per task (`BENCH_SEQUENTIAL_LIMIT`), in three modes, each run end to end
 (`promotion-bot check`, cold baseline cache), for a clear fail (v1.4-int2-g64), a clear pass
 (v1.1-int8) and a closer call (v1.2-int4-g128):
 - fixed: `sequential: off`, `fail_fast: false` (every document of every check: the reference);
@@ -35,9 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bot.stats.interval import level_percent
+
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "models" / "canopy-tiny"
-LIMIT = int(os.environ.get("BENCH_SEQUENTIAL_LIMIT", "1000"))
+LIMIT = int(os.environ.get("BENCH_SEQUENTIAL_LIMIT", "4000"))
 DOCUMENTS = {"heldout_texts": LIMIT, "mc_items": LIMIT, "qa_items": LIMIT}  # the fact pools cap the last two
 CLEAR_FAIL, CLEAR_PASS, CLOSER = "v1.4-int2-g64", "v1.1-int8", "v1.2-int4-g128"
 AA = "v1.0-fp32-copy"
@@ -158,7 +160,7 @@ def interval(check: dict) -> str:
         return "–"
     i, pct = ev["interval"], ev["unit"] == "relative"
     f = (lambda x: f"{x * 100:+.2f}%") if pct else (lambda x: f"{x:+.1f}")  # noqa: E731
-    return f"{f(i['estimate'])} [{f(i['low'])}, {f(i['high'])}] @{i['level'] * 100:.4g}%"
+    return f"{f(i['estimate'])} [{f(i['low'])}, {f(i['high'])}] @{level_percent(i['level'])}"
 
 
 def documents(checks: dict) -> int:

@@ -83,7 +83,7 @@ def run_in_looks(name: str, gate: GateOptions, plan: Sequential, cases: Sequence
         outcomes.append(outcome)
         step = plan.step(outcomes)
     looks = {"cases": done, "limit": plan.looks[-1], "look": taken, "looks": list(plan.looks),
-             "levels": [round(x, 6) for x in plan.levels]}
+             "levels": list(plan.levels)}
     return result, recs, looks
 
 

@@ -190,7 +190,7 @@ def evaluate(evaluate: Evaluate, options: EvalOptions, rule: VerdictRule, baseli
         step = plan.step(outcomes)
     seconds = float(cand.get("seconds") or 0.0)
     looks = {"documents": n, "limit": plan.looks[-1], "look": len(parts), "looks": list(plan.looks),
-             "levels": [round(x, 6) for x in plan.levels], "planned_limit": options.limit,
+             "levels": list(plan.levels), "planned_limit": options.limit,
              "spending": options.sequential.spending}
     evaluated = Evaluated(outcome, cand, base, [
         baseline.finding(baseline_variant, n),
