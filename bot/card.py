@@ -154,9 +154,10 @@ def _read_variant(reader, rev: str | None, name: str) -> Variant | None:
 
 
 def source_text(record: Record) -> str:
-    """Which gate a recorded result comes from: `test gate, PR #1, pass, 2026-12-03 08:00 UTC`."""
+    """Which gate a recorded result comes from: `test gate of PR #1 (gate: pass), 2026-12-03 08:00 UTC`.
+    The gate's verdict is its own, not the check's: a check that passed in a gate another check failed."""
     pr = f"PR #{record.pr}" if record.pr else f"commit {record.commit[:12]}"
-    return f"{record.environment} gate, {pr}, {record.verdict}, {record.recorded_at[:16].replace('T', ' ')} UTC"
+    return f"{record.environment} gate of {pr} (gate: {record.verdict}), {record.recorded_at[:16].replace('T', ' ')} UTC"
 
 
 def recorded_card(variant: Variant, records: Iterable[Record], *, baseline_variant: Variant | None = None,

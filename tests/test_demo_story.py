@@ -68,7 +68,8 @@ def test_story__leaves_one_record_per_gate_run_the_zoo_comparison_and_recorded_c
     # Step 5's card carries what every gate of v1.3 recorded, each named: prod's and staging's.
     card = ModelCard((out / "step5" / "model-card.md").read_text(), ignore_metadata_errors=False)
     assert card.data.base_model_relation == "quantized"
-    assert "- promotion-order: prod gate, PR \\#5, pass" in card.text and "- zoo: prod gate, PR \\#5" in card.text
+    assert "- promotion-order: pass, in the prod gate of PR \\#5 (gate: pass)" in card.text
+    assert "- zoo: pass, in the prod gate of PR \\#5" in card.text
     # Recording wrote notes only: main holds the story's commits and merges, nothing of the bot's.
     authors = subprocess.run(["git", "-C", str(repo), "log", "--format=%an", "origin/main"], capture_output=True,
                              text=True, check=True).stdout.split("\n")

@@ -134,9 +134,19 @@ def test_card__without_results_uses_the_recorded_ones_and_the_hub_reads_it(zoo_r
     tps = interval_of(4, "performance", "output tokens per second")
     assert f"{-tps['estimate'] * 100:+.2f}%".replace("-", "−") in body
     # Escaped like every string in a card (`\#`), which Markdown shows as `#`.
-    assert "- perplexity: test gate, PR \\#1, pass" in body and "- performance: staging gate, PR \\#4, pass" in body
-    assert "regressed in app-flows (staging gate, PR \\#4, pass" in body and "flows/sentence" in body
+    assert "- perplexity: pass, in the test gate of PR \\#1 (gate: pass), 2026-12-03 08:00 UTC" in body
+    assert "- performance: pass, in the staging gate of PR \\#4 (gate: pass)" in body
+    assert "regressed in app-flows (staging gate of PR \\#4 (gate: pass)" in body and "flows/sentence" in body
     assert "Gravity pulls" not in body  # model output stays out of the repository's records
+
+
+def test_card__each_recorded_check_shows_its_own_verdict_beside_its_gates(zoo_repo, capsys):
+    # int2's test gate failed on perplexity; the checks that passed in it must not read as failed.
+    code, text = run(["card", str(zoo_repo.path / "models/canopy-tiny/v1.4-int2-g64")], capsys)
+    assert code == 0
+    assert "- perplexity: fail, in the test gate of PR \\#2 (gate: fail)" in text
+    assert "- benchmarks: pass, in the test gate of PR \\#2 (gate: fail)" in text
+    assert "- domain: inconclusive, in the test gate of PR \\#2 (gate: fail)" in text
 
 
 def test_card__a_variant_no_gate_recorded_says_so(zoo_repo, capsys):
