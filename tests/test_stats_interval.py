@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bot.stats.interval import INCONCLUSIVE, Interval, decide, observations_to_settle, z_for_level
+from bot.stats.interval import INCONCLUSIVE, Interval, decide, level_percent, observations_to_settle, z_for_level
 from bot.stats.paired import mean_difference
 
 
@@ -57,3 +57,12 @@ def test_observations_to_settle__that_many_observations_settle_about_power_of_ru
 def test_observations_to_settle__rejects_a_power_that_is_not_a_probability():
     with pytest.raises(ValueError, match="power 80"):
         observations_to_settle(_interval(0.0, 0.1, sd=1.0), 0.5, power=80)
+
+
+@pytest.mark.parametrize("level, text", [
+    (0.95, "95%"), (0.9875, "98.75%"), (0.99991076, "99.9911%"),
+    (1 - 5.7e-10, "99.99999994%"),  # an early sequential look: never printed as 100%
+    (1 - 1e-12, "99.9999999999%"),
+])
+def test_level_percent__tells_a_level_from_certainty(level, text):
+    assert level_percent(level) == text
