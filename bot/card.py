@@ -110,7 +110,7 @@ def gate_issues(checks: Iterable[CheckResult], sources: Mapping[str, str] | None
 def render_card_body(variant: Variant, checks: Iterable[CheckResult], *, baseline: str | None = None,
                      baseline_variant: Variant | None = None, recipe_text: str | None = None, overrides=None,
                      sources: Mapping[str, str] | None = None) -> str:
-    """``sources``: check name -> which recorded gate it comes from (`test gate, PR #1, 2026-12-03`)."""
+    """``sources``: check name -> which recorded gate it comes from (`test gate of PR #1 (gate: pass), 2026-12-03 08:00 UTC`)."""
     checks = list(checks)
     link = base_model_link(variant.base_model)
     # The link text is escaped by the renderer like every PR string; the destination by safe_href.
