@@ -58,7 +58,7 @@ def stub_server():
 @contextmanager
 def real_server():
     from bot.appflows import Endpoint
-    from bot.serving import served
+    from bot.zoo.serving import served
 
     with served({"mode": "local"}, WEIGHTS, name="canopy-tiny/v1.0-fp32") as ep:
         yield Endpoint(ep.base_url, ep.model), f"transformers serve on {WEIGHTS}"

@@ -92,16 +92,15 @@ class _QuietHandler(WSGIRequestHandler):
 def time_to_revert(root: Path) -> bool:
     import io
     import threading
-
-    import httpx
     from wsgiref.simple_server import make_server
 
+    import httpx
     from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 
-    from bot.forge import LocalForge
-    from bot.monitor_pass import monitor
     from bot.demo.local_prometheus import LocalPrometheus, free_port
-    from bot.monitor.rules import render_query
+    from bot.forge.local import LocalForge
+    from bot.monitor.watch import monitor
+    from bot.policy.rollback import render_query
 
     repo = root / "revert" / "gitops"
     repo.mkdir(parents=True)

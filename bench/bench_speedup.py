@@ -33,7 +33,7 @@ def load() -> str:
 def main() -> int:
     from bot.perf.compare import MEMORY, METRICS, PeakMemory, PerfLimits, change, decide
     from bot.perf.guidellm import Profile, RoundSpec, command, run_rounds
-    from bot.serving import ServeSpec, served
+    from bot.zoo.serving import ServeSpec, served
 
     variants = sorted(p.name for p in ZOO.iterdir() if (p / "weights" / "config.json").is_file())
     if BASELINE not in variants:

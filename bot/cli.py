@@ -13,13 +13,12 @@ import pkgutil
 import sys
 
 import bot.commands
-from bot.errors import InputError, PromotionBotError
+from bot.core.errors import InputError, PromotionBotError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promotion-bot", description="GitOps promotion bot for compressed LLMs.")
     from bot import __version__
-
     parser.add_argument("--version", action="version", version=f"promotion-bot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(bot.commands.__path__), key=lambda m: m.name):

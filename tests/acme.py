@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
 from gitops import GitOpsRepo
 
 MODEL = "acme-1b"

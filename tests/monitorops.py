@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import git
-
 from gitops import POLICY, demo_like_repo
 
 PROD = "environments/prod/canopy.yaml"

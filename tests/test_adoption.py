@@ -164,10 +164,9 @@ def test_init__refuses_to_overwrite_and_bad_names(tmp_path, capsys):
 
 @pytest.mark.parametrize("environments", ["dev,prod", "test,staging,canary,prod"])
 def test_init__policy_parses_for_any_environments(tmp_path, environments):
-    from bot import policy_load
-
+    from bot.checks import load_policy
     assert main(["init", "--dir", str(tmp_path), "--model", "acme-chat-7b", "--environments", environments]) == 0
-    policy = policy_load.from_file(tmp_path / "promotion.yaml")
+    policy = load_policy.from_file(tmp_path / "promotion.yaml")
     assert [e.name for e in policy.environments] == environments.split(",")
     assert [c.name for c in policy.environments[-1].gate] == ["zoo", "promotion-order"]
     assert policy.baselines == {"acme-chat-7b": "v1.0-bf16"}

@@ -187,8 +187,8 @@ def test_app_flows__min_pass_rate_and_baseline_failures(tmp_path):
 
 
 def test_app_flows__bad_policy_options_name_the_field(tmp_path):
-    from bot.errors import InputError
-    from bot.policy_load import parse as parse_policy
+    from bot.checks.load_policy import parse as parse_policy
+    from bot.core.errors import InputError
 
     with pytest.raises(InputError) as err:
         parse_policy(policy("http://x/{variant}/v1", gate_extra="\n        max_regresions: 1"))

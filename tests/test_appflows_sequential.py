@@ -10,8 +10,8 @@ from test_appflows_gate import policy, run_check
 
 from bot.appflows.compare import GateOptions, decide
 from bot.appflows.looks import plan_for, settled, shuffled
-from bot.policy import VerdictRule
-from bot.sequential_policy import SequentialOption
+from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.looks import SequentialOption
 
 CASES = 40
 SUITE = "suite: many\ncases:\n" + "".join(

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from bot.appflows.suite import all_cases, load_suites, parse_suite, shard_cases
-from bot.errors import InputError
+from bot.core.errors import InputError
 
 GOOD = textwrap.dedent("""\
     suite: demo

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from bot.card import full_card, metadata_yaml, render_card_body
-from bot.results import CheckResult, MetricRow, Report
-from bot.zoo import VariantRef, parse_variant
+from bot.render.card import full_card, metadata_yaml, render_card_body
+from bot.verdicts.results import CheckResult, MetricRow, Report
+from bot.zoo.variants import VariantRef, parse_variant
 
 VARIANT = """\
 base_model: canopy-tiny/v1.0-fp32

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.charts import WIDTH, axis_line, interval_chart
-from bot.results import Evidence
+from bot.render.charts import WIDTH, axis_line, interval_chart
 from bot.stats.interval import Interval
+from bot.verdicts.results import Evidence
 
 
 def ev(est, low, high, limit=0.03, unit="relative"):

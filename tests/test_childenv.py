@@ -6,7 +6,7 @@ import io
 import subprocess
 import sys
 
-from bot.childenv import PASS_ENV, child_env, neutralise, relay
+from bot.core.childenv import PASS_ENV, child_env, neutralise, relay
 
 SECRETS = {"GITHUB_TOKEN": "ghs_x", "INPUT_GITHUB-TOKEN": "ghs_input", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "oidc",
            "HF_TOKEN": "hf_x", "AWS_SECRET_ACCESS_KEY": "aws", "OPENAI_API_KEY": "sk-x", "MY_DEPLOY_KEY": "k",

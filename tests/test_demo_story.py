@@ -48,8 +48,8 @@ def test_story__plays_every_step_and_reports_an_unexpected_verdict(gitops, tmp_p
 def test_story__leaves_one_record_per_gate_run_the_zoo_comparison_and_recorded_cards(gitops, tmp_path):
     from huggingface_hub import ModelCard
 
-    from bot.records import all_records
     from bot.vcs.notes import GitNotes
+    from bot.zoo.records import all_records
 
     out = tmp_path / "out"
     Story(source_folder(gitops, tmp_path), out, cache=tmp_path / "cache", progress=lambda m: None).run()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.demo import build_zoo, corpus, formats, measure
-from bot.zoo import VariantRef, parse_variant
+from bot.zoo.variants import VariantRef, parse_variant
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "models" / "canopy-tiny"

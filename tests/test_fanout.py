@@ -25,7 +25,7 @@ sys.path.insert(0, str(SITE))
 import fanout_checks  # noqa: E402,F401  (registers test-slow and test-tally in this process)
 
 from bot.cli import main  # noqa: E402
-from bot.plan import Job, matrix_entries  # noqa: E402
+from bot.gate.plan import Job, matrix_entries  # noqa: E402
 
 POLICY = textwrap.dedent("""\
     version: 1
@@ -388,9 +388,9 @@ def alive(pid: int) -> bool:
 def test_check__result_of_an_earlier_run_does_not_stand_in(tmp_path, monkeypatch):
     repo = slow_repo(tmp_path, 0)
     assert check(repo, tmp_path)[0] == 0
-    import bot.runner
+    import bot.gate.runner
 
-    monkeypatch.setattr(bot.runner, "run_subprocess", lambda *a, **k: None)  # the child dies without a word
+    monkeypatch.setattr(bot.gate.runner, "run_subprocess", lambda *a, **k: None)  # the child dies without a word
     code, rep, _ = check(repo, tmp_path)  # same plan, same --workdir
     assert code == 2
     assert "no result from job p0-2-test-slow" in promotion(rep, "prod")["checks"][2]["detail"]

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from bot.context import CheckContext
-from bot.pipeline import plan_pr
-from bot.policy_load import from_rev
-from bot.vcs.reader import GitReader
 from gitops import POLICY, demo_like_repo
 from test_check import run_check
+
+from bot.checks.context import CheckContext
+from bot.checks.load_policy import from_rev
+from bot.gate.pipeline import plan_pr
+from bot.vcs.reader import GitReader
 
 MUTABLE = POLICY.replace("zoo:\n", "zoo:\n  immutable: false\n")
 INT2_CONFIG = '{"model_type": "llama", "int2": true}\n'
@@ -145,8 +145,8 @@ def test_forgery__the_merge_commit_is_the_same_on_every_runner(tmp_path):
 
 
 def test_forgery__zoo_immutable_must_be_a_boolean():
-    from bot.errors import InputError
-    from bot.policy_load import parse
+    from bot.checks.load_policy import parse
+    from bot.core.errors import InputError
 
     assert parse(POLICY).zoo_immutable is True
     with pytest.raises(InputError, match=r"zoo\.immutable: must be true or false"):

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from github_fake import FakeGitHub  # noqa: E402
 from github_fake.harness import REPO, TOKEN  # noqa: E402
 
-from bot.errors import ExternalError  # noqa: E402
+from bot.core.errors import ExternalError  # noqa: E402
 from bot.github.api import ACTIONS_BOT_LOGIN, GitHubError, GitHubForge, Tuning  # noqa: E402
-from bot.render import COMMENT_MARKER  # noqa: E402
+from bot.render.markdown import COMMENT_MARKER  # noqa: E402
 
 FAST = Tuning(retries=3, backoff_factor=0.01, secondary_rate_wait=0.01,
               seconds_between_requests=0, seconds_between_writes=0)

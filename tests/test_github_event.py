@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 from bot.github.event import CHECK, IGNORE, MONITOR, RERUN, find_activity
 
 EVENTS = Path(__file__).parent / "events"
@@ -41,7 +41,7 @@ def test_find_activity__event_table(event_name, sample, kind, pr_number, from_fo
 
 def test_find_activity__every_sample_is_in_the_table_or_refused_with_its_field():
     """Every recorded payload goes through find_activity: a sample nobody judges tests nothing."""
-    from bot.errors import InputError
+    from bot.core.errors import InputError
 
     tabled = {sample for _, sample, *_ in TABLE}
     samples = sorted(EVENTS.glob("*.json"))

@@ -15,10 +15,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from github_fake import FakeGitHub  # noqa: E402
 from github_fake.harness import REPO, TOKEN, load_event, pr_event, read_outputs, run_action  # noqa: E402
 from test_fanout import (  # noqa: E402,F401  (child_checks: the run-check children load the test-only checks)
-    POLICY, _two_environments, child_checks, make_repo, run_parallel, without_time_footer, without_timings)
+    POLICY,
+    _two_environments,
+    child_checks,
+    make_repo,
+    run_parallel,
+    without_time_footer,
+    without_timings,
+)
 
 from bot.cli import main  # noqa: E402
-from bot.render import COMMENT_MARKER  # noqa: E402
+from bot.render.markdown import COMMENT_MARKER  # noqa: E402
 
 RUN_URL = "https://github.example.com/acme-ml/gitops/actions/runs/4242"
 

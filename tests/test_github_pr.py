@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from github_fake import FakeGitHub  # noqa: E402
 from github_fake.harness import REPO, TOKEN, load_event, pr_event, run_action  # noqa: E402
 
-from bot.render import COMMENT_MARKER, GITHUB_COMMENT_LIMIT  # noqa: E402
+from bot.render.markdown import COMMENT_MARKER, GITHUB_COMMENT_LIMIT  # noqa: E402
 
 RUN_URL = "https://github.example.com/acme-ml/gitops/actions/runs/4242"
 
@@ -317,8 +317,8 @@ def _origin_at(gitops, tmp_path, base):
 
 
 def test_github_pr__results_recorded_in_notes_pushed_to_origin(monkeypatch, tmp_path, fake, gitops, promotion):
-    from bot.records import all_records
     from bot.vcs.notes import NOTES_REF
+    from bot.zoo.records import all_records
 
     base, head = promotion
     bare = _origin_at(gitops, tmp_path, base)

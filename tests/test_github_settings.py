@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 from bot.github.settings import Settings
 
 ENV = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": "/tmp/event.json",

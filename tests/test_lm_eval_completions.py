@@ -10,11 +10,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from bot.pipeline import plan_pr
-from bot.runner import run_job
-from bot.vcs.reader import GitReader
 from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
+
+from bot.gate.pipeline import plan_pr
+from bot.gate.runner import run_job
+from bot.vcs.reader import GitReader
 
 pytestmark = pytest.mark.slow
 

@@ -6,12 +6,12 @@ import json
 import time
 
 import pytest
+from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
 
 from bot.cli import main
-from bot.pipeline import plan_pr
-from bot.runner import run_job
+from bot.gate.pipeline import plan_pr
+from bot.gate.runner import run_job
 from bot.vcs.reader import GitReader
-from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import pytest
 from bot.lmeval.gate import compare
 from bot.lmeval.options import Limit, TaskSpec
 from bot.lmeval.scores import parse_samples, parse_scores
-from bot.policy import VerdictRule
 from bot.stats.paired import aggregate_change
+from bot.verdicts.evidence import VerdictRule
 
 
 def raw(task, metric, per_doc, higher_is_better, *, aggregate=None):

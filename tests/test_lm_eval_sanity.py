@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.lmeval.sanity import absurd_baseline, better_than_baseline
-from bot.results import PASS, Evidence, MetricRow
 from bot.stats.interval import Interval
+from bot.verdicts.results import PASS, Evidence, MetricRow
 
 
 def row(low: float, high: float, limit: float, unit: str = "relative") -> MetricRow:

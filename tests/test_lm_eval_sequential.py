@@ -10,21 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lm_eval.api import metrics as lm_metrics
-
-from bot.errors import InputError
-from bot.evidence import judge
-from bot.fields import Loc
-from bot.lmeval import aggregate
-from bot.lmeval.harness import TaskFacts
-from bot.lmeval.options import parse_task_list
-from bot.lmeval.gate import Outcome
-from bot.lmeval.sequential import seq_plan, settled_by_intervals
-from bot.results import MetricRow
-from bot.stats.interval import Interval
-from bot.policy import VerdictRule
-from bot.sequential_policy import parse_sequential
 from lm_eval_models import lm_eval_repo, lm_models  # noqa: F401  (session fixture)
 from test_lm_eval_gate import promote, run_gate
+
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.lmeval import aggregate
+from bot.lmeval.gate import Outcome
+from bot.lmeval.harness import TaskFacts
+from bot.lmeval.options import parse_task_list
+from bot.lmeval.sequential import seq_plan, settled_by_intervals
+from bot.stats.interval import Interval
+from bot.verdicts.evidence import VerdictRule, judge
+from bot.verdicts.looks import parse_sequential
+from bot.verdicts.results import MetricRow
 
 # Looks at 4, 8 and 16 documents: small enough for CPU, three looks like a real plan.
 SEQ = "  sequential: {min: 4, growth: 2}\n"

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from bot.errors import InputError
-from bot.fields import Loc
+from bot.checks.load_policy import parse as parse_policy
+from bot.core.errors import InputError
+from bot.core.fields import Loc
 from bot.lmeval.gate import compare
 from bot.lmeval.options import Limit, TaskSpec, parse_perplexity, parse_task_list
 from bot.lmeval.scores import parse_scores
 from bot.lmeval.tasks import screen_yaml
-from bot.policy_load import parse as parse_policy
 
 LOC = Loc("promotion.yaml", "environments[0].gate[1]")
 

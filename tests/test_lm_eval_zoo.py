@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bot.pipeline import plan_pr
-from bot.runner import run_job
-from bot.vcs.reader import GitReader
 from gitops import GitOpsRepo
 from lm_eval_models import gate_policy
+
+from bot.gate.pipeline import plan_pr
+from bot.gate.runner import run_job
+from bot.vcs.reader import GitReader
 
 pytestmark = pytest.mark.slow
 

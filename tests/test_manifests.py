@@ -9,10 +9,10 @@ import re
 import pytest
 import yaml
 
-from bot.errors import InputError
-from bot.manifests import parse_manifest
-from bot.fields import Loc
-from bot.variant_refs import VariantRefRule, parse_variant_ref
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.gitops.manifests import parse_manifest
+from bot.policy.variant_refs import VariantRefRule, parse_variant_ref
 
 PATH = "environments/prod/canopy.yaml"
 ROLLOUT = {
@@ -134,7 +134,7 @@ def test_parse_manifest__images_and_unrelated_strings_are_not_references():
 
 
 def test_parse_manifest__json_files_and_lists_are_read():
-    from bot.manifests import parse_objects
+    from bot.gitops.manifests import parse_objects
 
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "canopy"}}
     text = json.dumps({"apiVersion": "v1", "kind": "List", "items": [ROLLOUT, service]})

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from acme import MODEL, POLICY, acme_repo, rollout
 
+from bot.checks.load_policy import parse as parse_policy
 from bot.commands.card import load_variant_dir
-from bot.errors import InputError
-from bot.fields import Loc
-from bot.manifests import parse_manifest
-from bot.policy_load import parse as parse_policy
-from bot.variant_refs import VariantRefRule
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.gitops.manifests import parse_manifest
+from bot.policy.variant_refs import VariantRefRule
 
 
 def policy_error(policy: str) -> InputError:
@@ -36,7 +36,7 @@ def test_policy__a_typo_of_an_entry_key_is_named(check):
 
 
 def test_fields__nothing_allowed_says_so_not_an_empty_list():
-    from bot.fields import reject_unknown
+    from bot.core.fields import reject_unknown
 
     with pytest.raises(InputError) as exc:
         reject_unknown({"x": 1}, set(), Loc("promotion.yaml", "a"))

@@ -6,13 +6,13 @@ import json
 import time
 
 import pytest
+from monitorops import PROD, clone_with_origin, commit_time, policy_with, prod_manifest, remote_branches
 
 from bot.cli import main
-from bot.forge import LocalForge
-from bot.monitor_pass import monitor
 from bot.demo.local_prometheus import LocalPrometheus, free_port
 from bot.demo.series import Phase, openmetrics
-from monitorops import PROD, clone_with_origin, commit_time, policy_with, prod_manifest, remote_branches
+from bot.forge.local import LocalForge
+from bot.monitor.watch import monitor
 
 NOW = time.time()
 PROMOTED = NOW - 1800

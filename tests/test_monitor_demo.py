@@ -7,8 +7,10 @@ import json
 import time
 from pathlib import Path
 
-from bot.demo.monitoring import demo_scenario
 from monitorops import clone_with_origin, policy_with
+
+from bot.demo.monitoring import demo_scenario
+
 
 def _policy() -> str:
     """The demo promotion.yaml's own prod rollback section, on the test repo's policy."""

@@ -8,13 +8,13 @@ import json
 import time
 
 import pytest
+from monitorops import clone_with_origin, policy_with, remote_branches
 
 from bot.cli import main
 from bot.demo.local_prometheus import LocalPrometheus
 from bot.demo.series import Phase, openmetrics
-from bot.forge import LocalForge
-from bot.monitor_pass import monitor
-from monitorops import clone_with_origin, policy_with, remote_branches
+from bot.forge.local import LocalForge
+from bot.monitor.watch import monitor
 
 NOW = time.time()
 PROMOTED = NOW - 1800

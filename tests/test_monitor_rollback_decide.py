@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.manifests import Deployment
+from bot.gitops.manifests import Deployment
 from bot.monitor.history import PromotionCommit
 from bot.monitor.rollback import Trip, decide
 

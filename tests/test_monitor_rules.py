@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from bot.errors import InputError
-from bot.fields import Loc
-from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, UNMET, WARN, Sample, evaluate
-from bot.monitor.rules import default_rules, parse_rollback, parse_rule, render_query
-from bot.policy_load import parse as parse_policy
 from gitops import POLICY
+
+from bot.checks.load_policy import parse as parse_policy
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, UNMET, WARN, Sample, evaluate
+from bot.policy.rollback import default_rules, parse_rollback, parse_rule, render_query
 
 LOC = Loc("promotion.yaml", "environments[2].rollback")
 GOOD = {"name": "p95", "query": 'up{job="{app}"}', "above": 1, "window": "5m"}
@@ -50,7 +50,7 @@ def test_parse_rollback__errors_point_into_promotion_yaml_when_the_policy_is_rea
 
 
 def test_parse_rollback__missing_section_is_an_input_error_with_a_fix():
-    from bot.monitor_pass import load_rollback
+    from bot.monitor.watch import load_rollback
 
     with pytest.raises(InputError, match=r"environments\[2\]\.rollback: is missing.*defaults: true"):
         load_rollback(parse_policy(POLICY), "prod")
@@ -129,8 +129,8 @@ def test_evaluate__table(spec, sample, state, limit):
 def test_demo_policy__spells_out_exactly_the_shipped_defaults():
     from pathlib import Path
 
-    from bot.monitor_pass import load_rollback
-    from bot.policy_load import from_file
+    from bot.checks.load_policy import from_file
+    from bot.monitor.watch import load_rollback
 
     _, rollback = load_rollback(from_file(Path(__file__).parent.parent / "promotion.yaml"), "prod")
     fields = lambda r: (r.name, r.query, r.direction, r.threshold, r.relative, r.window, r.for_s, r.on_no_data)  # noqa: E731

@@ -246,8 +246,8 @@ def test_guidellm_command__drops_ignore_eos_and_pins_the_load(tmp_path):
 
 
 def test_performance_options__bad_values_name_the_field():
-    from bot.errors import InputError
-    from bot.policy_load import parse as parse_policy
+    from bot.checks.load_policy import parse as parse_policy
+    from bot.core.errors import InputError
 
     with pytest.raises(InputError) as err:
         parse_policy(policy(limits="{ttft_p50: 10%}"))
@@ -270,7 +270,7 @@ def test_performance_options__bad_values_name_the_field():
 
 
 def test_performance_options__old_p95_names_still_set_the_limits():
-    from bot.policy_load import parse as parse_policy
+    from bot.checks.load_policy import parse as parse_policy
 
     parsed = parse_policy(policy(limits="{ttft_p95: 20%, output_tokens_per_second: 5%}", extra="confidence: 90%\n"))
     options = parsed.environments[1].gate[0].options

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from test_performance import policy, rounds, run_perf
 
-from bot.errors import InputError
+from bot.checks.load_policy import parse as parse_policy
+from bot.core.errors import InputError
 from bot.perf.compare import MB, PeakMemory, PerfLimits, decide
-from bot.policy_load import parse as parse_policy
 
 THROUGHPUT_WIN = PerfLimits(expect={"output_tokens_per_second": 0.20})
 

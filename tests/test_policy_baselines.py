@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from bot import policy_load
-from bot.errors import InputError
-from bot.policy import baseline_problems
+from bot.checks import load_policy
+from bot.core.errors import InputError
+from bot.policy.model import baseline_problems
 from bot.vcs.reader import GitReader
-from bot.zoo import Zoo
+from bot.zoo.variants import Zoo
 from tests.gitops import POLICY, demo_like_repo
 
 
 def problems(repo, policy_text: str, **kwargs) -> list[str]:
     reader = GitReader(repo.path)
     rev = reader.resolve("HEAD")
-    return [str(p) for p in baseline_problems(policy_load.parse(policy_text), Zoo(reader, rev), **kwargs)]
+    return [str(p) for p in baseline_problems(load_policy.parse(policy_text), Zoo(reader, rev), **kwargs)]
 
 
 def test_baseline_problems__typo_is_named_with_did_you_mean(tmp_path):
@@ -47,7 +47,7 @@ def test_policy_load__gate_refuses_a_missing_baseline_no_check_uses(tmp_path):
     repo = demo_like_repo(tmp_path, policy=POLICY.replace("baseline: v1.0-fp32", "baseline: v2.0-bf61"))
     reader = GitReader(repo.path)
     with pytest.raises(InputError, match="baseline canopy-tiny/v2.0-bf61 does not exist"):
-        policy_load.load(reader, reader.resolve("HEAD"))
+        load_policy.load(reader, reader.resolve("HEAD"))
 
 
 @pytest.mark.parametrize("entry, fix", [
@@ -61,5 +61,5 @@ def test_policy_load__gate_refuses_a_missing_baseline_no_check_uses(tmp_path):
 ])
 def test_parse_policy__mistyped_gate_entry_key_names_the_fix(entry, fix):
     with pytest.raises(InputError) as exc:
-        policy_load.parse(f"environments:\n  - name: test\n    gate:\n      - {entry}\n")
+        load_policy.parse(f"environments:\n  - name: test\n    gate:\n      - {entry}\n")
     assert exc.value.field.startswith("environments[0].gate[0].") and fix in exc.value.fix, exc.value

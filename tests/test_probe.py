@@ -12,9 +12,9 @@ from fake_openai import fake_openai, last_user, message
 from monitorops import PROD, ROLLBACK, clone_with_origin, commit_time, policy_with, remote_branches
 
 from bot.cli import main
-from bot.forge import LocalForge
-from bot.monitor_pass import monitor
 from bot.demo.local_prometheus import LocalPushgateway, free_port
+from bot.forge.local import LocalForge
+from bot.monitor.watch import monitor
 
 SUITE = textwrap.dedent("""\
     suite: flows

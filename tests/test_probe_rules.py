@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.fields import Loc
+from bot.core.fields import Loc
 from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, WARN
 from bot.monitor.probe_history import ProbeRun
-from bot.monitor.probe_policy import _rule
 from bot.monitor.probes import evaluate_probe
+from bot.policy.probes import _rule
 
 
 def rule(**kw):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bot.errors import UnsafePathError
+from bot.core.errors import UnsafePathError
 from bot.vcs.reader import GitReader
 
 WEIGHTS = "models/canopy-tiny/v1.4-int2-g64/weights"

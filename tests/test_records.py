@@ -9,10 +9,10 @@ import pytest
 from gitops import demo_like_repo
 
 from bot.cli import main
-from bot.errors import InputError
-from bot.records import all_records, gate_pass_rate, latest_checks, note_text, parse_note, records_for
-from bot.results import CheckResult, MetricRow, PromotionResult, Report
+from bot.core.errors import InputError
 from bot.vcs.notes import NOTES_REF, GitNotes
+from bot.verdicts.results import CheckResult, MetricRow, PromotionResult, Report
+from bot.zoo.records import all_records, gate_pass_rate, latest_checks, note_text, parse_note, records_for
 
 PROMOTED = "canopy-tiny/v1.3-int4-g64"
 
@@ -95,7 +95,7 @@ def test_records__push_merges_notes_another_run_pushed_meanwhile(tmp_path):
 
 
 def test_records__push_without_remote_or_rights_is_an_external_error(tmp_path):
-    from bot.errors import ExternalError
+    from bot.core.errors import ExternalError
 
     repo = demo_like_repo(tmp_path / "gitops")
     repo.repo.create_remote("origin", str(tmp_path / "nowhere.git"))

@@ -7,8 +7,8 @@ import re
 import jinja2
 import pytest
 
-from bot.render import COMMENT_MARKER, code_block, fit_comment, md_escape, render_comment
-from bot.results import CheckResult, MetricRow, PromotionResult, Report
+from bot.render.markdown import COMMENT_MARKER, code_block, fit_comment, md_escape, render_comment
+from bot.verdicts.results import CheckResult, MetricRow, PromotionResult, Report
 
 HOSTILE = "<img src=x onerror=alert(1)> **bold** | cell @org/team [link](http://evil) `tick`"
 
@@ -67,8 +67,8 @@ def test_fit_comment__cuts_over_the_limit_with_a_pointer_and_keeps_the_marker():
 
 
 def test_override__extends_the_builtin_template_by_block():
-    from bot.card import render_card_body
-    from bot.zoo import VariantRef, parse_variant
+    from bot.render.card import render_card_body
+    from bot.zoo.variants import VariantRef, parse_variant
 
     variant = parse_variant(VariantRef("canopy-tiny", "v1.3-int4-g64"),
                             "base_model: canopy-tiny/v1.0-fp32\nquantization: {algorithm: GPTQ, scheme: W4A16, bits: 4, group_size: 64}\n")
@@ -94,7 +94,7 @@ ATTACK_BASE_MODELS = (
 def hostile_variant(base_model: str):
     import yaml
 
-    from bot.zoo import VariantRef, parse_variant
+    from bot.zoo.variants import VariantRef, parse_variant
 
     data = {
         "model": "canopy-tiny", "variant": "v1.3-int4-g64", "base_model": base_model, "description": ATTACK,
@@ -116,9 +116,9 @@ class _RecipeReader:
 def test_render__hostile_variant_and_manifest_fields_leave_no_raw_html(base_model):
     from html_safety import html_problems
 
-    from bot.card import card_for
-    from bot.errors import ErrorRecord
-    from bot.results import Removal
+    from bot.core.errors import ErrorRecord
+    from bot.render.card import card_for
+    from bot.verdicts.results import Removal
 
     variant = hostile_variant(base_model)
     row = MetricRow(label=ATTACK, candidate=1.0, baseline=1.0, threshold=ATTACK, verdict="pass", delta=0.0, stderr=ATTACK)
@@ -154,7 +154,7 @@ def test_html_problems__finds_what_the_attacks_put_in():
 
 
 def test_base_model_link__only_safe_shapes_are_linked():
-    from bot.card import base_model_link
+    from bot.render.card import base_model_link
 
     assert base_model_link("canopy-tiny/v1.0-fp32") == "../../canopy-tiny/v1.0-fp32/"
     assert base_model_link("meta-llama/Llama-3.1-8B") == "https://huggingface.co/meta-llama/Llama-3.1-8B"
@@ -164,7 +164,7 @@ def test_base_model_link__only_safe_shapes_are_linked():
 
 
 def test_absolute_links__relative_card_links_become_repository_urls():
-    from bot.render import absolute_links
+    from bot.render.markdown import absolute_links
 
     files = "https://github.com/acme-ml/gitops/blob/0123abc"
     card = ("Derived from [acme-1b/v2.0-bf16](../../acme-1b/v2.0-bf16/); recipe [here](./recipe.yaml).\n"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ErrorRecord
-from bot.pipeline import comment_for
-from bot.results import SCHEMA_VERSION, CheckResult, Evidence, MetricRow, PromotionResult, Report
+from bot.core.errors import ErrorRecord
+from bot.gate.pipeline import comment_for
 from bot.stats.interval import Interval
+from bot.verdicts.results import SCHEMA_VERSION, CheckResult, Evidence, MetricRow, PromotionResult, Report
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PROMOTION_BOT_GOLDEN") == "update"

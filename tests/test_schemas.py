@@ -1,7 +1,7 @@
 """The shipped JSON Schemas agree with the bot's parsers, key for key, and the docs with both.
 
 The parsers are the enforcement; the schemas are what editors and docs/reference.md show. Every
-mapping a parser reads rejects unknown keys through `bot.fields.reject_unknown`: recording each
+mapping a parser reads rejects unknown keys through `bot.core.fields.reject_unknown`: recording each
 call while the parsers read the example files gives the keys the parser accepts at each place,
 compared with the schema's keys at the same place. Every closed mapping of a schema must be met
 by the examples, so neither side can grow a key the other lacks.
@@ -17,11 +17,12 @@ import jsonschema
 import pytest
 import yaml
 
-import bot.fields
-from bot import policy_load, schemas
-from bot.policy import CHECK_ENTRY_KEYS
-from bot.serving import parse_serve
-from bot.zoo import VariantRef, parse_variant
+import bot.core.fields
+from bot import schemas
+from bot.checks import load_policy
+from bot.policy.model import CHECK_ENTRY_KEYS
+from bot.zoo.serving import parse_serve
+from bot.zoo.variants import VariantRef, parse_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = Path(__file__).parent / "schema_examples"
@@ -34,7 +35,7 @@ def recorded_calls(monkeypatch, parse, file: str) -> list[tuple[str, set[str]]]:
     """``(field path, accepted keys)`` of every unknown-key check ``parse()`` makes in ``file``
     (not in the built-in rollback rules it also reads)."""
     calls: list[tuple[str, set[str]]] = []
-    original = bot.fields.reject_unknown
+    original = bot.core.fields.reject_unknown
 
     def recorder(data, allowed, loc):
         if loc.file == file:
@@ -123,7 +124,7 @@ def test_schemas__examples_are_valid_for_schema_and_parser(name, examples):
         errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
         assert not errors, (file.name, errors)
         if name == "promotion":
-            policy_load.parse(text, file.name)
+            load_policy.parse(text, file.name)
         else:
             parse_variant(VariantRef("acme-1b", "v2.4-int4-g32"), text)
 
@@ -144,8 +145,8 @@ def assert_schema_and_parser_agree(schema: str, examples, parser_calls) -> None:
 
 def test_schemas__policy_parser_and_schema_accept_the_same_keys(monkeypatch):
     def parser_calls(file, text):
-        calls = recorded_calls(monkeypatch, lambda: policy_load.parse(text, file.name), file.name)
-        policy = policy_load.parse(text, file.name)
+        calls = recorded_calls(monkeypatch, lambda: load_policy.parse(text, file.name), file.name)
+        policy = load_policy.parse(text, file.name)
         # `serve:` mappings are parsed when a server starts, each named `serve` by its parser.
         calls += recorded_calls(monkeypatch, lambda: parse_serve(policy.serve, file.name), file.name)
         for env in policy.environments:

@@ -1,4 +1,4 @@
-"""bot.serving: real `transformers serve` on the committed zoo, real child processes, real loopback HTTP."""
+"""bot.zoo.serving: real `transformers serve` on the committed zoo, real child processes, real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.core.errors import ExternalError, InputError
 from bot.demo import corpus
-from bot.errors import ExternalError, InputError
-from bot.serving import Endpoint, ServeSpec, parse_serve, served, served_all
+from bot.zoo.serving import Endpoint, ServeSpec, parse_serve, served, served_all
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = REPO / "models" / "canopy-tiny"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import statuses
-from bot.errors import ErrorRecord
-from bot.results import CheckResult, PromotionResult, Removal, Report
+from bot.core.errors import ErrorRecord
+from bot.gate import statuses
+from bot.verdicts.results import CheckResult, PromotionResult, Removal, Report
 
 
 def promo(env, verdict, variant="canopy-tiny/v1.3-int4-g64"):

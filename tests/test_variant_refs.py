@@ -10,13 +10,13 @@ import shutil
 import pytest
 from acme import BASELINE, BUCKET, MODEL, POLICY, acme_repo, deployment, inference_service, rollout
 
+from bot.checks.load_policy import parse as parse_policy
 from bot.cli import main
 from bot.commands.zoo import zoo_rows
-from bot.errors import InputError
-from bot.fields import Loc
-from bot.manifests import parse_manifest
-from bot.policy_load import parse as parse_policy
-from bot.variant_refs import parse_variant_ref
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.gitops.manifests import parse_manifest
+from bot.policy.variant_refs import parse_variant_ref
 from bot.vcs.reader import GitReader
 
 PATH = "environments/test/acme-chat.yaml"

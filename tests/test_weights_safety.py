@@ -9,8 +9,8 @@ import zipfile
 
 import pytest
 
-from bot.errors import InputError
-from bot.weights_safety import check_weights
+from bot.core.errors import InputError
+from bot.zoo.weights_safety import check_weights
 
 FILE = "models/canopy-tiny/v1.3-int4-g64/variant.yaml"
 

@@ -1,4 +1,4 @@
-"""bot.yamlio: safe YAML whose work is bounded however hostile the file."""
+"""bot.core.yamlio: safe YAML whose work is bounded however hostile the file."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from bot.errors import InputError
-from bot.yamlio import MAX_BYTES, MAX_NODES, check_size, load_all, load_one
+from bot.core.errors import InputError
+from bot.core.yamlio import MAX_BYTES, MAX_NODES, check_size, load_all, load_one
 
 
 def bomb(levels: int = 9, fan: int = 9, key: str = "x") -> str:

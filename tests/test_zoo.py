@@ -7,10 +7,10 @@ import copy
 import pytest
 import yaml
 
-from bot.card import metadata_yaml, render_card_body
-from bot.errors import InputError
-from bot.fields import Loc
-from bot.zoo import VariantRef, parse_variant, parse_variant_name
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.render.card import metadata_yaml, render_card_body
+from bot.zoo.variants import VariantRef, parse_variant, parse_variant_name
 
 REF = VariantRef("canopy-tiny", "v1.3-int4-g64")
 GOOD = {
@@ -138,7 +138,7 @@ def _zoo_repo(tmp_path, calibration_yaml: str, calibration: dict):
 
 def test_zoo_get__reads_calibration_file_and_computes_size(tmp_path):
     from bot.vcs.reader import GitReader
-    from bot.zoo import Zoo
+    from bot.zoo.variants import Zoo
 
     repo, rev = _zoo_repo(tmp_path, "dataset: acme-calib\nsamples: 512\nsequence_length: 2048\nseed: 3\n",
                           {"file": "calibration.yaml"})
@@ -154,7 +154,7 @@ def test_zoo_get__reads_calibration_file_and_computes_size(tmp_path):
 
 def test_zoo_get__calibration_file_disagreeing_with_variant_yaml_is_error(tmp_path):
     from bot.vcs.reader import GitReader
-    from bot.zoo import Zoo
+    from bot.zoo.variants import Zoo
 
     repo, rev = _zoo_repo(tmp_path, "dataset: acme-calib\nsamples: 8\n",
                           {"file": "calibration.yaml", "dataset": "acme-calib", "samples": 512})

@@ -15,10 +15,10 @@ from gitops import demo_like_repo
 from huggingface_hub import ModelCard
 
 from bot.cli import main
-from bot.records import note_text, records_for
-from bot.results import CheckResult, Evidence, MetricRow, Report
 from bot.stats.interval import Interval
 from bot.vcs.notes import GitNotes
+from bot.verdicts.results import CheckResult, Evidence, MetricRow, Report
+from bot.zoo.records import note_text, records_for
 
 GOLDEN = Path(__file__).parent / "golden"
 GOOD, BAD = "canopy-tiny/v1.3-int4-g64", "canopy-tiny/v1.4-int2-g64"

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from bot import evidence
 from bot.appflows.runner import ERROR, FAIL, PASS, CaseResult, Run
 from bot.appflows.suite import TAGS
-from bot.policy import VerdictRule
-from bot.results import INCONCLUSIVE, SKIPPED, CheckResult, MetricRow
 from bot.stats.proportions import mcnemar_exact, pass_rate_drop
+from bot.verdicts import evidence
+from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.results import INCONCLUSIVE, SKIPPED, CheckResult, MetricRow
 
 OUTPUT_LIMIT = 400
 RECORD = "app-flow-case"

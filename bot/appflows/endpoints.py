@@ -1,6 +1,6 @@
 """Endpoints for the candidate and the baseline, from the policy's `serve:` settings.
 
-`bot.serving.served` starts (and always stops) a local `transformers serve`, or resolves the
+`bot.zoo.serving.served` starts (and always stops) a local `transformers serve`, or resolves the
 policy's URL or command template. Until a variant is served, nothing here talks to a model.
 """
 
@@ -15,7 +15,7 @@ from bot.appflows.runner import Endpoint
 @contextlib.contextmanager
 def served_variants(ctx, variants) -> Iterator[list[Endpoint]]:
     """Serve zoo variants as the policy says, all started at once; url mode needs no local weights."""
-    from bot.serving import parse_serve, served_all  # late: process management is only needed here
+    from bot.zoo.serving import parse_serve, served_all  # late: process management is only needed here
 
     spec = parse_serve(ctx.policy.serve, ctx.policy.file)
     wanted = [(None if spec.mode == "url" else ctx.weights_dir(v), str(v.ref)) for v in variants]

@@ -21,11 +21,11 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from bot.appflows.compare import GateOptions, decide, is_regression
-from bot.policy import VerdictRule
-from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, CheckResult
-from bot.sequential_policy import SequentialOption
 from bot.stats.interval import level_percent
 from bot.stats.sequential import Sequential
+from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.looks import SequentialOption
+from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, CheckResult
 
 
 def shuffled(cases: Sequence, key: Callable = lambda c: c.key) -> list:

@@ -28,7 +28,7 @@ class Endpoint:
     base_url: str
     model: str
     api_key: str | None = field(default=None, repr=False)
-    memory: Any = field(default=None, compare=False, repr=False)  # bot.serving.PeakMemory of a server started here
+    memory: Any = field(default=None, compare=False, repr=False)  # bot.zoo.serving.PeakMemory of a server started here
 
     @property
     def chat_url(self) -> str:

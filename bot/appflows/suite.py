@@ -29,8 +29,8 @@ from typing import Any, Mapping
 
 import jsonschema
 
-from bot.fields import Loc, get, get_int, get_number, get_str, mapping, reject_unknown, sequence
-from bot.yamlio import load_one
+from bot.core.fields import Loc, get, get_int, get_number, get_str, mapping, reject_unknown, sequence
+from bot.core.yamlio import load_one
 
 TAGS = ("system-prompt", "agent-workflow", "edge-case", "output-format")
 ROLES = ("user", "assistant", "tool")
@@ -298,7 +298,7 @@ def _assertion(raw: Any, loc: Loc, tools) -> Assertion:
 
 def load_suites(reader, rev: str, folder: str) -> list[Suite]:
     """Every `*.yaml` suite in ``folder`` at ``rev`` (the base revision: suites are trusted)."""
-    from bot.paths import check_repo_path
+    from bot.core.paths import check_repo_path
 
     folder = check_repo_path(folder, field="suites")
     files = sorted(p for p in reader.list_files(rev, folder) if p.endswith((".yaml", ".yml")))

@@ -15,8 +15,8 @@ import importlib
 import pkgutil
 from typing import Any, ClassVar, Mapping
 
-from bot.fields import Loc, reject_unknown
-from bot.results import CheckResult
+from bot.core.fields import Loc, reject_unknown
+from bot.verdicts.results import CheckResult
 
 
 def builtin_modules() -> list[str]:
@@ -36,11 +36,11 @@ class CheckDefinition:
     option_keys: ClassVar[frozenset[str]] = frozenset()
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> Any:
-        # The entry's own keys never reach here; bot.policy names a mistyped one (`timout:`).
+        # The entry's own keys never reach here; bot.policy.model names a mistyped one (`timout:`).
         reject_unknown(raw, set(self.option_keys), loc)
         return dict(raw)
 
-    def run(self, ctx, options: Any) -> CheckResult:  # ctx: bot.context.CheckContext
+    def run(self, ctx, options: Any) -> CheckResult:  # ctx: bot.checks.context.CheckContext
         raise NotImplementedError
 
     # Sharded checks run `run_shard` once per shard and `merge` the partial results.

@@ -24,11 +24,11 @@ from bot.appflows.compare import GateOptions, case_records, decide, records
 from bot.appflows.runner import SAMPLE_RULES, SERVER_ERRORS, run_cases_async
 from bot.appflows.suite import all_cases, load_suites, shard_cases
 from bot.checks import CheckDefinition, register
-from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, reject_unknown
-from bot.output import write_atomic
-from bot.paths import check_repo_path
-from bot.results import CheckResult
-from bot.sequential_policy import SequentialOption, parse_sequential
+from bot.core.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, reject_unknown
+from bot.core.output import write_atomic
+from bot.core.paths import check_repo_path
+from bot.verdicts.looks import SequentialOption, parse_sequential
+from bot.verdicts.results import CheckResult
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ import time
 from typing import Any, Iterator, Mapping
 
 from bot.checks import CheckDefinition, register
-from bot.errors import InputError
-from bot.fields import Loc
+from bot.core.errors import InputError
+from bot.core.fields import Loc
+from bot.core.output import write_atomic
 from bot.lmeval import harness, sanity, sequential
 from bot.lmeval.cache import BaselineCache, cache_key
 from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
 from bot.lmeval.tasks import prepare
-from bot.output import write_atomic
-from bot.results import CheckResult
-from bot.weights_safety import check_weights
+from bot.verdicts.results import CheckResult
+from bot.zoo.weights_safety import check_weights
 
 
 class LmEvalCheck(CheckDefinition):
@@ -151,13 +151,13 @@ def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harn
 
 @contextlib.contextmanager
 def _endpoint(ctx, variant, options: EvalOptions) -> Iterator[tuple[str, str]]:
-    """`base_url` from the check's options, else the policy's `serve:` (bot.serving) endpoint."""
+    """`base_url` from the check's options, else the policy's `serve:` (bot.zoo.serving) endpoint."""
     ref = variant.ref
     if options.base_url:
         yield (options.base_url.format(model=ref.model, variant=ref.variant, name=str(ref)),
                (options.model_name or "{variant}").format(model=ref.model, variant=ref.variant, name=str(ref)))
         return
-    from bot.serving import parse_serve, served
+    from bot.zoo.serving import parse_serve, served
 
     spec = parse_serve(ctx.policy.serve, ctx.policy.file)
     weights = ctx.weights_dir(variant) if spec.mode != "url" else None

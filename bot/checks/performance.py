@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.checks import CheckDefinition, register
-from bot.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
-from bot.paths import check_repo_path
+from bot.core.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
+from bot.core.paths import check_repo_path
 from bot.perf.compare import DEFAULT_LIMIT, MEMORY, METRICS, PeakMemory, PerfLimits, decide
 from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
 from bot.perf.rounds import BASELINE, CANDIDATE, schedule
-from bot.results import CheckResult
+from bot.verdicts.results import CheckResult
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ class PerformanceCheck(CheckDefinition):
         candidate = [measured[names[(i, CANDIDATE)]] for i in range(options.pairs)]
         rel = f"{ctx.workdir.parent.name}/{ctx.workdir.name}/guidellm"
         artifacts = tuple(f"{rel}/{names[key]}.{ext}" for key in order for ext in ("html", "json"))
-        # The gate entry's `confidence:` and `decide:` (bot.policy.VerdictRule), like every other check.
+        # The gate entry's `confidence:` and `decide:` (bot.policy.model.VerdictRule), like every other check.
         limits = replace(options.limits, confidence=ctx.rule.confidence)
         return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
                       memory=memory)
@@ -207,7 +207,7 @@ def _metric_mapping(raw: Mapping[str, Any], key: str, loc: Loc) -> dict:
 
 
 def _peak(endpoint) -> int | None:
-    """The server's peak resident memory so far, when the bot started it (bot.serving.PeakMemory)."""
+    """The server's peak resident memory so far, when the bot started it (bot.zoo.serving.PeakMemory)."""
     return None if endpoint.memory is None else endpoint.memory.peak_bytes()
 
 

@@ -9,7 +9,7 @@ weights into a folder staging serves and promote that.
 from __future__ import annotations
 
 from bot.checks import CheckDefinition, register
-from bot.results import FAIL, PASS, CheckResult
+from bot.verdicts.results import FAIL, PASS, CheckResult
 
 
 @register

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.checks import CheckDefinition, register
-from bot.fields import did_you_mean
-from bot.policy import CHECK_ENTRY_KEYS
-from bot.results import FAIL, PASS, CheckResult
+from bot.core.fields import did_you_mean
+from bot.policy.model import CHECK_ENTRY_KEYS
+from bot.verdicts.results import FAIL, PASS, CheckResult
 
 
 @register

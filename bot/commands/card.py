@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.card import full_card, metadata_yaml, recorded_card, render_card_body
-from bot.records import all_records
+from bot.core.errors import InputError
+from bot.core.output import write_atomic
+from bot.render.card import full_card, metadata_yaml, recorded_card, render_card_body
 from bot.vcs.notes import GitNotes
-from bot.errors import InputError
-from bot.output import write_atomic
-from bot.results import CheckResult
-from bot.zoo import ZOO_ROOT, VariantRef, complete, parse_variant
+from bot.verdicts.results import CheckResult
+from bot.zoo.records import all_records
+from bot.zoo.variants import ZOO_ROOT, VariantRef, complete, parse_variant
 
 
 def register(sub) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot.pipeline import check, write_outputs
+from bot.gate.pipeline import check, write_outputs
 
 
 def register(sub) -> None:

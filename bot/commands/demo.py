@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 
 
 def register(sub) -> None:

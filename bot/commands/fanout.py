@@ -13,13 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.commands.check import print_summary
-from bot.errors import ErrorRecord, InputError
-from bot.output import write_atomic
-from bot.pipeline import comment_for, default_cache_dir, merge, plan_pr, policy_of, write_outputs
-from bot.plan import Plan
-from bot.results import Report
-from bot.runner import clear_results, result_path, run_jobs
+from bot.core.errors import ErrorRecord, InputError
+from bot.core.output import write_atomic
+from bot.gate.pipeline import comment_for, default_cache_dir, merge, plan_pr, policy_of, write_outputs
+from bot.gate.plan import Plan
+from bot.gate.runner import clear_results, result_path, run_jobs
 from bot.vcs.reader import GitReader
+from bot.verdicts.results import Report
 
 
 def register(sub) -> None:

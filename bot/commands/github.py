@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from bot.errors import InputError, PromotionBotError
+from bot.core.errors import InputError, PromotionBotError
 
 
 def register(sub) -> None:
@@ -123,7 +123,7 @@ def run_monitor(args) -> int:
         raise InputError("action.yml", "prometheus-url", "is not set",
                          "pass `prometheus-url:` to the action or set PROMETHEUS_URL")
     try:
-        from bot.monitor_pass import monitor
+        from bot.monitor.watch import monitor
     except ImportError as exc:
         raise InputError("promotion-bot", "github monitor", f"the monitoring module is not installed ({exc})",
                          "install a promotion-bot version that ships bot.monitor") from None

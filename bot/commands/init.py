@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from bot import schemas
-from bot.errors import InputError
-from bot.policy import ENV_NAME
-from bot.zoo import MODEL_NAME, UNQUANTIZED_PRECISIONS, VARIANT_NAME, parse_variant_name
+from bot.core.errors import InputError
+from bot.policy.model import ENV_NAME
+from bot.zoo.variants import MODEL_NAME, UNQUANTIZED_PRECISIONS, VARIANT_NAME, parse_variant_name
 
 SCHEMA_DIR = ".promotion-bot/schemas"
 

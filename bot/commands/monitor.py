@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 
 
 def register(sub) -> None:
@@ -28,9 +28,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from bot.forge import LocalForge
+    from bot.forge.local import LocalForge
     from bot.monitor.prometheus import checked_url
-    from bot.monitor_pass import monitor
+    from bot.monitor.watch import monitor
 
     field = "--prometheus-url"
     if args.prometheus_old is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 
 
 def register(sub) -> None:
@@ -23,8 +23,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from bot.forge import LocalForge
-    from bot.monitor_pass import monitor
+    from bot.forge.local import LocalForge
+    from bot.monitor.watch import monitor
 
     if args.forge_dir is None and not args.dry_run:
         raise InputError("command line", "--forge-dir", "is required unless --dry-run is given",

@@ -11,17 +11,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bot import policy_load
 from bot.appflows.suite import load_suites
+from bot.checks import load_policy
 from bot.checks.zoo_check import metadata_problems
-from bot.errors import InputError
+from bot.core.errors import InputError
+from bot.gitops.manifests import ManifestIndex
 from bot.lmeval.options import DEFAULT_TASKS_DIR, EvalOptions
 from bot.lmeval.tasks import index_local, prepare
-from bot.manifests import ManifestIndex
-from bot.policy import Policy, baseline_problems
-from bot.variant_refs import DEFAULT_ANNOTATION
+from bot.policy.model import Policy, baseline_problems
+from bot.policy.variant_refs import DEFAULT_ANNOTATION
 from bot.vcs.reader import GitReader
-from bot.zoo import VariantRef, Zoo, parse_variant_name
+from bot.zoo.variants import VariantRef, Zoo, parse_variant_name
 
 DEFAULT_REQUIRE = ("recipe", "calibration", "weights")
 
@@ -38,7 +38,7 @@ def problems_at(reader, rev: str) -> list[InputError]:
     """Every problem a PR at ``rev`` could run into, each once."""
     found: list[InputError] = []
     try:
-        policy: Policy | None = policy_load.from_rev(reader, rev)
+        policy: Policy | None = load_policy.from_rev(reader, rev)
     except InputError as exc:
         found.append(exc)
         policy = None

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 
-from bot import policy_load
-from bot.errors import InputError
-from bot.manifests import ManifestIndex
-from bot.records import Record, all_records, latest_per_environment
+from bot.checks import load_policy
+from bot.core.errors import InputError
+from bot.gitops.manifests import ManifestIndex
+from bot.render.zoo_table import change_of, compare, compare_markdown, metric_key
 from bot.vcs.notes import GitNotes
 from bot.vcs.reader import GitReader
-from bot.zoo import VariantRef, Zoo, parse_variant_name
-from bot.zoo_compare import change_of, compare, compare_markdown, metric_key
+from bot.zoo.records import Record, all_records, latest_per_environment
+from bot.zoo.variants import VariantRef, Zoo, parse_variant_name
 
 
 def register(sub) -> None:
@@ -49,7 +49,7 @@ def key_metrics(record: Record) -> str:
 
 
 def zoo_rows(reader, rev: str, records: list[Record] | None = None) -> list[dict]:
-    policy = policy_load.from_rev(reader, rev)
+    policy = load_policy.from_rev(reader, rev)
     index = ManifestIndex(reader, rev, policy)
     deployed: dict[VariantRef, list[str]] = {}
     for env in policy.environments:
@@ -78,7 +78,7 @@ def zoo_rows(reader, rev: str, records: list[Record] | None = None) -> list[dict
 
 
 def comparison(reader, rev: str, model: str, records: list[Record]) -> dict:
-    policy = policy_load.from_rev(reader, rev)
+    policy = load_policy.from_rev(reader, rev)
     zoo = Zoo(reader, rev)
     if model not in zoo.models():
         raise InputError("--compare", "", f"no model {model!r} in the zoo at {rev[:12]}",

@@ -168,7 +168,8 @@ def update_doc(root: Path, table: str) -> None:
 
 def build(out: Path, seed: int = corpus.DEFAULT_SEED, *, measure: bool = True,
           keep_baseline: bool = False) -> dict[str, Measured]:
-    from bot.demo import quantize, tokenizer as tok, train
+    from bot.demo import quantize, train
+    from bot.demo import tokenizer as tok
 
     started = time.monotonic()
     zoo = out / "models" / MODEL

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import httpx
 
-from bot.errors import ExternalError
+from bot.core.errors import ExternalError
 
 READY_TIMEOUT_S = 30.0
 

@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from bot.forge import LocalForge
-from bot.manifests import deployments
-from bot.monitor_pass import monitor
-from bot.monitor.history import find_promotion
+from bot.checks import load_policy
 from bot.demo.local_prometheus import LocalPrometheus
 from bot.demo.series import Phase, openmetrics
-from bot import policy_load
+from bot.forge.local import LocalForge
+from bot.gitops.manifests import deployments
+from bot.monitor.history import find_promotion
+from bot.monitor.watch import monitor
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
 
@@ -57,7 +57,7 @@ def _timeline(repo_path: Path, env: str, after_s: float) -> tuple[list[tuple[str
     writer, reader = GitWriter(repo_path), GitReader(repo_path)
     try:
         base = writer.base_rev(writer.default_branch())
-        policy = policy_load.from_rev(reader, base)
+        policy = load_policy.from_rev(reader, base)
         timeline = []
         history = writer.first_parent_history(base, policy.environment(env).folder)
         for dep in deployments(reader, base, policy, env):

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bot.card import recorded_card
-from bot.output import write_atomic
-from bot.pipeline import Judged, check, write_outputs
-from bot.records import all_records
-from bot.render import repo_template_overrides
+from bot.core.output import write_atomic
+from bot.gate.pipeline import Judged, check, write_outputs
+from bot.render.card import recorded_card
+from bot.render.markdown import repo_template_overrides
+from bot.render.zoo_table import compare, compare_markdown
 from bot.vcs.notes import GitNotes
 from bot.vcs.reader import GitReader
-from bot.zoo import VariantRef, parse_variant
-from bot.zoo_compare import compare, compare_markdown
+from bot.zoo.records import all_records
+from bot.zoo.variants import VariantRef, parse_variant
 
 CONTENT = ("promotion.yaml", "environments", "models", "evals", "templates")
 MANIFESTS = {"test": "environments/test/canopy.yaml", "staging": "environments/staging/canopy.yaml",
@@ -166,7 +166,7 @@ class Story:
         """`check` of the PR ``branch`` against main, its outputs written, merged when it passed and ``merge``."""
         number, folder = step.number, self.out / f"step{step.number}"
         started = time.monotonic()
-        # The step number stands for the PR's: the gate records its results under it (bot/recorder.py).
+        # The step number stands for the PR's: the gate records its results under it (bot/gate/recorder.py).
         outcome = check(self.repo.path, "main", branch, workdir=folder / "work", cache_dir=self.cache,
                         progress=lambda m: self.say(f"   {m}"), pr=number)
         step.seconds = time.monotonic() - started

@@ -1,6 +1,6 @@
 """GitHub's REST API through PyGithub: the only module that imports it.
 
-`GitHubForge` implements `bot.forge.Forge` and adds what a PR run needs: one sticky comment,
+`GitHubForge` implements `bot.forge.protocol.Forge` and adds what a PR run needs: one sticky comment,
 commit statuses, labels. Transient failures (5xx, 429, secondary rate limits with or without
 Retry-After) are retried by PyGithub's own `GithubRetry`; what still fails becomes
 `GitHubError` (an `ExternalError("GitHub", ...)`), so the CLI exits 2 and never reports a pass.
@@ -16,8 +16,8 @@ import requests
 import urllib3
 from github import Auth, Github, GithubException, GithubRetry
 
-from bot.forge import STATES, ForgeError, Issue, PullRequest, PullRequestInfo
-from bot.render import COMMENT_MARKER
+from bot.forge.protocol import STATES, ForgeError, Issue, PullRequest, PullRequestInfo
+from bot.render.markdown import COMMENT_MARKER
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ class Tuning:
                 try:
                     values[attr] = int(raw) if attr == "retries" else float(raw)
                 except ValueError:
-                    from bot.errors import InputError
+                    from bot.core.errors import InputError
 
                     raise InputError("environment", key, f"{raw!r} is not a number", f"set {key} to a number") from None
         return cls(**values)
@@ -185,7 +185,7 @@ class GitHubForge:
 
         return self._call(f"reading pull request #{number}", fetch)
 
-    # --- bot.forge.Forge --------------------------------------------------------------------
+    # --- bot.forge.protocol.Forge --------------------------------------------------------------------
 
     def find_open_pull_request(self, head_branch: str) -> PullRequest | None:
         owner = self.repository.split("/")[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 
 CHECK, RERUN, MONITOR, IGNORE = "check", "rerun", "monitor", "ignore"
 PR_ACTIONS = ("opened", "synchronize", "reopened")

@@ -21,22 +21,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from bot import pipeline
-from bot.errors import ErrorRecord, ExternalError, InputError, PromotionBotError
-from bot.forge import Forge, ForgeError
+from bot.core.errors import ErrorRecord, ExternalError, InputError, PromotionBotError
+from bot.core.output import write_atomic
+from bot.core.paths import check_repo_path
+from bot.forge.protocol import Forge, ForgeError
+from bot.gate import pipeline, statuses
+from bot.gate.plan import Plan
+from bot.gate.statuses import Status
 from bot.github import actions
 from bot.github.event import RERUN, Activity
 from bot.github.settings import Settings
-from bot.output import write_atomic
-from bot.paths import check_repo_path
-from bot.plan import Plan
-from bot.policy import POLICY_FILE, Policy
-from bot.render import COMMENT_MARKER, md_escape
-from bot.results import FAIL, PASS, Report
-from bot import statuses
-from bot.statuses import Status
+from bot.policy.model import POLICY_FILE, Policy
+from bot.render.markdown import COMMENT_MARKER, md_escape
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
+from bot.verdicts.results import FAIL, PASS, Report
 
 EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
 NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}

@@ -2,7 +2,7 @@
 
 Errors name the missing variable. The token is kept out of `repr` (so it never lands in a log
 line or a traceback); `promotion-bot github` removes `SECRET_VARIABLES` from its own environment
-as soon as the settings are read, and child processes get only what `bot.childenv` allows.
+as soon as the settings are read, and child processes get only what `bot.core.childenv` allows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 
 # Credentials the bot reads and then removes from its own environment.
 SECRET_VARIABLES = frozenset({

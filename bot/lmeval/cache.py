@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bot.digests import digest_of
-from bot.output import write_atomic
+from bot.core.digests import digest_of
+from bot.core.output import write_atomic
 from bot.lmeval.scores import parse_scores
 
 SCHEMA = 3  # 2: per-document values for the paired comparison; 3: `documents`, entries that grow

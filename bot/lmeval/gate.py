@@ -7,7 +7,7 @@ as fractions, one point is 0.01). A missing, NaN or direction-less number is an 
 
 The interval pairs the two models document by document (both ran on the same documents):
 perplexity-type aggregates by a paired bootstrap, mean metrics by a paired t interval (a pass-rate
-interval for 0/1 scores against a points limit). `bot.evidence.judge` turns it into pass, fail or
+interval for 0/1 scores against a points limit). `bot.verdicts.evidence.judge` turns it into pass, fail or
 inconclusive by the gate entry's rule.
 """
 
@@ -16,14 +16,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot import evidence
 from bot.lmeval.options import Limit, TaskSpec
 from bot.lmeval.scores import Score
-from bot.policy import VerdictRule
-from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, MetricRow, combine
 from bot.stats.interval import Interval
 from bot.stats.paired import AGGREGATE_KINDS, aggregate_change, mean_difference, relative_mean_difference
 from bot.stats.proportions import pass_rate_drop
+from bot.verdicts import evidence
+from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, MetricRow, combine
 
 EPSILON = 1e-9  # float noise: an identical model must pass a zero limit
 

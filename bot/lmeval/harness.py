@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bot.errors import ExternalError, InputError
+from bot.core.errors import ExternalError, InputError
 from bot.lmeval.options import EvalOptions
 from bot.lmeval.tasks import VENDOR_FIX, PreparedTasks
 

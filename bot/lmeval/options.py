@@ -13,7 +13,7 @@
       max_drop: 5
 
 Shared: limit, num_fewshot, batch_size, bootstrap_iters, backend (hf | local-completions),
-base_url, model_name, tokenizer, tasks_dir, trust_functions, sequential (see `bot.sequential_policy`).
+base_url, model_name, tokenizer, tasks_dir, trust_functions, sequential (see `bot.verdicts.looks`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from bot.fields import Loc, get_int, get_str, mapping, parse_percent, reject_unknown, sequence
-from bot.paths import check_repo_path
-from bot.sequential_policy import SequentialOption, parse_sequential
+from bot.core.fields import Loc, get_int, get_str, mapping, parse_percent, reject_unknown, sequence
+from bot.core.paths import check_repo_path
+from bot.verdicts.looks import SequentialOption, parse_sequential
 
 BACKENDS = ("hf", "local-completions")
 DEFAULT_TASKS_DIR = "evals/tasks"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from bot.results import MetricRow
+from bot.verdicts.results import MetricRow
 
 BITS_PER_BYTE_OF_GUESSING = 8.0  # log2(256): a uniform guess over bytes
 

@@ -20,16 +20,16 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from bot.errors import InputError
+from bot.core.errors import InputError
 from bot.lmeval import aggregate, harness
 from bot.lmeval.cache import BaselineCache, Cached
 from bot.lmeval.gate import Outcome, compare
 from bot.lmeval.options import EvalOptions
 from bot.lmeval.scores import parse_samples, parse_scores
-from bot.policy import VerdictRule
-from bot.results import FAIL, INCONCLUSIVE, PASS
 from bot.stats.interval import level_percent
 from bot.stats.sequential import Sequential
+from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.results import FAIL, INCONCLUSIVE, PASS
 
 # role ("candidate" | "baseline"), documents (start, stop) or None for `limit` → a harness.run result
 Evaluate = Callable[[str, "tuple[int, int] | None"], dict]

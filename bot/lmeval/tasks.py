@@ -23,10 +23,10 @@ from typing import Any, Iterable
 
 import yaml
 
-from bot.digests import digest_of
-from bot.errors import InputError, UnsafePathError
+from bot.core.digests import digest_of
+from bot.core.errors import InputError, UnsafePathError
+from bot.core.paths import check_repo_path, join_repo_path
 from bot.lmeval.options import EvalOptions
-from bot.paths import check_repo_path, join_repo_path
 
 # `datasets` builders that read files: the only kind of dataset a task may use without the Hub.
 FILE_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas"}

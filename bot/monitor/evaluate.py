@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.monitor.rules import ABOVE, WARN_ACTION, Rule
+from bot.policy.rollback import ABOVE, WARN_ACTION, Rule
 
 OK, TRIPPED, NO_DATA, WARN = "ok", "tripped", "no-data", "warn"
 UNMET = "unmet"  # a promised win (`expect_improvement`) did not appear; `action: warn` warns, no revert

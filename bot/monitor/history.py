@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import InputError
-from bot.manifests import Deployment, parse_manifest
+from bot.core.errors import InputError
+from bot.gitops.manifests import Deployment, parse_manifest
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.errors import InputError
-from bot.output import write_atomic
+from bot.core.errors import InputError
+from bot.core.output import write_atomic
 
 SCHEMA_VERSION = 1
 OUTPUT_LIMIT = 400
@@ -152,7 +152,7 @@ class PushgatewayHistory:
 
 
 def _error(message: str):
-    from bot.errors import ExternalError
+    from bot.core.errors import ExternalError
 
     return ExternalError("Pushgateway", message)
 

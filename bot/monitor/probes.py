@@ -1,7 +1,7 @@
 """Prod probes: the application-flow suites run against what prod serves, as rollback rules.
 
 Each pass runs a small rotating sample of the suite's cases against every prod deployment's
-endpoint (`bot.serving`: local `transformers serve`, a URL, or a command), records the pass rate
+endpoint (`bot.zoo.serving`: local `transformers serve`, a URL, or a command), records the pass rate
 per tag in the probe history, and evaluates the probe rules over the runs of the variant now
 served. An endpoint that does not answer is an error (exit 2), never a trip.
 """
@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Sequence
 
 from bot.appflows import ERROR, FAIL, Endpoint, all_cases, load_suites, run_cases
-from bot.errors import ExternalError, InputError
-from bot.manifests import Deployment
+from bot.core.errors import ExternalError, InputError
+from bot.gitops.manifests import Deployment
 from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, WARN, Outcome
 from bot.monitor.probe_history import ProbeHistory, ProbeRun, PushgatewayHistory, clip, deployment_key
-from bot.monitor.probe_policy import ProbePolicy, ProbeRule
-from bot.render import make_environment
-from bot.serving import parse_serve, served
-from bot.records import all_records, gate_pass_rate
+from bot.policy.probes import ProbePolicy, ProbeRule
+from bot.render.markdown import make_environment
 from bot.vcs.notes import GitNotes
-from bot.zoo import VariantRef, parse_variant
+from bot.zoo.records import all_records, gate_pass_rate
+from bot.zoo.serving import parse_serve, served
+from bot.zoo.variants import VariantRef, parse_variant
 
 EVIDENCE_CASES = 6
 
@@ -138,7 +138,7 @@ class ProbeRunner:
         return self.reader.export(self.base, variant.weights.path, tmp)
 
     def gate_rate(self, dep: Deployment, tag: str) -> float | None:
-        """The pass rate of ``tag`` the gate recorded for the variant now served (bot/records.py):
+        """The pass rate of ``tag`` the gate recorded for the variant now served (bot/zoo/records.py):
         prod's own gate when it ran app-flows, else the newest gate that did."""
         found = gate_pass_rate(self.records(), f"{dep.model}/{dep.variant}", tag, environment=dep.environment)
         return None if found is None else found[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bot.errors import ExternalError, InputError
+from bot.core.errors import ExternalError, InputError
 
 
 def checked_url(url: str, *, file: str, field: str) -> str:

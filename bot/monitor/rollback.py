@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 
 from markupsafe import Markup
 
-from bot.errors import InputError
-from bot.manifests import Deployment, parse_manifest
+from bot.core.errors import InputError
+from bot.gitops.manifests import Deployment, parse_manifest
 from bot.monitor.evaluate import Outcome
 from bot.monitor.history import PromotionCommit
-from bot.render import make_environment
+from bot.render.markdown import make_environment
 from bot.vcs.writer import RevertConflict
 
 LABEL = "rollback"

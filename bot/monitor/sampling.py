@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Sequence
 
-from bot.manifests import Deployment
+from bot.gitops.manifests import Deployment
 from bot.monitor.evaluate import Sample, worst
 from bot.monitor.history import PromotionCommit
 from bot.monitor.prometheus import PrometheusClient, Series
-from bot.monitor.rules import Rule, render_query
+from bot.policy.rollback import Rule, render_query
 
 TARGET_LABEL = "promotion_bot_target"
 # `for:` windows are sampled at this many points (Prometheus alerting checks every interval).

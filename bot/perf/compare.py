@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 from bot.perf.guidellm import Round
-from bot.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
-from bot.evidence import judge as judge_by_rule
-from bot.policy import VerdictRule
 from bot.stats.interval import EPSILON, Interval, level_percent
 from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
+from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.evidence import judge as judge_by_rule
+from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from bot.errors import ExternalError
+from bot.core.errors import ExternalError
 from bot.vcs.writer import BOT_EMAIL, BOT_NAME
 
 NOTES_REF = "refs/notes/promotion-bot"

@@ -21,8 +21,8 @@ from pathlib import Path
 import git
 from gitdb.exc import BadName, BadObject
 
-from bot.errors import ExternalError, InputError, UnsafePathError
-from bot.paths import check_repo_path
+from bot.core.errors import ExternalError, InputError, UnsafePathError
+from bot.core.paths import check_repo_path
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Iterator
 
 import git
 
-from bot.errors import ExternalError, InputError
-from bot.paths import check_repo_path
+from bot.core.errors import ExternalError, InputError
+from bot.core.paths import check_repo_path
 
 BOT_NAME = "promotion-bot"
 BOT_EMAIL = "promotion-bot@users.noreply.github.com"

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from bot.checks import CheckDefinition, register
-from bot.results import FAIL, PASS, CheckResult, MetricRow
+from bot.verdicts.results import FAIL, PASS, CheckResult, MetricRow
 
 
 @register

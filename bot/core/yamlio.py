@@ -1,0 +1,97 @@
+"""YAML loading for untrusted files: safe loader only, errors that name the file and line, and
+bounded work: a file's size and the size of its documents once aliases are expanded are capped.
+
+An alias (`*a`) costs nothing to parse (the loader shares the anchored object), but every later
+walk over the data (`json.dumps`, rendering, comparing canary steps) expands it: nine aliases of
+nine aliases, nine levels deep, is 600 bytes of YAML and 387 million nodes. Aliases stay allowed
+(Kubernetes tooling accepts them) as long as the expanded documents stay under `MAX_NODES`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from bot.core.errors import InputError
+
+# libyaml's C loader when present: parsing thousands of manifests is the hot path of `check`.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_BYTES = 16 * 1024 * 1024
+MAX_NODES = 1_000_000  # scalars, sequences and mappings, aliases counted as what they expand to
+_SIZE_FIX = "keep policy, manifests and variant metadata small: large data belongs in files the bot does not parse"
+
+
+def _yaml_error(file: str, exc: yaml.YAMLError) -> InputError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return InputError(file, where, f"malformed YAML: {problem}", "correct the YAML syntax; yamllint shows the exact spot")
+
+
+def check_size(text: str, file: str) -> None:
+    """InputError when ``text`` is too large, or expands to too many nodes through its aliases."""
+    if len(text) > MAX_BYTES:
+        raise InputError(file, "", f"is {len(text):,} characters, more than the {MAX_BYTES:,} the bot reads", _SIZE_FIX)
+    if "*" not in text or "&" not in text:
+        return  # no alias can refer to an anchor: the size of the text bounds the data
+    sizes: dict[str, int] = {}  # anchor -> nodes it expands to
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, nodes so far) of each collection being read
+    total = 0
+
+    def add(n: int) -> None:
+        nonlocal total
+        if open_nodes:
+            anchor, count = open_nodes[-1]
+            open_nodes[-1] = (anchor, count + n)
+        else:
+            total += n
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in open_nodes):
+                mark = event.start_mark
+                raise InputError(file, f"line {mark.line + 1}, column {mark.column + 1}",
+                                 f"alias *{event.anchor} refers to the node that contains it (endless data)",
+                                 "write the values out instead of a self-referring alias")
+            add(sizes.get(event.anchor, 1))
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor] = 1
+            add(1)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            open_nodes.append((event.anchor, 1))
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, count = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = count
+            add(count)
+        else:
+            continue
+        if total > MAX_NODES or (open_nodes and open_nodes[-1][1] > MAX_NODES):
+            mark = event.start_mark
+            raise InputError(file, f"line {mark.line + 1}, column {mark.column + 1}",
+                             f"expands to more than {MAX_NODES:,} values through YAML aliases (an alias bomb?)",
+                             "write the values out, or use fewer anchors and aliases (`&name` / `*name`)")
+
+
+def load_one(text: str, file: str) -> Any:
+    """One YAML document."""
+    try:
+        check_size(text, file)
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise _yaml_error(file, exc) from exc
+
+
+def load_all(text: str, file: str) -> list[Any]:
+    """Every document of a multi-document YAML file, empty documents dropped."""
+    try:
+        check_size(text, file)
+        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise _yaml_error(file, exc) from exc
+
+
+def dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

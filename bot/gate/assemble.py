@@ -1,0 +1,134 @@
+"""Step 2c: merge the result files of a plan's jobs into one `Report`, exactly as `check` does.
+
+A job without a result file (crashed, killed, never scheduled) makes its promotion `error`, and
+so does a result file written for another plan or another job. Result files are found anywhere
+under the results folder, so `actions/download-artifact` may put each artifact in its own folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from bot.checks import registry
+from bot.checks.context import CheckContext
+from bot.core.errors import InputError
+from bot.gate.plan import Plan
+from bot.gate.runner import RESULT_SUFFIX
+from bot.gitops.promotions import baseline_ref
+from bot.policy.model import Policy
+from bot.render.card import card_for
+from bot.verdicts.results import ERROR, CheckResult, PromotionResult, Report
+from bot.zoo.variants import Zoo
+
+
+def result_files(out_dir: Path) -> dict[str, list[Path]]:
+    """Result files under ``out_dir`` by job id (a job id may appear twice: that is refused)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(out_dir).rglob(f"*{RESULT_SUFFIX}")):
+        found.setdefault(path.name[:-len(RESULT_SUFFIX)], []).append(path)
+    return found
+
+
+def read_result(plan: Plan, job, files: dict[str, list[Path]]) -> CheckResult | None:
+    """The job's result, None when there is none, an `error` result when the file cannot be trusted."""
+    paths = files.get(job.id, [])
+    if not paths:
+        return None
+    if len(paths) > 1:
+        return CheckResult(job.check, ERROR, detail=f"{len(paths)} result files for job {job.id}: "
+                                                    "download each run's artifacts into a fresh folder")
+    path = paths[0]
+    try:
+        body = json.loads(path.read_text())
+        result = CheckResult.from_json(body["result"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return CheckResult(job.check, ERROR, detail=f"result file {path.name} is unreadable: {exc}")
+    if body.get("plan") != plan.plan_id or body.get("job") != job.id or result.name != job.check:
+        return CheckResult(job.check, ERROR, detail=f"result file {path.name} was written for another plan "
+                                                    f"({body.get('plan')!r}, not {plan.plan_id!r}): refused")
+    return result
+
+
+def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_time_s: float | None = None,
+             cache_dir: Path | None = None) -> Report:
+    """``policy``: the one the plan was made with (None only when it could not be parsed)."""
+    if policy is None or (plan.errors and not plan.promotions):
+        return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s,
+                      notes=plan.notes)
+    head_zoo = Zoo(reader, plan.head)
+    files = result_files(out_dir)
+    jobs_of: dict[tuple[int, int], list] = {}
+    for job in plan.jobs:
+        for promotion in job.promotions:  # a shared job's result stands for every promotion it judges
+            jobs_of.setdefault((promotion, job.position), []).append(job)
+    promotions = []
+    for i, promo in enumerate(plan.promotions):
+        env = policy.environment(promo.environment)
+        errors = tuple(plan.promotion_errors.get(i, ()))
+        checks: list[CheckResult] = []
+        if not errors:
+            for position, spec in enumerate(env.gate):
+                jobs = jobs_of.get((i, position), [])
+                parts = [read_result(plan, j, files) for j in jobs]
+                if not jobs or any(p is None for p in parts):
+                    missing = ", ".join(j.id for j, p in zip(jobs, parts) if p is None)
+                    checks.append(CheckResult(spec.name, ERROR, detail=f"no result from job {missing}: it crashed, was killed or never ran"))
+                elif len(parts) == 1:
+                    checks.append(parts[0])
+                else:
+                    checks.append(_merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir))
+        card_md = card_meta = None
+        notes = list(_canary_notes(policy, env, promo))
+        if not errors:
+            try:
+                candidate = head_zoo.get(promo.to_variant)
+                baseline = baseline_ref(policy, env, promo)
+                card_meta, card_md = card_for(candidate, checks, baseline=str(baseline) if baseline else None,
+                                              reader=reader, rev=plan.head)
+            except InputError as exc:
+                errors = errors + (exc.as_record(),)
+        promotions.append(PromotionResult(
+            environment=promo.environment, manifest=promo.manifest, object=promo.object,
+            application=promo.application, change=promo.change,
+            from_variant=None if promo.from_variant is None else str(promo.from_variant),
+            to_variant=str(promo.to_variant), checks=tuple(checks), errors=errors,
+            card_markdown=card_md, card_metadata=card_meta, notes=tuple(notes),
+        ))
+    return Report(plan.base, plan.head, tuple(promotions), plan.removals, plan.errors, wall_time_s, notes=plan.notes)
+
+
+def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) -> CheckResult:
+    errored = [(n, p) for n, p in enumerate(parts, 1) if p.verdict == ERROR]
+    if errored:
+        # Shards usually fail alike (a broken suite, a dead endpoint): say it once, with the shards.
+        by_detail: dict[str, list[str]] = {}
+        for n, p in errored:
+            by_detail.setdefault(p.detail, []).append(f"{n}/{len(parts)}")
+        return CheckResult(spec.name, ERROR, detail="; ".join(f"shard {', '.join(ns)}: {d}" for d, ns in by_detail.items()))
+    ctx = CheckContext(reader=reader, base=plan.base, head=plan.head, policy=policy, environment=env,
+                       promotion=promo, workdir=Path(out_dir) / "artifacts", cache_dir=Path(cache_dir or out_dir))
+    try:
+        merged = registry.get(spec.name).merge(ctx, spec.options, parts)
+    except Exception as exc:  # merging is check code: a bug there is an error, not a pass
+        return CheckResult(spec.name, ERROR, detail=f"merging shards failed: {exc}")
+    return replace(merged, wall_time_s=max((p.wall_time_s or 0) for p in parts))
+
+
+def _canary_notes(policy, env, promo):
+    is_last = env.index == len(policy.environments) - 1
+    if promo.canary_steps:
+        steps = []
+        for s in promo.canary_steps:
+            if "setWeight" in s:
+                steps.append(f"{s['setWeight']}%")
+            elif "pause" in s:
+                d = (s.get("pause") or {}).get("duration")
+                steps.append(f"pause {d}" if d else "pause until promoted")
+            else:
+                steps.append(next(iter(s), "step"))
+        yield "Canary steps: " + " → ".join(str(x) for x in steps)
+    elif is_last or env.require_canary:
+        yield f"No canary: {promo.object} switches all of {env.name}'s traffic to the new variant at once (an Argo Rollouts canary limits the blast radius)."
+

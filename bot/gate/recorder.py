@@ -1,0 +1,71 @@
+"""After a gate has judged a PR: its results recorded in the GitOps repository's notes
+(`bot.zoo.records` for what a record holds, `bot.vcs.notes` for the Git side).
+
+`check` and the demo write them to the local repository; `github pr` / `github report` also push
+them (no force). Recording never changes a verdict: when it cannot happen, the comment says so.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from bot.core.errors import PromotionBotError
+from bot.gate.plan import Plan
+from bot.gitops.promotions import baseline_ref
+from bot.policy.model import Policy
+from bot.vcs.notes import NOTES_REF, GitNotes
+from bot.verdicts.results import Report
+from bot.zoo.records import Record, note_text, records_for
+
+
+def version_of(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def baselines(plan: Plan, policy: Policy | None) -> dict[tuple[str, str, str], str | None]:
+    out: dict[tuple[str, str, str], str | None] = {}
+    if policy is None:
+        return out
+    for promo in plan.promotions:
+        env = policy.environment(promo.environment)
+        ref = baseline_ref(policy, env, promo) if env is not None else None
+        out[(promo.environment, promo.manifest, str(promo.to_variant))] = str(ref) if ref else None
+    return out
+
+
+def record(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, *, pr: int | None = None,
+           now: datetime | None = None) -> list[Record]:
+    """Write this run's records into the local notes ref, keyed by the PR's head; replaces the
+    records an earlier run on the same commit left for the same promotions."""
+    commit = plan.pr_head or report.head
+    stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="milliseconds")
+    records = records_for(report, commit=commit, recorded_at=stamp, pr=pr, baselines=baselines(plan, policy),
+                          bot_version=version_of("promotion-bot"), lm_eval_version=version_of("lm_eval"))
+    if records:
+        notes = GitNotes(repo)
+        notes.write(commit, note_text(notes.read(commit), records, commit))
+    return records
+
+
+def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, *, pr: int | None = None,
+                   push: bool = False) -> str | None:
+    """Record (and push); None when done, else the warning for the comment."""
+    try:
+        notes = GitNotes(repo)
+        if push and not notes.has_remote():
+            record(repo, plan, policy, report, pr=pr)
+            return f"results recorded in this checkout only: it has no remote `{notes.remote}` to push `{NOTES_REF}` to"
+        if push:
+            notes.pull()  # first, so a rerun's record replaces the pushed one in the same note
+        if record(repo, plan, policy, report, pr=pr) and push:
+            notes.push()
+    except PromotionBotError as exc:
+        return f"results not recorded in `{NOTES_REF}`: {exc}"
+    except Exception as exc:  # a git that hangs or a bug here: said in the comment, the verdict stands
+        return f"results not recorded in `{NOTES_REF}`: {type(exc).__name__}: {exc}"
+    return None

@@ -1,0 +1,506 @@
+"""Kubernetes manifests under `environments/<env>/`: which variant each object serves, as Argo CD sees it.
+
+Argo CD applies everything in these folders, so the bot reads what Argo CD reads (see
+docs/ARCHITECTURE.md, "What the bot assumes of Argo CD"):
+
+- a directory source: every `*.yaml`, `*.yml` and `*.json` file, in sub-folders too (as with
+  `directory.recurse: true`; without it the bot judges objects Argo CD would skip, never the reverse);
+  a `kind: List` is its items;
+- a folder with a `kustomization.yaml` (or `.yml`, `Kustomization`) at its root: what `kustomize build`
+  renders (`bot.gitops.kustomize`); Helm charts and Jsonnet are refused: the bot cannot render them;
+- symlinks and git submodules are refused: what they hold is not what the revision holds;
+- an object is keyed as Argo CD keys it: API group, kind, namespace and name. An object without
+  `metadata.namespace` lives in the application's destination namespace, which the repository does
+  not name: it is the same object only as another object without one (an object that gains or
+  loses its namespace is a new object, judged again, and a removal);
+- files the environment's `ignore:` names are not read (Argo CD's `directory.exclude`); a
+  kustomization in a sub-folder of a directory source is refused (Argo CD would apply it as is);
+- the variant is named by the annotation (`promotion-bot/variant`) and by any field the
+  environment's `variant_ref` points at for the object's kind (bot.policy.variant_refs), which must all
+  agree; every other reference to a zoo variant in the object (container args, `storageUri`, env
+  values...) must name the same variant, and an object that references one without naming its
+  variant is an error, never ignored.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from bot.core.errors import InputError
+from bot.core.fields import Loc, mapping, sequence
+from bot.core.yamlio import MAX_BYTES, _Loader, check_size, load_all
+from bot.gitops import kustomize
+from bot.policy.model import Environment, Policy
+from bot.policy.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
+from bot.zoo.variants import VARIANT_NAME, VariantRef
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+APP_ANNOTATION = "promotion-bot/app"
+SERVED_MODEL_ANNOTATION = "promotion-bot/served-model"
+# Files Argo CD renders with a tool the bot does not run: their objects would be invisible to it.
+UNRENDERED = {"Chart.yaml": "a Helm chart", "Chart.yml": "a Helm chart"}
+UNRENDERED_SUFFIXES = {".jsonnet": "Jsonnet", ".libsonnet": "Jsonnet"}
+# `<model>/<variant>` anywhere in a string: the variant naming scheme is distinctive enough
+# (`vllm/vllm-openai:v0.6.0` does not match) to find a zoo reference in args, URIs and env values.
+ZOO_REFERENCE = re.compile(r"(?<![A-Za-z0-9._-])(?P<model>[A-Za-z0-9][A-Za-z0-9._-]{0,99})/(?P<variant>"
+                           + VARIANT_NAME.pattern.replace("(?P<", "(?P<_") + r")(?![A-Za-z0-9._-])", re.ASCII)
+
+KUSTOMIZE_API = "kustomize.config.k8s.io/"
+_IGNORE_FIX = " (`ignore: [<file>]`, relative to its folder)"
+
+ObjectKey = tuple[str, str, str, str]  # API group, kind, namespace ("" = the destination's), name
+
+
+@dataclass(frozen=True)
+class ServedObject:
+    """One Kubernetes object in a manifest file that serves a zoo variant."""
+
+    manifest: str
+    object: str  # "Kind/name", or "namespace/Kind/name" when the object names its namespace
+    ref: VariantRef
+    application: str
+    served_model: str
+    canary_steps: tuple[Mapping[str, Any], ...] | None  # None: not an Argo Rollouts canary
+    key: ObjectKey = field(default=("", "", "", ""), compare=False)
+
+
+@dataclass(frozen=True)
+class ManifestObject:
+    """Any Kubernetes object of an environment, served or not: what makes two files' objects the same."""
+
+    manifest: str
+    key: ObjectKey
+    label: str
+    served: ServedObject | None
+    keys_only: bool = False  # from a file the PR does not change: read for its keys, not what it serves
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A variant deployed in an environment at some revision (what monitoring watches)."""
+
+    environment: str
+    manifest: str
+    object: str
+    application: str
+    model: str
+    variant: str
+    served_model: str
+
+
+def is_manifest(path: str) -> bool:
+    return path.endswith(MANIFEST_SUFFIXES)
+
+
+def load_documents(text: str, path: str) -> list[Any]:
+    """The documents of a YAML or JSON manifest file, a `kind: List` flattened into its items."""
+    if path.endswith(".json"):
+        if len(text) > MAX_BYTES:
+            raise InputError(path, "", f"is {len(text):,} characters, more than the {MAX_BYTES:,} the bot reads",
+                             "keep manifests small")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(path, "", f"malformed JSON: {str(exc)[:200]}", "correct the JSON syntax") from exc
+        docs = data if isinstance(data, list) else [data]
+    else:
+        docs = load_all(text, path)
+    flat = []
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+            flat.extend(doc["items"])
+        else:
+            flat.append(doc)
+    return flat
+
+
+def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> list[ManifestObject]:
+    """Every object in ``path``, with what it serves. Every document must be a Kubernetes object.
+    ``rules``: one environment's rule, or the policy's (the rule of the environment holding ``path``)."""
+    rule = rules.for_path(path)
+    objects = []
+    for i, doc in enumerate(load_documents(text, path)):
+        loc = Loc(path, f"document[{i}]")
+        meta = _object_meta(doc, loc)
+        namespace = meta.get("namespace") or ""
+        if not isinstance(namespace, str):
+            raise loc.child("metadata.namespace").error(f"must be a string, got {type(namespace).__name__}",
+                                                        "write `namespace: <name>` or remove it")
+        api = doc["apiVersion"]
+        key = (api.split("/", 1)[0] if "/" in api else "", doc["kind"], namespace, meta["name"])
+        label = f"{namespace + '/' if namespace else ''}{doc['kind']}/{meta['name']}"
+        fields = rule.fields_for(doc["kind"])
+        named = _named_variants(doc, rule, fields, loc)
+        references = _zoo_references(doc, {f.field for f in fields})
+        if not named:
+            if references:
+                where, ref = references[0]
+                raise loc.child(where).error(
+                    f"references zoo variant {ref} but {label} does not name its variant "
+                    f"({_naming(rule, fields)}), so the gate would not judge it",
+                    f"name it in {label} (metadata.annotations: {{{rule.annotation}: {ref}}}), or remove the reference")
+            objects.append(ManifestObject(path, key, label, None))
+            continue
+        how, ref = named[0]
+        for other_how, other in named[1:]:
+            if other != ref:
+                raise loc.error(f"{how} names {ref} but {other_how} names {other}: Argo CD would serve what the "
+                                "object points at, the gate would judge one of them",
+                                "make both name the same variant")
+        for where, other in references:
+            if other != str(ref):
+                raise loc.child(where).error(
+                    f"references zoo variant {other} but {how} says {ref}: Argo CD would serve "
+                    f"what the object references, the gate would judge the other",
+                    f"make both name the same variant")
+        annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        application = annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"]
+        served_model = annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
+        objects.append(ManifestObject(path, key, label, ServedObject(
+            manifest=path, object=label, ref=ref, application=application, served_model=served_model,
+            canary_steps=_canary_steps(doc, loc), key=key,
+        )))
+    return objects
+
+
+def object_keys(text: str, path: str) -> list[ManifestObject] | None:
+    """The keys of the objects in a YAML file, from the parsed node tree without building the data
+    (a third of the cost); None when the file is not plain enough to read so (then parse it)."""
+    if path.endswith(".json"):
+        return None
+    try:
+        check_size(text, path)
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except (yaml.YAMLError, InputError):
+        return None
+    objects = []
+    for node in nodes:
+        if node is None:
+            continue
+        fields = _scalars(node, ("apiVersion", "kind"))
+        meta = _child(node, "metadata")
+        names = _scalars(meta, ("name", "namespace")) if meta is not None else None
+        if fields is None or names is None or fields.get("kind") == "List" or not names.get("name") \
+                or not fields.get("apiVersion") or not fields.get("kind"):
+            return None
+        api, kind, name, namespace = fields["apiVersion"], fields["kind"], names["name"], names.get("namespace", "")
+        key = (api.split("/", 1)[0] if "/" in api else "", kind, namespace, name)
+        objects.append(ManifestObject(path, key, f"{namespace + '/' if namespace else ''}{kind}/{name}", None, keys_only=True))
+    return objects
+
+
+def _child(node, key: str):
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+
+
+def _scalars(node, keys: tuple[str, ...]) -> dict[str, str] | None:
+    """The string values of ``keys`` in a mapping node (absent keys left out); None when one is not a plain string."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    out = {}
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value in keys:
+            if not isinstance(v, yaml.ScalarNode) or v.tag != "tag:yaml.org,2002:str":
+                return None
+            out[k.value] = v.value
+    return out
+
+
+def parse_manifest(text: str, path: str, rules: VariantRefRule | VariantRefs) -> list[ServedObject]:
+    """The objects in ``path`` that name a variant. Every document must be a Kubernetes object."""
+    return [o.served for o in parse_objects(text, path, rules) if o.served is not None]
+
+
+def _naming(rule: VariantRefRule, fields) -> str:
+    return " or ".join([f"annotation {rule.annotation}"] + [f"field {f.field}" for f in fields])
+
+
+def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str]) -> list[tuple[str, str]]:
+    """``(field path, "<model>/<variant>")`` for every string outside `metadata` that names a zoo
+    variant; the fields the policy names the variant with are read by the rule, not here."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, where: str, depth: int) -> None:
+        if depth > 64:
+            return
+        if isinstance(node, str):
+            if where not in variant_fields:
+                found.extend((where, f"{m['model']}/{m['variant']}") for m in ZOO_REFERENCE.finditer(node))
+        elif isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{where}.{k}" if where else str(k), depth + 1)
+        elif isinstance(node, list):
+            for n, v in enumerate(node):
+                walk(v, f"{where}[{n}]", depth + 1)
+
+    for key, value in doc.items():
+        if key != "metadata":
+            walk(value, str(key), 1)
+    return found
+
+
+def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
+    """The object's metadata, with every field the bot reads of the type Kubernetes requires."""
+    if not isinstance(doc, Mapping):
+        raise loc.error(f"is a {type(doc).__name__}, not a Kubernetes object", "each YAML document needs apiVersion, kind and metadata")
+    if str(doc.get("apiVersion", "")).startswith(KUSTOMIZE_API) or doc.get("kind") in ("Kustomization", "Component"):
+        raise loc.error("is a kustomization, not a Kubernetes object: Argo CD renders with kustomize only the "
+                        "kustomization at the root of an application's folder, and applies every other file as it is",
+                        f"make it the environment's own kustomization (at its root, listing the rest under "
+                        f"`resources:`), or list it under the environment's `ignore:` in the policy{_IGNORE_FIX}")
+    missing = [k for k in ("apiVersion", "kind", "metadata") if not doc.get(k)]
+    if missing:
+        raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}",
+                        "add apiVersion, kind and metadata.name; or, if Argo CD does not apply this file, list it "
+                        f"under the environment's `ignore:` in the policy{_IGNORE_FIX}")
+    for key in ("apiVersion", "kind"):
+        if not isinstance(doc[key], str):
+            raise loc.child(key).error(f"must be a string, got {type(doc[key]).__name__}", f"write e.g. `{key}: apps/v1`"
+                                       if key == "apiVersion" else "write e.g. `kind: Deployment`")
+    meta = mapping(doc["metadata"], loc.child("metadata"))
+    if not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise loc.child("metadata.name").error("is required and must be a string", "give the object a name")
+    for key in ("annotations", "labels"):
+        values = meta.get(key)
+        if values is None:
+            continue
+        m_loc = loc.child(f"metadata.{key}")
+        for name, value in mapping(values, m_loc).items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise m_loc.child(str(name)).error(
+                    f"must map a string to a string, got {type(value).__name__}",
+                    "Kubernetes takes only string values here: quote it (`\"true\"`, `\"3\"`)")
+    return meta
+
+
+def _named_variants(doc: Mapping[str, Any], rule: VariantRefRule, fields, loc: Loc) -> list[tuple[str, VariantRef]]:
+    """``(how, variant)`` for the annotation and each of the rule's fields the object has."""
+    named = []
+    annotations = doc["metadata"].get("annotations") or {}
+    if rule.annotation in annotations:
+        a_loc = loc.child(f"metadata.annotations[{rule.annotation}]")
+        named.append((f"annotation {rule.annotation}", parse_ref(annotations[rule.annotation], a_loc)))
+    for f in fields:
+        value = _field(doc, f.field)
+        if value is None:
+            continue
+        f_loc = loc.child(f.field)
+        if not isinstance(value, str):
+            raise f_loc.error(f"must be a string, got {type(value).__name__}",
+                              "point it at a zoo path like models/<model>/<variant>")
+        text = f.extract(value)
+        if text is None:
+            raise f_loc.error(f"{_full(value)} does not match {f.where}.pattern {f.source!r} (matched at path "
+                              "segments: from the value's start or a `/`, to its end or a `/`)", _pattern_fix(value, f))
+        try:
+            ref = VariantRef.parse(text, f_loc)
+        except InputError as exc:
+            raise f_loc.error(f"{_full(value)}: {f.where}.pattern {f.source!r} finds {text!r} in it, which is not "
+                              "`<model>/<variant>`", _pattern_fix(value, f)) from exc
+        named.append((f"field {f.field} ({_full(value)})", ref))
+    return named
+
+
+def parse_ref(text: str, loc: Loc) -> VariantRef:
+    """``<model>/<variant>``, with a fix citing the variant the text seems to mean when it holds one."""
+    try:
+        return VariantRef.parse(text, loc)
+    except InputError as exc:
+        m = ZOO_REFERENCE.search(text) if isinstance(text, str) else None
+        example = f"`{m['model']}/{m['variant']}`" if m else "`<model>/<version>-<precision>-<config>`"
+        raise loc.error(exc.message, f"write the zoo folder models/<model>/<variant>/ as `<model>/<variant>`, "
+                                     f"e.g. {example}") from exc
+
+
+def _full(value: str, limit: int = 1000) -> str:
+    """A field's value in a message, whole unless it is huge (it comes from the PR)."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"… ({len(value):,} characters)"
+
+
+def _pattern_fix(value: str, f) -> str:
+    m = ZOO_REFERENCE.search(value)
+    if m is None:
+        return f"point it at a zoo path (`<model>/<variant>`), or change {f.where}.pattern in the policy"
+    return (f"set {f.where}.pattern to one that matches the whole path, e.g. "
+            f"'{suggested_pattern(value, m['model'], m['variant'])}'")
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _field(doc: Any, path: str) -> Any:
+    """Follow ``spec.predictor.model.storageUri`` or ``spec.containers[0].args`` into a document."""
+    node = doc
+    for name, index in _SEGMENT.findall(path):
+        if name:
+            if not isinstance(node, Mapping) or name not in node:
+                return None
+            node = node[name]
+        else:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return None
+            node = node[int(index)]
+    return node
+
+
+def _canary_steps(doc: Mapping[str, Any], loc: Loc) -> tuple[Mapping[str, Any], ...] | None:
+    if doc.get("kind") != "Rollout":
+        return None
+    node: Any = doc
+    for key in ("spec", "strategy", "canary"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+        if node is None:
+            return None
+        loc = loc.child(key)
+        mapping(node, loc)
+    steps = sequence(node.get("steps") or [], loc.child("steps"))
+    for n, step in enumerate(steps):
+        mapping(step, loc.child("steps").child(n))
+    return tuple(steps)
+
+
+class ManifestIndex:
+    """Manifests read from one revision, parsed once per file (and once per content across revisions
+    when two indexes share ``parsed``)."""
+
+    def __init__(self, reader, rev: str, policy: Policy, *, parsed: dict | None = None) -> None:
+        self.reader = reader
+        self.rev = rev
+        self.policy = policy
+        self._parsed: dict[tuple[str, str | None], list[ManifestObject] | InputError] = {} if parsed is None else parsed
+        self._environments: dict[tuple, dict[ObjectKey, ManifestObject] | InputError] = {}
+        self._refs: dict[str, frozenset[VariantRef]] = {}
+
+    def _objects(self, path: str, text: str | None, *, keys_only: bool = False) -> list[ManifestObject]:
+        sha = self.reader.tree_sha(self.rev, path)
+        # An unchanged file is parsed once for base and head.
+        cache_key = (path, sha or f"{self.rev}:{path}", keys_only)
+
+        def parse():
+            keys = object_keys(text, path) if keys_only and text is not None else None
+            return keys if keys is not None else [] if text is None else parse_objects(text, path, self.policy.variant_ref)
+
+        return _remembered(self._parsed, cache_key, parse)
+
+    def objects_in(self, path: str) -> list[ServedObject] | None:
+        """Served objects of one file, or None when the file does not exist at this revision."""
+        text = self.reader.read_text(self.rev, path)
+        return None if text is None else [o.served for o in self._objects(path, text) if o.served]
+
+    def all_objects(self, env: Environment, *, changed: frozenset[str] | None = None) -> dict[ObjectKey, ManifestObject]:
+        """Every object Argo CD would apply for ``env``, by key; InputError when the bot cannot see
+        them as Argo CD does (a symlink, a submodule, a Helm chart, a failed kustomize build, the
+        same object twice). With ``changed``, files not in it are read for their keys only."""
+        return _remembered(self._environments, (env.name, changed), lambda: self._read_environment(env, changed))
+
+    def _read_environment(self, env: Environment, changed: frozenset[str] | None) -> dict[ObjectKey, ManifestObject]:
+        refuse_special_entries(self.reader, self.rev, env.folder, ignored=lambda p: is_ignored(env, p))
+        files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
+        for path in files:
+            name = path.rsplit("/", 1)[-1]
+            what = UNRENDERED.get(name) or next((v for k, v in UNRENDERED_SUFFIXES.items() if name.endswith(k)), None)
+            if what:
+                raise InputError(path, "", f"makes Argo CD render {env.folder} as {what}, which the bot cannot render, "
+                                 "so it cannot see what would be applied",
+                                 "commit the rendered manifests, or use a kustomization")
+        kustomization = kustomize.kustomization_in(files, env.folder)
+        if kustomization:
+            rendered = kustomize.build(self.reader, self.rev, env.folder, kustomization)
+            objects = parse_objects(rendered, kustomization, self.policy.variant_ref)
+        else:
+            nested = kustomize.nested_kustomization(files)
+            if nested:
+                raise InputError(nested, "", f"is a kustomization in a sub-folder of {env.folder}/, which has none at "
+                                 "its root: Argo CD renders with kustomize only a kustomization at the root of the "
+                                 "application's folder, so it would apply this file as a Kubernetes object",
+                                 f"move the kustomization to {env.folder}/ (listing the sub-folders under "
+                                 f"`resources:`), or, if Argo CD does not apply it, list it under `ignore:` of "
+                                 f"environment {env.name} in the policy{_IGNORE_FIX}")
+            paths = [p for p in files if is_manifest(p)]
+            keys_only = {p: changed is not None and p not in changed for p in paths}
+            todo = [p for p in paths if (p, self.reader.tree_sha(self.rev, p), keys_only[p]) not in self._parsed]
+            texts = self.reader.read_many(self.rev, todo) if todo else {}
+            objects = [o for p in paths for o in self._objects(p, texts.get(p), keys_only=keys_only[p])]
+        by_key: dict[ObjectKey, ManifestObject] = {}
+        for obj in objects:
+            if obj.key in by_key:
+                first = by_key[obj.key]
+                raise InputError(obj.manifest, obj.label, f"is defined twice in {env.name} (also in {first.manifest}); "
+                                 "Argo CD refuses to sync an application with a duplicate object",
+                                 "keep one definition, or give the copies different names or namespaces")
+            by_key[obj.key] = obj
+        return by_key
+
+    def environment_objects(self, env: Environment) -> list[ServedObject]:
+        return [o.served for o in self.all_objects(env).values() if o.served is not None]
+
+    def renders_with_kustomize(self, env: Environment) -> bool:
+        files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
+        return kustomize.kustomization_in(files, env.folder) is not None
+
+    def deployed_refs(self, env: Environment) -> frozenset[VariantRef]:
+        if env.name not in self._refs:
+            self._refs[env.name] = frozenset(o.ref for o in self.environment_objects(env))
+        return self._refs[env.name]
+
+
+def is_ignored(env: Environment, path: str) -> bool:
+    """A file the environment's `ignore:` names (Argo CD's `directory.exclude`): a glob relative to
+    the folder (`*` matches `/` too), or, without a `/`, a file name in any sub-folder."""
+    if not env.ignore or not path.startswith(env.folder + "/"):
+        return False
+    relative = path[len(env.folder) + 1:]
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(relative, glob) or ("/" not in glob and fnmatch.fnmatchcase(name, glob))
+               for glob in env.ignore)
+
+
+def refuse_special_entries(reader, rev: str, folder: str, *, ignored=lambda path: False) -> None:
+    """InputError for a symlink or submodule at or under ``folder``: Argo CD would read another
+    folder, or a repository the revision does not hold."""
+    for path, kind in reader.special_entries(rev, folder):
+        if ignored(path):
+            continue
+        fix = "commit the manifests themselves" if kind == "symlink" else "commit the manifests instead of a submodule"
+        raise InputError(path, "", f"is a {kind} under {folder}/; the bot judges only files the revision holds, "
+                         "and Argo CD would apply what it points at", fix)
+
+
+def deployments(reader, rev: str, policy: Policy, environment: str) -> list[Deployment]:
+    """Every variant the named environment serves at ``rev``."""
+    env = policy.environment(environment)
+    if env is None:
+        raise InputError(policy.file, "environments", f"has no environment named {environment!r}",
+                         f"use one of {', '.join(e.name for e in policy.environments)}")
+    index = ManifestIndex(reader, rev, policy)
+    return [
+        Deployment(environment=env.name, manifest=o.manifest, object=o.object, application=o.application,
+                   model=o.ref.model, variant=o.ref.variant, served_model=o.served_model)
+        for o in index.environment_objects(env)
+    ]
+
+
+def by_object(objects: Iterable[ServedObject]) -> dict[str, ServedObject]:
+    return {o.object: o for o in objects}
+
+
+def _remembered(cache: dict, key, compute):
+    """``compute()`` once per key; an InputError is remembered too and raised again on every ask
+    (a broken file is reported for each promotion that reads it, and parsed once)."""
+    if key not in cache:
+        try:
+            cache[key] = compute()
+        except InputError as exc:
+            cache[key] = exc
+    result = cache[key]
+    if isinstance(result, InputError):
+        raise result
+    return result

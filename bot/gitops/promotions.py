@@ -1,0 +1,150 @@
+"""Step 1 of a PR: which environment manifests changed, and which variant each now serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from bot.core.errors import ErrorRecord, InputError
+from bot.gitops.manifests import ManifestIndex, is_ignored, is_manifest, refuse_special_entries
+from bot.policy.model import ENVIRONMENTS_ROOT, Policy
+from bot.verdicts.results import Removal
+from bot.zoo.variants import VariantRef
+
+
+@dataclass(frozen=True)
+class Promotion:
+    environment: str
+    manifest: str
+    object: str
+    application: str
+    served_model: str
+    change: str  # added | modified | renamed
+    from_variant: VariantRef | None
+    to_variant: VariantRef
+    canary_steps: tuple[Mapping[str, Any], ...] | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "environment": self.environment, "manifest": self.manifest, "object": self.object,
+            "application": self.application, "served_model": self.served_model, "change": self.change,
+            "from_variant": None if self.from_variant is None else str(self.from_variant),
+            "to_variant": str(self.to_variant),
+            "canary_steps": None if self.canary_steps is None else [dict(s) for s in self.canary_steps],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Promotion":
+        def ref(text):
+            return None if text is None else VariantRef(*text.split("/", 1))
+
+        steps = d.get("canary_steps")
+        return cls(environment=d["environment"], manifest=d["manifest"], object=d["object"],
+                   application=d["application"], served_model=d["served_model"], change=d["change"],
+                   from_variant=ref(d.get("from_variant")), to_variant=ref(d["to_variant"]),
+                   canary_steps=None if steps is None else tuple(steps))
+
+
+@dataclass(frozen=True)
+class Discovery:
+    promotions: tuple[Promotion, ...]
+    removals: tuple[Removal, ...]
+    errors: tuple[ErrorRecord, ...]
+
+
+def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
+    """Compare what Argo CD would apply in each environment the PR touches, at ``base`` and ``head``;
+    bad files become errors, not crashes.
+
+    An environment is touched when any file under its folder changes, and always when it renders
+    with kustomize (its bases may live anywhere in the repository). Objects are matched by key (API
+    group, kind, namespace, name) across the environment's files, so moving an object between files
+    is not a promotion unless its variant changes.
+    """
+    parsed: dict = {}  # shared: a file unchanged between base and head is parsed once
+    base_index = ManifestIndex(reader, base, policy, parsed=parsed)
+    head_index = ManifestIndex(reader, head, policy, parsed=parsed)
+    promotions: list[Promotion] = []
+    removals: list[Removal] = []
+    errors: list[ErrorRecord] = []
+
+    roots = {ENVIRONMENTS_ROOT} | {e.folder for e in policy.environments}
+    touched: set[str] = set()
+    changes = reader.changed_files(base, head)
+    changed = frozenset(p for c in changes for p in (c.old_path, c.new_path) if p)
+    for change in changes:
+        for path in (change.old_path, change.new_path):
+            if path is None or not any(path == root or path.startswith(root + "/") for root in roots):
+                continue
+            env = policy.environment_for_path(path)
+            if env is not None:
+                touched.add(env.name)
+            elif is_manifest(path) or path in roots:
+                errors.append(_outside_environments(path, policy).as_record())
+    def ignored(path: str) -> bool:
+        env = policy.environment_for_path(path)
+        return env is not None and is_ignored(env, path)
+
+    try:
+        for root in sorted(roots):
+            refuse_special_entries(reader, head, root, ignored=ignored)
+    except InputError as exc:
+        errors.append(exc.as_record())
+    for env in policy.environments:
+        if env.name not in touched and not (head_index.renders_with_kustomize(env) or base_index.renders_with_kustomize(env)):
+            continue
+        try:
+            _compare(env, base_index, head_index, changed, promotions, removals)
+        except InputError as exc:
+            errors.append(exc.as_record())
+    return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)))
+
+
+def _outside_environments(path: str, policy: Policy) -> InputError:
+    folder = "/".join(path.split("/")[:2])
+    return InputError(path, "", f"is in {folder}/, which is not an environment of {policy.file}",
+                      f"add an environment for {folder} to {policy.file} or move the manifest "
+                      f"into one of: {', '.join(e.folder for e in policy.environments)}")
+
+
+def _compare(env, base_index, head_index, changed, promotions, removals) -> None:
+    after = head_index.all_objects(env, changed=changed)
+    try:
+        before = base_index.all_objects(env, changed=changed)
+    except InputError:
+        before = {}  # the base cannot be read as Argo CD would: judge everything the head serves
+    for key, obj in after.items():
+        if obj.keys_only:
+            continue  # in a file the PR does not change: the same object at base
+        previous = before.get(key)
+        served = obj.served
+        if served is None:
+            if previous is not None and previous.served is not None:
+                raise InputError(obj.manifest, obj.label,
+                                 f"no longer names its variant (it served {previous.served.ref}), but Argo CD still "
+                                 "applies it", "keep the variant annotation; to take the variant out of "
+                                 f"{env.name}, delete the object")
+            continue
+        if previous is not None and previous.served is not None and previous.served.ref == served.ref:
+            continue  # the manifest changed, the variant it serves did not
+        change = "added" if previous is None else "renamed" if previous.manifest != obj.manifest else "modified"
+        promotions.append(Promotion(
+            environment=env.name, manifest=served.manifest, object=served.object, application=served.application,
+            served_model=served.served_model, change=change,
+            from_variant=None if previous is None or previous.served is None else previous.served.ref,
+            to_variant=served.ref, canary_steps=served.canary_steps,
+        ))
+    for key, obj in before.items():
+        if key not in after and obj.served is not None and not obj.keys_only:
+            removals.append(Removal(environment=env.name, manifest=obj.manifest, object=obj.label,
+                                    variant=str(obj.served.ref)))
+
+
+def baseline_ref(policy: Policy, env, promo: Promotion) -> VariantRef | None:
+    """What the candidate is measured against: the environment's `baseline` rule, else the model's baseline."""
+    if env.baseline == "deployed" and promo.from_variant is not None:
+        return promo.from_variant
+    if env.baseline and env.baseline != "deployed":
+        return VariantRef(promo.to_variant.model, env.baseline)
+    name = policy.baselines.get(promo.to_variant.model)
+    return VariantRef(promo.to_variant.model, name) if name else None
