@@ -261,7 +261,7 @@ def test_monitor__dry_run_prints_the_pr_and_pushes_nothing(prometheus, tmp_path,
 
 
 def test_monitor__cli_without_forge_or_dry_run_is_an_input_error(tmp_path, capsys):
-    code = main(["monitor", "--repo", str(tmp_path), "--prometheus", "http://127.0.0.1:1"])
+    code = main(["monitor", "--repo", str(tmp_path), "--prometheus-url", "http://127.0.0.1:1"])
     assert code == 2
     assert "--forge-dir" in capsys.readouterr().err
 

@@ -111,12 +111,9 @@ def test_monitor_promise__not_judged_before_a_whole_window_after_the_promotion(p
     assert issues(tmp_path) == []
 
 
-def test_monitor_cli__prometheus_option_names_and_the_url_hint(prometheus, tmp_path, capsys):
+def test_monitor_cli__a_url_without_scheme_gets_a_hint(tmp_path, capsys):
     repo, _ = clone_with_origin(tmp_path, served_model="faster", app="faster", promoted_at=PROMOTED,
                                 policy=promise_policy())
     assert main(["monitor", "--repo", str(repo.path), "--prometheus-url", "prometheus:9090", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "--prometheus-url" in err and "did you mean http://prometheus:9090" in err
-    # The old name still works, with a note.
-    assert main(["monitor", "--repo", str(repo.path), "--prometheus", prometheus, "--dry-run"]) in (0, 1)
-    assert "--prometheus is deprecated; use --prometheus-url" in capsys.readouterr().err

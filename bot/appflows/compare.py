@@ -143,7 +143,6 @@ def decide(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, ke
     if options.min_pass_rate is not None:
         limits.append(f"pass rate ≥ {options.min_pass_rate:.0%}")
     threshold = ", ".join(limits)
-    errors = len(cand_errors) + len(base_errors)
     if total == 0:
         verdict, detail = ERROR, "no cases ran"
     elif len(cand_errors) > options.max_errors or len(base_errors) > options.max_errors:

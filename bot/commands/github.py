@@ -122,11 +122,7 @@ def run_monitor(args) -> int:
     if not args.prometheus_url:
         raise InputError("action.yml", "prometheus-url", "is not set",
                          "pass `prometheus-url:` to the action or set PROMETHEUS_URL")
-    try:
-        from bot.monitor.watch import monitor
-    except ImportError as exc:
-        raise InputError("promotion-bot", "github monitor", f"the monitoring module is not installed ({exc})",
-                         "install a promotion-bot version that ships bot.monitor") from None
+    from bot.monitor.watch import monitor
     from bot.monitor.prometheus import checked_url
 
     url = checked_url(args.prometheus_url, file="action.yml", field="prometheus-url")

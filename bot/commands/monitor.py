@@ -4,7 +4,6 @@ on a trip open one revert PR."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from bot.core.errors import InputError
@@ -16,7 +15,6 @@ def register(sub) -> None:
     p.add_argument("--repo", type=Path, default=Path("."), help="path of the GitOps repository clone (default: .)")
     p.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
                    help="base URL of the Prometheus HTTP API, e.g. http://prometheus:9090 (default: $PROMETHEUS_URL)")
-    p.add_argument("--prometheus", dest="prometheus_old", help="deprecated name of --prometheus-url")
     p.add_argument("--env", default="prod", help="environment to watch (default: prod)")
     p.add_argument("--branch", help="default branch (default: the remote's HEAD, else the checked-out branch)")
     p.add_argument("--json", type=Path, help="write the JSON report here")
@@ -32,15 +30,10 @@ def run(args) -> int:
     from bot.monitor.prometheus import checked_url
     from bot.monitor.watch import monitor
 
-    field = "--prometheus-url"
-    if args.prometheus_old is not None:
-        print("promotion-bot: --prometheus is deprecated; use --prometheus-url (the same as `github monitor`)",
-              file=sys.stderr)
-        args.prometheus_url, field = args.prometheus_old, "--prometheus"
     if not args.prometheus_url:
         raise InputError("command line", "--prometheus-url", "is required",
                          "pass --prometheus-url http://prometheus:9090 or set PROMETHEUS_URL")
-    url = checked_url(args.prometheus_url, file="command line", field=field)
+    url = checked_url(args.prometheus_url, file="command line", field="--prometheus-url")
     if args.forge_dir is None and not args.dry_run:
         raise InputError("command line", "--forge-dir", "is required unless --dry-run is given",
                          "pass --forge-dir DIR to write PRs as files, --dry-run to only print them, "

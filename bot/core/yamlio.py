@@ -91,7 +91,3 @@ def load_all(text: str, file: str) -> list[Any]:
         return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from exc
-
-
-def dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -202,12 +202,8 @@ class Story:
         step = StepRecord(number, "prod metrics degrade: the monitoring pass opens a revert PR", "tripped")
         self.steps.append(step)
         self.say(f"\n== Step {number}: {step.title}")
-        try:
-            from bot.demo.monitoring import demo_scenario
-        except ImportError:
-            step.missing = "prod monitoring (bot.monitor) is not part of this build yet"
-            self.report(step)
-            return step
+        from bot.demo.monitoring import demo_scenario
+
         started = time.monotonic()
         folder = self.out / f"step{number}"
         forge_dir = folder / "pull-requests"

@@ -28,7 +28,7 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
@@ -390,11 +390,6 @@ class ManifestIndex:
 
         return _remembered(self._parsed, cache_key, parse)
 
-    def objects_in(self, path: str) -> list[ServedObject] | None:
-        """Served objects of one file, or None when the file does not exist at this revision."""
-        text = self.reader.read_text(self.rev, path)
-        return None if text is None else [o.served for o in self._objects(path, text) if o.served]
-
     def all_objects(self, env: Environment, *, changed: frozenset[str] | None = None) -> dict[ObjectKey, ManifestObject]:
         """Every object Argo CD would apply for ``env``, by key; InputError when the bot cannot see
         them as Argo CD does (a symlink, a submodule, a Helm chart, a failed kustomize build, the
@@ -486,10 +481,6 @@ def deployments(reader, rev: str, policy: Policy, environment: str) -> list[Depl
                    model=o.ref.model, variant=o.ref.variant, served_model=o.served_model)
         for o in index.environment_objects(env)
     ]
-
-
-def by_object(objects: Iterable[ServedObject]) -> dict[str, ServedObject]:
-    return {o.object: o for o in objects}
 
 
 def _remembered(cache: dict, key, compute):

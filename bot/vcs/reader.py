@@ -248,11 +248,6 @@ class GitReader:
         with self._lock:
             return sum(self.repo.odb.info(bytes.fromhex(entries[p][1])).size for p in files)
 
-    def log_paths(self, rev: str, path: str, max_count: int = 50) -> list[str]:
-        """SHAs of the commits reachable from ``rev`` that touched ``path``, newest first."""
-        out = self.repo.git.log(f"--max-count={max_count}", "--format=%H", rev, "--", check_repo_path(path))
-        return [line for line in out.splitlines() if line]
-
     def merge_base(self, a: str, b: str) -> str | None:
         """The best common ancestor of two commits; None when they share no history."""
         with self._lock:

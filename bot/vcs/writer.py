@@ -123,9 +123,6 @@ class GitWriter:
             self._shallow = frozenset(path.read_text().split()) if path.exists() else frozenset()
         return sha in self._shallow
 
-    def commit_time(self, sha: str) -> float:
-        return float(self.repo.commit(sha).committed_date)
-
     def subject(self, sha: str) -> str:
         return str(self.repo.commit(sha).summary)
 
@@ -185,9 +182,6 @@ class GitWriter:
         if not self.has_remote():
             raise ExternalError("git", f"no remote named {self.remote!r} to push {branch} to")
         self._git("push", "--quiet", self.remote, f"refs/heads/{branch}:refs/heads/{branch}")
-
-    def delete_local_branch(self, branch: str) -> None:
-        self._git("branch", "-D", branch)
 
     def fetch_ref(self, refspec: str, *, timeout_s: float = 300) -> None:
         """Fetch one ref (a PR's head on a rerun), with the credentials the checkout already has."""

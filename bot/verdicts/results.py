@@ -19,7 +19,7 @@ An interval is "how much worse the candidate is" (positive = worse) in the limit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from bot.core.errors import ErrorRecord

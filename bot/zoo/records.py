@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from bot.core.errors import InputError
 from bot.vcs.notes import NOTES_REF
-from bot.verdicts.results import CheckResult, PromotionResult, Report
+from bot.verdicts.results import CheckResult, Report
 
 RECORD_VERSION = 1
 FINDING_KEYS = ("title", "tag")
@@ -157,12 +157,6 @@ def latest_checks(records: Iterable[Record], variant: str) -> list[RecordedCheck
     return list(out.values())
 
 
-def regressed_cases(checks: Iterable[RecordedCheck]) -> list[str]:
-    """The app-flow cases a gate found regressed (pass on the baseline, fail on the candidate)."""
-    return [f"{f['title']} (app-flows, {rc.record.environment} gate)" for rc in checks if rc.check.name == "app-flows"
-            for f in rc.check.findings if f.get("title") and "tag" in f]
-
-
 def gate_pass_rate(records: Iterable[Record], variant: str, tag: str, environment: str = "prod") -> tuple[float, Record] | None:
     """The app-flows pass rate of ``tag`` the gate measured for ``variant``: the ``environment``'s
     own gate when it ran app-flows, else the newest gate that did (prod is often gated on order only)."""
@@ -179,7 +173,3 @@ def _tag_rate(check: CheckResult, tag: str) -> float | None:
         if row.label.split(" (")[0] == tag and isinstance(row.candidate, (int, float)):
             return float(row.candidate)
     return None
-
-
-def promotion_key(p: PromotionResult) -> tuple[str, str, str]:
-    return (p.environment, p.manifest, p.to_variant or "")
