@@ -15,7 +15,8 @@ from pathlib import Path
 from bot.commands.check import print_summary
 from bot.core.errors import ErrorRecord, InputError
 from bot.core.output import write_atomic
-from bot.gate.pipeline import comment_for, default_cache_dir, merge, plan_pr, policy_of, write_outputs
+from bot.gate import publish
+from bot.gate.pipeline import default_cache_dir, merge, plan_pr, policy_of
 from bot.gate.plan import Plan
 from bot.gate.runner import clear_results, result_path, run_jobs
 from bot.vcs.reader import GitReader
@@ -101,15 +102,18 @@ def run_report(args) -> int:
         return _could_not_report(args, plan, exc.as_record())
     finally:
         reader.close()
-    write_outputs(judged.report, judged.comment_markdown, json_path=args.json, comment_path=args.comment)
-    print_summary(judged.report)
-    return judged.exit_code
+    _publish(args, judged.report, judged.templates)
+    return judged.report.exit_code
 
 
 def _could_not_report(args, plan: Plan, record: ErrorRecord) -> int:
     """Still a JSON report and a comment, saying why: the PR must not wait for a verdict that never comes."""
     report = Report(plan.base, plan.head, errors=(record,))
-    comment = comment_for(report, None, None, None)
-    write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
-    print_summary(report)
+    _publish(args, report, {})
     return report.exit_code
+
+
+def _publish(args, report: Report, templates) -> None:
+    comment = publish.comment(report, templates=templates) if args.comment else None
+    publish.write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
+    print_summary(report)

@@ -122,8 +122,8 @@ def run_monitor(args) -> int:
     if not args.prometheus_url:
         raise InputError("action.yml", "prometheus-url", "is not set",
                          "pass `prometheus-url:` to the action or set PROMETHEUS_URL")
-    from bot.monitor.watch import monitor
     from bot.monitor.prometheus import checked_url
+    from bot.monitor.watch import monitor
 
     url = checked_url(args.prometheus_url, file="action.yml", field="prometheus-url")
     with _forge(settings) as forge:

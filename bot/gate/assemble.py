@@ -18,9 +18,8 @@ from bot.gate.plan import Plan
 from bot.gate.runner import RESULT_SUFFIX
 from bot.gitops.promotions import baseline_ref
 from bot.policy.model import Policy
-from bot.render.card import card_for
-from bot.verdicts.results import ERROR, CheckResult, PromotionResult, Report
-from bot.zoo.variants import Zoo
+from bot.verdicts.results import ERROR, CardFacts, CheckResult, PromotionResult, Report
+from bot.zoo.variants import Variant, VariantRef, Zoo, card_facts, parse_variant
 
 
 def result_files(out_dir: Path) -> dict[str, list[Path]]:
@@ -79,14 +78,11 @@ def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_t
                     checks.append(parts[0])
                 else:
                     checks.append(_merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir))
-        card_md = card_meta = None
+        card = None
         notes = list(_canary_notes(policy, env, promo))
         if not errors:
             try:
-                candidate = head_zoo.get(promo.to_variant)
-                baseline = baseline_ref(policy, env, promo)
-                card_meta, card_md = card_for(candidate, checks, baseline=str(baseline) if baseline else None,
-                                              reader=reader, rev=plan.head)
+                card = _card(reader, plan.head, head_zoo.get(promo.to_variant), baseline_ref(policy, env, promo))
             except InputError as exc:
                 errors = errors + (exc.as_record(),)
         promotions.append(PromotionResult(
@@ -94,9 +90,23 @@ def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_t
             application=promo.application, change=promo.change,
             from_variant=None if promo.from_variant is None else str(promo.from_variant),
             to_variant=str(promo.to_variant), checks=tuple(checks), errors=errors,
-            card_markdown=card_md, card_metadata=card_meta, notes=tuple(notes),
+            card=card, notes=tuple(notes),
         ))
     return Report(plan.base, plan.head, tuple(promotions), plan.removals, plan.errors, wall_time_s, notes=plan.notes)
+
+
+def _card(reader, rev: str, candidate: Variant, baseline: VariantRef | None) -> CardFacts:
+    """The card's facts: the candidate's variant.yaml and recipe, the baseline's size when it can be read."""
+    recipe = reader.read_text(rev, candidate.recipe) if candidate.recipe else None
+    baseline_variant = None
+    if baseline is not None:
+        text = reader.read_text(rev, f"{baseline.folder}/variant.yaml")
+        try:
+            baseline_variant = parse_variant(baseline, text) if text is not None else None
+        except InputError:
+            pass  # a card without the size ratio rather than none
+    return card_facts(candidate, baseline=None if baseline is None else str(baseline),
+                      baseline_variant=baseline_variant, recipe_text=recipe)
 
 
 def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) -> CheckResult:

@@ -8,8 +8,8 @@ writes the plan and its matrix, `run-check` runs each matrix entry on its own ru
 Whatever goes wrong, the PR ends with a comment that says what and every status at `error`:
 never `success`, never left `pending` while GitHub still answers.
 
-Exit codes: 0 pass (or, for `plan`, the plan is written), 1 a gate failed, 2 could not judge
-(bad input, a crash, GitHub failing).
+Exit codes (`bot.verdicts.results.EXIT_CODES`, as `check`): 0 pass (or, for `plan`, the plan is
+written), 1 a gate failed, 2 could not judge (bad input, a crash, GitHub failing), 3 inconclusive.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bot.core.errors import ErrorRecord, ExternalError, InputError, PromotionBot
 from bot.core.output import write_atomic
 from bot.core.paths import check_repo_path
 from bot.forge.protocol import Forge, ForgeError
-from bot.gate import pipeline, statuses
+from bot.gate import pipeline, publish, statuses
 from bot.gate.plan import Plan
 from bot.gate.statuses import Status
 from bot.github import actions
@@ -35,9 +35,8 @@ from bot.policy.model import POLICY_FILE, Policy
 from bot.render.markdown import COMMENT_MARKER, md_escape
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
-from bot.verdicts.results import FAIL, PASS, Report
+from bot.verdicts.results import PASS, Report
 
-EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
 NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
 
 
@@ -144,19 +143,17 @@ class PullRequestRun:
         plan, policy = started
         try:
             judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
-                                    report_url=self.settings.run_url,
-                                    repo_url=self.settings.repo_url, progress=actions.log)
+                                    progress=actions.log)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
-        return self._publish(judged.report, judged.comment_markdown)
+        return self._publish(judged.report, judged.templates, plan)
 
     def _record(self, reader: GitReader, judged: pipeline.Judged, policy: Policy | None) -> pipeline.Judged:
         """The results into the repo's notes, pushed; a fork PR's token cannot push, so it skips with a note."""
         skip = ("results not recorded: the token of a fork PR cannot push `refs/notes/promotion-bot`"
                 if self.activity.from_fork else None)
-        return pipeline.recorded(reader, judged, policy, pr=self.activity.pr_number, push=True, skip=skip,
-                                 report_url=self.settings.run_url, repo_url=self.settings.repo_url)
+        return pipeline.recorded(reader, judged, policy, pr=self.activity.pr_number, push=True, skip=skip)
 
     def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
         started = self._start(reader)
@@ -165,9 +162,8 @@ class PullRequestRun:
         plan, policy = started
         if plan.errors and not plan.promotions:
             # Nothing for a matrix to run: say what is wrong now, rather than in the report job.
-            judged = pipeline.judge(reader, plan, policy, report_url=self.settings.run_url,
-                                    repo_url=self.settings.repo_url, progress=actions.log)
-            self._publish(judged.report, judged.comment_markdown)
+            self._publish(Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, notes=plan.notes),
+                          {}, plan)
             return 2
         try:
             plan.write(plan_file)
@@ -194,12 +190,11 @@ class PullRequestRun:
             self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
             plan.judged_head(reader)
             policy = pipeline.policy_of(reader, plan)
-            judged = pipeline.merge(reader, plan, policy, results, report_url=self.settings.run_url,
-                                    repo_url=self.settings.repo_url, started=started)
+            judged = pipeline.merge(reader, plan, policy, results, started=started)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
-        return self._publish(judged.report, judged.comment_markdown)
+        return self._publish(judged.report, judged.templates, plan)
 
     def _judged_head(self, plan: Plan, plan_file: Path) -> None:
         """The statuses go on the commit the plan judged, which must be this event's PR head.
@@ -270,14 +265,21 @@ class PullRequestRun:
         report = Report(base, head, errors=(record,))
         if not self.contexts:
             self.contexts = plan_contexts(plan) if plan else [statuses.context_for(None)]
-        try:
-            comment = pipeline.comment_for(report, None, None, None, report_url=self.settings.run_url)
-        except Exception:  # the template itself failed: still say what went wrong
-            comment = f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: ERROR\n\n{md_escape(record.message)}\n"
-        self._publish(report, comment)
+        self._publish(report, {}, None)
         return 2
 
-    def _publish(self, report: Report, comment: str) -> int:
+    def _comment(self, report: Report, templates, plan: Plan | None) -> str:
+        try:
+            return publish.comment(report, templates=templates, report_url=self.settings.run_url,
+                                   files_url=publish.files_url(self.settings.repo_url, plan.pr_head or plan.head)
+                                   if plan is not None else None)
+        except Exception:  # a template failed: still say what the verdict is and what went wrong
+            errors = [e.message for e in report.errors] or [f"{p.environment}: {p.verdict}" for p in report.promotions]
+            return (f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: {report.verdict.upper()}\n\n"
+                    + "\n".join(f"- {md_escape(e)}" for e in errors) + "\n\nThe comment template failed to render.\n")
+
+    def _publish(self, report: Report, templates, plan: Plan | None) -> int:
+        comment = self._comment(report, templates, plan)
         json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
         write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
         actions.append_summary(self.settings.step_summary, comment)
@@ -296,7 +298,7 @@ class PullRequestRun:
         actions.log(f"verdict: {verdict}" + (f", comment: {url}" if url else ""))
         if self.forge_error is not None:
             return 2
-        return EXIT_FOR_VERDICT.get(report.verdict, 2)
+        return report.exit_code
 
 
 def run_pull_request(settings: Settings, forge: Forge, activity: Activity, *, step: str = "pr",
