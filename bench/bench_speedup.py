@@ -31,8 +31,9 @@ def load() -> str:
 
 
 def main() -> int:
-    from bot.perf.compare import MEMORY, METRICS, PeakMemory, PerfLimits, change, decide
+    from bot.perf.compare import PeakMemory, change, decide
     from bot.perf.guidellm import Profile, RoundSpec, command, run_rounds
+    from bot.perf.options import MEMORY, METRICS, PerfLimits
     from bot.zoo.serving import ServeSpec, served
 
     variants = sorted(p.name for p in ZOO.iterdir() if (p / "weights" / "config.json").is_file())

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.appflows.compare import GateOptions, decide
+from bot.appflows.compare import decide
+from bot.appflows.options import GateOptions
 
 
 def rec(i, candidate, baseline, *, fractions=None):

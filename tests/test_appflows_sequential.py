@@ -8,8 +8,9 @@ from fake_openai import fake_openai, last_user, message
 from gitops import demo_like_repo
 from test_appflows_gate import policy, run_check
 
-from bot.appflows.compare import GateOptions, decide
+from bot.appflows.compare import decide
 from bot.appflows.looks import plan_for, settled, shuffled
+from bot.appflows.options import GateOptions
 from bot.verdicts.evidence import VerdictRule
 from bot.verdicts.looks import SequentialOption
 
@@ -78,7 +79,7 @@ def test_app_flows_sequential__a_clear_case_stops_at_the_first_look(tmp_path, ca
     assert check["detail"].startswith("stopped at 10 of 40 cases (look 1 of 3): ")
     assert len(seen) == 2 * 10  # ten cases, each on both variants
     [seq] = [f["sequential"] for f in check["findings"] if "sequential" in f]
-    assert seq["cases"] == 10 and seq["looks"] == [10, 20, 40]
+    assert seq["observations"] == 10 and seq["unit"] == "cases" and seq["looks"] == [10, 20, 40]
     row = check["rows"][0]
     assert row["label"] == "pass rate, paired over 10 cases" and row["evidence"]["interval"]["level"] > 0.99
     assert "stopped at 10 of 40 cases" in comment

@@ -16,13 +16,12 @@ from test_lm_eval_gate import promote, run_gate
 from bot.core.errors import InputError
 from bot.core.fields import Loc
 from bot.lmeval import aggregate
-from bot.lmeval.gate import Outcome
 from bot.lmeval.harness import TaskFacts
 from bot.lmeval.options import parse_task_list
-from bot.lmeval.sequential import seq_plan, settled_by_intervals
+from bot.lmeval.sequential import seq_plan
 from bot.stats.interval import Interval
 from bot.verdicts.evidence import VerdictRule, judge
-from bot.verdicts.looks import parse_sequential
+from bot.verdicts.looks import parse_sequential, settled
 from bot.verdicts.results import MetricRow
 
 # Looks at 4, 8 and 16 documents: small enough for CPU, three looks like a real plan.
@@ -111,7 +110,7 @@ def _row(verdict, with_interval=True):
     return MetricRow("t acc", 0.8, 0.85, "drop ≤ 3%", verdict, evidence=evidence)
 
 
-@pytest.mark.parametrize("rows, verdict, settled", [
+@pytest.mark.parametrize("rows, verdict, expected", [
     ((_row("fail"),), "fail", "fail"),
     ((_row("fail", with_interval=False),), "fail", "inconclusive"),  # a point estimate cannot stop a look
     ((_row("pass"), _row("fail", with_interval=False)), "fail", "inconclusive"),
@@ -121,8 +120,8 @@ def _row(verdict, with_interval=True):
     ((_row("inconclusive"),), "inconclusive", "inconclusive"),
     ((_row("error", with_interval=False),), "error", "error"),
 ])
-def test_settled_by_intervals__only_intervals_stop_a_look(rows, verdict, settled):
-    assert settled_by_intervals(Outcome(verdict, rows, ())) == settled
+def test_looks_settled__only_intervals_stop_a_look(rows, verdict, expected):
+    assert settled(verdict, rows) == expected
 
 
 # --- real lm-eval on the tiny models ----------------------------------------------------------------------
@@ -145,7 +144,7 @@ def test_lm_eval_sequential__clear_fail_stops_at_the_first_look_having_evaluated
     [row] = r.rows
     assert row.evidence.interval.n == 4 and row.evidence.interval.level > 0.999 and row.evidence.interval.low > 0.03
     [seq] = [f["sequential"] for f in r.findings if "sequential" in f]
-    assert seq["documents"] == 4 and seq["looks"] == [4, 8, 16] and seq["look"] == 1
+    assert seq["observations"] == 4 and seq["unit"] == "documents per task" and seq["looks"] == [4, 8, 16] and seq["look"] == 1
     assert sum(1 - x for x in seq["levels"]) == pytest.approx(0.05)  # the error spent over the plan
     assert [f["documents"] for f in r.findings if "role" in f] == [4, 4]
 

@@ -9,7 +9,8 @@ import pytest
 from monitorops import PROD, clone_with_origin, commit_time, policy_with, prod_manifest, remote_branches
 
 from bot.cli import main
-from bot.demo.local_prometheus import LocalPrometheus, free_port
+from bot.core.net import free_port
+from bot.demo.local_prometheus import LocalPrometheus
 from bot.demo.series import Phase, openmetrics
 from bot.forge.local import LocalForge
 from bot.monitor.watch import monitor

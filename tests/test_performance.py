@@ -4,7 +4,6 @@ mode with a latency per variant (tests/perf_mock_server.py), and the comparison 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import textwrap
 from pathlib import Path
@@ -15,8 +14,9 @@ from gitops import demo_like_repo
 from tiny_tokenizer import write_tokenizer
 
 from bot.cli import main
-from bot.perf.compare import PerfLimits, decide
+from bot.perf.compare import decide
 from bot.perf.guidellm import Profile, Round, command
+from bot.perf.options import PerfLimits
 from bot.perf.rounds import schedule
 
 MOCK = Path(__file__).parent / "perf_mock_server.py"
@@ -281,7 +281,8 @@ def test_performance_options__old_p95_names_still_set_the_limits():
 
 
 def test_performance_decide__the_checks_error_is_shared_over_its_four_metrics():
-    from bot.perf.compare import METRICS, metric_level
+    from bot.perf.compare import metric_level
+    from bot.perf.options import METRICS
 
     assert len(METRICS) == 4 and metric_level(0.95) == pytest.approx(0.9875) and metric_level(0.90) == pytest.approx(0.975)
 

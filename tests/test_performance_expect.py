@@ -9,7 +9,8 @@ from test_performance import policy, rounds, run_perf
 
 from bot.checks.load_policy import parse as parse_policy
 from bot.core.errors import InputError
-from bot.perf.compare import MB, PeakMemory, PerfLimits, decide
+from bot.perf.compare import PeakMemory, decide
+from bot.perf.options import MB, PerfLimits
 
 THROUGHPUT_WIN = PerfLimits(expect={"output_tokens_per_second": 0.20})
 

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 from bot.checks import CheckDefinition, register
 from bot.core.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.core.paths import check_repo_path
-from bot.perf.compare import DEFAULT_LIMIT, MEMORY, METRICS, PeakMemory, PerfLimits, decide
 from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
+from bot.perf.options import DEFAULT_LIMIT, MEMORY, METRICS, PerfLimits
 from bot.perf.rounds import BASELINE, CANDIDATE, schedule
 from bot.verdicts.results import CheckResult
 
@@ -133,6 +133,7 @@ class PerformanceCheck(CheckDefinition):
 
     def run(self, ctx, options: PerfOptions) -> CheckResult:
         from bot.appflows.endpoints import candidate_and_baseline, served_endpoint
+        from bot.perf.compare import PeakMemory, decide  # statistics: imported by a run, not by a policy read
 
         out = ctx.workdir / "guidellm"
         out.mkdir(parents=True, exist_ok=True)

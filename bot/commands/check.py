@@ -46,9 +46,9 @@ def print_summary(report) -> None:
         for c in p.checks:
             print(f"      {c.verdict:7} {c.name}: {c.detail}")
         for e in p.errors:
-            print(f"      error   {e.file}: {e.field}: {e.message}", file=sys.stderr)
+            print(f"      error   {e}", file=sys.stderr)
     for e in report.errors:
-        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
     if not report.promotions and not report.errors:
         print("nothing to promote")
     print(f"verdict: {report.verdict}")

@@ -74,7 +74,7 @@ def run_plan(args) -> int:
     # which a failed plan job would never get to post.
     errors = list(plan.errors) + [e for errs in plan.promotion_errors.values() for e in errs]
     for e in errors:
-        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
     return 0
 
 

@@ -61,5 +61,9 @@ class ErrorRecord:
     field: str
     message: str
 
+    def __str__(self) -> str:
+        """`file: field: message`, or `file: message` for a whole file (the CLI's and the log's line)."""
+        return f"{self.file}: {self.field}: {self.message}" if self.field else f"{self.file}: {self.message}"
+
     def to_json(self) -> dict:
         return {"file": self.file, "field": self.field, "message": self.message}

@@ -58,6 +58,14 @@ def get_str(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING
     return value
 
 
+def get_bool(data: Mapping[str, Any], key: str, loc: Loc, default: bool, fix: str | None = None) -> bool:
+    """`true` or `false` (YAML's booleans); anything else is an error naming the field."""
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise loc.child(key).error(f"must be true or false, got {_shown(value)}", fix or "")
+    return value
+
+
 def get_text(data: Mapping[str, Any], key: str, loc: Loc) -> str | None:
     """An optional string (None when absent or null); a list, mapping or number is an error."""
     value = data.get(key)

@@ -194,9 +194,9 @@ class Story:
                 for a in c.artifacts:
                     step.summary.append(f"        artifact: {a}")
             for e in p.errors:
-                step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
+                step.summary.append(f"error   {e}")
         for e in outcome.report.errors:
-            step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
+            step.summary.append(f"error   {e}")
 
     def monitor(self, number: int) -> StepRecord:
         step = StepRecord(number, "prod metrics degrade: the monitoring pass opens a revert PR", "tripped")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Mapping
 
 from bot.core.output import write_atomic
-from bot.render.markdown import fit_comment, render_comment
 from bot.verdicts.results import Report
 
 
@@ -20,8 +19,16 @@ def comment(report: Report, *, templates: Mapping[str, str] | None = None, repor
     """The PR comment, fitted to GitHub's limit. ``templates``: the repo's overrides (`Judged.templates`);
     ``files_url`` (`https://github.com/<owner>/<repo>/blob/<sha>`): links to the repository's files point
     there; without it (a local run) they stay relative."""
+    from bot.render.markdown import fit_comment  # Jinja2: imported by a step that publishes a comment
+
     return fit_comment(render_comment(report, overrides=templates, report_url=report_url, files_url=files_url),
                        report_url)
+
+
+def render_comment(report: Report, **options) -> str:
+    from bot.render.markdown import render_comment as render
+
+    return render(report, **options)
 
 
 def files_url(repo_url: str | None, sha: str) -> str | None:

@@ -259,7 +259,7 @@ class PullRequestRun:
         else:
             actions.log("crashed:\n" + traceback.format_exc())
             record = ErrorRecord("", "", f"promotion-bot crashed: {type(exc).__name__}: {exc}")
-        actions.annotate("error", f"{record.file}: {record.field}: {record.message}" if record.field else record.message)
+        actions.annotate("error", str(record) if record.file else record.message)
         base = plan.base if plan else (self.activity.base_sha or "")
         head = plan.head if plan else (self.activity.head_sha or "")
         report = Report(base, head, errors=(record,))

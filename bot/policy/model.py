@@ -17,6 +17,7 @@ from bot.core.errors import InputError
 from bot.core.fields import (
     Loc,
     did_you_mean,
+    get_bool,
     get_duration,
     get_int,
     get_str,
@@ -135,9 +136,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
     zoo_loc = root.child("zoo")
     zoo = mapping(data.get("zoo") or {}, zoo_loc)
     reject_unknown(zoo, {"require", "immutable"}, zoo_loc)
-    immutable = zoo.get("immutable", True)
-    if not isinstance(immutable, bool):
-        raise zoo_loc.child("immutable").error(f"must be true or false, got {immutable!r}")
+    immutable = get_bool(zoo, "immutable", zoo_loc, True)
     require = tuple(str(x) for x in sequence(zoo.get("require", ["recipe", "calibration", "weights"]), zoo_loc.child("require")))
     for i, fact in enumerate(require):
         if fact not in ZOO_FACTS:
@@ -190,13 +189,9 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
         probes = env.get("probes")
         if probes is not None:
             probes = sections.probes(mapping(probes, e_loc.child("probes")), e_loc.child("probes"))
-        require_canary = env.get("require_canary", False)
-        if not isinstance(require_canary, bool):
-            raise e_loc.child("require_canary").error(f"must be true or false, got {require_canary!r}")
-        fail_fast = env.get("fail_fast", True)
-        if not isinstance(fail_fast, bool):
-            raise e_loc.child("fail_fast").error(f"must be true or false, got {fail_fast!r}",
-                                                 "true skips the model checks left once one fails; false runs them all")
+        require_canary = get_bool(env, "require_canary", e_loc, False)
+        fail_fast = get_bool(env, "fail_fast", e_loc, True,
+                             "true skips the model checks left once one fails; false runs them all")
         ignore = get_str_list(env, "ignore", e_loc)
         for j, glob in enumerate(ignore):
             if glob.startswith("/") or ".." in glob.split("/"):
