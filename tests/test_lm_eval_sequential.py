@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,9 +125,10 @@ def test_looks_settled__only_intervals_stop_a_look(rows, verdict, expected):
 
 # --- real lm-eval on the tiny models ----------------------------------------------------------------------
 
-def _evaluated_docs(result, role):
+def _evaluated_docs(result, role, tmp_path):
+    # Artifacts are named relative to the results folder of their run; the newest run wrote this one.
     artifact = next(a for a in result.artifacts if a.endswith(f"lm-eval-{role}.json"))
-    raw = json.loads(Path(artifact).read_text())
+    raw = json.loads(max(tmp_path.glob(f"results-*/{artifact}"), key=lambda p: p.stat().st_mtime_ns).read_text())
     return {t: sorted({ex["doc_id"] for ex in ex_list}) for t, ex_list in raw["samples"].items()}
 
 
@@ -139,8 +139,8 @@ def test_lm_eval_sequential__clear_fail_stops_at_the_first_look_having_evaluated
     r = run_gate(repo, tmp_path / "cache", tmp_path)["perplexity"]
     assert r.verdict == "fail", r.detail
     assert r.detail.startswith("stopped at 4 of 16 documents per task (look 1 of 3): canopy_heldout word_perplexity")
-    assert _evaluated_docs(r, "candidate") == {"canopy_heldout": [0, 1, 2, 3]}
-    assert _evaluated_docs(r, "baseline") == {"canopy_heldout": [0, 1, 2, 3]}
+    assert _evaluated_docs(r, "candidate", tmp_path) == {"canopy_heldout": [0, 1, 2, 3]}
+    assert _evaluated_docs(r, "baseline", tmp_path) == {"canopy_heldout": [0, 1, 2, 3]}
     [row] = r.rows
     assert row.evidence.interval.n == 4 and row.evidence.interval.level > 0.999 and row.evidence.interval.low > 0.03
     [seq] = [f["sequential"] for f in r.findings if "sequential" in f]
@@ -174,7 +174,7 @@ def test_lm_eval_sequential__borderline_runs_to_the_limit_and_grows_the_baseline
     r = run_gate(repo, cache, tmp_path)["benchmarks"]
     assert r.verdict == "inconclusive", r.detail
     assert r.detail.startswith("stopped at 16 of 16 documents per task (look 3 of 3)")
-    assert _evaluated_docs(r, "candidate") == {"canopy_mc": list(range(16))}
+    assert _evaluated_docs(r, "candidate", tmp_path) == {"canopy_mc": list(range(16))}
     [base] = [f for f in r.findings if f.get("role") == "baseline"]
     assert base["source"] == "cache+lm-eval" and "grown by lm-eval" in base["title"]
     entry_json = json.loads(entry.read_text())
@@ -192,7 +192,7 @@ def test_lm_eval_sequential__borderline_runs_to_the_limit_and_grows_the_baseline
     promote(repo, "v1.1-int8")
     again = run_gate(repo, cache, tmp_path)["benchmarks"]
     assert [x["source"] for x in again.findings if "role" in x] == ["cache", "lm-eval"]
-    assert _evaluated_docs(again, "baseline") == {"canopy_mc": [0, 1, 2, 3]}
+    assert _evaluated_docs(again, "baseline", tmp_path) == {"canopy_mc": [0, 1, 2, 3]}
 
 
 @pytest.mark.slow
@@ -201,7 +201,7 @@ def test_lm_eval_sequential__off_evaluates_limit_documents_in_one_run(lm_models,
     promote(repo, "v1.4-int2-g64")
     r = run_gate(repo, tmp_path / "cache", tmp_path)["perplexity"]
     assert r.verdict == "fail" and not r.detail.startswith("stopped at")
-    assert _evaluated_docs(r, "candidate") == {"canopy_heldout": list(range(16))}
+    assert _evaluated_docs(r, "candidate", tmp_path) == {"canopy_heldout": list(range(16))}
     assert r.rows[0].evidence.interval.level == 0.95 and not any("sequential" in f for f in r.findings)
 
 

@@ -144,11 +144,11 @@ def _records(ctx, options: AppFlowOptions, cases, folder: str, shard: int = 0, c
 
 
 def _write_records(ctx, recs: list[dict], name: str) -> str:
-    write_atomic(ctx.workdir / name, json.dumps(
+    path = ctx.workdir / name
+    write_atomic(path, json.dumps(
         {"candidate": str(ctx.promotion.to_variant), "baseline": str(ctx.baseline_ref()), "cases": recs},
         indent=2) + "\n")
-    # Relative to the results folder, which the workflow uploads as an artifact.
-    return f"{ctx.workdir.parent.name}/{ctx.workdir.name}/{name}"
+    return ctx.artifact(path)
 
 
 async def _both(cand_ep, base_ep, cases, kwargs):

@@ -32,6 +32,11 @@ class CheckContext:
     _zoos: dict = field(default_factory=dict)
     _indexes: dict = field(default_factory=dict)
 
+    def artifact(self, path: Path) -> str:
+        """How the report names a file this check wrote under ``workdir``: relative to the results
+        folder that is uploaded as the run's artifact (`artifacts/<job>/<name>`), never a runner path."""
+        return Path(path).relative_to(self.workdir.parent.parent).as_posix()
+
     def zoo(self, rev: str) -> Zoo:
         if rev not in self._zoos:
             self._zoos[rev] = Zoo(self.reader, rev)

@@ -63,7 +63,7 @@ class LmEvalCheck(CheckDefinition):
         for role, raw in (("baseline", run.baseline), ("candidate", run.candidate)):
             path = ctx.workdir / f"lm-eval-{role}.json"
             write_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
-            artifacts.append(str(path))
+            artifacts.append(ctx.artifact(path))
 
         notes = []
         if ctx.baseline_is_new:

@@ -183,8 +183,7 @@ class PerformanceCheck(CheckDefinition):
                             "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
         baseline = [measured[names[(i, BASELINE)]] for i in range(options.pairs)]
         candidate = [measured[names[(i, CANDIDATE)]] for i in range(options.pairs)]
-        rel = f"{ctx.workdir.parent.name}/{ctx.workdir.name}/guidellm"
-        artifacts = tuple(f"{rel}/{names[key]}.{ext}" for key in order for ext in ("html", "json"))
+        artifacts = tuple(ctx.artifact(out / f"{names[key]}.{ext}") for key in order for ext in ("html", "json"))
         # The gate entry's `confidence:` and `decide:` (bot.policy.model.VerdictRule), like every other check.
         limits = replace(options.limits, confidence=ctx.rule.confidence)
         return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
