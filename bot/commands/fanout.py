@@ -15,10 +15,10 @@ from pathlib import Path
 from bot.commands.check import print_summary
 from bot.core.errors import ErrorRecord, InputError
 from bot.core.output import write_atomic
-from bot.gate import publish
+from bot.gate import publish, result_files
 from bot.gate.pipeline import default_cache_dir, merge, plan_pr, policy_of
 from bot.gate.plan import Plan
-from bot.gate.runner import clear_results, result_path, run_jobs
+from bot.gate.runner import run_jobs
 from bot.vcs.reader import GitReader
 from bot.verdicts.results import Report
 
@@ -82,9 +82,9 @@ def run_check_job(args) -> int:
     """Exit 0 when every job ran (whatever its verdict): the verdict is the reporter's to give."""
     plan = _plan_for_repo(args.plan, args.repo)
     jobs = tuple(job for entry in args.job for job in plan.entry_jobs(entry))
-    clear_results(args.out, jobs)
+    result_files.clear(args.out, jobs)
     run_jobs(plan, jobs, args.out, args.cache or default_cache_dir())
-    missing = [j.id for j in jobs if not result_path(args.out, j).exists()]
+    missing = [j.id for j in jobs if not result_files.path_for(args.out, j).exists()]
     print(f"{len(jobs) - len(missing)} result file(s) in {args.out}")
     return 2 if missing else 0
 

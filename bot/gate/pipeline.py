@@ -86,10 +86,11 @@ def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path
     plan_file = work / "plan.json"
     plan.write(plan_file)
     cache = Path(cache_dir or default_cache_dir())
+    seals = None
     if plan.jobs and policy is not None:
-        execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
+        seals = execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
     report = assemble(plan, results, reader=reader, policy=policy, wall_time_s=time.monotonic() - started,
-                      cache_dir=cache)
+                      cache_dir=cache, seals=seals)
     return Judged(plan, report, template_overrides(reader, plan, policy))
 
 
