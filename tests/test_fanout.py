@@ -409,9 +409,9 @@ def alive(pid: int) -> bool:
 def test_check__result_of_an_earlier_run_does_not_stand_in(tmp_path, monkeypatch):
     repo = slow_repo(tmp_path, 0)
     assert check(repo, tmp_path)[0] == 0
-    import bot.gate.runner
+    from bot.gate import children
 
-    monkeypatch.setattr(bot.gate.runner, "run_subprocess", lambda *a, **k: None)  # the child dies without a word
+    monkeypatch.setattr(children, "run", lambda *a, **k: None)  # the child dies without a word
     code, rep, _ = check(repo, tmp_path)  # same plan, same --workdir
     assert code == 2
     assert "no result from job p0-2-test-slow" in promotion(rep, "prod")["checks"][2]["detail"]

@@ -8,7 +8,7 @@ as an `error` result and never a pass, when it is unreadable, written for anothe
 of two for the same job, or changed after the run sealed it: `check` and `github pr` run model checks
 in child processes that can reach the results folder, so the parent records each file's digest as
 the child that wrote it exits (`Seals`) and the report compares. Checks that share one child
-(consecutive model checks of the same promotions, `bot.gate.runner.child_groups`) are one process
+(consecutive model checks of the same promotions, `bot.gate.children.groups`) are one process
 and trust each other; a fan-out's report runs no job and has no seals to compare.
 """
 
@@ -33,6 +33,11 @@ def path_for(out_dir: Path, job) -> Path:
 def write(out_dir: Path, plan, job, result: CheckResult) -> None:
     body = {"plan": plan.plan_id, "job": job.id, "result": result.to_json()}
     write_atomic(path_for(out_dir, job), json.dumps(body, indent=2) + "\n")
+
+
+def write_timeout(out_dir: Path, plan, job) -> None:
+    write(out_dir, plan, job, CheckResult(job.check, ERROR, detail=f"timed out after {job.timeout_s:g}s",
+                                          wall_time_s=job.timeout_s))
 
 
 def clear(out_dir: Path, jobs: Iterable) -> None:

@@ -11,10 +11,6 @@ refused by the report, for `execute` seals each as its job ends.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -24,10 +20,9 @@ from typing import Callable
 
 from bot.checks import load_policy, registry
 from bot.checks.context import CheckContext
-from bot.core.childenv import child_env, relay
 from bot.core.errors import InputError, PromotionBotError
 from bot.core.output import print_progress
-from bot.gate import result_files
+from bot.gate import children, result_files
 from bot.gate.plan import Job, Plan
 from bot.gate.result_files import Seals
 from bot.policy.model import Policy
@@ -131,62 +126,11 @@ def run_in_thread(plan: Plan, jobs: list[Job], out_dir: Path, cache_dir: Path, *
                 if remaining <= 0 and not finished.is_set():
                     state["abandoned"] = True
                     progress(f"{job.id} timed out after {job.timeout_s:g}s")
-                    write_timeout(out_dir, plan, job)
+                    result_files.write_timeout(out_dir, plan, job)
                     jobs = jobs[state["index"] + 1:]
                     break
             if finished.wait(max(remaining, 0.01)):
                 return
-
-
-def write_timeout(out_dir: Path, plan: Plan, job: Job) -> None:
-    result = CheckResult(job.check, ERROR, detail=f"timed out after {job.timeout_s:g}s", wall_time_s=job.timeout_s)
-    result_files.write(out_dir, plan, job, result)
-
-
-def run_subprocess(plan: Plan, plan_file: Path, jobs: list[Job], out_dir: Path, cache_dir: Path, *, progress) -> None:
-    """Run ``jobs`` in one `python -m bot run-check` child, in order, each against its own deadline
-    there; kill its whole process group at their summed timeout."""
-    cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--out", str(out_dir),
-           "--cache", str(cache_dir), "--repo", plan.repo]
-    for job in jobs:
-        cmd += ["--job", job.id]
-    timeout_s = sum(job.timeout_s for job in jobs)
-    # Checks may run PR-controlled weights and configs: they get no credential, and what they
-    # print cannot issue workflow commands in the Actions log.
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=child_env())
-    output = relay(proc.stderr)
-    try:
-        code = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        output.join(timeout=5)
-        for job in jobs:
-            if not result_files.path_for(out_dir, job).exists():
-                progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
-                write_timeout(out_dir, plan, job)
-        return
-    output.join(timeout=5)
-    # A check that gave up at its own deadline may leave a model server behind in its session.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if code not in (0, 1, 2) or not all(result_files.path_for(out_dir, job).exists() for job in jobs):
-        progress(f"{', '.join(j.id for j in jobs)}: exited with code {code}; the report reads a missing result as error")
-
-
-def child_groups(jobs: tuple[Job, ...]) -> list[list[Job]]:
-    """Consecutive model checks of the same promotions share one child process: its imports (torch,
-    lm-eval: seconds each) are paid once, and the same PR content runs in it either way."""
-    groups: list[list[Job]] = []
-    for job in jobs:
-        if groups and not job.inline and not groups[-1][0].inline and groups[-1][0].promotions == job.promotions:
-            groups[-1].append(job)
-        else:
-            groups.append([job])
-    return groups
 
 
 def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, *, plan_file: Path | None = None,
@@ -238,7 +182,7 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
         progress(f"[{done}/{total}] {job.id} skipped: the gate had already failed ({why})")
         return True
 
-    for group in child_groups(jobs):
+    for group in children.groups(jobs):
         if group[0].inline:
             pending.extend(group)
             continue
@@ -257,7 +201,7 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
         progress(f"[{done + 1}/{total}] {ids}, in a child process")
         for job in group:  # whatever an earlier child left under these names is not theirs
             result_files.path_for(out_dir, job).unlink(missing_ok=True)
-        run_subprocess(plan, plan_file, group, out_dir, cache_dir, progress=progress)
+        children.run(plan, plan_file, group, out_dir, cache_dir, progress=progress)
         note_outcomes(group)
         done += len(group)
     flush()
