@@ -128,7 +128,7 @@ def without_timings(value):
 
 def without_time_footer(comment: str) -> str:
     """The comment without wall times (the footer's and each check's: they vary with the machine's load)."""
-    return re.sub(r"\| [\d.]+s \|", "| |", re.sub(r"[\d.]+s</sub>", "</sub>", comment))
+    return re.sub(r"\| [\d.]+s \|", "| |", re.sub(r" · [\d.]+s(?= · |</sub>)", "", comment))
 
 
 def promotion(report_json: dict, env: str) -> dict:

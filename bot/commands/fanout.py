@@ -108,7 +108,7 @@ def run_report(args) -> int:
 
 def _could_not_report(args, plan: Plan, record: ErrorRecord) -> int:
     """Still a JSON report and a comment, saying why: the PR must not wait for a verdict that never comes."""
-    report = Report(plan.base, plan.head, errors=(record,))
+    report = Report(plan.base, plan.merged, errors=(record,))
     _publish(args, report, {})
     return report.exit_code
 

@@ -26,9 +26,9 @@ def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_t
     """``policy``: the one the plan was made with (None only when it could not be parsed); ``seals``:
     the digests the run took of its result files (None for a fan-out's report, which ran no job)."""
     if policy is None or (plan.errors and not plan.promotions):
-        return Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s,
+        return Report(plan.base, plan.merged, removals=plan.removals, errors=plan.errors, wall_time_s=wall_time_s,
                       notes=plan.notes)
-    head_zoo = Zoo(reader, plan.head)
+    head_zoo = Zoo(reader, plan.merged)
     files = result_files.found(out_dir)
     jobs_of: dict[tuple[int, int], list] = {}
     for job in plan.jobs:
@@ -54,7 +54,7 @@ def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_t
         notes = list(_canary_notes(policy, env, promo))
         if not errors:
             try:
-                card = _card(reader, plan.head, head_zoo.get(promo.to_variant), baseline_ref(policy, env, promo))
+                card = _card(reader, plan.merged, head_zoo.get(promo.to_variant), baseline_ref(policy, env, promo))
             except InputError as exc:
                 errors = errors + (exc.as_record(),)
         promotions.append(PromotionResult(
@@ -64,7 +64,7 @@ def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_t
             to_variant=str(promo.to_variant), checks=tuple(checks), errors=errors,
             card=card, notes=tuple(notes),
         ))
-    return Report(plan.base, plan.head, tuple(promotions), plan.removals, plan.errors, wall_time_s, notes=plan.notes)
+    return Report(plan.base, plan.merged, tuple(promotions), plan.removals, plan.errors, wall_time_s, notes=plan.notes)
 
 
 def _card(reader, rev: str, candidate: Variant, baseline: VariantRef | None) -> CardFacts:
@@ -89,7 +89,7 @@ def _merge(plan, policy, reader, promo, env, spec, parts, out_dir, cache_dir) ->
         for n, p in errored:
             by_detail.setdefault(p.detail, []).append(f"{n}/{len(parts)}")
         return CheckResult(spec.name, ERROR, detail="; ".join(f"shard {', '.join(ns)}: {d}" for d, ns in by_detail.items()))
-    ctx = CheckContext(reader=reader, base=plan.base, head=plan.head, policy=policy, environment=env,
+    ctx = CheckContext(reader=reader, base=plan.base, head=plan.merged, policy=policy, environment=env,
                        promotion=promo, workdir=Path(out_dir) / "artifacts", cache_dir=Path(cache_dir or out_dir))
     try:
         merged = registry.get(spec.name).merge(ctx, spec.options, parts)

@@ -48,7 +48,7 @@ class Shared:
         """Caller closes ``reader``; one opened here lives as long as the process. ``policy``: the
         one the caller already parsed; else it is read as the plan names it (a `run-check` child)."""
         reader = reader or GitReader(plan.repo)
-        plan.judged_head(reader)  # a matrix runner has the PR, not the merge commit: make it here
+        plan.merged_commit(reader)  # a matrix runner has the PR, not the merge commit: make it here
         return cls(reader, policy or load_policy.load(reader, plan.base, policy_file=plan.policy_file,
                                                         policy_path=plan.policy_path))
 
@@ -66,7 +66,7 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
         definition = registry.get(spec.name)
         workdir = Path(out_dir) / "artifacts" / job.id
         workdir.mkdir(parents=True, exist_ok=True)
-        ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.head, policy=shared.policy,
+        ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.merged, policy=shared.policy,
                            environment=env, promotion=promo, workdir=workdir, cache_dir=Path(cache_dir),
                            progress=progress, rule=spec.rule, _zoos=shared.zoos, _indexes=shared.indexes)
         if job.shards > 1:

@@ -162,7 +162,7 @@ class PullRequestRun:
         plan, policy = started
         if plan.errors and not plan.promotions:
             # Nothing for a matrix to run: say what is wrong now, rather than in the report job.
-            self._publish(Report(plan.base, plan.head, removals=plan.removals, errors=plan.errors, notes=plan.notes),
+            self._publish(Report(plan.base, plan.merged, removals=plan.removals, errors=plan.errors, notes=plan.notes),
                           {}, plan)
             return 2
         try:
@@ -187,8 +187,8 @@ class PullRequestRun:
             plan = replace(Plan.read(plan_file), repo=str(Path(reader.path).resolve()))
             self._judged_head(plan, plan_file)
             self.contexts = plan_contexts(plan)
-            self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
-            plan.judged_head(reader)
+            self._have_commit(reader, plan.pr_head, "pull_request.head.sha")
+            plan.merged_commit(reader)
             policy = pipeline.policy_of(reader, plan)
             judged = pipeline.merge(reader, plan, policy, results, started=started)
             judged = self._record(reader, judged, policy)
@@ -203,10 +203,10 @@ class PullRequestRun:
         that push runs its own gate.
         """
         if self.activity.kind == RERUN:
-            self.activity = replace(self.activity, head_sha=plan.pr_head or plan.head)
-        elif (plan.pr_head or plan.head) != self.activity.head_sha:
+            self.activity = replace(self.activity, head_sha=plan.pr_head)
+        elif (plan.pr_head) != self.activity.head_sha:
             raise InputError(str(plan_file), "head",
-                             f"the plan judges {(plan.pr_head or plan.head)[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
+                             f"the plan judges {(plan.pr_head)[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
                              "download the plan artifact of this workflow run, written by `github plan`")
 
     def _plan(self, reader: GitReader) -> tuple[Plan, Policy | None]:
@@ -261,7 +261,7 @@ class PullRequestRun:
             record = ErrorRecord("", "", f"promotion-bot crashed: {type(exc).__name__}: {exc}")
         actions.annotate("error", str(record) if record.file else record.message)
         base = plan.base if plan else (self.activity.base_sha or "")
-        head = plan.head if plan else (self.activity.head_sha or "")
+        head = plan.merged if plan else (self.activity.head_sha or "")
         report = Report(base, head, errors=(record,))
         if not self.contexts:
             self.contexts = plan_contexts(plan) if plan else [statuses.context_for(None)]
@@ -271,7 +271,7 @@ class PullRequestRun:
     def _comment(self, report: Report, templates, plan: Plan | None) -> str:
         try:
             return publish.comment(report, templates=templates, report_url=self.settings.run_url,
-                                   files_url=publish.files_url(self.settings.repo_url, plan.pr_head or plan.head)
+                                   files_url=publish.files_url(self.settings.repo_url, plan.pr_head)
                                    if plan is not None else None)
         except Exception:  # a template failed: still say what the verdict is and what went wrong
             errors = [e.message for e in report.errors] or [f"{p.environment}: {p.verdict}" for p in report.promotions]
