@@ -66,7 +66,7 @@ def real_server():
 
 def one_round(endpoint) -> tuple[float, float, int]:
     """(wall seconds, seconds with a request in flight, cases) for load + run + judge + compare."""
-    from bot.appflows.compare import decide, records
+    from bot.appflows.compare import compare, records
     from bot.appflows.options import GateOptions
     from bot.appflows.runner import run_cases
     from bot.appflows.suite import all_cases, load_suite_files
@@ -74,7 +74,7 @@ def one_round(endpoint) -> tuple[float, float, int]:
     started = time.monotonic()
     cases = all_cases(load_suite_files(sorted(SUITES.glob("*.yaml"))))
     run = run_cases(endpoint, cases, concurrency=4, timeout_s=120)
-    decide("app-flows", GateOptions(), records(run, run))
+    compare("app-flows", GateOptions(), records(run, run))
     return time.monotonic() - started, run.server_s, len(cases)
 
 

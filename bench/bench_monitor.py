@@ -98,7 +98,7 @@ def time_to_revert(root: Path) -> bool:
     from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 
     from bot.core.net import free_port
-from bot.demo.local_prometheus import LocalPrometheus
+    from bot.demo.local_prometheus import LocalPrometheus
     from bot.forge.local import LocalForge
     from bot.monitor.watch import monitor
     from bot.policy.rollback import render_query

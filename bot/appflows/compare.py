@@ -85,7 +85,7 @@ def is_regression(rec: Mapping[str, Any]) -> bool:
     return rec["baseline"] == PASS and rec["candidate"] == FAIL
 
 
-def decide(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, keep_records: bool = False,
+def compare(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, keep_records: bool = False,
            artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule()) -> CheckResult:
     """The gate over every case record. ``keep_records``: a shard's partial result, for `merge`."""
     recs = sorted(recs, key=lambda r: r["key"])

@@ -21,7 +21,7 @@ import random
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from bot.appflows.compare import decide, is_regression
+from bot.appflows.compare import compare, is_regression
 from bot.appflows.options import GateOptions
 from bot.stats.sequential import Sequential
 from bot.verdicts import looks
@@ -73,7 +73,7 @@ def run_in_looks(name: str, gate: GateOptions, plan: Sequential, cases: Sequence
 
     def evaluate(look: looks.Look) -> tuple[CheckResult, str]:
         recs.extend(run_batch(order[look.start:look.stop]))
-        result = decide(name, gate, recs, artifacts=artifacts, rule=replace(rule, confidence=look.level))
+        result = compare(name, gate, recs, artifacts=artifacts, rule=replace(rule, confidence=look.level))
         return result, settled(result, gate, recs)
 
     result, taken = looks.run_in_looks(plan, evaluate, name=name, unit="cases", progress=progress)

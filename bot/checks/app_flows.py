@@ -83,13 +83,13 @@ class AppFlowsCheck(CheckDefinition):
     # policy is read.
     def run(self, ctx, options: AppFlowOptions) -> CheckResult:
         from bot.appflows import looks
-        from bot.appflows.compare import decide
+        from bot.appflows.compare import compare
 
         cases, folder = _cases(ctx, options, 0, 1)
         plan = looks.plan_for(options.sequential, options.gate, len(cases), ctx.rule)
         if plan is None:
             recs, artifact = _records(ctx, options, cases, folder)
-            return decide(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
+            return compare(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
         from bot.appflows.endpoints import candidate_and_baseline
 
         ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}, in looks at {', '.join(map(str, plan.looks))}")
@@ -104,17 +104,17 @@ class AppFlowsCheck(CheckDefinition):
                                                                                  "sequential": taken.to_json()}))
 
     def run_shard(self, ctx, options: AppFlowOptions, shard: int, count: int) -> CheckResult:
-        from bot.appflows.compare import decide
+        from bot.appflows.compare import compare
 
         cases, folder = _cases(ctx, options, shard, count)
         recs, artifact = _records(ctx, options, cases, folder, shard, count)
-        return decide(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,), rule=ctx.rule)
+        return compare(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,), rule=ctx.rule)
 
     def merge(self, ctx, options: AppFlowOptions, parts: list[CheckResult]) -> CheckResult:
-        from bot.appflows.compare import case_records, decide
+        from bot.appflows.compare import case_records, compare
 
         artifacts = tuple(a for p in parts for a in p.artifacts)
-        return decide(self.name, options.gate, case_records(parts), artifacts=artifacts, rule=ctx.rule)
+        return compare(self.name, options.gate, case_records(parts), artifacts=artifacts, rule=ctx.rule)
 
 
 def _cases(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list, str]:

@@ -133,7 +133,7 @@ class PerformanceCheck(CheckDefinition):
 
     def run(self, ctx, options: PerfOptions) -> CheckResult:
         from bot.appflows.endpoints import candidate_and_baseline, served_endpoint
-        from bot.perf.compare import PeakMemory, decide  # statistics: imported by a run, not by a policy read
+        from bot.perf.compare import PeakMemory, compare  # statistics: imported by a run, not by a policy read
 
         out = ctx.workdir / "guidellm"
         out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ class PerformanceCheck(CheckDefinition):
         artifacts = tuple(ctx.artifact(out / f"{names[key]}.{ext}") for key in order for ext in ("html", "json"))
         # The gate entry's `confidence:` and `decide:` (bot.policy.model.VerdictRule), like every other check.
         limits = replace(options.limits, confidence=ctx.rule.confidence)
-        return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
+        return compare(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
                       memory=memory)
 
 

@@ -135,7 +135,7 @@ def _memory_row(limits: PerfLimits, memory: PeakMemory | None) -> tuple[MetricRo
                  else f"{text}, limit {threshold}"), None
 
 
-def decide(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
+def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
            notes: tuple[str, ...] = (), artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule(),
            memory: PeakMemory | None = None) -> CheckResult:
     """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds; ``memory`` the servers' peaks."""
