@@ -13,13 +13,14 @@ from bot.core.output import print_progress
 from bot.gitops.manifests import ManifestIndex
 from bot.gitops.promotions import Promotion, baseline_ref
 from bot.policy.model import Environment, Policy
+from bot.vcs.reader import GitReader
 from bot.verdicts.evidence import VerdictRule
 from bot.zoo.variants import Variant, VariantRef, Zoo
 
 
 @dataclass
 class CheckContext:
-    reader: object  # bot.vcs.reader.GitReader
+    reader: GitReader
     base: str
     head: str
     policy: Policy

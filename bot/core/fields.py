@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bot.core.errors import InputError
+from bot.core.errors import InputError, UnknownKeyError
 
 _MISSING = object()
 
@@ -160,7 +160,9 @@ def reject_unknown(data: Mapping[str, Any], allowed: set[str], loc: Loc) -> None
             close = did_you_mean(str(key), allowed)
             hint = (f"did you mean `{close}`?" if close else f"allowed keys: {', '.join(sorted(allowed))}" if allowed
                     else f"{loc.path or 'this'} takes no settings: remove it")
-            raise loc.child(str(key)).error("is not a known setting", hint)
+            child = loc.child(str(key))
+            raise UnknownKeyError(child.file, child.path, "is not a known setting", hint, key=str(key),
+                                  allowed=frozenset(allowed))
 
 
 def did_you_mean(word: str, choices) -> str | None:
