@@ -28,8 +28,8 @@ POLICY = textwrap.dedent("""\
       - name: staging
         gate:
           - check: performance
-            requests: 8
-            rounds: 4
+            requests: 4
+            max_rounds: 4
             rate: 2
             prompt_tokens: 16
             output_tokens: 16

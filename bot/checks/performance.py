@@ -5,15 +5,19 @@ confidence, and no higher error rate; the servers' peak resident memory beside t
 JSON and HTML reports of every round are kept as artifacts.
 
 Both variants are served at once and measured in alternating rounds (B C C B B C ...), so what
-else the machine does meanwhile weighs on both sides. `order: sequential` serves one variant at a
-time (a GPU too small for two) and says in the result that drift between them lands on one side.
+else the machine does meanwhile weighs on both sides. The round pairs come in looks (2, 4, 8, 16
+pairs by default, `bot.verdicts.looks`): after each look every judged metric's interval is taken at
+the look's share of the error, and the check stops once each is settled, or at its budget
+(`max_rounds`, `max_duration`), where it says inconclusive with the rounds that would settle it.
+`order: sequential` serves one variant at a time (a GPU too small for two), in one look, and says
+in the result that drift between them lands on one side.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,10 +25,15 @@ from typing import Any, Mapping
 from bot.checks import CheckDefinition, register
 from bot.core.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.core.paths import check_repo_path
-from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
+from bot.perf.guidellm import PROFILES, Profile, Round, RoundRunner, RoundSpec, command
 from bot.perf.options import DEFAULT_LIMIT, MEMORY, METRICS, PerfLimits
-from bot.perf.rounds import BASELINE, CANDIDATE, schedule
-from bot.verdicts.results import CheckResult
+from bot.perf.rounds import BASELINE, CANDIDATE, pairs_in_order, round_name
+from bot.verdicts import looks
+from bot.verdicts.looks import SequentialOption, parse_sequential
+from bot.verdicts.results import INCONCLUSIVE, CheckResult
+
+# Looks at 2, 4, 8, 16 round pairs: two pairs are the fewest a paired interval can be taken on.
+SEQUENTIAL = SequentialOption(minimum=2, growth=2.0)
 
 
 @dataclass(frozen=True)
@@ -35,16 +44,18 @@ class PerfOptions:
     data_suites: str | None  # prompts from these app-flow suites instead of synthetic text
     run_timeout_s: float  # per round
     warmup_requests: int = 2  # per side, in an untimed GuideLLM round before the measured ones
-    rounds: int = 8  # both sides together
+    max_rounds: int = 32  # both sides together: the budget in rounds
+    max_duration_s: float = 600.0  # the budget in time: no look starts after it
     interleaved: bool = True
+    sequential: SequentialOption | None = SEQUENTIAL
 
     @property
-    def pairs(self) -> int:
-        return self.rounds // 2
+    def max_pairs(self) -> int:
+        return self.max_rounds // 2
 
     def round_profile(self, pair: int) -> Profile:
         """A pair's two rounds get the same requests: the same count, seed and prompts."""
-        return replace(self.profile, requests=math.ceil(self.profile.requests / self.pairs), seed=self.profile.seed + pair)
+        return replace(self.profile, seed=self.profile.seed + pair)
 
 
 @register
@@ -56,9 +67,12 @@ class PerformanceCheck(CheckDefinition):
     needs_baseline = True
     option_keys = frozenset({"profile", "rate", "requests", "max_seconds", "prompt_tokens", "output_tokens",
                              "seed", "data", "tokenizer", "limits", "max_error_rate_increase", "run_timeout",
-                             "warmup_requests", "rounds", "order", "expect"})
+                             "warmup_requests", "max_rounds", "max_duration", "sequential", "order", "expect"})
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> PerfOptions:
+        if "rounds" in raw:
+            raise loc.child("rounds").error("is not a setting: rounds come in looks until the verdict is settled",
+                                            f"write the budget instead, `max_rounds: {raw['rounds']}`")
         reject_unknown(raw, set(self.option_keys), loc)
         kind = get_str(raw, "profile", loc, "concurrent")
         if kind not in PROFILES:
@@ -93,6 +107,8 @@ class PerformanceCheck(CheckDefinition):
         relative = {}
         for m in METRICS:
             key = raw_limits.get(m, m.key)
+            if not m.judged_by_default and m not in raw_limits:
+                continue  # shown, not judged, unless the policy sets its limit
             relative[m.key] = get_percent(raw.get("limits") or {}, key, limits_loc, DEFAULT_LIMIT)
             if relative[m.key] < 0:
                 raise limits_loc.child(key).error("must not be negative",
@@ -105,17 +121,17 @@ class PerformanceCheck(CheckDefinition):
                 raise limits_loc.child(MEMORY.key).error(
                     "must not be negative", "write the allowed growth, e.g. 10%, or a required reduction under "
                                             "`expect:` (e.g. `expect: {peak_memory: -30%}`)")
-        rounds = get_int(raw, "rounds", loc, 8, minimum=2)
-        if rounds % 2:
-            raise loc.child("rounds").error(f"must be even (half baseline, half candidate), got {rounds}",
-                                            f"write `rounds: {rounds + 1}`")
+        max_rounds = get_int(raw, "max_rounds", loc, 32, minimum=4)
+        if max_rounds % 2:
+            raise loc.child("max_rounds").error(f"must be even (half baseline, half candidate), got {max_rounds}",
+                                                f"write `max_rounds: {max_rounds + 1}`")
         order = get_str(raw, "order", loc, "interleaved")
         if order not in ("interleaved", "sequential"):
             raise loc.child("order").error(f"must be `interleaved` or `sequential`, got {order!r}",
                                            "use `sequential` only when the two variants cannot be served at once")
         profile = Profile(
             kind=kind, rate=get_number(raw, "rate", loc, 2, minimum=0.01),
-            requests=get_int(raw, "requests", loc, 20, minimum=1),
+            requests=get_int(raw, "requests", loc, 8, minimum=1),  # per round
             max_seconds=get_duration(raw, "max_seconds", loc, 120.0),
             prompt_tokens=get_int(raw, "prompt_tokens", loc, 64, minimum=1),
             output_tokens=get_int(raw, "output_tokens", loc, 32, minimum=1),
@@ -128,7 +144,8 @@ class PerformanceCheck(CheckDefinition):
             tokenizer=tokenizer, data_suites=suites,
             run_timeout_s=get_duration(raw, "run_timeout", loc, 600.0),
             warmup_requests=get_int(raw, "warmup_requests", loc, 2, minimum=0),
-            rounds=rounds, interleaved=order == "interleaved",
+            max_rounds=max_rounds, max_duration_s=get_duration(raw, "max_duration", loc, 600.0),
+            interleaved=order == "interleaved", sequential=parse_sequential(raw, loc, default=SEQUENTIAL),
         )
 
     def run(self, ctx, options: PerfOptions) -> CheckResult:
@@ -138,56 +155,116 @@ class PerformanceCheck(CheckDefinition):
         out = ctx.workdir / "guidellm"
         out.mkdir(parents=True, exist_ok=True)
         tokenizer = _tokenizer(ctx, options, out)
-        profiles = [options.round_profile(pair) for pair in range(options.pairs)]
+        profiles = [options.round_profile(pair) for pair in range(options.max_pairs)]
         if options.data_suites:
-            per_round = profiles[0].requests
-            prompts = _suite_prompts(ctx, options.data_suites, per_round * options.pairs, out / "prompts.jsonl")
+            per_round = options.profile.requests
+            prompts = _suite_prompts(ctx, options.data_suites, per_round * options.max_pairs, out / "prompts.jsonl")
             profiles = [replace(p, data_file=_slice(prompts, i * per_round, per_round, out / f"prompts-pair{i + 1}.jsonl"))
                         for i, p in enumerate(profiles)]
-        order = schedule(options.rounds, interleaved=options.interleaved)
-        names = {(pair, side): f"round{k + 1}-{side}" for k, (pair, side) in enumerate(order)}
+        names: dict[tuple[int, str], str] = {}
+        warmed: set[str] = set()
 
-        def spec(endpoints, side, name, profile) -> RoundSpec:
-            ep = endpoints[side]
-            return RoundSpec(name, tuple(command(ep.base_url, ep.model, profile, tokenizer, out, name)))
-
-        def measure(endpoints, sides) -> list[Round]:
+        def measure(runner, endpoints, sides, start: int, stop: int) -> dict[str, Round]:
+            """Round pairs ``start``..``stop`` on ``sides`` (after an untimed round per side, the first time)."""
+            order = [(pair, side) for pair, side in pairs_in_order(start, stop, interleaved=options.interleaved)
+                     if side in sides]
+            for pair, side in order:
+                names[(pair, side)] = round_name(pair, side, pairs=options.max_pairs, interleaved=options.interleaved)
             # Untimed first rounds: the first one in a process pays GuideLLM's and the server's
             # one-off costs (worker start-up, lazy initialisation), which must not land on one side.
             warm = replace(profiles[0], requests=options.warmup_requests)
-            rounds = [spec(endpoints, side, f"warmup-{side}", warm) for side in sides] if options.warmup_requests else []
-            rounds += [spec(endpoints, side, names[(pair, side)], profiles[pair]) for pair, side in order if side in sides]
-            ctx.progress(f"performance: {len(rounds)} rounds of {profiles[0].requests} requests "
-                         f"({options.profile.profile_arg()}), {' '.join(s[0].upper() for _, s in order if s in sides)}"
-                         + (f" after {len(sides)} untimed of {options.warmup_requests}" if options.warmup_requests else ""))
-            done = run_rounds(rounds, out_dir=out, timeout_s=options.run_timeout_s * len(rounds) + 120,
-                              progress=ctx.progress)
-            return [r for r in done if not r.name.startswith("warmup-")]
+            specs = [spec(endpoints, side, f"warmup-{side}", warm) for side in sides
+                     if options.warmup_requests and side not in warmed]
+            warmed.update(sides)
+            specs += [spec(endpoints, side, names[(pair, side)], profiles[pair]) for pair, side in order]
+            ctx.progress(f"performance: {len(specs)} rounds of {options.profile.requests} requests "
+                         f"({options.profile.profile_arg()}), {' '.join(s[0].upper() for _, s in order)}")
+            done = runner.run(specs, timeout_s=options.run_timeout_s * len(specs) + 120)
+            return {r.name: r for r in done if not r.name.startswith("warmup-")}
+
+        def spec(endpoints, side, name, profile) -> RoundSpec:
+            ep = endpoints[side]
+            cpu = ep.memory.cpu_seconds if ep.memory is not None else None
+            return RoundSpec(name, tuple(command(ep.base_url, ep.model, profile, tokenizer, out, name)), cpu)
 
         measured: dict[str, Round] = {}
-        notes: tuple[str, ...] = ()
         peaks: dict[str, int | None] = {}
-        if options.interleaved:
-            with candidate_and_baseline(ctx) as (cand, base):
-                done = measure({CANDIDATE: cand, BASELINE: base}, (BASELINE, CANDIDATE))
-                peaks = {CANDIDATE: _peak(cand), BASELINE: _peak(base)}
-            measured = {r.name: r for r in done}
-        else:
-            notes = ("measured one variant after the other (`order: sequential`): whatever changed on the machine "
-                     "between them counts as a difference between the variants",)
-            for side, variant in ((BASELINE, ctx.baseline), (CANDIDATE, ctx.candidate)):
-                with served_endpoint(ctx, variant) as ep:
-                    measured.update((r.name, r) for r in measure({side: ep}, (side,)))
-                    peaks[side] = _peak(ep)
-        memory = PeakMemory(peaks.get(CANDIDATE), peaks.get(BASELINE),
-                            "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
-        baseline = [measured[names[(i, BASELINE)]] for i in range(options.pairs)]
-        candidate = [measured[names[(i, CANDIDATE)]] for i in range(options.pairs)]
-        artifacts = tuple(ctx.artifact(out / f"{names[key]}.{ext}") for key in order for ext in ("html", "json"))
-        # The gate entry's `confidence:` and `decide:` (bot.policy.model.VerdictRule), like every other check.
-        limits = replace(options.limits, confidence=ctx.rule.confidence)
-        return compare(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
-                      memory=memory)
+        notes: list[str] = []
+        started = time.monotonic()
+
+        def result(confidence: float) -> CheckResult:
+            pairs = sorted({pair for pair, _ in names})
+            memory = PeakMemory(peaks.get(CANDIDATE), peaks.get(BASELINE),
+                                "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
+            artifacts = tuple(ctx.artifact(out / f"{names[(pair, side)]}.{ext}") for pair in pairs
+                              for side in (BASELINE, CANDIDATE) for ext in ("html", "json"))
+            # The gate entry's `confidence:` and `decide:` (bot.verdicts.evidence.VerdictRule), like every other check.
+            return compare(self.name, replace(options.limits, confidence=confidence),
+                           [measured[names[(i, BASELINE)]] for i in pairs],
+                           [measured[names[(i, CANDIDATE)]] for i in pairs],
+                           notes=tuple(notes), artifacts=artifacts, rule=ctx.rule, memory=memory)
+
+        if not options.interleaved:
+            notes.append("measured one variant after the other (`order: sequential`), in one look: whatever changed "
+                         "on the machine between them counts as a difference between the variants")
+            with RoundRunner(out, ctx.progress) as runner:
+                for side, variant in ((BASELINE, ctx.baseline), (CANDIDATE, ctx.candidate)):
+                    with served_endpoint(ctx, variant) as ep:
+                        measured.update(measure(runner, {side: ep}, (side,), 0, options.max_pairs))
+                        peaks[side] = _peak(ep)
+            return self._budget_notes(result(ctx.rule.confidence), options, options.max_pairs)
+
+        plan = (options.sequential or SequentialOption(minimum=options.max_pairs)).plan(options.max_pairs,
+                                                                                         ctx.rule.confidence)
+        with candidate_and_baseline(ctx) as (cand, base), RoundRunner(out, ctx.progress) as runner:
+            endpoints = {CANDIDATE: cand, BASELINE: base}
+
+            def look(at: looks.Look) -> tuple[CheckResult, str]:
+                measured.update(measure(runner, endpoints, (BASELINE, CANDIDATE), at.start, at.stop))
+                peaks.update({CANDIDATE: _peak(cand), BASELINE: _peak(base)})
+                settled = _settled(result(at.level))
+                if settled == INCONCLUSIVE and not at.last and time.monotonic() - started > options.max_duration_s:
+                    notes.append(f"the time budget ran out after {2 * at.stop} rounds (`max_duration: "
+                                 f"{options.max_duration_s:g}s`)")
+                    return result(at.level), looks.EXHAUSTED  # again: with the note
+                return result(at.level), settled
+
+            outcome, taken = looks.run_in_looks(plan, look, name=self.name, unit="round pairs", progress=ctx.progress)
+        if len(plan.looks) > 1:
+            outcome = replace(outcome, notes=(*outcome.notes, taken.note(ctx.rule.confidence, plan_spending(options))),
+                              detail=f"{taken.stopped()}: {outcome.detail}",
+                              findings=(*outcome.findings, {"title": taken.stopped(), "sequential": taken.to_json()}))
+        return self._budget_notes(outcome, options, taken.observations)
+
+    @staticmethod
+    def _budget_notes(outcome: CheckResult, options: PerfOptions, pairs: int) -> CheckResult:
+        """An inconclusive row whose settling count is beyond the budget says so up front: this runner
+        cannot resolve that limit with these settings."""
+        said = []
+        for row in outcome.rows:
+            ev = row.evidence
+            if row.verdict != INCONCLUSIVE or ev is None or not ev.settle_n:
+                continue
+            # Requests are counted over both sides; each round adds `requests` to one side.
+            rounds = ev.settle_n if ev.observations == "rounds" else -(-ev.settle_n // options.profile.requests)
+            if rounds > options.max_rounds:
+                said.append(f"this runner cannot resolve {abs(ev.limit):.0%} on {row.label} within "
+                            f"{options.max_rounds} rounds (`max_rounds`); it would need about {rounds}")
+        return replace(outcome, notes=(*said, *outcome.notes)) if said else outcome
+
+
+def plan_spending(options: PerfOptions) -> str:
+    return (options.sequential or SEQUENTIAL).spending
+
+
+def _settled(outcome: CheckResult) -> str:
+    """What a look may stop on: the interval metrics settled (`bot.verdicts.looks.settled`); a memory
+    or error-rate fail (no interval: one reading, or a count) stands at once."""
+    interval_rows = [r for r in outcome.rows if r.evidence is not None]
+    plain_fail = any(r.verdict == "fail" and r.evidence is None for r in outcome.rows)
+    if outcome.verdict == "fail" and plain_fail:
+        return "fail"
+    return looks.settled(outcome.verdict, interval_rows)
 
 
 def _metric_mapping(raw: Mapping[str, Any], key: str, loc: Loc) -> dict:

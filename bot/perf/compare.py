@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from bot.perf.guidellm import Round
-from bot.perf.options import MB, MEMORY, METRICS, Metric, PerfLimits
+from bot.perf.options import CPU_PER_TOKEN, MB, MEMORY, METRICS, Metric, PerfLimits, pooled_throughput
 from bot.stats.interval import EPSILON, Interval, level_percent
 from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
 from bot.verdicts.evidence import VerdictRule
@@ -34,12 +34,6 @@ class PeakMemory:
     candidate: int | None
     baseline: int | None
     why_missing: str = ""
-
-
-def pooled_throughput(rounds: Sequence[Round]) -> float | None:
-    seconds = sum(r.duration_s for r in rounds)
-    tokens = sum(r.output_tokens for r in rounds)
-    return tokens / seconds if seconds > 0 and tokens else None
 
 
 def _interval(m: Metric, base: Sequence[Round], cand: Sequence[Round], level: float) -> tuple[Interval | None, str | None, float | None, float | None]:
@@ -57,22 +51,24 @@ def _interval(m: Metric, base: Sequence[Round], cand: Sequence[Round], level: fl
             return iv, None, c_value, b_value
         except ValueError as exc:
             return None, f"{m.label}: {exc} (raise `requests`)", c_value, b_value
-    b = [r.output_tokens_per_s for r in base]
-    c = [r.output_tokens_per_s for r in cand]
-    c_value, b_value = pooled_throughput(cand), pooled_throughput(base)
+    b = [m.per_round(r) for r in base]
+    c = [m.per_round(r) for r in cand]
+    c_value, b_value = m.pooled(cand), m.pooled(base)
+    if m is CPU_PER_TOKEN and (None in b or None in c):
+        return None, "the servers' CPU time was not read (they run elsewhere: `serve: {mode: url}`)", c_value, b_value
     if None in b or None in c:
         return None, f"a round produced no output tokens, so no {m.label}", c_value, b_value
     try:
         return paired_ratio(b, c, level=level, higher_is_better=m.higher_is_better), None, c_value, b_value
     except ValueError as exc:
-        return None, f"{m.label}: {exc} (raise `rounds`)", c_value, b_value
+        return None, f"{m.label}: {exc} (raise `max_rounds`)", c_value, b_value
 
 
-def metric_level(confidence: float) -> float:
-    """Each metric's interval level: the check's error shared over its metrics (Bonferroni), so
-    identical models fail the check with at most the chance `confidence` allows, not once per
+def metric_level(confidence: float, judged: int = 4) -> float:
+    """Each metric's interval level: the check's error shared over its ``judged`` metrics (Bonferroni),
+    so identical models fail the check with at most the chance `confidence` allows, not once per
     metric (four metrics at 95% each would fail an A/A run up to one time in ten)."""
-    return 1 - (1 - confidence) / len(METRICS)
+    return 1 - (1 - confidence) / max(judged, 1)
 
 
 def _pct(x: float) -> str:
@@ -142,11 +138,18 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
     if len(baseline) != len(candidate) or not baseline:
         raise ValueError("baseline and candidate need the same number of rounds, at least one")
     rows, worse, unsure, broken = [], [], [], []
-    level = metric_level(limits.confidence)
+    level = metric_level(limits.confidence, len(limits.judged()))
     for m in METRICS:
         limit, win = limits.limit(m), limits.expect.get(m.key)
-        threshold = expected_text(m, win) if win is not None else f"{'≥ −' if m.higher_is_better else '≤ +'}{limit:.0%}"
         iv, problem, c_value, b_value = _interval(m, baseline, candidate, level)
+        if limit is None:  # shown beside the judged ones, with its interval, judged by nothing
+            rows.append(MetricRow(label=m.label, candidate=c_value, baseline=b_value,
+                                  delta=None if iv is None else iv.estimate,
+                                  threshold="not judged (no limit or expect)", verdict=SKIPPED,
+                                  higher_is_better=m.higher_is_better,
+                                  stderr=describe(m.label, iv) if iv is not None else problem))
+            continue
+        threshold = expected_text(m, win) if win is not None else f"{'≥ −' if m.higher_is_better else '≤ +'}{limit:.0%}"
         evidence = None
         if iv is None and problem is None:
             verdict = SKIPPED
@@ -158,7 +161,7 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
             settle = settle_count(iv, limit, higher_is_better=m.higher_is_better) if verdict == INCONCLUSIVE else None
             if settle is not None and m.unit == "rounds":
                 settle *= 2  # pairs → rounds
-            evidence = Evidence(interval=iv, limit=limit, unit="relative", settle_n=settle)
+            evidence = Evidence(interval=iv, limit=limit, unit="relative", settle_n=settle, observations=m.unit)
             text = describe_win(m, iv, win) if win is not None else describe(m.label, iv) + f", limit {threshold}"
             if verdict == FAIL:
                 worse.append(f"{missed_win(m)}: {text}" if win is not None else text)

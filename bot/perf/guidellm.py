@@ -1,8 +1,8 @@
 """GuideLLM benchmarks against OpenAI-compatible endpoints, in rounds, and what their reports hold.
 
 Every round is one GuideLLM `run` (its CLI arguments, `command`). All rounds of a check run in one
-child process (`bot.perf.rounds`), which imports GuideLLM once: a fresh CLI per round would pay
-its 10–25 s start-up every time. Each round writes its JSON and HTML reports into the check's
+child process (`RoundRunner`, `bot.perf.rounds`), which imports GuideLLM once and takes rounds as
+they are sent: a fresh CLI per round (or per look) would pay its 10–70 s start-up every time. Each round writes its JSON and HTML reports into the check's
 workdir; `read_round` takes the per-request timings from the JSON.
 
 `transformers serve` rejects GuideLLM's vLLM-only `ignore_eos` with HTTP 422. GuideLLM merges
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -72,10 +72,15 @@ class Round:
     errored: int
     incomplete: int
     json_report: Path
+    cpu_s: float | None = None  # CPU seconds the server's process tree used during the round; None: not read
 
     @property
     def output_tokens_per_s(self) -> float | None:
         return self.output_tokens / self.duration_s if self.duration_s > 0 and self.output_tokens else None
+
+    @property
+    def cpu_s_per_token(self) -> float | None:
+        return self.cpu_s / self.output_tokens if self.cpu_s and self.output_tokens else None
 
     @property
     def total(self) -> int:
@@ -116,59 +121,114 @@ def command(base_url: str, model: str, profile: Profile, tokenizer: Path, out_di
 class RoundSpec:
     name: str  # the report's file stem, e.g. `round3-candidate`
     argv: tuple[str, ...]  # GuideLLM CLI arguments after `guidellm`
+    cpu: Callable[[], float | None] | None = None  # the server's CPU seconds so far, read as the round starts and ends
+
+
+class RoundRunner:
+    """One child process (`bot.perf.rounds`) that runs GuideLLM rounds as they are sent, for the
+    whole check: its start-up (GuideLLM's imports and its worker fork server, tens of seconds on a
+    busy 2-core runner) is paid once, not once per look.
+
+        with RoundRunner(out_dir, progress) as runner:
+            first = runner.run(specs, timeout_s=...)   # blocks until these rounds are done
+            more = runner.run(more_specs, timeout_s=...)
+
+    `run` raises ExternalError when the child fails, times out or leaves a report out; the child and
+    GuideLLM's workers are killed whenever the runner is left.
+    """
+
+    def __init__(self, out_dir: Path, progress: Callable[[str], None]) -> None:
+        self.out_dir, self.progress = Path(out_dir), progress
+        self.proc: subprocess.Popen | None = None
+        self.log = self.out_dir / "rounds.log"
+
+    def __enter__(self) -> "RoundRunner":
+        from bot.perf import rounds as driver
+
+        self.driver = driver
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log, "w")
+        # By path, so the child runs this checkout's driver whatever `bot` its sys.path would find;
+        # -P keeps the driver's folder off sys.path, where guidellm.py would shadow GuideLLM.
+        self.proc = subprocess.Popen([sys.executable, "-P", driver.__file__], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=child_env(**OFFLINE_ENV), cwd=self.out_dir, text=True, errors="replace",
+                                     start_new_session=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+        self._log.close()
+
+    def _stop(self) -> None:  # the driver and GuideLLM's worker processes with it
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def run(self, rounds: Sequence[RoundSpec], *, timeout_s: float) -> list[Round]:
+        """Run ``rounds`` in order and read their reports; the server CPU each used, where readable."""
+        driver, proc = self.driver, self.proc
+        for r in rounds:  # a report left from an earlier attempt must not stand in for a round that failed
+            (self.out_dir / f"{r.name}.json").unlink(missing_ok=True)
+        by_name = {r.name: r for r in rounds}
+        cpu_at_start: dict[str, float | None] = {}
+        cpu_used: dict[str, float | None] = {}
+        pending = [r.name for r in rounds]
+        timed_out = threading.Event()
+        timer = threading.Timer(timeout_s, lambda: (timed_out.set(), self._stop()))
+        started = time.monotonic()
+        timer.start()
+        try:
+            for r in rounds:
+                proc.stdin.write(json.dumps({"name": r.name, "argv": list(r.argv)}) + "\n")
+            proc.stdin.flush()
+            while pending:
+                line = proc.stdout.readline()
+                if not line:
+                    break  # the child is gone
+                # The driver says when each round starts and ends; the server's CPU is read at both.
+                if line.startswith(driver.STARTING):
+                    name = line.removeprefix(driver.STARTING).strip()
+                    if name in by_name and by_name[name].cpu:
+                        cpu_at_start[name] = by_name[name].cpu()
+                    continue
+                if line.startswith(driver.FINISHED):
+                    name = line.removeprefix(driver.FINISHED).strip()
+                    if cpu_at_start.get(name) is not None and (now := by_name[name].cpu()) is not None:
+                        cpu_used[name] = now - cpu_at_start[name]
+                    if name in pending:
+                        pending.remove(name)
+                    continue
+                self._log.write(neutralise(line))
+                if line.startswith(driver.PROGRESS):
+                    self.progress("performance: " + line.removeprefix(driver.PROGRESS).strip())
+        except (BrokenPipeError, OSError):
+            pass  # the child died: said below
+        finally:
+            timer.cancel()
+            self._log.flush()
+        if timed_out.is_set():
+            raise ExternalError("GuideLLM", f"{len(rounds)} rounds did not finish within {timeout_s:.0f}s "
+                                            f"(log: {self.log.name})")
+        missing = [r.name for r in rounds if r.name in pending or not (self.out_dir / f"{r.name}.json").exists()]
+        if missing:
+            self._stop()
+            tail = "\n".join(self.log.read_text(errors="replace").strip().splitlines()[-12:])
+            raise ExternalError("GuideLLM", f"rounds exited with code {proc.poll()}, no report for "
+                                            f"{', '.join(missing)}:\n{tail}")
+        self.progress(f"performance: {len(rounds)} rounds done in {time.monotonic() - started:.1f}s")
+        return [replace(read_round(self.out_dir / f"{r.name}.json", r.name), cpu_s=cpu_used.get(r.name))
+                for r in rounds]
 
 
 def run_rounds(rounds: Sequence[RoundSpec], *, out_dir: Path, timeout_s: float,
                progress: Callable[[str], None]) -> list[Round]:
-    """Run the rounds in order in one child process and read their reports; ExternalError when
-    the child fails, times out or leaves a report out."""
-    from bot.perf import rounds as driver
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for r in rounds:  # a report left from an earlier attempt must not stand in for a round that failed
-        (out_dir / f"{r.name}.json").unlink(missing_ok=True)
-    plan = out_dir / f"{rounds[0].name}-plan.json"
-    plan.write_text(json.dumps([{"name": r.name, "argv": list(r.argv)} for r in rounds]))
-    log = out_dir / f"{rounds[0].name}-rounds.log"
-    started = time.monotonic()
-    # By path, so the child runs this checkout's driver whatever `bot` its sys.path would find;
-    # -P keeps the driver's folder off sys.path, where guidellm.py would shadow GuideLLM.
-    argv = [sys.executable, "-P", driver.__file__, str(plan)]
-    timed_out = threading.Event()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=child_env(**OFFLINE_ENV), cwd=out_dir, text=True, errors="replace",
-                                start_new_session=True)
-
-        def stop() -> None:  # the driver and GuideLLM's worker processes with it
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-        timer = threading.Timer(timeout_s, lambda: (timed_out.set(), stop()))
-        timer.start()
-        try:
-            for line in proc.stdout:
-                out.write(neutralise(line))
-                if line.startswith(driver.PROGRESS):
-                    progress("performance: " + line.removeprefix(driver.PROGRESS).strip())
-            proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:
-                stop()
-                proc.wait()
-    elapsed = time.monotonic() - started
-    if timed_out.is_set():
-        raise ExternalError("GuideLLM", f"{len(rounds)} rounds did not finish within {timeout_s:.0f}s (log: {log.name})")
-    missing = [r.name for r in rounds if not (out_dir / f"{r.name}.json").exists()]
-    if proc.returncode != 0 or missing:
-        tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-12:])
-        raise ExternalError("GuideLLM", f"rounds exited with code {proc.returncode}"
-                            + (f", no report for {', '.join(missing)}" if missing else "") + f":\n{tail}")
-    progress(f"performance: {len(rounds)} rounds done in {elapsed:.1f}s")
-    return [read_round(out_dir / f"{r.name}.json", r.name) for r in rounds]
+    """Run ``rounds`` in one child process of their own (see `RoundRunner`)."""
+    with RoundRunner(out_dir, progress) as runner:
+        return runner.run(rounds, timeout_s=timeout_s)
 
 
 def _values(requests: list[dict], key: str) -> tuple[float, ...]:

@@ -19,18 +19,42 @@ class Metric:
     short: str  # in sentences: "no speed-up: throughput +1.0% [...]"
     per_request: Callable[[Round], Sequence[float]] | None = None  # pooled over rounds; else per round
     old_key: str | None = None  # the name it had when the check compared one p95 per side
+    per_round: Callable[[Round], float | None] | None = None  # one value per round, compared pair by pair
+    pooled: Callable[[Sequence[Round]], float | None] | None = None  # the value shown for a side's rounds
+    judged_by_default: bool = True  # False: shown, and judged only when the policy sets a limit or expect
 
     @property
     def unit(self) -> str:
         return "requests" if self.per_request else "rounds"
 
 
+def pooled_throughput(rounds: Sequence[Round]) -> float | None:
+    seconds = sum(r.duration_s for r in rounds)
+    tokens = sum(r.output_tokens for r in rounds)
+    return tokens / seconds if seconds > 0 and tokens else None
+
+
+def pooled_cpu_ms_per_token(rounds: Sequence[Round]) -> float | None:
+    if any(r.cpu_s is None for r in rounds):
+        return None
+    tokens = sum(r.output_tokens for r in rounds)
+    return 1000 * sum(r.cpu_s for r in rounds) / tokens if tokens else None
+
+
+THROUGHPUT = Metric("output_tokens_per_second", "output tokens per second", True, "throughput",
+                    per_round=lambda r: r.output_tokens_per_s, pooled=pooled_throughput)
+# What compression changes and a shared CPU's noise does not: the serving process tree's CPU time per
+# output token, paired by round. Not judged unless the policy asks (it needs the bot to run the servers).
+CPU_PER_TOKEN = Metric("cpu_per_token", "server CPU per output token (ms)", False, "CPU per token",
+                       per_round=lambda r: r.cpu_s_per_token, pooled=pooled_cpu_ms_per_token,
+                       judged_by_default=False)
 METRICS = (
     Metric("ttft", "TTFT (ms)", False, "TTFT", lambda r: r.ttft_ms, "ttft_p95"),
     Metric("itl", "inter-token latency (ms)", False, "inter-token latency", lambda r: r.itl_ms, "itl_p95"),
     Metric("request_latency", "request latency (s)", False, "request latency", lambda r: r.latency_s,
            "request_latency_p95"),
-    Metric("output_tokens_per_second", "output tokens per second", True, "throughput"),
+    THROUGHPUT,
+    CPU_PER_TOKEN,
 )
 # Not in METRICS: one reading per side has no interval, so it takes no share of the check's error.
 MEMORY = Metric("peak_memory", "peak memory (MB)", False, "peak memory")
@@ -41,7 +65,8 @@ MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class PerfLimits:
-    relative: Mapping[str, float] = field(default_factory=lambda: {m.key: DEFAULT_LIMIT for m in METRICS})
+    relative: Mapping[str, float] = field(default_factory=lambda: {m.key: DEFAULT_LIMIT for m in METRICS
+                                                                   if m.judged_by_default})
     max_error_rate_increase: float = 0.0  # absolute, 0.02 = two percentage points
     confidence: float = DEFAULT_CONFIDENCE
     # The win each metric must show, as a change in its own direction: +0.20 (20% more tokens per
@@ -50,7 +75,12 @@ class PerfLimits:
     memory_limit: float | None = None  # allowed growth of peak memory (0.10); None: not judged
 
     def limit(self, m: Metric) -> float | None:
-        """The allowed worsening of ``m``: its expected win as a negative limit, else its limit."""
+        """The allowed worsening of ``m``: its expected win as a negative limit, else its limit;
+        None when it is not judged."""
         if m.key in self.expect:
             return -abs(self.expect[m.key])
-        return self.memory_limit if m is MEMORY else self.relative[m.key]
+        return self.memory_limit if m is MEMORY else self.relative.get(m.key)
+
+    def judged(self) -> tuple[Metric, ...]:
+        """The interval metrics with a limit or an expected win: they share the check's error."""
+        return tuple(m for m in METRICS if self.limit(m) is not None)

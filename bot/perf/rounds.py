@@ -4,8 +4,9 @@
 (B C, C B, B C, ...: ABBA), so a machine that slowly gets busier or quieter weighs on both sides
 alike instead of on whichever ran second.
 
-`python -m bot.perf.rounds plan.json` runs a plan's GuideLLM rounds one after the other in this
-one process, printing a progress line after each.
+`python -P bot/perf/rounds.py` runs GuideLLM rounds one after the other in this one process as
+they arrive on stdin (one JSON object a line: `{"name", "argv"}`), marking each round's start and
+end and printing a progress line after each, until stdin closes.
 """
 
 from __future__ import annotations
@@ -17,22 +18,31 @@ import traceback
 
 BASELINE, CANDIDATE = "baseline", "candidate"
 PROGRESS = "@@progress "  # lines the parent forwards as the check's progress
+STARTING, FINISHED = "@@starting ", "@@finished "  # a round's bounds: the parent reads the server's CPU there
 
 
-def schedule(rounds: int, *, interleaved: bool = True) -> list[tuple[int, str]]:
-    """(pair index, side) for each round, in running order; ``rounds`` is even, half per side.
+def pairs_in_order(start: int, stop: int, *, interleaved: bool = True) -> list[tuple[int, str]]:
+    """(pair index, side) for each round of pairs ``start``..``stop`` (exclusive), in running order;
+    pair i runs B C when i is even, C B when it is odd, whichever look it falls in.
 
     Sequential: every baseline round, then every candidate round (one server at a time)."""
-    if rounds < 2 or rounds % 2:
-        raise ValueError(f"rounds must be an even number of at least 2, got {rounds}")
-    pairs = rounds // 2
+    if not 0 <= start < stop:
+        raise ValueError(f"pairs {start}..{stop} are no pairs to run")
     if not interleaved:
-        return [(i, BASELINE) for i in range(pairs)] + [(i, CANDIDATE) for i in range(pairs)]
+        return [(i, BASELINE) for i in range(start, stop)] + [(i, CANDIDATE) for i in range(start, stop)]
     order = []
-    for i in range(pairs):
+    for i in range(start, stop):
         first, second = (BASELINE, CANDIDATE) if i % 2 == 0 else (CANDIDATE, BASELINE)
         order += [(i, first), (i, second)]
     return order
+
+
+def round_name(pair: int, side: str, *, pairs: int, interleaved: bool = True) -> str:
+    """`round3-candidate`: the round's place in the running order of all ``pairs`` (its report's name)."""
+    if not interleaved:
+        return f"round{pair + 1 + (pairs if side == CANDIDATE else 0)}-{side}"
+    first = BASELINE if pair % 2 == 0 else CANDIDATE
+    return f"round{2 * pair + (1 if side == first else 2)}-{side}"
 
 
 # GuideLLM 0.8.1 sometimes ends a round before its scheduler recorded any timing (seen on a loaded
@@ -45,7 +55,7 @@ UNMEASURED = "No measurement start or end times available"
 WORKER_PRELOAD = ["guidellm.scheduler", "guidellm.backends", "guidellm.benchmark"]
 
 
-def main(argv: list[str]) -> int:
+def main(lines) -> int:
     import multiprocessing
     import os
 
@@ -53,10 +63,10 @@ def main(argv: list[str]) -> int:
     multiprocessing.set_forkserver_preload(WORKER_PRELOAD)
     from guidellm.__main__ import cli  # late: the parent process never imports GuideLLM
 
-    with open(argv[0]) as f:
-        plan = json.load(f)
-    for index, item in enumerate(plan, 1):
+    for index, line in enumerate(lines, 1):
+        item = json.loads(line)
         started = time.monotonic()
+        print(f"{STARTING}{item['name']}", flush=True)
         for attempt in (1, 2):
             try:
                 cli.main(args=item["argv"], standalone_mode=False, prog_name="guidellm")
@@ -74,10 +84,10 @@ def main(argv: list[str]) -> int:
                 traceback.print_exc(file=sys.stdout)
                 print(f"round {item['name']} failed", flush=True)
                 return 1
-        print(f"{PROGRESS}round {index}/{len(plan)} ({item['name']}) in {time.monotonic() - started:.1f}s",
-              flush=True)
+        print(f"{FINISHED}{item['name']}", flush=True)
+        print(f"{PROGRESS}round {index} ({item['name']}) in {time.monotonic() - started:.1f}s", flush=True)
     return 0
 
 
 if __name__ == "__main__":  # GuideLLM's workers are spawned: they import this module and must not run it
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main(sys.stdin))

@@ -43,13 +43,19 @@ class Interval:
         return self.high - self.low
 
     def to_json(self) -> dict:
-        return {"estimate": self.estimate, "low": self.low, "high": self.high, "level": self.level,
+        # JSON has no infinity: an unbounded side (an early look's level) is null.
+        return {"estimate": self.estimate, "low": _finite(self.low), "high": _finite(self.high), "level": self.level,
                 "method": self.method, "n": self.n, "sd": self.sd}
 
     @classmethod
     def from_json(cls, d: dict) -> "Interval":
-        return cls(estimate=d["estimate"], low=d["low"], high=d["high"], level=d["level"],
+        return cls(estimate=d["estimate"], low=-math.inf if d["low"] is None else d["low"],
+                   high=math.inf if d["high"] is None else d["high"], level=d["level"],
                    method=d["method"], n=d["n"], sd=d.get("sd"))
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def decide(interval: Interval, limit: float) -> str:

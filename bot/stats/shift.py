@@ -86,10 +86,15 @@ def hodges_lehmann(baseline: Sequence[float], candidate: Sequence[float], level:
 
 
 def _oriented(estimate: float, low: float, high: float, higher_is_better: bool) -> tuple[float, float, float]:
-    """Log-ratio bounds → "how much worse" as a fraction of the baseline (positive = worse)."""
+    """Log-ratio bounds → "how much worse" as a fraction of the baseline (positive = worse). An
+    early look's level is so high that a bound may be astronomically far: it becomes infinite."""
     if higher_is_better:  # 0.9× the baseline's throughput is 10% worse
-        return -math.expm1(estimate), -math.expm1(high), -math.expm1(low)
-    return math.expm1(estimate), math.expm1(low), math.expm1(high)
+        return -_expm1(estimate), -_expm1(high), -_expm1(low)
+    return _expm1(estimate), _expm1(low), _expm1(high)
+
+
+def _expm1(x: float) -> float:
+    return math.expm1(x) if x < 700 else math.inf
 
 
 def relative_shift(baseline: Sequence[float], candidate: Sequence[float], *, level: float = 0.95,

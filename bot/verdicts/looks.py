@@ -13,7 +13,7 @@ planned looks and the level of each look's interval, are `bot.stats.sequential`'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from bot.core.fields import Loc, get_int, get_number, get_str, reject_unknown
@@ -22,6 +22,8 @@ from bot.stats.sequential import SPENDING, Sequential
 from bot.verdicts.results import FAIL, INCONCLUSIVE, PASS, MetricRow
 
 R = TypeVar("R")
+# What a look returns when the check's own budget (time, rounds) ends the run: its result stands.
+EXHAUSTED = "exhausted"
 
 DEFAULT_MIN = 50
 DEFAULT_GROWTH = 2.0
@@ -46,25 +48,26 @@ class SequentialOption:
         return {"min": self.minimum, "growth": self.growth, "spending": self.spending}
 
 
-def parse_sequential(raw: Mapping[str, Any], loc: Loc) -> SequentialOption | None:
-    """The entry's `sequential:` (on with the defaults when absent); None for `off`."""
+def parse_sequential(raw: Mapping[str, Any], loc: Loc,
+                     default: SequentialOption = SequentialOption()) -> SequentialOption | None:
+    """The entry's `sequential:` (on with the check's ``default`` when absent); None for `off`."""
     if "sequential" not in raw:
-        return SequentialOption()
+        return default
     value = raw["sequential"]
     s_loc = loc.child("sequential")
     if value is False or value == "off":  # YAML reads a bare `off` as false
         return None
     if value is True or value == "on":
-        return SequentialOption(explicit=True)
+        return replace(default, explicit=True)
     if not isinstance(value, Mapping):
         raise s_loc.error(f"must be `off` or a mapping, got {value!r}", "write e.g. `sequential: {min: 50, growth: 2}`")
     spec = value
     reject_unknown(spec, {"min", "growth", "spending"}, s_loc)
-    minimum = get_int(spec, "min", s_loc, DEFAULT_MIN, minimum=2)
-    growth = get_number(spec, "growth", s_loc, DEFAULT_GROWTH)
+    minimum = get_int(spec, "min", s_loc, default.minimum, minimum=2)
+    growth = get_number(spec, "growth", s_loc, default.growth)
     if not growth > 1:
         raise s_loc.child("growth").error(f"must be above 1, got {growth!r}", "write `growth: 2` to double the observations at each look")
-    spending = get_str(spec, "spending", s_loc, "obrien-fleming")
+    spending = get_str(spec, "spending", s_loc, default.spending)
     if spending not in SPENDING:
         raise s_loc.child("spending").error(f"{spending!r} is not a spending function", f"use one of: {', '.join(SPENDING)}")
     return SequentialOption(minimum, float(growth), spending, explicit=True)

@@ -69,7 +69,8 @@ class Endpoint:
 
 
 class PeakMemory:
-    """The peak resident memory (bytes) of a process and its descendants, while it runs.
+    """The peak resident memory (bytes) of a process and its descendants, while it runs, and the CPU
+    time they used (read when asked: the performance check reads it around each round).
 
     A thread sums the tree's RSS every ``interval_s``; the kernel's own high-water mark of each
     process (VmHWM) catches a peak between two samples, so the result is the larger of the two."""
@@ -109,6 +110,25 @@ class PeakMemory:
             hwm = max(hwm, _high_water_mark(proc.pid))
         with self._lock:
             self._peak = max(self._peak, total, hwm)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds (user + system) the server's process tree has used so far: its live processes
+        and the children it has waited for. None when the server cannot be read."""
+        psutil = self._psutil
+        if self._root is None:
+            return None
+        try:
+            tree = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        total = 0.0
+        for proc in tree:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue  # exited between the listing and the read
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
 
     def peak_bytes(self) -> int | None:
         """The peak so far (one fresh sample first); None when nothing could be read."""
