@@ -101,7 +101,8 @@ def test_performance__candidate_1_5x_slower_fails_at_10pct_and_stops_early(tmp_p
 
 
 def test_performance__identical_variants_never_fail(tmp_path):
-    code, check, _ = run_perf(tmp_path, "v1.2-int4-g128", **MARGIN)
+    # A/A rarely settles at 10% on a shared CPU: four pairs say what the rest would (pass or inconclusive).
+    code, check, _ = run_perf(tmp_path, "v1.2-int4-g128", **MARGIN, extra="max_rounds: 8\n")
     assert check["verdict"] in ("pass", "inconclusive"), check
     for row in check["rows"]:
         if row["label"] in ("peak memory (MB)", "server CPU per output token (ms)"):  # shown: no limit set
@@ -117,7 +118,7 @@ def test_performance__identical_variants_never_fail(tmp_path):
 
 
 def test_performance__faster_candidate_passes_on_the_suite_prompts(tmp_path):
-    code, check, _ = run_perf(tmp_path, "v1.1-int8", data="suites:evals/canopy", **MARGIN)
+    code, check, _ = run_perf(tmp_path, "v1.1-int8", data="suites:evals/canopy", **MARGIN, extra="max_rounds: 8\n")
     # 2× faster: passes, or on a busy machine an interval too wide to say, never a fail.
     assert check["verdict"] in ("pass", "inconclusive"), check
     assert all(r["verdict"] != "fail" for r in check["rows"]), check["rows"]

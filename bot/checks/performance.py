@@ -196,8 +196,8 @@ class PerformanceCheck(CheckDefinition):
             pairs = sorted({pair for pair, _ in names})
             memory = PeakMemory(peaks.get(CANDIDATE), peaks.get(BASELINE),
                                 "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
-            artifacts = tuple(ctx.artifact(out / f"{names[(pair, side)]}.{ext}") for pair in pairs
-                              for side in (BASELINE, CANDIDATE) for ext in ("html", "json"))
+            in_order = sorted(names.values(), key=lambda name: int(name.split("-")[0].removeprefix("round")))
+            artifacts = tuple(ctx.artifact(out / f"{name}.{ext}") for name in in_order for ext in ("html", "json"))
             # The gate entry's `confidence:` and `decide:` (bot.verdicts.evidence.VerdictRule), like every other check.
             return compare(self.name, replace(options.limits, confidence=confidence),
                            [measured[names[(i, BASELINE)]] for i in pairs],
