@@ -136,10 +136,11 @@ def test_app_flows__regressions_fail_and_are_listed_escaped(server, tmp_path):
     rows = {r["label"].split(" ")[0]: r for r in check["rows"]}
     assert rows["output-format"]["verdict"] == "fail" and rows["edge-case"]["verdict"] == "pass"
     assert rows["output-format"]["candidate"] == 0.5 and rows["output-format"]["baseline"] == 1.0
-    # The model's text sits inside a code fence longer than any backtick run in it.
-    assert "````\n**Rome** <img src=x onerror=alert(1)> @admin | ```\n````" in comment
-    assert "<img" not in comment.replace("````\n**Rome** <img src=x onerror=alert(1)> @admin | ```\n````", "")
-    assert "Required: valid JSON; contains 'Rome'" in comment
+    # The answer's first line sits in a code span longer than any backtick run in it.
+    span = "```` **Rome** <img src=x onerror=alert(1)> @admin \\| ``` ````"
+    assert f"candidate said: {span}" in comment
+    assert "<img" not in comment.replace(span, "")
+    assert "required: valid JSON; contains 'Rome'" in comment
 
 
 def test_app_flows__four_shards_equal_one_run(server, tmp_path):
@@ -182,8 +183,11 @@ def test_app_flows__min_pass_rate_and_baseline_failures(tmp_path):
         code, check, comment = run_check(repo_with(tmp_path, url, "v1.1-int8", gate_extra="\n        min_pass_rate: 90%"), tmp_path)
     assert check["verdict"] == "fail"
     assert "candidate passes 4/5 (80%), under the minimum 90%" in check["detail"]
-    assert "the baseline fails 1 case(s)" in check["notes"][0]
-    assert "flows/sentence" in comment
+    # A doubt at the top: the baseline's own failure, and below why it failed and what it said.
+    assert "the baseline fails 1 case(s)" in check["warnings"][0]
+    assert comment.index("the baseline fails 1 case(s)") < comment.index("What changed")
+    [why] = [f for f in check["findings"] if f.get("side") == "baseline"]
+    assert why["title"].startswith("flows/sentence fails on the baseline: ") and "baseline said:" in comment
 
 
 def test_app_flows__bad_policy_options_name_the_field(tmp_path):

@@ -26,8 +26,18 @@ def test_charts__a_zero_width_interval_is_one_dot_on_no_change():
 
 
 def test_charts__far_beyond_the_limit_is_clipped_with_an_arrow():
-    line = axis_line(ev(2.0, 1.5, 2.5))
-    assert line.endswith("▶") and "┃" in line
+    line = axis_line(ev(2.0, 1.5, 2.5))  # estimate, interval and all: far right of the axis
+    assert line.endswith("»") and "┃" in line and "●" not in line  # the estimate is the arrow, never lost
+    wide = axis_line(ev(0.05, -0.02, 2.5))  # estimate on the axis, the interval running off it
+    assert wide.endswith("▶") and "●" in wide
+
+
+def test_charts__every_line_fits_the_comment_with_its_verdict():
+    from bot.render.charts import MAX_WIDTH
+
+    text = interval_chart([("a very long task name with a metric name after it", ev(30.0, -40.0, 380.0), "inconclusive")])
+    assert all(len(line) <= MAX_WIDTH <= 95 for line in text.splitlines())
+    assert text.splitlines()[1].endswith("inconclusive") and "…" in text and "+3000% [−4000%, +38000%]" in text
 
 
 def test_charts__block_has_a_line_per_row_numbers_and_a_legend_and_no_fence_breaking_label():
@@ -35,6 +45,6 @@ def test_charts__block_has_a_line_per_row_numbers_and_a_legend_and_no_fence_brea
                            ("mc acc", ev(2.5, -1.0, 6.0, limit=5.0, unit="points"), "inconclusive")])
     lines = text.splitlines()
     assert lines[0] == "```text" and lines[-1] == "```" and text.count("```") == 2
-    assert "+1.20% [−0.40%, +2.80%]" in lines[1] and lines[1].rstrip().endswith("pass")
+    assert "+1.2% [−0.4%, +2.8%]" in lines[1] and lines[1].rstrip().endswith("pass")
     assert "+2.5 pt [−1.0 pt, +6.0 pt]" in lines[2] and "right = worse" in lines[3]
     assert interval_chart([]) == ""

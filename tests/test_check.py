@@ -33,8 +33,8 @@ def test_check__promotion_into_test_passes(gitops, tmp_path):
     assert [c["name"] for c in promo["checks"]] == ["zoo"]
     assert promo["checks"][0]["verdict"] == "pass"
     assert "<!-- promotion-bot:comment -->" in comment
-    assert "Model card: canopy-tiny/v1.3-int4-g64" in comment
-    assert "base_model_relation: quantized" in comment
+    assert "**Model card** · canopy-tiny/v1.3-int4-g64: GPTQ" in comment  # in a few words; in full by `card`
+    assert "**next: promote canopy-tiny/v1.3-int4-g64 to staging**" in comment
 
 
 def test_check__prod_skipping_staging_is_refused(gitops, tmp_path):
@@ -262,12 +262,12 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
     _, report, _ = run_check(gitops, tmp_path)
     assert report["schema_version"] == 3
     assert set(report) == {"schema_version", "verdict", "base", "head", "promotions", "removals", "errors", "notes",
-                           "wall_time_s"}
+                           "warnings", "wall_time_s"}
     [promo] = report["promotions"]
     assert set(promo) == {"environment", "manifest", "object", "application", "change", "from_variant", "to_variant",
-                          "verdict", "checks", "notes", "errors", "card"}
+                          "verdict", "checks", "notes", "errors", "card", "next_environment"}
     assert set(promo["checks"][0]) == {"name", "verdict", "candidate", "baseline", "threshold", "detail", "rows",
-                                       "notes", "findings", "artifacts", "wall_time_s"}
+                                       "notes", "findings", "artifacts", "wall_time_s", "warnings", "allowed"}
     assert set(promo["card"]) == {"ref", "base_model", "is_quantized", "tags", "description", "quantization",
                                   "calibration", "recipe", "recipe_text", "size_bytes", "known_issues", "baseline",
                                   "baseline_size_bytes"}
@@ -352,7 +352,7 @@ def test_check__renders_the_comment_and_each_card_once_after_recording(gitops, t
     from bot.render import card
 
     events = []
-    for module, name in ((publish, "render_comment"), (card, "card_of"), (pipeline, "record_or_note")):
+    for module, name in ((publish, "render_comment"), (card, "summary_of"), (pipeline, "record_or_note")):
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: events.append(_n) or _f(*a, **k))
     gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
@@ -360,8 +360,8 @@ def test_check__renders_the_comment_and_each_card_once_after_recording(gitops, t
     gitops.commit("v1.3 into test and staging")
     code, report, comment = run_check(gitops, tmp_path)
     assert len(report["promotions"]) == 2
-    assert events == ["record_or_note", "render_comment", "card_of", "card_of"]
-    assert comment.count("Model card: canopy-tiny/v1.3-int4-g64") == 2
+    assert events == ["record_or_note", "render_comment", "summary_of", "summary_of"]
+    assert comment.count("**Model card** · canopy-tiny/v1.3-int4-g64") == 2
 
 
 def test_check__without_comment_renders_nothing(gitops, tmp_path, monkeypatch):

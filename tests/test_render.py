@@ -7,7 +7,8 @@ import re
 import jinja2
 import pytest
 
-from bot.render.markdown import COMMENT_MARKER, code_block, fit_comment, md_escape, render_comment
+from bot.render.comment import render_comment
+from bot.render.markdown import COMMENT_MARKER, code_block, fit_comment, md_escape
 from bot.verdicts.results import CheckResult, MetricRow, PromotionResult, Report
 
 HOSTILE = "<img src=x onerror=alert(1)> **bold** | cell @org/team [link](http://evil) `tick`"
@@ -45,9 +46,10 @@ def test_render_comment__escapes_every_pr_string():
     prose = outside_code(body)
     assert "<img" not in prose and "&lt;img src=x onerror=alert(1)&gt;" in prose  # readable as text, inert
     assert "@org" not in prose  # no mention can ping a team
-    # Model output stays verbatim, but only inside a fence longer than any backtick run in it.
-    assert "````\n```\n</details><script>x</script>\n````" in body
-    assert body.count("<script>") == 1
+    # A model's answer shows as its first line, in code spans longer than any backtick run in it:
+    # nothing of it can close the span, the details block or start HTML.
+    assert "candidate said: ```` ``` ````" in body
+    assert "<script>" not in body and "</details><script>" not in body
 
 
 def test_code_block__content_cannot_close_its_fence():

@@ -81,8 +81,9 @@ def test_zoo__shows_the_latest_recorded_result_per_environment(zoo_repo, capsys)
     assert good["environments"] == ["staging"]
     assert {env: (r["verdict"], r["pr"]) for env, r in good["results"].items()} == {"test": ("pass", 1),
                                                                                     "staging": ("pass", 4)}
-    assert "word_perplexity +0.07%" in good["results"]["test"]["key_metrics"]
-    assert "peak memory (MiB) −50.00%" in good["results"]["staging"]["key_metrics"]  # a new row, no code for it
+    assert "word_perplexity worse by 0.07%" in good["results"]["test"]["key_metrics"]
+    assert "canopy_mc acc better by 2.5 pt" in good["results"]["test"]["key_metrics"]  # the same words as the comment
+    assert "peak memory (MiB) better by 50.00%" in good["results"]["staging"]["key_metrics"]  # a new row, no code for it
     assert rows[BAD]["results"]["test"]["verdict"] == "fail"
     assert rows["canopy-tiny/v1.1-int8"]["results"] == {}
 
@@ -100,13 +101,14 @@ def test_zoo_compare__every_variant_on_the_recorded_metrics(zoo_repo, capsys):
     assert metrics[("zoo", "size ratio to the baseline")][GOOD]["candidate"] == 0.25
     ppl = interval_of(2, "perplexity", "canopy_heldout word_perplexity")
     assert metrics[("perplexity", "canopy_heldout word_perplexity")][BAD]["change"]["estimate"] == ppl["estimate"]
-    acc = interval_of(1, "benchmarks", "canopy_mc acc")  # worse by −2.5 points is a rise of 2.5 points
+    acc = interval_of(1, "benchmarks", "canopy_mc acc")  # worse by −2.5 points: the comment's own numbers
     change = metrics[("benchmarks", "canopy_mc acc")][GOOD]["change"]
-    assert (change["estimate"], change["low"], change["high"]) == (-acc["estimate"], -acc["high"], -acc["low"])
+    assert (change["estimate"], change["low"], change["high"]) == (acc["estimate"], acc["low"], acc["high"])
+    assert metrics[("benchmarks", "canopy_mc acc")][GOOD]["text"].startswith("better by 2.5 pt; worse by [")
     tps = interval_of(4, "performance", "output tokens per second")
-    assert metrics[("performance", "output tokens per second")][GOOD]["change"]["estimate"] == -tps["estimate"]
+    assert metrics[("performance", "output tokens per second")][GOOD]["change"]["estimate"] == tps["estimate"]
     assert metrics[("app-flows", "system-prompt")][GOOD]["text"] == "100%"
-    assert metrics[("performance", "peak memory (MiB)")][GOOD]["text"] == "−50.00% [−55.00%, −45.00%]"
+    assert metrics[("performance", "peak memory (MiB)")][GOOD]["text"] == "better by 50.00%; worse by [−55.00%, −45.00%]"
     assert BAD not in metrics[("performance", "TTFT (ms)")]  # its gate never measured it
 
     code, text = run(["zoo", "--repo", str(zoo_repo.path), "--compare", "canopy-tiny"], capsys)
@@ -130,9 +132,9 @@ def test_card__without_results_uses_the_recorded_ones_and_the_hub_reads_it(zoo_r
     assert not any(d == "TTFT" for d, _ in results)  # speed is the Performance section's, not an eval result
     body = card.text
     assert "| size on disk | 1000 B | 3.9 KB | 0.25× |" in body
-    assert "| peak memory (MiB) | 300 | 600 | 0.50× | −50.00% \\[−55.00%, −45.00%\\] (95% CI) | ✅ |" in body
+    assert "| peak memory (MiB) | 300 | 600 | 0.50× | better by 50.00%; worse by \\[−55.00%, −45.00%\\] (95% CI) | ✅ |" in body
     tps = interval_of(4, "performance", "output tokens per second")
-    assert f"{-tps['estimate'] * 100:+.2f}%".replace("-", "−") in body
+    assert f"by {abs(tps['estimate']) * 100:.2f}%" in body
     # Escaped like every string in a card (`\#`), which Markdown shows as `#`.
     assert "- perplexity: pass, in the test gate of PR \\#1 (gate: pass), 2026-12-03 08:00 UTC" in body
     assert "- performance: pass, in the staging gate of PR \\#4 (gate: pass)" in body

@@ -21,7 +21,7 @@ from bot.appflows.suite import TAGS
 from bot.core.output import clip
 from bot.stats.proportions import mcnemar_exact, pass_rate_drop
 from bot.verdicts import evidence
-from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.evidence import VerdictRule, limit_text
 from bot.verdicts.results import INCONCLUSIVE, SKIPPED, CheckResult, MetricRow
 
 OUTPUT_LIMIT = 400
@@ -44,6 +44,7 @@ def records(candidate: Run, baseline: Run) -> list[dict]:
             rec["candidate_output"] = clip(cand.output, OUTPUT_LIMIT)
             rec["candidate_failures"] = list(cand.failures) or ([cand.error] if cand.error else [])
             rec["baseline_output"] = clip(b.output, OUTPUT_LIMIT) if b else "(not run)"
+            rec["baseline_failures"] = (list(b.failures) or ([b.error] if b.error else [])) if b else ["not run"]
             if b is not None and b.error:
                 rec["baseline_error"] = clip(b.error, 200)
         out.append(rec)
@@ -128,7 +129,7 @@ def compare(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, k
     if options.max_regressions is not None:
         limits.append(f"≤ {options.max_regressions} regressions")
     if options.max_pass_rate_drop is not None:
-        limits.append(f"pass rate drop ≤ {options.max_pass_rate_drop:g} pt")
+        limits.append(f"pass rate {limit_text(options.max_pass_rate_drop, 'points')}")
     if options.min_pass_rate is not None:
         limits.append(f"pass rate ≥ {options.min_pass_rate:.0%}")
     threshold = ", ".join(limits)
@@ -155,22 +156,27 @@ def compare(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, k
         if drop_row is not None:
             detail += f"; pass rate {evidence.describe(drop_row.evidence)}"
 
-    notes = []
+    warnings = []
     if base_fails:
-        notes.append(f"the baseline fails {len(base_fails)} case(s), which therefore cannot regress: "
-                     + _ids(base_fails) + ". Fix the cases or the baseline.")
+        warnings.append(f"the baseline fails {len(base_fails)} case(s), which therefore cannot regress: "
+                        + _ids(base_fails) + " (fix the cases or the baseline; each is below, with why)")
     findings: list[Mapping[str, Any]] = [
         {"title": f"{r['key']}: " + "; ".join(r.get("candidate_failures") or ["failed"]),
          "tag": ", ".join(r["tags"]), "required": r["required"],
          "candidate_output": r.get("candidate_output", ""), "baseline_output": r.get("baseline_output", "")}
         for r in regressions
+    ] + [
+        {"title": f"{r['key']} fails on the baseline: " + "; ".join(r.get("baseline_failures") or ["failed"]),
+         "tag": ", ".join(r["tags"]), "required": r["required"], "side": "baseline",
+         "candidate_output": r.get("candidate_output", ""), "baseline_output": r.get("baseline_output", "")}
+        for r in base_fails[:8]
     ]
     if keep_records:
         findings = recs
     return CheckResult(
         name=name, verdict=verdict, candidate=f"{c_pass}/{total} passed", baseline=f"{b_pass}/{total} passed",
-        threshold=threshold, detail=detail, rows=tuple(rows), notes=tuple(notes), findings=tuple(findings),
-        artifacts=artifacts,
+        threshold=threshold, detail=detail, rows=tuple(rows), findings=tuple(findings), artifacts=artifacts,
+        warnings=tuple(warnings),
     )
 
 
@@ -185,7 +191,7 @@ def _pass_rate_row(judged: list[Mapping[str, Any]], options: GateOptions,
     verdict, proof = evidence.judge(interval, options.max_pass_rate_drop, "points", rule, observations="cases")
     c_rate, b_rate = sum(cand) / len(cand), sum(base) / len(base)
     return MetricRow(label=f"pass rate, paired over {len(judged)} cases", candidate=c_rate, baseline=b_rate,
-                     delta=c_rate - b_rate, threshold=f"drop ≤ {options.max_pass_rate_drop:g} pt", verdict=verdict,
+                     delta=c_rate - b_rate, threshold=limit_text(options.max_pass_rate_drop, "points"), verdict=verdict,
                      higher_is_better=True, evidence=proof), verdict
 
 

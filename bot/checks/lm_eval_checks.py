@@ -22,7 +22,7 @@ from bot.lmeval import harness, sanity
 from bot.lmeval.cache import BaselineCache, cache_key
 from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
 from bot.lmeval.tasks import prepare
-from bot.verdicts.results import CheckResult
+from bot.verdicts.results import ERROR, CheckResult
 from bot.zoo.weights_safety import check_weights
 
 
@@ -65,28 +65,37 @@ class LmEvalCheck(CheckDefinition):
             write_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
             artifacts.append(ctx.artifact(path))
 
-        notes = []
+        notes, warnings = [], []
         if ctx.baseline_is_new:
-            notes.append(f"{baseline.ref} is new in this PR: the baseline comes from the PR itself, so review its files")
+            warnings.append(f"{baseline.ref} is new in this PR: the baseline comes from the PR itself, so review its files")
         if options.limit and run.looks is None:
-            notes.append(f"lm-eval limit {options.limit}: at most {options.limit} samples per task")
+            notes.append(f"lm-eval `limit: {options.limit}`: at most {options.limit} documents per task")
+        warnings += smaller_than_limit(run.candidate, options.limit)
         if why_fixed:
             notes.append(why_fixed)
         notes += run.notes
-        notes += sanity.absurd_baseline(run.baseline.get("results") or {}, vocab_size(ctx, baseline, options))
         if candidate.is_quantized:
-            notes += sanity.better_than_baseline(run.outcome.rows)
+            warnings += sanity.better_than_baseline(run.outcome.rows)
         findings = list(run.evaluations)
         if run.looks is not None:
             findings.append({"title": run.looks.stopped(), "sequential": run.looks.to_json()})
-        detail = self.detail(run.outcome, options)
+        verdict, detail = run.outcome.verdict, self.detail(run.outcome, options)
+        # A baseline that knows nothing of the eval text makes every comparison on it noise: not a pass,
+        # and not an inconclusive a policy could let through; the eval data (or the model) needs fixing.
+        meaningless = sanity.absurd_baseline(run.baseline.get("results") or {}, vocab_size(ctx, baseline, options))
+        if meaningless:
+            verdict = ERROR
+            detail = ("the measurement is meaningless: " + "; ".join(meaningless)
+                      + " (fix: evaluate on text this model knows, or check its weights and tokenizer belong together)")
+        elif run.looks:
+            detail = f"{run.looks.stopped()}: {detail}"
         return CheckResult(
-            name=self.name, verdict=run.outcome.verdict,
+            name=self.name, verdict=verdict,
             candidate=self.summary_value(run.outcome.rows, "candidate"),
             baseline=self.summary_value(run.outcome.rows, "baseline"),
-            threshold=self.threshold_text(options), detail=f"{run.looks.stopped()}: {detail}" if run.looks else detail,
+            threshold=self.threshold_text(options), detail=detail,
             rows=run.outcome.rows, notes=tuple(notes), findings=tuple(findings), artifacts=tuple(artifacts),
-            wall_time_s=time.monotonic() - started,
+            wall_time_s=time.monotonic() - started, warnings=tuple(warnings),
         )
 
     def summary_value(self, rows, side: str) -> Any:
@@ -99,6 +108,19 @@ class LmEvalCheck(CheckDefinition):
         if outcome.problems:
             return "; ".join(outcome.problems)
         return "; ".join(outcome.changes) or f"no metrics compared on {', '.join(options.task_names)}"
+
+
+def smaller_than_limit(raw: dict, limit: int | None) -> list[str]:
+    """Tasks with fewer documents than `limit`: the limit promised more evidence than there is."""
+    if not limit:
+        return []
+    out = []
+    for task, n in sorted((raw.get("n-samples") or {}).items()):
+        original = n.get("original") if isinstance(n, dict) else None
+        if isinstance(original, int) and original < limit:
+            out.append(f"{task} has {original} documents, fewer than `limit: {limit}`: every one was evaluated, "
+                       f"and {original} is all the evidence there is")
+    return out
 
 
 def vocab_size(ctx, variant, options: EvalOptions) -> int | None:

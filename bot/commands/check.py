@@ -40,15 +40,21 @@ def run(args) -> int:
 
 
 def print_summary(report) -> None:
+    """The verdict for a terminal: its doubts first (they are what a green hides), then each promotion."""
+    from bot.verdicts.evidence import headline
+
+    warnings = [(p.environment, w) for p in report.promotions for w in p.warnings]
+    for env, w in warnings:
+        print(f"warning: {env}: {w}", file=sys.stderr)
     for p in report.promotions:
         arrow = f"{p.from_variant} -> {p.to_variant}" if p.from_variant else p.to_variant
-        print(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {arrow}")
+        print(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {p.object or ''} {arrow}".replace("  ", " "))
         for c in p.checks:
-            print(f"      {c.verdict:7} {c.name}: {c.detail}")
+            print(f"      {'allowed' if c.allowed else c.verdict:7} {c.name}: {c.detail}")
         for e in p.errors:
             print(f"      error   {e}", file=sys.stderr)
     for e in report.errors:
         print(f"error: {e}", file=sys.stderr)
     if not report.promotions and not report.errors:
         print("nothing to promote")
-    print(f"verdict: {report.verdict}")
+    print(f"verdict: {headline(report.verdict, len(warnings)).lower()}")

@@ -38,7 +38,7 @@ def read_records(repo: str, *, fetch: bool = False) -> list[Record]:
 
 
 def key_metrics(record: Record) -> str:
-    """Each compared metric's change, short: `word_perplexity +0.07%, acc +2.50 pt`."""
+    """Each compared metric, short, in the comment's words: `word_perplexity worse by 0.07%, acc better by 2.5 pt`."""
     parts = []
     for c in record.checks:
         for row in c.rows:

@@ -9,7 +9,6 @@ story expects; a step that ends otherwise makes the demo exit non-zero.
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from bot.core.output import write_atomic
+from bot.demo import site
 from bot.gate import publish
 from bot.gate.pipeline import Judged, check, read_templates
 from bot.render.card import recorded_card
@@ -51,6 +51,7 @@ class StepRecord:
     files: dict[str, str] = field(default_factory=dict)  # label -> path relative to the output folder
     seconds: float = 0.0
     missing: str | None = None  # a capability the step needs that is not there
+    shows: str = ""  # what the step shows, in one line, for the index page
 
     @property
     def as_expected(self) -> bool:
@@ -181,7 +182,7 @@ class Story:
     def write_step(self, step: StepRecord, folder: Path, outcome: Judged) -> None:
         comment = publish.comment(outcome.report, templates=outcome.templates)
         publish.write_outputs(outcome.report, comment, json_path=folder / "report.json", comment_path=folder / "comment.md")
-        write_atomic(folder / "comment.html", page(f"Step {step.number}: {step.title}", markdown_html(comment)))
+        write_atomic(folder / "comment.html", site.comment_page(f"Step {step.number}: {step.title}", comment))
         step.files.update({"comment": f"step{step.number}/comment.html", "comment (Markdown)": f"step{step.number}/comment.md",
                            "JSON report": f"step{step.number}/report.json"})
         for p in outcome.report.promotions:
@@ -189,10 +190,13 @@ class Story:
                 # README.md as the Hub would get it: every number the variant's gates recorded so far.
                 write_atomic(folder / "model-card.md", self.card(p.to_variant))
                 step.files["model card"] = f"step{step.number}/model-card.md"
-            for c in p.checks:
-                step.summary.append(f"{c.verdict:7} {c.name}: {c.detail}")
-                for a in c.artifacts:
-                    step.summary.append(f"        artifact: {a}")
+            telling = ([c for c in p.checks if c.verdict != "pass" or c.allowed or c.warnings]
+                       or [c for c in p.checks if c.rows] or list(p.checks))
+            if telling and not step.shows:
+                step.shows = f"{telling[0].name}: {telling[0].detail}"[:240]
+            for c in p.checks:  # artifacts are in the comment, grouped: the console keeps to verdicts
+                step.summary.append(f"{'allowed' if c.allowed else c.verdict:7} {c.name}: {c.detail}")
+            step.summary += [f"warning {w}" for w in p.warnings]
             for e in p.errors:
                 step.summary.append(f"error   {e}")
         for e in outcome.report.errors:
@@ -212,7 +216,7 @@ class Story:
         step.verdict = {0: "healthy", 1: "tripped"}.get(code, "error")
         step.files["monitoring report"] = f"step{number}/monitor.json"
         for md in sorted(forge_dir.glob("*.md")):
-            write_atomic(md.with_suffix(".html"), page(md.stem, markdown_html(md.read_text())))
+            write_atomic(md.with_suffix(".html"), site.page(md.stem, site.github_html(md.read_text())))
             step.files[f"opened: {md.stem}"] = str(md.with_suffix(".html").relative_to(self.out))
         branches = self.repo.git("ls-remote", "--heads", "origin", "promotion-bot/*")
         step.summary += [f"pushed to origin: {line.split()[-1]}" for line in branches.splitlines()]
@@ -253,7 +257,7 @@ class Story:
         write_atomic(self.out / "zoo-compare.json", json.dumps(table, indent=2) + "\n")
         markdown = compare_markdown(table)
         write_atomic(self.out / "zoo-compare.md", markdown)
-        write_atomic(self.out / "zoo-compare.html", page(f"{model}: the zoo compared", markdown_html(markdown)))
+        write_atomic(self.out / "zoo-compare.html", site.page(f"{model}: the zoo compared", site.github_html(markdown)))
         self.say(f"\n== The zoo remembers: {len(records)} record(s) in refs/notes/promotion-bot, one per gate run")
         self.say(markdown)
         self.say(f"   zoo comparison: {self.out / 'zoo-compare.md'} (and .json, .html)")
@@ -272,23 +276,15 @@ class Story:
             self.say(f"   {label}: {self.out / rel}")
 
     def write_index(self) -> Path:
-        rows = []
-        for s in self.steps:
-            links = " · ".join(f'<a href="{html.escape(rel)}">{html.escape(label)}</a>' for label, rel in s.files.items())
-            state = "not yet there" if s.missing else s.verdict
-            ok = "✅" if s.as_expected else ("⏳" if s.missing else "❌")
-            rows.append(f"<tr><td>{s.number}</td><td>{html.escape(s.title)}</td><td>{html.escape(s.expected)}</td>"
-                        f"<td>{ok} {html.escape(state)}</td><td>{s.seconds:.0f}s</td><td>{links}</td></tr>"
-                        + (f"<tr><td></td><td colspan=5><pre>{html.escape(chr(10).join(s.summary))}</pre></td></tr>" if s.summary else ""))
-        body = ("<h1>promotion-bot demo: canopy through test, staging and prod</h1>"
-                f"<p>GitOps repository: <code>{html.escape(str(self.repo.path if self.repo else ''))}</code></p>"
-                + ('<p>The zoo compared, from the records every gate run left in <code>refs/notes/promotion-bot</code>: '
-                   '<a href="zoo-compare.html">zoo-compare</a> (<a href="zoo-compare.md">Markdown</a>, '
-                   '<a href="zoo-compare.json">JSON</a>)</p>' if (self.out / "zoo-compare.md").exists() else "")
-                + "<table><tr><th>#</th><th>Step</th><th>Expected</th><th>Verdict</th><th>Time</th><th>Files</th></tr>"
-                + "".join(rows) + "</table>")
+        steps = [{"number": s.number, "title": s.title, "expected": s.expected,
+                  "verdict": "not yet there" if s.missing else s.verdict, "as_expected": s.as_expected,
+                  "shows": s.missing or s.shows or (s.summary[0] if s.summary else ""),
+                  "seconds": s.seconds, "files": s.files} for s in self.steps]
+        intro = ("Canopy, a tutoring assistant, promotes its compressed variants of canopy-tiny through test, "
+                 "staging and prod; each step is one pull request the bot judged, here with the comment it wrote.")
         index = self.out / "index.html"
-        write_atomic(index, page("promotion-bot demo", body))
+        write_atomic(index, site.index_page("promotion-bot demo: canopy through test, staging and prod", intro, steps,
+                                            site.load_zoo(self.out / "zoo-compare.json")))
         write_atomic(self.out / "summary.json", json.dumps([
             {"step": s.number, "title": s.title, "expected": s.expected, "verdict": s.verdict,
              "missing": s.missing, "seconds": round(s.seconds, 1), "files": s.files} for s in self.steps], indent=2) + "\n")
@@ -326,22 +322,6 @@ class Story:
             self.say(f"   {s.number}. {s.title}: {state}{'' if s.as_expected or s.missing else '  <-- unexpected'}")
         self.say(f"\nOpen {index} in a browser for every comment, model card and report.")
         return 0 if all(s.as_expected or s.missing for s in self.steps) else 1
-
-
-def markdown_html(text: str) -> str:
-    """GitHub-flavoured enough for a local preview: tables, code, raw <details> blocks."""
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
-
-
-def page(title: str, body: str) -> str:
-    return ("<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>"
-            "body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;padding:0 1em}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}"
-            "pre{background:#f6f8fa;padding:.6em;overflow:auto}code{background:#f6f8fa}"
-            f"</style></head><body>{body}</body></html>\n")
 
 
 def main(source: Path, out: Path, cache: Path | None = None) -> int:

@@ -63,6 +63,7 @@ def assemble(plan: Plan, out_dir: Path, *, reader, policy: Policy | None, wall_t
             from_variant=None if promo.from_variant is None else str(promo.from_variant),
             to_variant=str(promo.to_variant), checks=tuple(checks), errors=errors,
             card=card, notes=tuple(notes),
+            next_environment=policy.environments[env.index + 1].name if env.index + 1 < len(policy.environments) else None,
         ))
     return Report(plan.base, plan.merged, tuple(promotions), plan.removals, plan.errors, wall_time_s, notes=plan.notes)
 

@@ -15,18 +15,18 @@ from bot.verdicts.results import Report
 
 
 def comment(report: Report, *, templates: Mapping[str, str] | None = None, report_url: str | None = None,
-            files_url: str | None = None) -> str:
+            files_url: str | None = None, pr_url: str | None = None) -> str:
     """The PR comment, fitted to GitHub's limit. ``templates``: the repo's overrides (`Judged.templates`);
     ``files_url`` (`https://github.com/<owner>/<repo>/blob/<sha>`): links to the repository's files point
-    there; without it (a local run) they stay relative."""
+    there, ``pr_url`` links each manifest to its diff; without them (a local run) paths stay as they are."""
     from bot.render.markdown import fit_comment  # Jinja2: imported by a step that publishes a comment
 
-    return fit_comment(render_comment(report, overrides=templates, report_url=report_url, files_url=files_url),
-                       report_url)
+    return fit_comment(render_comment(report, overrides=templates, report_url=report_url, files_url=files_url,
+                                      pr_url=pr_url), report_url)
 
 
 def render_comment(report: Report, **options) -> str:
-    from bot.render.markdown import render_comment as render
+    from bot.render.comment import render_comment as render
 
     return render(report, **options)
 

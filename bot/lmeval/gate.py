@@ -54,9 +54,7 @@ def _fmt_stderr(c: Score | None, b: Score | None) -> str | None:
 
 
 def _threshold(limit: Limit, hib: bool | None) -> str:
-    if hib is None:
-        return f"worse by ≤ {limit.describe()}"
-    return f"{'drop' if hib else 'rise'} ≤ {limit.describe()}"
+    return f"worse by ≤ {limit.describe()}"  # worse: a drop of accuracy, a rise of perplexity
 
 
 def _finite(x: float | None) -> float | None:

@@ -23,6 +23,7 @@ from bot.perf.options import CPU_PER_TOKEN, MB, MEMORY, METRICS, Metric, PerfLim
 from bot.stats.interval import EPSILON, Interval, level_percent
 from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
 from bot.verdicts.evidence import VerdictRule
+from bot.verdicts.evidence import amount, limit_text, worse_by
 from bot.verdicts.evidence import judge as judge_by_rule
 from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
 
@@ -71,12 +72,9 @@ def metric_level(confidence: float, judged: int = 4) -> float:
     return 1 - (1 - confidence) / max(judged, 1)
 
 
-def _pct(x: float) -> str:
-    return f"{x:+.1%}".replace("-", "−")
-
-
 def describe(label: str, iv: Interval) -> str:
-    return f"{label} {_pct(iv.estimate)} ({level_percent(iv.level)}: {_pct(iv.low)} to {_pct(iv.high)})"
+    """`TTFT (ms) worse by 57.72% [−46.05%, +384.53%] (98.75% CI)`."""
+    return f"{label} {worse_by(iv, 'relative')} ({level_percent(iv.level)} CI)"
 
 
 def change(m: Metric, iv: Interval) -> tuple[float, float, float]:
@@ -88,13 +86,13 @@ def change(m: Metric, iv: Interval) -> tuple[float, float, float]:
 
 
 def expected_text(m: Metric, win: float) -> str:
-    return f"expected {'≥' if m.higher_is_better else '≤'} {_pct(win)}"
+    """`expected better by ≥ 20%`: a win is a limit on the better side, in the same words."""
+    return f"expected {limit_text(-abs(win), 'relative')}"
 
 
 def describe_win(m: Metric, iv: Interval, win: float) -> str:
-    """`throughput +1.0% [−4.0%, +6.0%] (98.75%), expected ≥ +20.0%`."""
-    est, low, high = change(m, iv)
-    return f"{m.short} {_pct(est)} [{_pct(low)}, {_pct(high)}] ({level_percent(iv.level)}), {expected_text(m, win)}"
+    """`throughput worse by 1.00% [−4.00%, +6.00%] (98.75% CI), expected better by ≥ 20%`."""
+    return f"{m.short} {worse_by(iv, 'relative')} ({level_percent(iv.level)} CI), {expected_text(m, win)}"
 
 
 def missed_win(m: Metric) -> str:
@@ -120,11 +118,12 @@ def _memory_row(limits: PerfLimits, memory: PeakMemory | None) -> tuple[MetricRo
         return MetricRow(label=MEMORY.label, candidate=c / MB, baseline=b / MB, delta=ratio,
                          threshold="not judged (no limit or expect)", verdict=SKIPPED, higher_is_better=False,
                          stderr="one peak reading per side"), None, None
-    threshold = expected_text(MEMORY, win) if win is not None else f"≤ +{limit:.0%}"
+    threshold = limit_text(-abs(win), "relative") if win is not None else limit_text(limit, "relative")
     bad = ratio > limit + EPSILON
     row = MetricRow(label=MEMORY.label, candidate=c / MB, baseline=b / MB, delta=ratio, threshold=threshold,
                     verdict=FAIL if bad else PASS, higher_is_better=False, stderr="one peak reading per side")
-    text = f"peak memory {_pct(ratio)} ({c / MB:.0f} MB against {b / MB:.0f} MB)"
+    text = (f"peak memory {'worse' if ratio >= 0 else 'better'} by {amount(ratio, 'relative', signed=False)} "
+            f"({c / MB:.0f} MB against {b / MB:.0f} MB)")
     if not bad:
         return row, None, None
     return row, (f"{missed_win(MEMORY)}: {text}, {expected_text(MEMORY, win)}" if win is not None
@@ -149,7 +148,7 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
                                   higher_is_better=m.higher_is_better,
                                   stderr=describe(m.label, iv) if iv is not None else problem))
             continue
-        threshold = expected_text(m, win) if win is not None else f"{'≥ −' if m.higher_is_better else '≤ +'}{limit:.0%}"
+        threshold = limit_text(limit, "relative")
         evidence = None
         if iv is None and problem is None:
             verdict = SKIPPED
@@ -184,7 +183,7 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
     err_limit = limits.max_error_rate_increase
     err_worse = c_rate > b_rate + err_limit
     rows.append(MetricRow(label=f"error rate ({c_err}/{c_total} vs {b_err}/{b_total})", candidate=c_rate,
-                          baseline=b_rate, delta=c_rate - b_rate, threshold=f"≤ baseline + {err_limit:.0%}",
+                          baseline=b_rate, delta=c_rate - b_rate, threshold=limit_text(err_limit * 100, "points"),
                           verdict=FAIL if err_worse else PASS, higher_is_better=False))
     if err_worse:
         worse.append(f"error rate {c_rate:.0%} against the baseline's {b_rate:.0%}")
@@ -211,7 +210,8 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
             if by_label[r.label].key in limits.expect else describe(r.label, r.evidence.interval)
             for r in rows if r.evidence is not None)
         if row.verdict == PASS:
-            detail += f", peak memory {_pct(row.delta)} ({row.threshold})"
+            detail += (f", peak memory {'worse' if row.delta >= 0 else 'better'} by "
+                       f"{amount(row.delta, 'relative', signed=False)} ({row.threshold})")
     tps_c, tps_b = pooled_throughput(candidate), pooled_throughput(baseline)
     return CheckResult(
         name=name, verdict=verdict,

@@ -9,7 +9,7 @@ import functools
 import re
 from typing import Iterable, Mapping
 
-from bot.render.markdown import make_environment, safe_href
+from bot.render.markdown import fmt_bytes, make_environment, safe_href
 from bot.render.zoo_table import change_of, metric_key
 from bot.stats.interval import level_percent
 from bot.verdicts.results import CardFacts, CheckResult, PromotionResult
@@ -88,7 +88,8 @@ def gate_issues(checks: Iterable[CheckResult], sources: Mapping[str, str] | None
     for c in checks:
         if c.name == APP_FLOWS:
             where = f" ({sources[c.name]})" if sources and c.name in sources else ""
-            out += [f"regressed in app-flows{where}: {f['title']}" for f in c.findings if f.get("title") and "tag" in f]
+            out += [f"regressed in app-flows{where}: {f['title']}" for f in c.findings
+                    if f.get("title") and "tag" in f and f.get("side") != "baseline"]
     return out
 
 
@@ -113,6 +114,23 @@ def render_card_body(card: CardFacts, checks: Iterable[CheckResult], *, override
 def _builtin_environment():
     """Compiled once per process: a PR with 500 promotions renders 500 cards."""
     return make_environment(None)
+
+
+def summary_of(card: CardFacts) -> dict:
+    """The card in a few words, for the comment: what the variant is and what it saves."""
+    q = card.quantization or {}
+    scheme = ", ".join(str(x) for x in (
+        " ".join(str(v) for v in (q.get("algorithm"), q.get("scheme")) if v),
+        f"{q['bits']}-bit" if q.get("bits") else None,
+        f"group {q['group_size']}" if q.get("group_size") else None,
+        q.get("format")) if x) if card.is_quantized else "the unquantized model"
+    size = None
+    if card.size_bytes:
+        size = fmt_bytes(card.size_bytes)
+        if card.baseline_size_bytes:
+            size += f", {card.size_bytes / card.baseline_size_bytes:.2f}× the baseline's {fmt_bytes(card.baseline_size_bytes)}"
+    return {"ref": card.ref, "scheme": scheme, "size": size, "base_model": card.base_model,
+            "known_issues": len(card.known_issues)}
 
 
 def card_of(promotion: PromotionResult) -> dict[str, str]:

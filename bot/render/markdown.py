@@ -23,7 +23,6 @@ from markupsafe import Markup
 
 from bot.render import charts
 from bot.verdicts import evidence
-from bot.zoo.variants import ZOO_ROOT
 
 COMMENT_MARKER = "<!-- promotion-bot:comment -->"
 GITHUB_COMMENT_LIMIT = 65536
@@ -115,16 +114,21 @@ VERDICT_ICON = {"pass": "✅", "fail": "❌", "error": "⚠️", "skipped": "⏭
 
 
 def interval_text(ev) -> str:
-    """A row's evidence, short: `+1.2% [−0.4%, +2.8%]` (how much worse, and its interval)."""
+    """A row's evidence as every comparison reads: `worse by 1.2% [−0.4%, +2.8%]`."""
     if ev is None:
         return "–"
-    i = ev.interval
-    return f"{evidence.amount(i.estimate, ev.unit)} [{evidence.amount(i.low, ev.unit)}, {evidence.amount(i.high, ev.unit)}]"
+    return evidence.worse_by(ev.interval, ev.unit)
+
+
+def first_line(text: Any, limit: int = 160) -> str:
+    """The first non-empty line of an answer, cut short: enough to see why a case failed."""
+    line = next((s.strip() for s in str(text or "").splitlines() if s.strip()), "")
+    return truncate(line, limit) if line else "(empty)"
 
 
 def promotion_chart(promotion) -> Markup:
     """The picture of every interval of a promotion's checks against its limit (bot.render.charts), or nothing."""
-    return Markup(charts.interval_chart((f"{c.name}: {r.label}", r.evidence, r.verdict)
+    return Markup(charts.interval_chart((r.label, r.evidence, r.verdict)
                                         for c in promotion.checks for r in c.rows if r.evidence))
 
 
@@ -156,7 +160,7 @@ def make_environment(overrides: Mapping[str, str] | None = None) -> jinja2.Envir
         "code": inline_code, "codeblock": code_block, "num": fmt_number, "delta": fmt_delta,
         "bytes": fmt_bytes, "truncate_text": truncate, "md": md_escape,
         "icon": lambda v: VERDICT_ICON.get(v, "❔"), "trusted": Markup,
-        "interval": interval_text, "chart": promotion_chart,
+        "interval": interval_text, "chart": promotion_chart, "first_line": first_line, "limit": lambda ev: evidence.limit_text(ev.limit, ev.unit),
         "tojson_pretty": lambda v: json.dumps(v, indent=2, sort_keys=True, default=str),
     })
     return env
@@ -195,26 +199,6 @@ def absolute_links(markdown: str, folder: str, files_url: str | None) -> str:
             line = _RELATIVE_LINK.sub(absolute, line)
         out.append(line)
     return "".join(out)
-
-
-def render_comment(report, *, overrides: Mapping[str, str] | None = None, report_url: str | None = None,
-                   title: str = "promotion-bot", files_url: str | None = None) -> str:
-    """The PR comment. ``files_url``: the repository's files at the judged commit on GitHub, for links."""
-    from bot.render.card import card_of  # the card module imports this one
-
-    cards = []
-    for p in report.promotions:
-        card = card_of(p) if p.card is not None and p.to_variant else None
-        if card is not None and files_url:
-            card = {**card, "markdown": absolute_links(card["markdown"], f"{ZOO_ROOT}/{p.to_variant}", files_url)}
-        cards.append(card)
-    env = make_environment(overrides)
-    body = env.get_template("comment.md.j2").render(report=report, data=report.to_json(), cards=cards,
-                                                     report_url=report_url, title=title)
-    # The sticky comment is found again by this marker: a body without it would be duplicated.
-    if COMMENT_MARKER not in body:
-        body = COMMENT_MARKER + "\n" + body
-    return body
 
 
 def fit_comment(body: str, report_url: str | None, limit: int = GITHUB_COMMENT_LIMIT) -> str:

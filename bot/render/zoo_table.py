@@ -1,9 +1,10 @@
 """Every variant of a model side by side on what its gates recorded (`zoo --compare`).
 
 Metrics are read generically from the recorded rows: one line per (check, metric), so a metric a
-check starts reporting shows up here without a change. A change is the candidate against the
-baseline in the metric's own direction (perplexity +0.5% rose, throughput −4% fell), with the
-interval the gate judged it by; rows without an interval show the candidate's value.
+check starts reporting shows up here without a change. A change is how much worse the candidate
+is than the baseline, as every comparison reads (`bot.verdicts.evidence`: "worse by 0.5%",
+"better by 4%"), with the interval the gate judged it by; rows without an interval show the
+candidate's value.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from bot.render.markdown import fmt_number, md_escape
-from bot.verdicts.evidence import amount
+from bot.stats.interval import EPSILON, Interval
+from bot.verdicts.evidence import amount, worse_by
 from bot.verdicts.results import MetricRow
 from bot.zoo.records import Record, latest_checks
 from bot.zoo.variants import Variant
@@ -29,7 +31,7 @@ def metric_key(label: str) -> str:
 
 @dataclass(frozen=True)
 class Change:
-    """The candidate's change against the baseline, in the unit its gate judged it in."""
+    """How much worse the candidate is than the baseline (positive = worse), in its gate's unit."""
 
     estimate: float
     low: float
@@ -38,22 +40,21 @@ class Change:
     level: float
 
     def text(self, interval: bool = True) -> str:
-        main = amount(self.estimate, self.unit)
         if not interval:
-            return main
-        return f"{main} [{amount(self.low, self.unit)}, {amount(self.high, self.unit)}]"
+            if abs(self.estimate) <= EPSILON:
+                return "no change"
+            return f"{'better' if self.estimate < 0 else 'worse'} by {amount(self.estimate, self.unit, signed=False)}"
+        return worse_by(Interval(self.estimate, self.low, self.high, self.level, "", 0), self.unit)
 
     def to_json(self) -> dict:
         return {"estimate": self.estimate, "low": self.low, "high": self.high, "unit": self.unit, "level": self.level}
 
 
 def change_of(row: MetricRow) -> Change | None:
-    """Evidence is "how much worse" (positive = worse); a change reads in the metric's direction."""
+    """The row's evidence: how much worse, whatever the metric's direction."""
     if row.evidence is None:
         return None
     i = row.evidence.interval
-    if row.higher_is_better:
-        return Change(0.0 - i.estimate, 0.0 - i.high, 0.0 - i.low, row.evidence.unit, i.level)  # no −0.0
     return Change(i.estimate, i.low, i.high, row.evidence.unit, i.level)
 
 

@@ -1,12 +1,17 @@
 """One place where an interval and a limit become a verdict, by the gate entry's `VerdictRule`,
-and where that evidence is written in words for reviewers ("+2.1% [+0.8%, +3.6%], limit +3%").
+and where that evidence is written in words for reviewers.
 
-Every check that compares a candidate with its baseline comes through `judge`; the comment, the
-model card and the CLI show `describe`, so a number reads the same wherever it appears.
+One convention everywhere (comment, card, `zoo`, CLI, JSON): a comparison reads "worse by X [low,
+high]", worse positive whatever the metric's direction (lower throughput and higher latency are
+both worse), its limit in the same words ("worse by ≤ 10%"); an improvement says so in words
+("better by 2.5 pt; worse by [−10.4 pt, +5.7 pt]"); an expected win reads "better by ≥ 20%".
+Every check that compares a candidate with its baseline comes through `judge`; every text of a
+comparison comes from `worse_by`, `limit_text` and `describe`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bot.stats.interval import EPSILON, Interval, decide, level_percent, observations_to_settle
@@ -44,23 +49,46 @@ def judge(interval: Interval, limit: float, unit: str, rule: VerdictRule = Verdi
 
 
 def amount(value: float, unit: str, *, signed: bool = True) -> str:
-    """A worsening in the limit's unit: `+2.1%`, `−0.4 pt`, `+0.013`."""
-    if unit == "relative":
+    """A worsening in the limit's unit: `+2.1%`, `−0.4 pt`, `+0.013`; `+∞` for an unbounded side."""
+    if math.isinf(value):
+        text = "+∞" if value > 0 else "-∞"
+    elif unit == "relative":
         text = f"{value * 100:+.2f}%"
     elif unit == "points":
         text = f"{value:+.1f} pt"
     else:
         text = f"{value:+.3g}"
     text = text.replace("-", "−")
-    return text if signed else text.lstrip("+")
+    return text if signed else text.lstrip("+−")
+
+
+def worse_by(interval: Interval, unit: str) -> str:
+    """`worse by 2.10% [+0.80%, +3.60%]`, `better by 2.5 pt; worse by [−10.4 pt, +5.7 pt]` or
+    `no change; worse by [−0.1%, +0.2%]`: the interval is always of how much worse."""
+    bounds = f"[{amount(interval.low, unit)}, {amount(interval.high, unit)}]"
+    if abs(interval.estimate) <= EPSILON:
+        return f"no change; worse by {bounds}"
+    if interval.estimate < 0:
+        return f"better by {amount(interval.estimate, unit, signed=False)}; worse by {bounds}"
+    return f"worse by {amount(interval.estimate, unit, signed=False)} {bounds}"
+
+
+def limit_text(limit: float, unit: str) -> str:
+    """`worse by ≤ 10%`, or for an expected win (a negative limit) `better by ≥ 20%`."""
+    value = f"{abs(limit) * 100:g}%" if unit == "relative" else f"{abs(limit):g} pt" if unit == "points" else f"{abs(limit):g}"
+    return f"better by ≥ {value}" if limit < 0 else f"worse by ≤ {value}"
 
 
 def describe(evidence: Evidence) -> str:
-    """`+2.1% [+0.8%, +3.6%] worse than the baseline (95% CI), limit +3.0%`: worse is positive,
-    whatever the metric's direction."""
+    """`worse by 2.10% [+0.80%, +3.60%] (95% CI), limit worse by ≤ 3.00%`, and what would settle it."""
     i, unit = evidence.interval, evidence.unit
-    text = (f"{amount(i.estimate, unit)} [{amount(i.low, unit)}, {amount(i.high, unit)}] worse than the baseline "
-            f"({level_percent(i.level)} CI), limit {amount(evidence.limit, unit)}")
+    text = f"{worse_by(i, unit)} ({level_percent(i.level)} CI), limit {limit_text(evidence.limit, unit)}"
     if evidence.settle_n:
         text += f"; about {evidence.settle_n} {evidence.observations} in all would settle it"
     return text
+
+
+def headline(verdict: str, warnings: int) -> str:
+    """`PASS`, `PASS with 2 warnings`: a green that carries doubts says so where it is read first."""
+    word = verdict.upper()
+    return f"{word} with {warnings} warning{'s' if warnings != 1 else ''}" if warnings else word

@@ -3,15 +3,16 @@
 Kept apart from rendering: `bot.render.markdown` turns these into Markdown, `Report.to_json` into the
 contract below (pinned by tests/test_report_contract.py, against tests/golden/).
 
-    {"schema_version": 2, "verdict": "pass|fail|inconclusive|error", "base", "head", "notes": [...],
+    {"schema_version": 3, "verdict": "pass|fail|inconclusive|error", "base", "head", "notes": [...],
+     "warnings": <how many doubts the headline counts>,
      "promotions": [{"environment", "manifest", "object", "application", "change",
-                     "from_variant", "to_variant", "verdict", "notes", "errors",
+                     "from_variant", "to_variant", "verdict", "notes", "errors", "next_environment",
                      "checks": [{"name", "verdict", "candidate", "baseline", "threshold", "detail",
                                  "rows": [{"label", "candidate", "baseline", "delta", "verdict",
                                            "evidence": {"interval": {"estimate", "low", "high", "level",
                                                                      "method", "n", "sd"},
                                                         "limit", "unit", "settle_n", "observations"}}],
-                                 "notes", "findings", "artifacts", "wall_time_s"}],
+                                 "notes", "findings", "artifacts", "wall_time_s", "warnings", "allowed"}],
                      "card": {"ref", "base_model", "is_quantized", "tags", "description", "quantization",
                               "calibration", "recipe", "recipe_text", "size_bytes", "known_issues", "baseline",
                               "baseline_size_bytes"}}],
@@ -34,7 +35,8 @@ VERDICTS = (PASS, FAIL, ERROR, SKIPPED, INCONCLUSIVE)
 # The one exit-code table of every command that gives a verdict (`check`, `report`, `github pr|report`).
 # 3: the gate ran but its data cannot settle the verdict (blocking like a fail, yet no bot error).
 EXIT_CODES = {PASS: 0, FAIL: 1, ERROR: 2, INCONCLUSIVE: 3}
-SCHEMA_VERSION = 3  # 2: notes, rows[].evidence, the inconclusive verdict; 3: the card as data, not Markdown
+SCHEMA_VERSION = 3  # 2: notes, rows[].evidence, the inconclusive verdict; 3: the card as data, not Markdown,
+# checks' warnings and `allowed` (an inconclusive passed by policy), the next environment, the warning count
 
 
 def combine(verdicts: Iterable[str]) -> str:
@@ -113,10 +115,14 @@ class CheckResult:
     threshold: str = ""
     detail: str = ""
     rows: tuple[MetricRow, ...] = ()
-    notes: tuple[str, ...] = ()  # warnings shown to reviewers, e.g. "no canary steps"
+    notes: tuple[str, ...] = ()  # what a reviewer may want to know, e.g. "stopped at 50 of 200 documents"
     findings: tuple[Mapping[str, Any], ...] = ()  # check-specific evidence (regressed cases...)
     artifacts: tuple[str, ...] = ()
     wall_time_s: float | None = None
+    # Doubts a reviewer must see before the verdict: they go to the top of the comment and the CLI.
+    warnings: tuple[str, ...] = ()
+    # Inconclusive, and passed only because its gate entry says `on_inconclusive: pass`.
+    allowed: bool = False
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -129,6 +135,7 @@ class CheckResult:
             "rows": [r.to_json() for r in self.rows], "notes": list(self.notes),
             "findings": [dict(f) for f in self.findings], "artifacts": list(self.artifacts),
             "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 3),
+            "warnings": list(self.warnings), "allowed": self.allowed,
         }
 
     @classmethod
@@ -137,7 +144,8 @@ class CheckResult:
                    threshold=d.get("threshold", ""), detail=d.get("detail", ""),
                    rows=tuple(MetricRow.from_json(r) for r in d.get("rows", ())),
                    notes=tuple(d.get("notes", ())), findings=tuple(d.get("findings", ())),
-                   artifacts=tuple(d.get("artifacts", ())), wall_time_s=d.get("wall_time_s"))
+                   artifacts=tuple(d.get("artifacts", ())), wall_time_s=d.get("wall_time_s"),
+                   warnings=tuple(d.get("warnings", ())), allowed=bool(d.get("allowed", False)))
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,17 @@ class PromotionResult:
     errors: tuple[ErrorRecord, ...] = ()
     card: CardFacts | None = None  # what the candidate's model card says
     notes: tuple[str, ...] = ()
+    next_environment: str | None = None  # where the variant goes after this one, in the policy's order
+
+    @property
+    def warnings(self) -> list[str]:
+        """The doubts the headline counts: each check's warnings, and each inconclusive passed by policy."""
+        out = []
+        for c in self.checks:
+            if c.allowed:
+                out.append(f"{c.name}: inconclusive, allowed by policy (`on_inconclusive: pass`): {c.detail}")
+            out += [f"{c.name}: {w}" for w in c.warnings]
+        return out
 
     @property
     def verdict(self) -> str:
@@ -207,6 +226,7 @@ class PromotionResult:
             "checks": [c.to_json() for c in self.checks], "notes": list(self.notes),
             "errors": [e.to_json() for e in self.errors],
             "card": None if self.card is None else self.card.to_json(),
+            "next_environment": self.next_environment,
         }
 
     @classmethod
@@ -215,7 +235,8 @@ class PromotionResult:
                    application=d.get("application"), change=d["change"], from_variant=d.get("from_variant"),
                    to_variant=d.get("to_variant"), checks=tuple(CheckResult.from_json(c) for c in d.get("checks", ())),
                    errors=tuple(ErrorRecord(**e) for e in d.get("errors", ())),
-                   card=CardFacts.from_json(d["card"]) if d.get("card") else None, notes=tuple(d.get("notes", ())))
+                   card=CardFacts.from_json(d["card"]) if d.get("card") else None, notes=tuple(d.get("notes", ())),
+                   next_environment=d.get("next_environment"))
 
 
 @dataclass(frozen=True)
@@ -272,6 +293,7 @@ class Report:
             "removals": [r.to_json() for r in self.removals],
             "errors": [e.to_json() for e in all_errors],
             "notes": list(self.notes),
+            "warnings": sum(len(p.warnings) for p in self.promotions),
             "wall_time_s": None if self.wall_time_s is None else round(self.wall_time_s, 3),
         }
 
