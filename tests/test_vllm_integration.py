@@ -75,7 +75,9 @@ POLICY = textwrap.dedent("""\
     """)
 
 # The vLLM container of a Deployment, as a cluster runs it: the bot keeps what changes what the
-# engine answers (the served name, tool-call parsing) and drops what only the pod needs.
+# engine answers (the dtype, the served name, tool-call parsing) and drops what only the pod needs.
+# Without `--dtype float32`, vLLM serves this float32 checkpoint in bfloat16 on this CPU (word
+# perplexity 1.960579 against 1.960888 in float32: docs/vllm.md), and `servable` says so.
 MANIFEST = textwrap.dedent("""\
     apiVersion: apps/v1
     kind: Deployment
@@ -90,7 +92,7 @@ MANIFEST = textwrap.dedent("""\
             - name: vllm
               image: vllm/vllm-openai:v0.11.0
               args: ["--model", "/models/canopy-tiny/{variant}/weights", "--served-model-name", "canopy",
-                     "--port", "8000", "--tensor-parallel-size", "1",
+                     "--port", "8000", "--tensor-parallel-size", "1", "--dtype", "float32",
                      "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
     """)
 
@@ -164,7 +166,7 @@ def test_vllm__aa_passes_servable_stage1_and_app_flows(aa):
     checks = checks_of(report, "test")
     assert {name: c["verdict"] for name, c in checks.items()} == {
         "zoo": "pass", "perplexity": "pass", "app-flows": "pass", "servable": "pass"}, checks
-    assert "vLLM served canopy-tiny/v1.9-fp32" in checks["servable"]["detail"]
+    assert "vLLM served canopy-tiny/v1.9-fp32 in float32, context 512 tokens" in checks["servable"]["detail"]
     # Identical weights, identical engine: the same value on both sides, to the last digit.
     [row] = [r for r in checks["perplexity"]["rows"] if r["label"].endswith("word_perplexity")]
     assert row["candidate"] == row["baseline"]
@@ -187,7 +189,7 @@ def test_vllm__serving_arguments_come_from_the_manifest(aa):
     servable = checks_of(report, "test")["servable"]
     [args] = [f for f in servable["findings"] if f.get("title") == "serving arguments"]
     assert args["served_model_name"] == "canopy"
-    assert args["from_manifest"] == ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    assert args["from_manifest"] == ["--dtype", "float32", "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
     assert args["from_policy"] == ["--enforce-eager"]
     dropped = {d["argument"] for d in args["dropped"]}
     assert dropped == {"--model /models/canopy-tiny/v1.9-fp32/weights", "--port 8000", "--tensor-parallel-size 1"}
@@ -240,10 +242,11 @@ def test_vllm__builtin_rollback_rules_resolve_against_real_vllm_metrics(vllm_env
                     for rule in default_rules():
                         query = _fill(rule.query, values)
                         if rule.name == "error-rate":  # no request failed: its 5xx side has no series
-                            series = client.query(_fill('sum(rate(http_requests_total{app="{app}"}[{window}]))', values))
+                            assert not client.query(query)
+                            query = _fill('sum(rate(http_requests_total{app="{app}"}[{window}]))', values)
+                            # vLLM groups status codes ("2xx"): a `5..` regex matches its "5xx" as `2..` does "2xx"
                             assert client.query(_fill('count(http_requests_total{app="{app}",status=~"2.."})', values))
-                        else:
-                            series = client.query(query)
+                        series = client.query(query)
                         assert series and all(math.isfinite(v) for s in series for _, v in s.values), (rule.name, query)
                         print(f"{rule.name}: {query} = {series[0].values[-1][1]:.4g}")
     finally:
@@ -260,3 +263,68 @@ def _fill(template: str, values: dict) -> str:
 def _families(text: str) -> set[str]:
     return {line.split()[2] for line in text.splitlines()
             if line.startswith("# TYPE ") and not line.split()[2].endswith("_created")}
+
+
+def two_weight_sets(folder: Path) -> Path:
+    """The fp32 baseline's folder plus a second weight set that only its index names: transformers
+    loads `model.safetensors`, vLLM the shards `model.safetensors.index.json` lists."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(ZOO / "v1.0-fp32" / "weights", folder)
+    tensors = load_file(folder / "model.safetensors")
+    generator = torch.Generator().manual_seed(0)
+    other = {name: t + torch.randn(t.shape, generator=generator) * t.float().std().clamp(min=0.05)
+             for name, t in tensors.items()}
+    shard = "model-00001-of-00001.safetensors"
+    save_file(other, folder / shard, metadata={"format": "pt"})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({
+        "metadata": {"total_size": sum(t.numel() * t.element_size() for t in other.values())},
+        "weight_map": {name: shard for name in other}}))
+    return folder
+
+
+def prompt_logprobs(model_dir: Path, ids: list[int], *, state=None) -> list[float]:
+    """Each token's log-probability after the ones before it, by transformers (``state``: other weights)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    if state is not None:
+        model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0], dim=-1)
+    return [float(logp[i - 1, ids[i]]) for i in range(1, len(ids))]
+
+
+def test_vllm__two_weight_sets_are_judged_on_what_vllm_loads(vllm_env, tmp_path):
+    """A folder whose two weight sets transformers and vLLM read differently: what the served checks
+    score is what vLLM computes, the index's shards, not the file transformers would load. (A folder
+    refused before any engine loads it, by the weights check, is the other acceptable outcome.)"""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from bot.core.errors import InputError
+    from bot.zoo.serving import EngineArgs, ServeSpec, served, stop_kept
+
+    folder = two_weight_sets(tmp_path / "weights")
+    ids = AutoTokenizer.from_pretrained(folder)("Canopy explains photosynthesis in one sentence.",
+                                                add_special_tokens=False)["input_ids"]
+    ids = [0, *ids]  # BOS first, as lm-eval's rolling windows do
+    spec = ServeSpec(mode="vllm", timeout=900, args=("--enforce-eager",), engine=EngineArgs(served_model="canopy"))
+    try:
+        with served(spec, folder, name="canopy-tiny/v1.9-fp32") as endpoint:
+            answer = httpx.post(f"{endpoint.base_url}/completions", timeout=120, json={
+                "model": "canopy", "prompt": ids, "max_tokens": 1, "echo": True, "logprobs": 1, "temperature": 0})
+    except InputError as refused:
+        assert "weight" in str(refused), refused
+        return
+    finally:
+        stop_kept()
+    served_lp = answer.json()["choices"][0]["logprobs"]["token_logprobs"][1:len(ids)]
+    file_lp = prompt_logprobs(folder, ids)  # what transformers loads: model.safetensors
+    shard_lp = prompt_logprobs(folder, ids, state=load_file(folder / "model-00001-of-00001.safetensors"))
+    assert served_lp == pytest.approx(shard_lp, abs=1e-3)
+    assert sum(served_lp) < sum(file_lp) - 10  # the shards are far worse: the gate sees that, not the file
+    print(f"two weight sets: vLLM {sum(served_lp):.1f} nats, the index's shards {sum(shard_lp):.1f}, "
+          f"the file transformers loads {sum(file_lp):.1f}")

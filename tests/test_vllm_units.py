@@ -247,3 +247,13 @@ def test_validate__a_rule_on_a_metric_vllm_does_not_export_is_an_error(tmp_path,
     out = capsys.readouterr()
     assert "rule tpot queries vllm:time_per_output_token_seconds_bucket, which vLLM 0.32.0 does not export" \
         in out.out + out.err
+
+
+def test_engine_config__what_vllm_chose_from_its_start_up_log():
+    from bot.zoo.serving.vllm import engine_config
+
+    line = ("(EngineCore pid=1) INFO [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: model='/w', "
+            "trust_remote_code=False, dtype=torch.bfloat16, max_seq_len=512, download_dir=None, "
+            "quantization=compressed-tensors, enforce_eager=True")
+    assert engine_config(line) == {"dtype": "bfloat16", "max_seq_len": "512", "quantization": "compressed-tensors"}
+    assert engine_config("INFO nothing here") == {}

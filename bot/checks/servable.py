@@ -85,10 +85,11 @@ class ServableCheck(CheckDefinition):
                                detail=f"{engine} loaded {variant.ref} but answered its {options.request} request with "
                                       f"HTTP {code}: {text[:300]}", notes=notes, findings=findings,
                                wall_time_s=time.monotonic() - started)
+        chose, dtype_note = _engine_choices(spec, endpoint, ctx.weights_dir(variant) if spec.mode != "url" else None)
         return CheckResult(self.name, PASS, candidate=str(variant.ref), threshold=threshold,
-                           detail=f"{engine} served {variant.ref} (ready after {ready_s:.0f} s) and answered a "
-                                  f"{options.request} request in {answer_s:.1f} s", notes=notes, findings=findings,
-                           wall_time_s=time.monotonic() - started)
+                           detail=f"{engine} served {variant.ref}{chose} (ready after {ready_s:.0f} s) and answered a "
+                                  f"{options.request} request in {answer_s:.1f} s", notes=(*notes, *dtype_note),
+                           findings=findings, wall_time_s=time.monotonic() - started)
 
 
 def _engine_notes(spec) -> tuple[tuple[str, ...], tuple[Mapping[str, Any], ...]]:
@@ -103,6 +104,34 @@ def _engine_notes(spec) -> tuple[tuple[str, ...], tuple[Mapping[str, Any], ...]]
                "from_policy": list(spec.args), "served_model_name": engine.served_model,
                "dropped": [{"argument": a, "why": why} for a, why in engine.dropped]}
     return tuple(notes), (finding,)
+
+
+def _engine_choices(spec, endpoint, weights_dir) -> tuple[str, tuple[str, ...]]:
+    """What vLLM chose for the variant, read from its start-up log (" in bfloat16, 512 tokens"), and a
+    note when it served a float32 checkpoint in another dtype because nothing pinned `--dtype`."""
+    if endpoint.engine != "vllm" or endpoint.log_file is None or not endpoint.log_file.exists():
+        return "", ()
+    import json
+
+    from bot.zoo.serving.vllm import engine_config
+
+    chose = engine_config(endpoint.log_file.read_text(errors="replace"))
+    if not chose:
+        return "", ()
+    words = f" in {chose.get('dtype', '?')}, context {chose.get('max_seq_len', '?')} tokens"
+    if chose.get("quantization") not in (None, "None"):
+        words += f", {chose['quantization']} kernels"
+    args = [*(spec.engine.kept if spec.engine else ()), *spec.args]
+    pinned = any(a.split("=", 1)[0].replace("_", "-") == "--dtype" for a in args)
+    try:
+        saved = json.loads((weights_dir / "config.json").read_text()).get("dtype") if weights_dir else None
+    except (OSError, ValueError):
+        saved = None
+    if not pinned and saved == "float32" and chose.get("dtype") not in (None, "float32"):
+        return words, (f"the manifest does not pin `--dtype`: vLLM serves this float32 checkpoint in "
+                       f"{chose['dtype']} here (prod's hardware may choose another); every model check judges "
+                       f"{chose['dtype']}. Pin `--dtype` in the manifest to serve what was measured.",)
+    return words, ()
 
 
 def _one_request(endpoint, options: ServableOptions) -> tuple[int, str, float]:

@@ -47,6 +47,7 @@ class Endpoint:
     model: str
     memory: "PeakMemory | None" = field(default=None, compare=False, repr=False)  # None: not started here
     engine: str = "local"  # the serve mode that answers here: local | vllm | url | command
+    log_file: Path | None = field(default=None, compare=False, repr=False)  # the server's output, when started here
 
 
 def free_port() -> int:
@@ -124,7 +125,7 @@ def served_all(spec: ServeSpec | Mapping[str, Any] | None, variants: Sequence[tu
             argv, base_url, ready, model = _launch(spec, _checked(weights_dir, name), name, pr)
             server = stack.enter_context(started(argv, child_env(**OFFLINE_ENV)))
             waits.append((server, ready, server.what))
-            endpoints.append(Endpoint(base_url, model, server.memory, engine=spec.mode))
+            endpoints.append(Endpoint(base_url, model, server.memory, engine=spec.mode, log_file=server.log_file))
         for server, ready, what in waits:
             if server is None:
                 wait_ready(ready, spec.timeout, what=what)

@@ -105,7 +105,8 @@ class Pool:
         stack = ExitStack()
         server = stack.enter_context(started(argv, vllm.server_env(child_env(**OFFLINE_ENV))))
         base_url = f"http://127.0.0.1:{port}/v1"
-        return _Kept(server, Endpoint(base_url, model, server.memory, engine="vllm"), f"{base_url}/models", stack)
+        endpoint = Endpoint(base_url, model, server.memory, engine="vllm", log_file=server.log_file)
+        return _Kept(server, endpoint, f"{base_url}/models", stack)
 
     def _drop(self, key: Key) -> None:
         with self._lock:

@@ -176,3 +176,15 @@ def _lists(node: Mapping[str, Any]) -> bool:
 def server_env(base: Mapping[str, str]) -> dict[str, str]:
     """The server's environment: the allow-listed one (VLLM_* settings included) and the bot's switches."""
     return {**base, **SERVER_ENV}
+
+
+_CONFIG = re.compile(r"\bdtype=torch\.(?P<dtype>\w+), max_seq_len=(?P<max_seq_len>\d+)|\bquantization=(?P<quantization>[\w-]+)")
+
+
+def engine_config(output: str) -> dict[str, str]:
+    """What vLLM chose, from the engine config it logs at start-up: `dtype` (a float32 checkpoint is
+    served in 16 bits unless `--dtype` says otherwise), `max_seq_len`, `quantization`."""
+    found: dict[str, str] = {}
+    for m in _CONFIG.finditer(output):
+        found.update({k: v for k, v in m.groupdict().items() if v is not None and k not in found})
+    return found
