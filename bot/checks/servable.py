@@ -60,8 +60,7 @@ class ServableCheck(CheckDefinition):
         return ServableOptions(request, prompt)
 
     def run(self, ctx, options: ServableOptions) -> CheckResult:
-        from bot.appflows.endpoints import served_endpoint
-        from bot.zoo.serving import ServerRefused
+        from bot.zoo.serving import ServerRefused, served
 
         spec = ctx.serve_spec()
         engine = ENGINES[spec.mode]
@@ -70,7 +69,8 @@ class ServableCheck(CheckDefinition):
         threshold = f"{engine} loads it and answers one {options.request} request"
         started = time.monotonic()
         try:
-            with served_endpoint(ctx, variant) as endpoint:
+            weights = None if spec.mode == "url" else ctx.weights_dir(variant)
+            with served(spec, weights, name=str(variant.ref)) as endpoint:
                 ready_s = time.monotonic() - started
                 code, text, answer_s = _one_request(endpoint, options)
         except ServerRefused as exc:
@@ -85,7 +85,7 @@ class ServableCheck(CheckDefinition):
                                detail=f"{engine} loaded {variant.ref} but answered its {options.request} request with "
                                       f"HTTP {code}: {text[:300]}", notes=notes, findings=findings,
                                wall_time_s=time.monotonic() - started)
-        chose, dtype_note = _engine_choices(spec, endpoint, ctx.weights_dir(variant) if spec.mode != "url" else None)
+        chose, dtype_note = _engine_choices(spec, endpoint, weights)
         return CheckResult(self.name, PASS, candidate=str(variant.ref), threshold=threshold,
                            detail=f"{engine} served {variant.ref}{chose} (ready after {ready_s:.0f} s) and answered a "
                                   f"{options.request} request in {answer_s:.1f} s", notes=(*notes, *dtype_note),
