@@ -311,7 +311,8 @@ def test_vllm__two_weight_sets_are_judged_on_what_vllm_loads(vllm_env, tmp_path)
     ids = AutoTokenizer.from_pretrained(folder)("Canopy explains photosynthesis in one sentence.",
                                                 add_special_tokens=False)["input_ids"]
     ids = [0, *ids]  # BOS first, as lm-eval's rolling windows do
-    spec = ServeSpec(mode="vllm", timeout=900, args=("--enforce-eager",), engine=EngineArgs(served_model="canopy"))
+    spec = ServeSpec(mode="vllm", timeout=900, args=("--enforce-eager", "--dtype", "float32"),
+                     engine=EngineArgs(served_model="canopy"))
     try:
         with served(spec, folder, name="canopy-tiny/v1.9-fp32") as endpoint:
             answer = httpx.post(f"{endpoint.base_url}/completions", timeout=120, json={
