@@ -117,4 +117,29 @@ def test_lm_eval_completions__unreachable_endpoint_is_an_error(lm_models, tmp_pa
     repo.commit("Promote")
     result = run_gate(repo, tmp_path)
     assert result.verdict == "error"
-    assert "lm-eval: evaluating baseline canopy-tiny/v1.0-fp32" in result.detail
+    assert "lm-eval: baseline canopy-tiny/v1.0-fp32" in result.detail and "did not answer" in result.detail
+
+
+class EchoIgnoringServer(CompletionsServer):
+    """Answers like llama.cpp's server: `echo` ignored, only the generated token's log-probability."""
+
+    def complete(self, body: dict) -> dict:
+        out = super().complete(body)
+        for choice in out["choices"]:
+            choice["logprobs"] = {k: v[-1:] for k, v in choice["logprobs"].items()}
+        return out
+
+
+def test_lm_eval_completions__endpoint_without_echo_logprobs_is_refused(lm_models, tmp_path):
+    """lm-eval would score every document at chance against it: an error naming the fix, not a verdict."""
+    with EchoIgnoringServer(lm_models["good"]) as server:
+        gate = perplexity_gate(f"  backend: local-completions\n  base_url: {server.url}\n"
+                               "  tokenizer: models/canopy-tiny/v1.0-fp32/weights\n")
+        repo = lm_eval_repo(tmp_path / "repo", lm_models, gate)
+        repo.set_variant("test", "canopy-tiny/v1.1-int8")
+        repo.commit("Promote")
+        result = run_gate(repo, tmp_path)
+    assert result.verdict == "error"
+    assert "does not return the log-probabilities of the prompt's tokens" in result.detail
+    assert "serve: {mode: vllm}" in result.detail
+    assert len(server.requests) == 1  # the probe only: nothing was evaluated

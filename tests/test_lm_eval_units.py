@@ -27,7 +27,7 @@ def test_lm_eval_options__perplexity_defaults_to_three_percent():
     opts = parse_perplexity({"task": "canopy_heldout"}, LOC)
     [spec] = opts.tasks
     assert spec == TaskSpec("canopy_heldout", ("word_perplexity",), Limit(0.03, relative=True))
-    assert opts.backend == "hf" and opts.tasks_dir == "evals/tasks"
+    assert opts.backend is None and opts.tasks_dir == "evals/tasks"  # None: follows `serve:`
 
 
 @pytest.mark.parametrize("raw, field, text", [

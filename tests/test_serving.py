@@ -234,7 +234,7 @@ def test_parse_serve__defaults_to_local():
 
 
 @pytest.mark.parametrize("raw, field, text", [
-    ({"mode": "docker"}, "serve.mode", "must be one of local, url, command"),
+    ({"mode": "docker"}, "serve.mode", "must be one of local, vllm, url, command"),
     ({"mode": "url"}, "serve.url", "is required for mode url"),
     ({"mode": "url", "url": "ftp://x/{pr}"}, "serve.url", "http(s) URL"),
     ({"mode": "url", "url": "https://pr-{number}.example.com/v1"}, "serve.url", "unknown placeholder {number}"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from bot.core.fields import Loc, reject_unknown
 from bot.verdicts.results import CheckResult
@@ -34,6 +34,9 @@ class CheckDefinition:
     shardable: ClassVar[bool] = False
     needs_baseline: ClassVar[bool] = False
     option_keys: ClassVar[frozenset[str]] = frozenset()
+    # Runs before the other model checks of its gate whatever the policy's order (`servable`: a
+    # variant the engine refuses costs no evaluation time).
+    runs_first: ClassVar[bool] = False
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> Any:
         # The entry's own keys never reach here; bot.policy.model names a mistyped one (`timout:`).
@@ -71,6 +74,16 @@ class Registry:
     def names(self) -> list[str]:
         self._load()
         return sorted(self._checks)
+
+    def run_order(self, gate: Sequence[Any]) -> list[tuple[int, Any]]:
+        """``(position, entry)`` of a gate's entries (each with `.name`) in the order they run: the
+        policy's, except that checks that run first move ahead of the first model check (inline
+        checks before it stay where they are: they cost nothing)."""
+        entries = list(enumerate(gate))
+        first = [e for e in entries if self.get(e[1].name).runs_first]
+        rest = [e for e in entries if not self.get(e[1].name).runs_first]
+        at = next((i for i, (_, spec) in enumerate(rest) if not self.get(spec.name).inline), len(rest))
+        return rest[:at] + first + rest[at:]
 
     def get(self, name: str, loc: Loc | None = None) -> CheckDefinition:
         self._load()

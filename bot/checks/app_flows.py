@@ -15,9 +15,10 @@ growing batches and stops once the verdict is settled (`bot.appflows.looks`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from bot.appflows.options import SAMPLE_RULES, SERVER_ERRORS, GateOptions
 from bot.appflows.suite import all_cases, load_suites, shard_cases
@@ -90,10 +91,8 @@ class AppFlowsCheck(CheckDefinition):
         if plan is None:
             recs, artifact = _records(ctx, options, cases, folder)
             return compare(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
-        from bot.appflows.endpoints import candidate_and_baseline
-
         ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}, in looks at {', '.join(map(str, plan.looks))}")
-        with candidate_and_baseline(ctx) as endpoints:
+        with _both_served(ctx) as endpoints:
             result, recs, taken = looks.run_in_looks(
                 self.name, options.gate, plan, cases, ctx.rule,
                 lambda batch: _run_both(ctx, options, batch, endpoints), ctx.progress)
@@ -122,23 +121,44 @@ def _cases(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list, 
     return shard_cases(all_cases(load_suites(ctx.reader, ctx.base, folder)), shard, count), folder
 
 
+@contextlib.contextmanager
+def _both_served(ctx) -> Iterator[tuple | None]:
+    """Both variants' endpoints, served at once; None when the policy serves one at a time."""
+    from bot.appflows.endpoints import candidate_and_baseline, one_at_a_time
+
+    if one_at_a_time(ctx):
+        yield None
+        return
+    with candidate_and_baseline(ctx) as endpoints:
+        yield endpoints
+
+
 def _run_both(ctx, options: AppFlowOptions, cases, endpoints) -> list[dict]:
-    """Run ``cases`` on both variants at once; their case records."""
+    """Run ``cases`` on both variants, at once, or one after the other when ``endpoints`` is None
+    (`serve: {max_servers: 1}`); their case records."""
     from bot.appflows.compare import records
+    from bot.appflows.runner import run_cases_async
 
     kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
                   sample_rule=options.sample_rule, server_errors=options.server_errors, progress=ctx.progress)
-    cand, base = asyncio.run(_both(*endpoints, cases, kwargs))
+    if endpoints is None:
+        from bot.appflows.endpoints import served_endpoint
+
+        runs = []
+        for variant in (ctx.candidate, ctx.baseline):
+            with served_endpoint(ctx, variant) as endpoint:
+                runs.append(asyncio.run(run_cases_async(endpoint, cases, **kwargs)))
+        cand, base = runs
+    else:
+        cand, base = asyncio.run(_both(*endpoints, cases, kwargs))
     ctx.progress(f"app-flows: candidate {cand.wall_s:.1f}s, baseline {base.wall_s:.1f}s")
     return records(cand, base)
 
 
 def _records(ctx, options: AppFlowOptions, cases, folder: str, shard: int = 0, count: int = 1) -> tuple[list[dict], str]:
     """Run this shard's cases on both variants; the records, and the artifact keeping them."""
-    from bot.appflows.endpoints import candidate_and_baseline
-
     ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}" + (f", shard {shard + 1}/{count}" if count > 1 else ""))
-    with candidate_and_baseline(ctx) as endpoints:
+    with _both_served(ctx) as endpoints:
         recs = _run_both(ctx, options, cases, endpoints)
     return recs, _write_records(ctx, recs, f"app-flows-cases{'-shard' + str(shard + 1) if count > 1 else ''}.json")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from bot.core.errors import InputError
 from bot.core.output import print_progress
@@ -15,6 +15,8 @@ from bot.gitops.promotions import Promotion, baseline_ref
 from bot.policy.model import Environment, Policy
 from bot.vcs.reader import GitReader
 from bot.verdicts.evidence import VerdictRule
+from bot.zoo.serving import EngineArgs, ServeSpec, parse_serve
+from bot.zoo.serving.vllm import find_container, parse_container_args
 from bot.zoo.variants import Variant, VariantRef, Zoo
 
 
@@ -32,6 +34,7 @@ class CheckContext:
     rule: VerdictRule = VerdictRule()  # the gate entry's confidence and decision rule
     _zoos: dict = field(default_factory=dict)
     _indexes: dict = field(default_factory=dict)
+    _serve: ServeSpec | None = None
 
     def artifact(self, path: Path) -> str:
         """How the report names a file this check wrote under ``workdir``: relative to the results
@@ -104,3 +107,43 @@ class CheckContext:
             shutil.rmtree(tmp, ignore_errors=True)
             (target / ".complete").write_text(tree)
         return target
+
+    def serve_spec(self) -> ServeSpec:
+        """The policy's `serve:`; for `mode: vllm`, with the serving arguments of the vLLM container
+        of the object that promotes the candidate, as the merged revision has it: both variants
+        are served as prod's engine will serve the candidate (bot/zoo/serving/vllm.py)."""
+        if self._serve is None:
+            spec = parse_serve(self.policy.serve, self.policy.file)
+            self._serve = replace(spec, engine=self._engine_args()) if spec.mode == "vllm" else spec
+        return self._serve
+
+    def _engine_args(self) -> EngineArgs:
+        promo = self.promotion
+        source = f"{promo.manifest}: {promo.object}"
+        doc = self._manifest_object()
+        found = find_container(doc) if doc is not None else None
+        if found is None:
+            return EngineArgs(served_model=promo.served_model,
+                              source=f"{source} (no vLLM container there: vLLM's defaults and `serve.args`)")
+        name, tokens = found
+        engine = parse_container_args(tokens, f"{source}, container {name}")
+        return engine if engine.served_model else replace(engine, served_model=promo.served_model)
+
+    def _manifest_object(self) -> Mapping[str, Any] | None:
+        """The promoting object's document, from its file (or the environment's kustomize render)."""
+        from bot.gitops import kustomize
+        from bot.gitops.manifests import load_documents
+
+        promo, env = self.promotion, self.environment
+        if self.manifests(self.head).renders_with_kustomize(env):
+            text = kustomize.build(self.reader, self.head, env.folder, promo.manifest)
+        else:
+            text = self.reader.read_text(self.head, promo.manifest)
+        for doc in load_documents(text or "", promo.manifest):
+            if not isinstance(doc, Mapping) or not isinstance(doc.get("metadata"), Mapping):
+                continue
+            meta = doc["metadata"]
+            label = f"{meta.get('namespace') + '/' if meta.get('namespace') else ''}{doc.get('kind')}/{meta.get('name')}"
+            if label == promo.object:
+                return doc
+        return None

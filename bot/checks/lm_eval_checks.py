@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from dataclasses import replace
 from typing import Any, Iterator, Mapping
 
 from bot.checks import CheckDefinition, register
@@ -36,6 +37,7 @@ class LmEvalCheck(CheckDefinition):
 
         started = time.monotonic()
         candidate, baseline = ctx.candidate, ctx.baseline
+        options = resolved(ctx, options)
         if options.backend == "hf":  # refuse unsafe candidate weights before minutes of baseline evaluation
             check_weights(ctx.weights_dir(candidate), file=f"{candidate.folder}/variant.yaml")
         ctx.progress(f"{self.name}: task definitions from the base revision {ctx.base[:12]}")
@@ -49,7 +51,7 @@ class LmEvalCheck(CheckDefinition):
         weights_id = weights_identity(ctx, baseline, options)
         key = weights_id and cache_key(weights=weights_id, tasks_digest=prepared.digest,
                                        lm_eval_version=harness.lm_eval_version(),
-                                       run_fingerprint=options.run_fingerprint())
+                                       run_fingerprint=options.run_fingerprint() + serving_fingerprint(ctx, options))
         base = sequential.Baseline(evaluate, BaselineCache(ctx.cache_dir / "lm-eval", ctx.progress), key,
                                    {"variant": str(baseline.ref), "weights": weights_id, "tasks": list(prepared.names),
                                     "options": options.run_fingerprint()}, options, ctx.progress)
@@ -66,6 +68,9 @@ class LmEvalCheck(CheckDefinition):
             artifacts.append(ctx.artifact(path))
 
         notes, warnings = [], []
+        if options.backend == "local-completions" and not options.base_url:
+            notes.append(f"served by {ctx.serve_spec().mode} (`serve:`); each request holds at most "
+                         f"{options.max_length} tokens, the same on both sides")
         if ctx.baseline_is_new:
             warnings.append(f"{baseline.ref} is new in this PR: the baseline comes from the PR itself, so review its files")
         if options.limit and run.looks is None:
@@ -123,15 +128,57 @@ def smaller_than_limit(raw: dict, limit: int | None) -> list[str]:
     return out
 
 
-def vocab_size(ctx, variant, options: EvalOptions) -> int | None:
-    """The baseline's `vocab_size` from its config.json, where its weights are local; else None."""
-    if options.backend != "hf":
+def resolved(ctx, options: EvalOptions) -> EvalOptions:
+    """``options`` with the backend and the context length fixed for this run (both sides alike)."""
+    backend = options.backend or ("local-completions" if ctx.serve_spec().mode == "vllm" else "hf")
+    options = replace(options, backend=backend)
+    if options.max_length is None:
+        limits = [n for n in (_engine_max_model_len(ctx, options),
+                              *(_config_int(ctx, v, options, "max_position_embeddings")
+                                for v in (ctx.baseline, ctx.candidate))) if n]
+        if limits:
+            options = replace(options, max_length=min(limits))
+    return options
+
+
+def _engine_max_model_len(ctx, options: EvalOptions) -> int | None:
+    """`--max-model-len` of the served engine (manifest, then the policy's `serve.args`: the last wins)."""
+    if options.backend != "local-completions" or options.base_url:
+        return None
+    spec = ctx.serve_spec()
+    args = [*(spec.engine.kept if spec.engine else ()), *spec.args]
+    found = None
+    for i, arg in enumerate(args):
+        name, _, value = arg.partition("=")
+        if name.replace("_", "-") == "--max-model-len":
+            value = value or (args[i + 1] if i + 1 < len(args) else "")
+            found = int(value) if value.isdigit() else found
+    return found
+
+
+def _config_int(ctx, variant, options: EvalOptions, key: str) -> int | None:
+    """An integer of the variant's config.json, where its weights are local; else None."""
+    if options.backend == "local-completions" and (options.base_url or ctx.serve_spec().mode == "url"):
         return None
     try:
-        value = json.loads((ctx.weights_dir(variant) / "config.json").read_text()).get("vocab_size")
-    except (OSError, ValueError, AttributeError):
+        value = json.loads((ctx.weights_dir(variant) / "config.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError, InputError):
         return None
-    return value if isinstance(value, int) and value > 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def serving_fingerprint(ctx, options: EvalOptions) -> str:
+    """What the served engine adds to a cache key: the mode and every argument it is given."""
+    if options.backend != "local-completions" or options.base_url:
+        return ""
+    spec = ctx.serve_spec()
+    return json.dumps({"serve": spec.mode, "engine": list(spec.engine.kept) if spec.engine else [],
+                       "args": list(spec.args)}, sort_keys=True)
+
+
+def vocab_size(ctx, variant, options: EvalOptions) -> int | None:
+    """The baseline's `vocab_size` from its config.json, where its weights are local; else None."""
+    return _config_int(ctx, variant, options, "vocab_size")
 
 
 def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
@@ -152,25 +199,39 @@ def weights_identity(ctx, variant, options: EvalOptions) -> str | None:
 def model_target(ctx, variant, role: str, options: EvalOptions) -> Iterator[harness.ModelTarget]:
     """The model as lm-eval should load it; for `local-completions`, served while the block runs."""
     ref = str(variant.ref)
+    pinned = {"add_bos_token": options.add_bos_token}
+    if options.max_length is not None:
+        pinned["max_length"] = options.model_max_length()
     if options.backend == "hf":
         folder = ctx.weights_dir(variant)
         # Weights may come from the PR head: never run code that ships with them.
         check_weights(folder, file=f"{variant.folder}/variant.yaml")
-        args = {"pretrained": str(folder), "dtype": options.dtype, "device": "cpu", "trust_remote_code": False}
+        args = {"pretrained": str(folder), "dtype": options.dtype, "device": "cpu", "trust_remote_code": False, **pinned}
         yield harness.ModelTarget(role, ref, "hf", args)
         return
+    tokenizer = _tokenizer(ctx, variant, options)
+    with _endpoint(ctx, variant, options) as (completions_url, model_name):
+        args = {"model": model_name, "base_url": completions_url, "tokenizer": tokenizer,
+                "tokenizer_backend": "huggingface", "max_retries": 3, **pinned}
+        target = harness.ModelTarget(role, ref, "local-completions", args)
+        harness.require_prompt_logprobs(target)
+        yield target
+
+
+def _tokenizer(ctx, variant, options: EvalOptions) -> str:
+    """The tokenizer lm-eval counts tokens with: the check's `tokenizer:` folder (base revision), else
+    the variant's own weights folder, the tokenizer its server uses."""
     if options.tokenizer is None:
-        raise InputError(ctx.policy.file, f"{options.where}.tokenizer",
-                         "`backend: local-completions` needs a local tokenizer folder (the bot stays offline)",
-                         "add `tokenizer: models/<model>/<variant>/weights`")
+        if options.base_url or ctx.serve_spec().mode == "url":
+            raise InputError(ctx.policy.file, f"{options.where}.tokenizer",
+                             "an endpoint the bot does not start needs a local tokenizer folder (the bot stays offline)",
+                             "add `tokenizer: models/<model>/<variant>/weights`")
+        return str(ctx.weights_dir(variant))  # checked before its server loads it
     tokenizer = ctx.workdir / "tokenizer"
     if not (tokenizer / options.tokenizer).exists():
         ctx.reader.export(ctx.base, options.tokenizer, tokenizer)
     check_weights(tokenizer / options.tokenizer, file=ctx.policy.file, field=f"{options.where}.tokenizer")
-    with _endpoint(ctx, variant, options) as (completions_url, model_name):
-        args = {"model": model_name, "base_url": completions_url, "tokenizer": str(tokenizer / options.tokenizer),
-                "tokenizer_backend": "huggingface", "max_retries": 3}
-        yield harness.ModelTarget(role, ref, "local-completions", args)
+    return str(tokenizer / options.tokenizer)
 
 
 @contextlib.contextmanager
@@ -181,9 +242,9 @@ def _endpoint(ctx, variant, options: EvalOptions) -> Iterator[tuple[str, str]]:
         yield (options.base_url.format(model=ref.model, variant=ref.variant, name=str(ref)),
                (options.model_name or "{variant}").format(model=ref.model, variant=ref.variant, name=str(ref)))
         return
-    from bot.zoo.serving import parse_serve, served
+    from bot.zoo.serving import served
 
-    spec = parse_serve(ctx.policy.serve, ctx.policy.file)
+    spec = ctx.serve_spec()
     weights = ctx.weights_dir(variant) if spec.mode != "url" else None
     with served(spec, weights, name=str(ref)) as endpoint:
         yield f"{endpoint.base_url}/completions", options.model_name or endpoint.model

@@ -18,6 +18,7 @@ from bot.core.errors import InputError
 from bot.gitops.manifests import ManifestIndex
 from bot.lmeval.options import DEFAULT_TASKS_DIR, EvalOptions
 from bot.lmeval.tasks import index_local, prepare
+from bot.monitor.engine_metrics import VLLM_VERSION, unknown_engine_metrics
 from bot.policy.model import Policy, baseline_problems
 from bot.policy.variant_refs import DEFAULT_ANNOTATION
 from bot.vcs.reader import GitReader
@@ -50,10 +51,25 @@ def problems_at(reader, rev: str) -> list[InputError]:
         for env in policy.environments:
             found += _environment(reader, rev, policy, env, zoo, applications)
         found += _suites_and_tasks(reader, rev, policy, applications)
+        found += rollback_metric_problems(policy)
     unique: dict[str, InputError] = {}
     for problem in found:
         unique.setdefault(str(problem), problem)
     return list(unique.values())
+
+
+def rollback_metric_problems(policy: Policy) -> list[InputError]:
+    """Rollback rules (the built-in ones included) whose queries name a `vllm:` metric vLLM does not
+    export: such a rule would have no data in prod, and its `on_no_data` would stand in for it."""
+    found = []
+    for env in policy.environments:
+        for rule in (env.rollback.rules if env.rollback is not None else ()):
+            file, _, field = rule.field.partition(": ")
+            for name, hint in unknown_engine_metrics(rule.query):
+                found.append(InputError(file, f"{field}.query" if field else "query",
+                                        f"rule {rule.name} queries {name}, which vLLM {VLLM_VERSION} does not export",
+                                        f"use {hint}" if hint else "name a metric of vLLM's /metrics (docs/vllm.md)"))
+    return found
 
 
 def _variants(reader, rev: str, zoo: Zoo, require: tuple[str, ...]) -> list[InputError]:

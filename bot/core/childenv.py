@@ -29,9 +29,12 @@ ALLOWED = frozenset({
     "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_HUB_CACHE",
     "HF_DATASETS_CACHE", "HF_HUB_DISABLE_TELEMETRY", "TOKENIZERS_PARALLELISM", "DISABLE_MULTIPROC",
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "PROMOTION_BOT_CACHE",
+    # The `vllm` of `serve: {mode: vllm}` (bot/zoo/serving/vllm.py): the check child looks it up.
+    "PROMOTION_BOT_VLLM",
 })
-# Prefixes a child may inherit: locale, the interpreter's own settings, GuideLLM's settings.
-ALLOWED_PREFIXES = ("LC_", "PYTHON", "GUIDELLM__", "PYTEST_", "COVERAGE_")
+# Prefixes a child may inherit: locale, the interpreter's own settings, GuideLLM's settings, and
+# vLLM's (VLLM_CPU_KVCACHE_SPACE, VLLM_CPU_OMP_THREADS_BIND...: a runner's settings for its server).
+ALLOWED_PREFIXES = ("LC_", "PYTHON", "GUIDELLM__", "PYTEST_", "COVERAGE_", "VLLM_")
 # Never passed, even when allowed by name or prefix: whatever looks like a credential.
 CREDENTIAL = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE|AUTH", re.IGNORECASE)
 PASS_ENV = "PROMOTION_BOT_PASS_ENV"

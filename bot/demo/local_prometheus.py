@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import httpx
 
@@ -34,9 +34,11 @@ class LocalPrometheus:
     """``with LocalPrometheus(openmetrics=text) as prom: prom.url``."""
 
     def __init__(self, openmetrics: str | None = None, *, scrape_targets: Iterable[str] = (),
-                 scrape_interval_s: int = 1) -> None:
+                 scrape_interval_s: int = 1, target_labels: Mapping[str, str] | None = None) -> None:
         self.openmetrics = openmetrics
         self.scrape_targets = tuple(scrape_targets)
+        # Labels added to every scraped series, as a cluster's relabelling adds the pod's `app`.
+        self.target_labels = dict(target_labels or {})
         self.scrape_interval_s = scrape_interval_s
         self.port = 0
         self._dir: Path | None = None
@@ -81,7 +83,9 @@ class LocalPrometheus:
                  f"  evaluation_interval: {self.scrape_interval_s}s"]
         if self.scrape_targets:
             targets = ", ".join(f'"{t}"' for t in self.scrape_targets)
-            lines += ["scrape_configs:", "  - job_name: local", f"    static_configs: [{{targets: [{targets}]}}]"]
+            labels = ", ".join(f'{k}: "{v}"' for k, v in self.target_labels.items())
+            lines += ["scrape_configs:", "  - job_name: local",
+                      f"    static_configs: [{{targets: [{targets}], labels: {{{labels}}}}}]"]
         return "\n".join(lines) + "\n"
 
     def _backfill(self, data: Path) -> None:

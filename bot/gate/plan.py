@@ -211,7 +211,7 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
         except InputError as exc:
             promotion_errors[i] = (exc.as_record(),)
             continue
-        for position, spec in enumerate(env.gate):
+        for position, spec in registry.run_order(env.gate):  # `servable` before the other model checks
             definition = registry.get(spec.name)
             for shard in range(spec.shards):
                 key = (promo.environment, position, shard, str(promo.to_variant), str(promo.from_variant),

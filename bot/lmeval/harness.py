@@ -39,6 +39,43 @@ class ModelTarget:
         return f"{self.role} {self.variant} ({self.backend}{': ' + str(where) if where else ''})"
 
 
+def require_prompt_logprobs(target: ModelTarget, timeout_s: float = 120.0) -> None:
+    """Refuse an endpoint that does not return the log-probabilities of the prompt's own tokens.
+
+    lm-eval's loglikelihood requests ask `/v1/completions` for `echo: true, logprobs: 1,
+    max_tokens: 1` and read the prompt's tokens back. A server that ignores `echo` (llama.cpp's)
+    gives no error and lm-eval scores every document at chance, a verdict on nothing: one short
+    request first, and an error unless each prompt token after the first has a number."""
+    import httpx
+    from transformers import AutoTokenizer
+
+    args = target.model_args
+    tokenizer = AutoTokenizer.from_pretrained(args["tokenizer"], local_files_only=True)
+    ids = tokenizer("The quick brown fox", add_special_tokens=False)["input_ids"][:8]
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    prompt = ([prefix] if prefix is not None else []) + ids
+    body = {"model": args["model"], "prompt": prompt, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
+    fix = ("serve the variant with vLLM (`serve: {mode: vllm}`), whose /v1/completions returns them, "
+           "or evaluate in-process with `backend: hf`")
+    try:
+        resp = httpx.post(args["base_url"], json=body, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise ExternalError("lm-eval", f"{target.describe()}: {args['base_url']} did not answer "
+                                       f"({type(exc).__name__}: {exc})") from exc
+    if resp.status_code != 200:
+        raise ExternalError("lm-eval", f"{target.describe()}: {args['base_url']} refused a prompt of token ids with "
+                                       f"`echo: true, logprobs: 1` (HTTP {resp.status_code}: {resp.text[:300]}); {fix}")
+    try:
+        values = resp.json()["choices"][0]["logprobs"]["token_logprobs"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        values = None
+    echoed = values[1:len(prompt)] if isinstance(values, list) and len(values) >= len(prompt) else []
+    if not echoed or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in echoed):
+        raise ExternalError("lm-eval", f"{target.describe()}: {args['base_url']} does not return the log-probabilities "
+                                       f"of the prompt's tokens (`echo: true, logprobs: 1`), so lm-eval would score "
+                                       f"every document at chance instead of judging the model; {fix}")
+
+
 def lm_eval_version() -> str:
     from importlib.metadata import version
 

@@ -12,8 +12,18 @@
       tasks: [canopy_qa]
       max_drop: 5
 
-Shared: limit, num_fewshot, batch_size, bootstrap_iters, backend (hf | local-completions),
-base_url, model_name, tokenizer, tasks_dir, trust_functions, sequential (see `bot.verdicts.looks`).
+Shared: limit, num_fewshot, batch_size, bootstrap_iters, backend, base_url, model_name, tokenizer,
+max_length, add_bos_token, tasks_dir, trust_functions, sequential (see `bot.verdicts.looks`).
+
+`backend`: `hf` loads the weights in-process with transformers; `local-completions` sends lm-eval's
+requests to an OpenAI-compatible `/v1/completions` endpoint (`base_url`, else the variant served
+as the policy's `serve:` says). Unset, it follows `serve:`: `local-completions` under
+`serve: {mode: vllm}`, so stage 1 judges what prod's engine computes; `hf` otherwise.
+
+Both sides (and both backends) are pinned alike: `max_length` is the context of one request in
+tokens (default: the engine's `--max-model-len`, else the smaller `max_position_embeddings` of the
+two variants), so a rolling window scores the same tokens everywhere; `add_bos_token` (default
+false) is passed to both; the tokenizer is each variant's own (or `tokenizer:`).
 """
 
 from __future__ import annotations
@@ -31,7 +41,11 @@ DEFAULT_TASKS_DIR = "evals/tasks"
 DEFAULT_MAX_INCREASE = 0.03
 
 COMMON_KEYS = {"limit", "num_fewshot", "batch_size", "bootstrap_iters", "backend", "base_url",
-               "model_name", "tokenizer", "tasks_dir", "trust_functions", "dtype", "sequential"}
+               "model_name", "tokenizer", "tasks_dir", "trust_functions", "dtype", "sequential",
+               "max_length", "add_bos_token"}
+# lm-eval's API models keep one token for the generated one and one for the rolling window's
+# context, which its `hf` model does not: the same `max_length` scores 2 tokens fewer per window.
+API_EXTRA_TOKENS = 2
 
 
 @dataclass(frozen=True)
@@ -60,10 +74,12 @@ class EvalOptions:
     num_fewshot: int | None = None
     batch_size: int | str = 8
     bootstrap_iters: int = 1000
-    backend: str = "hf"
+    backend: str | None = None  # None: follows `serve:` (see the module docstring); resolved before a run
     base_url: str | None = None
     model_name: str | None = None
-    tokenizer: str | None = None  # repo path of a tokenizer folder (local-completions)
+    tokenizer: str | None = None  # repo path of a tokenizer folder (local-completions); None: each variant's own
+    max_length: int | None = None  # tokens per request, both sides; None: resolved from the engine and the variants
+    add_bos_token: bool = False
     dtype: str = "auto"
     tasks_dir: str = DEFAULT_TASKS_DIR
     trust_functions: tuple[str, ...] = ()  # task YAMLs (repo paths) allowed to use `!function`
@@ -82,8 +98,16 @@ class EvalOptions:
         return json.dumps({
             "tasks": sorted(self.task_names), "limit": self.limit, "num_fewshot": self.num_fewshot,
             "batch_size": self.batch_size, "bootstrap_iters": self.bootstrap_iters, "backend": self.backend,
-            "dtype": self.dtype, "tokenizer": self.tokenizer,
+            "dtype": self.dtype, "tokenizer": self.tokenizer, "max_length": self.max_length,
+            "add_bos_token": self.add_bos_token,
         }, sort_keys=True)
+
+    def model_max_length(self) -> int | None:
+        """The `max_length` model argument of this backend that scores the same windows as `hf`'s
+        `max_length - 2` (lm-eval's API models keep 2 tokens for themselves; see API_EXTRA_TOKENS)."""
+        if self.max_length is None:
+            return None
+        return self.max_length if self.backend == "local-completions" else self.max_length - API_EXTRA_TOKENS
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -170,8 +194,8 @@ def _common(check: str, tasks: tuple[TaskSpec, ...], raw: Mapping[str, Any], loc
     if not (batch_size == "auto" or (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1)):
         raise loc.child("batch_size").error(f"must be a whole number ≥ 1 or `auto`, got {batch_size!r}")
     bootstrap_iters = get_int(raw, "bootstrap_iters", loc, 1000, minimum=0)
-    backend = get_str(raw, "backend", loc, "hf")
-    if backend not in BACKENDS:
+    backend = get_str(raw, "backend", loc, None)
+    if backend is not None and backend not in BACKENDS:
         raise loc.child("backend").error(f"{backend!r} is not supported", f"use one of: {', '.join(BACKENDS)}")
     base_url = get_str(raw, "base_url", loc, None)
     if base_url is not None and not base_url.startswith(("http://", "https://")):
@@ -179,6 +203,10 @@ def _common(check: str, tasks: tuple[TaskSpec, ...], raw: Mapping[str, Any], loc
                                           "e.g. `http://{variant}.models.internal/v1/completions`")
     if base_url is not None and backend != "local-completions":
         raise loc.child("base_url").error("only applies to `backend: local-completions`", "remove it or set the backend")
+    max_length = get_int(raw, "max_length", loc, None, minimum=API_EXTRA_TOKENS + 2)
+    add_bos_token = raw.get("add_bos_token", False)
+    if not isinstance(add_bos_token, bool):
+        raise loc.child("add_bos_token").error(f"must be true or false, got {add_bos_token!r}")
     tokenizer = get_str(raw, "tokenizer", loc, None)
     if tokenizer is not None:
         tokenizer = check_repo_path(tokenizer, file=loc.file, field=f"{loc.path}.tokenizer")
@@ -189,7 +217,8 @@ def _common(check: str, tasks: tuple[TaskSpec, ...], raw: Mapping[str, Any], loc
     return EvalOptions(
         check=check, tasks=tasks, limit=limit, num_fewshot=num_fewshot, batch_size=batch_size,
         bootstrap_iters=bootstrap_iters, backend=backend, base_url=base_url,
-        model_name=get_str(raw, "model_name", loc, None), tokenizer=tokenizer,
+        model_name=get_str(raw, "model_name", loc, None), tokenizer=tokenizer, max_length=max_length,
+        add_bos_token=add_bos_token,
         dtype=get_str(raw, "dtype", loc, "auto"), tasks_dir=tasks_dir, trust_functions=trust,
         local_only=local_only, where=loc.path, sequential=parse_sequential(raw, loc),
     )
