@@ -91,10 +91,27 @@ class CheckContext:
         if not (target / ".complete").exists():
             tmp = self.cache_dir / "weights" / f".{tree}.{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            exported = self.reader.export(rev, variant.weights.path, tmp)
+            cap, what = export_cap(variant, self.policy)
+            try:
+                exported = self.reader.export(rev, variant.weights.path, tmp, max_bytes=cap, what=what)
+            except InputError as exc:
+                raise InputError(f"{variant.folder}/variant.yaml", "weights.path", f"{variant.weights.path} "
+                                 f"{exc.message}", ("make `size_bytes` the bytes of every file under weights.path, "
+                                 "or remove it" if "size_bytes" in what else
+                                 f"raise `limits.max_weights_gb` in {self.policy.file} on the base branch")) from exc
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(exported, target)
             shutil.rmtree(tmp, ignore_errors=True)
             (target / ".complete").write_text(tree)
         return target
+
+
+def export_cap(variant: Variant, policy: Policy) -> tuple[int, str]:
+    """The most bytes the variant's weights may take once written out: its declared `size_bytes`
+    (when variant.yaml says it), never more than the policy's `limits.max_weights_gb`."""
+    cap = int(policy.limits.max_weights_gb * 1e9)
+    declared = variant.raw.get("size_bytes")
+    if isinstance(declared, int) and not isinstance(declared, bool) and 0 <= declared < cap:
+        return declared, f"its variant.yaml declares (`size_bytes: {declared}`)"
+    return cap, f"{policy.file} allows (`limits.max_weights_gb: {policy.limits.max_weights_gb:g}`)"

@@ -36,6 +36,7 @@ from bot.core.errors import InputError
 from bot.core.fields import Loc, mapping, sequence
 from bot.core.yamlio import MAX_BYTES, _Loader, check_size, load_all
 from bot.gitops import kustomize
+from bot.gitops.references import as_served
 from bot.policy.model import Environment, Policy
 from bot.policy.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
 from bot.zoo.variants import VARIANT_NAME, VariantRef
@@ -136,8 +137,15 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
         key = (api.split("/", 1)[0] if "/" in api else "", doc["kind"], namespace, meta["name"])
         label = f"{namespace + '/' if namespace else ''}{doc['kind']}/{meta['name']}"
         fields = rule.fields_for(doc["kind"])
-        named = _named_variants(doc, rule, fields, loc)
-        references = _zoo_references(doc, {f.field for f in fields})
+        served_doc, unresolved = as_served(doc)  # read as the kubelet and the model server read it
+        for ref in unresolved:
+            raise loc.child(ref.where).error(
+                f"$({ref.name}) {ref.why}, where a model path goes: the server would load whatever the cluster "
+                "supplies, which the gate cannot judge",
+                f"give {ref.name} a literal `value:` in the container's env, or write the zoo path itself")
+        named = _named_variants(served_doc, rule, fields, loc)
+        own = {rule.annotation, APP_ANNOTATION, SERVED_MODEL_ANNOTATION}
+        references = _zoo_references(served_doc, {f.field for f in fields}, own)
         if not named:
             if references:
                 where, ref = references[0]
@@ -150,15 +158,16 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
         how, ref = named[0]
         for other_how, other in named[1:]:
             if other != ref:
-                raise loc.error(f"{how} names {ref} but {other_how} names {other}: Argo CD would serve what the "
-                                "object points at, the gate would judge one of them",
+                raise loc.error(f"{how} names {ref} but {other_how} names {other}: one object serves one variant, and "
+                                "Argo CD would serve what the object points at while the gate judged one of them",
                                 "make both name the same variant")
         for where, other in references:
             if other != str(ref):
                 raise loc.child(where).error(
-                    f"references zoo variant {other} but {how} says {ref}: Argo CD would serve "
-                    f"what the object references, the gate would judge the other",
-                    f"make both name the same variant")
+                    f"references zoo variant {other} but {how} says {ref}: one object serves one variant, and "
+                    "Argo CD would serve what the object references while the gate judged the other (strings are "
+                    "read as the kubelet and the server read them: $(VAR) expanded, paths normalised)",
+                    "make both name the same variant")
         annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
         application = annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"]
         served_model = annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
@@ -223,9 +232,10 @@ def _naming(rule: VariantRefRule, fields) -> str:
     return " or ".join([f"annotation {rule.annotation}"] + [f"field {f.field}" for f in fields])
 
 
-def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str]) -> list[tuple[str, str]]:
-    """``(field path, "<model>/<variant>")`` for every string outside `metadata` that names a zoo
-    variant; the fields the policy names the variant with are read by the rule, not here."""
+def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str], own: set[str]) -> list[tuple[str, str]]:
+    """``(field path, "<model>/<variant>")`` for every string of the object that names a zoo variant,
+    annotations included but the bot's own (``own``); the fields the policy names the variant with
+    are read by the rule, not here."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Any, where: str, depth: int) -> None:
@@ -244,6 +254,10 @@ def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str]) -> list[tu
     for key, value in doc.items():
         if key != "metadata":
             walk(value, str(key), 1)
+    annotations = doc.get("metadata", {}).get("annotations") or {}
+    for name, value in annotations.items():
+        if name not in own:
+            walk(value, f"metadata.annotations[{name}]", 2)
     return found
 
 

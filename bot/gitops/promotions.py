@@ -9,7 +9,7 @@ from bot.core.errors import ErrorRecord, InputError
 from bot.gitops.manifests import ManifestIndex, is_ignored, is_manifest, refuse_special_entries
 from bot.policy.model import ENVIRONMENTS_ROOT, Policy
 from bot.verdicts.results import Removal
-from bot.zoo.variants import VariantRef
+from bot.zoo.variants import ZOO_ROOT, VariantRef
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
     touched: set[str] = set()
     changes = reader.changed_files(base, head)
     changed = frozenset(p for c in changes for p in (c.old_path, c.new_path) if p)
+    errors.extend(attribute_changes(changes, policy))
     for change in changes:
         for path in (change.old_path, change.new_path):
             if path is None or not any(path == root or path.startswith(root + "/") for root in roots):
@@ -98,6 +99,30 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
         except InputError as exc:
             errors.append(exc.as_record())
     return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)))
+
+
+def attribute_changes(changes, policy: Policy) -> list[ErrorRecord]:
+    """An error for each `.gitattributes` the PR adds, changes or removes whose rules reach the
+    environments or the zoo. The bot reads blobs as committed; a checkout (Argo CD's, a server's)
+    applies the attributes (`filter`, `eol`, `working-tree-encoding`...) and `git archive` applies
+    `export-subst` and `export-ignore`, so such a file can make what runs differ from what was judged."""
+    roots = {ENVIRONMENTS_ROOT, ZOO_ROOT} | {e.folder for e in policy.environments}
+    out = []
+    for change in changes:
+        for path in dict.fromkeys(p for p in (change.old_path, change.new_path) if p):
+            if path.rsplit("/", 1)[-1] != ".gitattributes":
+                continue
+            folder = path.rsplit("/", 1)[0] if "/" in path else ""
+            reached = sorted(r for r in roots if not folder or r == folder or r.startswith(folder + "/")
+                             or folder.startswith(r + "/"))
+            if reached:
+                out.append(ErrorRecord(path, "", (
+                    f"this PR {change.status if change.status != 'renamed' else 'moves'} a .gitattributes whose rules reach "
+                    f"{', '.join(r + '/' for r in reached)}: attributes (filters, eol conversion, export-subst, "
+                    "export-ignore) change the files a checkout or an archive writes, so what Argo CD and the model "
+                    "servers read could differ from the blobs the bot judges (fix: leave .gitattributes out of PRs "
+                    "that touch environments/ or models/, and keep attribute rules away from those folders)")))
+    return out
 
 
 def _outside_environments(path: str, policy: Policy) -> InputError:

@@ -19,6 +19,7 @@ from bot.core.fields import (
     did_you_mean,
     get_duration,
     get_int,
+    get_number,
     get_str,
     get_str_list,
     mapping,
@@ -73,6 +74,7 @@ class Limits:
 
     max_promotions: int = 1000
     max_model_jobs: int = 100  # lm-eval, app-flow and GuideLLM jobs, after identical ones are merged
+    max_weights_gb: float = 40.0  # a variant's weights once written out: a small push can expand to GBs
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,11 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
 
     limits_loc = root.child("limits")
     raw_limits = mapping(data.get("limits") or {}, limits_loc)
-    reject_unknown(raw_limits, {"max_promotions", "max_model_jobs"}, limits_loc)
+    reject_unknown(raw_limits, {"max_promotions", "max_model_jobs", "max_weights_gb"}, limits_loc)
     limits = Limits(max_promotions=get_int(raw_limits, "max_promotions", limits_loc, Limits.max_promotions, minimum=1),
-                    max_model_jobs=get_int(raw_limits, "max_model_jobs", limits_loc, Limits.max_model_jobs, minimum=1))
+                    max_model_jobs=get_int(raw_limits, "max_model_jobs", limits_loc, Limits.max_model_jobs, minimum=1),
+                    max_weights_gb=float(get_number(raw_limits, "max_weights_gb", limits_loc, Limits.max_weights_gb,
+                                                    minimum=0.001)))
 
     templates = data.get("templates")
     if templates is not None:

@@ -1,0 +1,220 @@
+"""Strings of a Kubernetes object as the components that act on them read them.
+
+A manifest names a model path the way the kubelet and the model server will see it, not the way
+it is written. Two rewrites happen before anything in the bot looks for a zoo reference:
+
+- **the kubelet's `$(VAR)` expansion** (Kubernetes' `third_party/forked/golang/expansion`): in a
+  container's `command` and `args`, `$(NAME)` becomes the value of the container's env var
+  `NAME`; `$$` is a literal `$`; a reference to a name the container does not define stays as
+  written. An env var's own `value` is expanded the same way from the vars defined before it.
+  Values the bot cannot know (`valueFrom`, `envFrom`, service links) stay unresolved: an
+  unresolved reference where a model path goes (`--model $(M)`, `$(ZOO)/weights`, a var called
+  `MODEL_PATH`) is an error, since the server would load whatever the cluster supplies;
+- **path normalisation**: `//`, `/./` and `x/../` are what the filesystem makes of them, so
+  `/models/m//v1.4-int2-g64` and `/models/m/v1.3-int4-g64/weights/../../v1.4-int2-g64` name int2.
+
+`as_served(doc)` returns the object with both applied to every container (the pod template's, a
+KServe predictor's: any mapping with `command`, `args` or `env`), plus every unresolved
+reference that sits where a model path goes.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+_MODEL_FLAGS = frozenset({"--model", "--model-path", "--model_path", "--model-id", "--model_id", "--model-dir",
+                          "--model_dir", "--model-name-or-path", "--model_name_or_path", "--tokenizer",
+                          "--checkpoint", "--weights", "--storage-uri", "--model-uri"})
+_MODEL_NAME = re.compile(r"MODEL|WEIGHT|CHECKPOINT|ZOO|VARIANT|STORAGE", re.IGNORECASE)
+# A path-like run of characters: what a shell or a flag parser hands on as one word.
+_WORD = re.compile(r"[^\s\"'`=,;()\[\]{}<>|&]*/[^\s\"'`=,;()\[\]{}<>|&]*")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:/)(/?)")
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A `$(NAME)` the bot cannot expand, where a model path goes."""
+
+    where: str  # field path within the object, e.g. `spec.template.spec.containers[0].args[1]`
+    name: str
+    why: str  # "is set from valueFrom" | "comes from envFrom" | "is not defined"
+
+
+def expand(text: str, lookup) -> tuple[str, list[str]]:
+    """Kubernetes' `expansion.Expand`: ``lookup(name)`` gives a value or None (left as `$(name)`).
+    Returns the expanded text and the names left unresolved, in order."""
+    out: list[str] = []
+    missing: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch != "$" or i + 1 >= n:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "$":  # escaped operator
+            out.append("$")
+            i += 2
+        elif nxt == "(":
+            close = text.find(")", i + 2)
+            if close < 0:  # incomplete reference: kept as written
+                out.append("$(")
+                i += 2
+                continue
+            name = text[i + 2:close]
+            value = lookup(name)
+            if value is None:
+                missing.append(name)
+                out.append(f"$({name})")
+            else:
+                out.append(value)
+            i = close + 1
+        else:
+            out.append("$" + nxt)
+            i += 2
+    return "".join(out), missing
+
+
+def normalise(text: str) -> str:
+    """Every path-like word of ``text`` as the filesystem resolves it (`a//b`, `a/./b`, `a/x/../b` →
+    `a/b`); a URI keeps its `scheme://host` and has its path normalised."""
+    if "/" not in text:
+        return text
+    return _WORD.sub(lambda m: _normal_path(m.group(0)), text)
+
+
+def _normal_path(word: str) -> str:
+    m = _SCHEME.match(word)
+    head, rest = ("", word) if not m else (m.group(0), word[m.end():])
+    if m and m.group(2):  # scheme://authority/path: the authority is not a path segment
+        authority, slash, path = rest.partition("/")
+        if not slash:
+            return word
+        return head + authority + "/" + _normal(path, absolute=False)
+    return head + _normal(rest, absolute=rest.startswith("/"))
+
+
+def _normal(path: str, *, absolute: bool) -> str:
+    if not path:
+        return path
+    trailing = "/" if path.endswith("/") and path.strip("/") else ""
+    normal = posixpath.normpath(path)
+    if normal.startswith("//"):  # POSIX keeps a leading `//`; the kubelet's paths and vLLM do not
+        normal = "/" + normal.lstrip("/")
+    if normal == ".":
+        return "./" if trailing else "."
+    return normal + trailing
+
+
+class _Env:
+    """A container's environment as the kubelet builds it: `envFrom` first (unknown to the bot),
+    then `env` in order, each value expanded from the ones before it."""
+
+    def __init__(self, container: Mapping[str, Any]) -> None:
+        self.values: dict[str, str | None] = {}
+        self.why: dict[str, str] = {}
+        self.from_sources = bool(container.get("envFrom"))
+        self.expanded: dict[int, str] = {}
+        self.missing: dict[int, list[str]] = {}
+        env = container.get("env")
+        for i, var in enumerate(env if isinstance(env, list) else []):
+            if not isinstance(var, Mapping) or not isinstance(var.get("name"), str):
+                continue
+            name = var["name"]
+            if "valueFrom" in var and var.get("value") is None:
+                self.values[name] = None
+                self.why[name] = "is set from valueFrom (known only in the cluster)"
+                continue
+            value = var.get("value")
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                continue  # the manifest's type error, reported where types are checked
+            expanded, self.missing[i] = expand(value, self.lookup)
+            self.expanded[i] = expanded
+            self.values[name] = expanded
+            self.why.pop(name, None)
+
+    def lookup(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def reason(self, name: str) -> str:
+        if name in self.why:
+            return self.why[name]
+        if self.from_sources:
+            return "may come from envFrom (known only in the cluster)"
+        return "is not defined in the container's env (the kubelet leaves it as written)"
+
+
+def as_served(doc: Mapping[str, Any]) -> tuple[Any, list[Unresolved]]:
+    """The object with every container's `command`, `args` and env values expanded as the kubelet
+    expands them, and every string's paths normalised; plus the unresolved references that sit
+    where a model path goes."""
+    unresolved: list[Unresolved] = []
+
+    def walk(node: Any, where: str, depth: int) -> Any:
+        if depth > 64:
+            return node
+        if isinstance(node, str):
+            return normalise(node)
+        if isinstance(node, list):
+            return [walk(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node)]
+        if not isinstance(node, Mapping):
+            return node
+        if _is_container(node):
+            return _container(node, where, depth, walk, unresolved)
+        return {k: walk(v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in node.items()}
+
+    return walk(doc, "", 0), unresolved
+
+
+def _is_container(node: Mapping[str, Any]) -> bool:
+    return any(isinstance(node.get(k), list) for k in ("command", "args", "env"))
+
+
+def _container(node, where, depth, walk, unresolved) -> dict:
+    env = _Env(node)
+    out = {}
+    for key, value in node.items():
+        here = f"{where}.{key}" if where else str(key)
+        if key in ("command", "args") and isinstance(value, list):
+            words = []
+            for i, word in enumerate(value):
+                if not isinstance(word, str):
+                    words.append(walk(word, f"{here}[{i}]", depth + 1))
+                    continue
+                expanded, missing = expand(word, env.lookup)
+                previous = value[i - 1] if i > 0 and isinstance(value[i - 1], str) else ""
+                for name in missing:
+                    if _names_model(word, name, previous, value[:i]):
+                        unresolved.append(Unresolved(f"{here}[{i}]", name, env.reason(name)))
+                words.append(normalise(expanded))
+            out[key] = words
+        elif key == "env" and isinstance(value, list):
+            items = []
+            for i, var in enumerate(value):
+                if isinstance(var, Mapping) and i in env.expanded:
+                    items.append({**var, "value": normalise(env.expanded[i])})
+                    value_text = var.get("value") or ""
+                    for name in env.missing.get(i, []):
+                        if _names_model(value_text, name, "", [], var_name=str(var.get("name"))):
+                            unresolved.append(Unresolved(f"{here}[{i}].value", name, env.reason(name)))
+                else:
+                    items.append(walk(var, f"{here}[{i}]", depth + 1))
+            out[key] = items
+        else:
+            out[key] = walk(value, here, depth + 1)
+    return out
+
+
+def _names_model(word: str, name: str, previous: str, before: list, var_name: str = "") -> bool:
+    """Whether an unresolved `$(name)` in ``word`` sits where a model path goes: a path is built
+    from it, a model flag takes it, it follows `serve`, or the variable is called like a model."""
+    rest = word.replace(f"$({name})", "")
+    flag = word.split("=", 1)[0] if word.startswith("--") and "=" in word else previous
+    return ("/" in rest or flag in _MODEL_FLAGS or previous == "serve"
+            or bool(_MODEL_NAME.search(name)) or bool(_MODEL_NAME.search(var_name)))
