@@ -75,11 +75,28 @@ def check_size(text: str, file: str) -> None:
                              "write the values out, or use fewer anchors and aliases (`&name` / `*name`)")
 
 
-def load_one(text: str, file: str) -> Any:
-    """One YAML document."""
+class _TagBlindLoader(yaml.SafeLoader):
+    """The safe loader that reads a node under an unknown tag (`!!python/object/apply:...`, which
+    llm-compressor writes into recipes) as the plain data it holds, constructing nothing."""
+
+
+def _untagged(loader, suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_TagBlindLoader.add_multi_constructor("", _untagged)
+
+
+def load_one(text: str, file: str, *, unknown_tags: bool = False) -> Any:
+    """One YAML document; with ``unknown_tags``, a node under a tag the safe loader does not know
+    is read as plain data (never constructed)."""
     try:
         check_size(text, file)
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=_TagBlindLoader if unknown_tags else _Loader)
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from exc
 

@@ -143,6 +143,16 @@ class GitReader:
         path = check_repo_path(path)
         return not path or path in self._entries(rev)
 
+    def kind(self, rev: str, path: str) -> str | None:
+        """What ``path`` is at ``rev``: "folder", "file", "symlink", "submodule", or None when absent."""
+        path = check_repo_path(path).rstrip("/")
+        entry = self._entries(rev).get(path)
+        if entry is None:
+            return None
+        mode = self._modes[rev][path]
+        return {"120000": "symlink", "160000": "submodule", "040000": "folder"}.get(
+            mode, "folder" if entry[0] == "tree" else "file")
+
     def list_files(self, rev: str, prefix: str) -> list[str]:
         """Paths of all blobs under ``prefix`` at ``rev``, sorted."""
         prefix = check_repo_path(prefix).rstrip("/")
