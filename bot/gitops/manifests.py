@@ -24,7 +24,6 @@ docs/ARCHITECTURE.md, "What the bot assumes of Argo CD"):
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ import yaml
 
 from bot.core.errors import InputError
 from bot.core.fields import Loc, mapping, sequence
-from bot.core.yamlio import MAX_BYTES, _Loader, check_size, load_all
+from bot.core.yamlio import MAX_BYTES, MAX_NODES, _Loader, check_size, load_all
+from bot.core import globs
 from bot.gitops import kustomize
 from bot.gitops.references import as_served
 from bot.policy.model import Environment, Policy
@@ -104,6 +104,9 @@ def load_documents(text: str, path: str) -> list[Any]:
     if path.endswith(".json"):
         if len(text) > MAX_BYTES:
             raise InputError(path, "", f"is {len(text):,} characters, more than the {MAX_BYTES:,} the bot reads",
+                             "keep manifests small")
+        if text.count(",") + text.count("[") + text.count("{") > MAX_NODES:  # values need a separator each
+            raise InputError(path, "", f"holds more than {MAX_NODES:,} values, more than the bot reads in one file",
                              "keep manifests small")
         try:
             data = json.loads(text)
@@ -462,14 +465,13 @@ class ManifestIndex:
 
 
 def is_ignored(env: Environment, path: str) -> bool:
-    """A file the environment's `ignore:` names (Argo CD's `directory.exclude`): a glob relative to
-    the folder (`*` matches `/` too), or, without a `/`, a file name in any sub-folder."""
+    """A file the environment's `ignore:` names, as Argo CD's `directory.exclude` does: each glob is
+    matched against the whole path relative to the folder (`bot.core.globs`), so `*` crosses `/`
+    and `secret.yaml` names only the file at the folder's root."""
     if not env.ignore or not path.startswith(env.folder + "/"):
         return False
     relative = path[len(env.folder) + 1:]
-    name = relative.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(relative, glob) or ("/" not in glob and fnmatch.fnmatchcase(name, glob))
-               for glob in env.ignore)
+    return any(globs.match(glob, relative) for glob in env.ignore)
 
 
 def refuse_special_entries(reader, rev: str, folder: str, *, ignored=lambda path: False) -> None:

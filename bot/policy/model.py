@@ -29,6 +29,7 @@ from bot.core.fields import (
 )
 from bot.core.paths import check_repo_path
 from bot.core.yamlio import load_one
+from bot.core.globs import GlobError, compile_glob
 from bot.policy.variant_refs import VariantRefRule, VariantRefs, parse_variant_ref
 from bot.verdicts.evidence import VerdictRule
 from bot.zoo.variants import NAMING_FIX, VARIANT_NAME
@@ -206,6 +207,12 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
             if glob.startswith("/") or ".." in glob.split("/"):
                 raise e_loc.child("ignore").child(j).error(f"{glob!r} must be relative to the environment's folder",
                                                            "write e.g. `ignore: [kustomization.yaml, drafts/*]`")
+            try:
+                compile_glob(glob)
+            except GlobError as exc:
+                raise e_loc.child("ignore").child(j).error(
+                    f"{glob!r} {exc}: Argo CD's directory.exclude would match nothing with it",
+                    "close the bracket or brace, or escape it with `\\`") from None
         environments.append(Environment(
             name=name, folder=folder, gate=gate, baseline=baseline, require_canary=require_canary,
             rollback=rollback, probes=probes, index=i, fail_fast=fail_fast,
