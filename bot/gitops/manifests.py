@@ -395,6 +395,7 @@ class ManifestIndex:
         self._parsed: dict[tuple[str, str | None], list[ManifestObject] | InputError] = {} if parsed is None else parsed
         self._environments: dict[tuple, dict[ObjectKey, ManifestObject] | InputError] = {}
         self._refs: dict[str, frozenset[VariantRef]] = {}
+        self.remote: dict[str, tuple[str, ...]] = {}  # environment → the pinned remote resources it renders
 
     def _objects(self, path: str, text: str | None, *, keys_only: bool = False) -> list[ManifestObject]:
         sha = self.reader.tree_sha(self.rev, path)
@@ -425,6 +426,9 @@ class ManifestIndex:
                                  "commit the rendered manifests, or use a kustomization")
         kustomization = kustomize.kustomization_in(files, env.folder)
         if kustomization:
+            remote = kustomize.remote_resources(self.reader, self.rev, kustomization)
+            if remote:
+                self.remote[env.name] = tuple(remote)
             rendered = kustomize.build(self.reader, self.rev, env.folder, kustomization)
             objects = parse_objects(rendered, kustomization, self.policy.variant_ref)
         else:

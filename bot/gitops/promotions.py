@@ -50,6 +50,7 @@ class Discovery:
     promotions: tuple[Promotion, ...]
     removals: tuple[Removal, ...]
     errors: tuple[ErrorRecord, ...]
+    notes: tuple[str, ...] = ()
 
 
 def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
@@ -98,7 +99,9 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
             _compare(env, base_index, head_index, changed, promotions, removals)
         except InputError as exc:
             errors.append(exc.as_record())
-    return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)))
+    notes = tuple(f"{name} renders remote kustomize resources, pinned: {', '.join(entries)}"
+                  for name, entries in sorted(head_index.remote.items()))
+    return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)), notes)
 
 
 def attribute_changes(changes, policy: Policy) -> list[ErrorRecord]:
