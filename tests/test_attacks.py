@@ -252,8 +252,9 @@ def test_attack__hostile_variant_and_manifest_fields_render_inert(gitops, tmp_pa
     text = text.replace("known_issues: []", f"known_issues: [{json.dumps(hostile)}]\ndescription: {json.dumps(hostile)}")
     text = text.replace("dataset: canopy-calibration", f"dataset: {json.dumps(hostile)}")
     path.write_text(text)
-    gitops.write("environments/test/canopy.yaml", (gitops.path / "environments/test/canopy.yaml").read_text()
-                 .replace("canopy-tiny/v1.0-fp32", "canopy-tiny/v1.3-int4-g64")
+    # A new object: an existing one keeps the application it had at the base.
+    gitops.write("environments/test/hostile.yaml", (gitops.path / "environments/test/canopy.yaml").read_text()
+                 .replace("canopy-tiny/v1.0-fp32", "canopy-tiny/v1.3-int4-g64").replace("name: canopy", "name: hostile")
                  .replace("    promotion-bot/variant:", f"    promotion-bot/app: {json.dumps(hostile)}\n    promotion-bot/variant:"))
     gitops.commit("Promote, with HTML everywhere")
     code, report, comment = run_check(gitops, tmp_path)

@@ -36,7 +36,7 @@ from bot.core.fields import Loc, mapping, sequence
 from bot.core.yamlio import MAX_BYTES, MAX_NODES, _Loader, check_size, load_all
 from bot.core import globs
 from bot.gitops import kustomize
-from bot.gitops.references import as_served
+from bot.gitops.references import as_served, served_model_name
 from bot.policy.model import Environment, Policy
 from bot.policy.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
 from bot.zoo.variants import VARIANT_NAME, VariantRef
@@ -173,7 +173,9 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
                     "make both name the same variant")
         annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
         application = annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"]
-        served_model = annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
+        # What the server calls itself (its metrics' `model_name`) is what its args say; the
+        # annotation only stands in where they do not say (a server the bot cannot read).
+        served_model = served_model_name(served_doc) or annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
         objects.append(ManifestObject(path, key, label, ServedObject(
             manifest=path, object=label, ref=ref, application=application, served_model=served_model,
             canary_steps=_canary_steps(doc, loc), key=key,

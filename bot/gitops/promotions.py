@@ -155,9 +155,21 @@ def _compare(env, base_index, head_index, changed, promotions, removals) -> None
             continue
         if previous is not None and previous.served is not None and previous.served.ref == served.ref:
             continue  # the manifest changed, the variant it serves did not
+        application = served.application
+        if previous is not None and previous.served is not None:
+            # Who the object serves is what it was at the base: a PR that relabels prod's object as
+            # another application would otherwise ride that application's evidence (promotion-order).
+            application = previous.served.application
+            if served.application != application:
+                raise InputError(obj.manifest, obj.label,
+                                 f"changes its application from {application!r} to {served.application!r} in the "
+                                 f"same PR that changes its variant ({previous.served.ref} -> {served.ref}): the gate "
+                                 "judges a promotion by the application the object served",
+                                 "change the application (promotion-bot/app annotation, app.kubernetes.io/name or app "
+                                 "label) in a PR of its own, then promote")
         change = "added" if previous is None else "renamed" if previous.manifest != obj.manifest else "modified"
         promotions.append(Promotion(
-            environment=env.name, manifest=served.manifest, object=served.object, application=served.application,
+            environment=env.name, manifest=served.manifest, object=served.object, application=application,
             served_model=served.served_model, change=change,
             from_variant=None if previous is None or previous.served is None else previous.served.ref,
             to_variant=served.ref, canary_steps=served.canary_steps,

@@ -218,3 +218,49 @@ def _names_model(word: str, name: str, previous: str, before: list, var_name: st
     flag = word.split("=", 1)[0] if word.startswith("--") and "=" in word else previous
     return ("/" in rest or flag in _MODEL_FLAGS or previous == "serve"
             or bool(_MODEL_NAME.search(name)) or bool(_MODEL_NAME.search(var_name)))
+
+
+# vLLM's `--served-model-name`; KServe's model servers' `--model_name`.
+_NAME_FLAGS = frozenset({"--served-model-name", "--served_model_name", "--model_name", "--model-name"})
+
+
+def served_model_name(served_doc: Mapping[str, Any]) -> str | None:
+    """The name a vLLM server exports its metrics under (`model_name` label), from its own args
+    (after expansion): `--served-model-name` (its first name), else `--model` or `vllm serve
+    <model>`, which vLLM then uses as the name; None when no container says."""
+    for container in _containers(served_doc):
+        words: list[str] = []
+        for key in ("command", "args"):
+            for word in container.get(key) or []:
+                if isinstance(word, str):
+                    words.extend(word.split())
+        model = None
+        for i, word in enumerate(words):
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            flag, eq, value = word.partition("=")
+            if flag in _NAME_FLAGS and not eq and nxt and not nxt.startswith("--"):
+                return nxt.strip("\"'")
+            if flag in _NAME_FLAGS and eq and value.strip("\"'"):
+                return value.split(",")[0].strip("\"'")
+            if model is None and word == "--model" and nxt:
+                model = nxt
+            elif model is None and word.startswith("--model="):
+                model = word.split("=", 1)[1]
+            elif model is None and word == "serve" and nxt and not nxt.startswith("-"):
+                model = nxt
+        if model:
+            return model.strip("\"'")
+    return None
+
+
+def _containers(node: Any, depth: int = 0):
+    if depth > 64:
+        return
+    if isinstance(node, Mapping):
+        if _is_container(node):
+            yield node
+        for value in node.values():
+            yield from _containers(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _containers(value, depth + 1)
