@@ -9,7 +9,6 @@ import pytest
 from gitops import demo_like_repo
 
 from bot.cli import main
-from bot.core.errors import InputError
 from bot.vcs.notes import NOTES_REF, GitNotes
 from bot.verdicts.results import CheckResult, MetricRow, PromotionResult, Report
 from bot.zoo.records import all_records, gate_pass_rate, latest_checks, note_text, parse_note, records_for
