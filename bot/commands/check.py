@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bot.core.output import log_safe
 from bot.gate.pipeline import check, write_outputs
 
 
@@ -38,15 +39,18 @@ def run(args) -> int:
 
 
 def print_summary(report) -> None:
+    """The verdict in the log; every string from the PR (file names, fields, details) through
+    `log_safe`, since the log is where Actions reads workflow commands."""
     for p in report.promotions:
         arrow = f"{p.from_variant} -> {p.to_variant}" if p.from_variant else p.to_variant
-        print(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {arrow}")
+        print(log_safe(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {arrow}"))
         for c in p.checks:
-            print(f"      {c.verdict:7} {c.name}: {c.detail}")
+            print(log_safe(f"      {c.verdict:7} {c.name}: {c.detail}"))
         for e in p.errors:
-            print(f"      error   {e.file}: {e.field}: {e.message}", file=sys.stderr)
+            print(log_safe(f"      error   {e.file}: {e.field}: {e.message}"), file=sys.stderr)
     for e in report.errors:
-        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+        print(log_safe(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}"),
+              file=sys.stderr)
     if not report.promotions and not report.errors:
         print("nothing to promote")
     print(f"verdict: {report.verdict}")

@@ -382,8 +382,27 @@ def _canary_steps(doc: Mapping[str, Any], loc: Loc) -> tuple[Mapping[str, Any], 
         mapping(node, loc)
     steps = sequence(node.get("steps") or [], loc.child("steps"))
     for n, step in enumerate(steps):
-        mapping(step, loc.child("steps").child(n))
+        s_loc = loc.child("steps").child(n)
+        mapping(step, s_loc)
+        if "pause" in step:
+            pause = step["pause"]
+            if pause is not None and not isinstance(pause, Mapping):
+                raise s_loc.child("pause").error(f"must be a mapping, got {pause!r}", "write `pause: {}` (until promoted) "
+                                                 "or `pause: {duration: 10m}`, as Argo Rollouts reads it")
+            duration = (pause or {}).get("duration")
+            if duration is not None and not (isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0
+                                             or isinstance(duration, str) and _DURATION.fullmatch(duration)):
+                raise s_loc.child("pause.duration").error(f"{duration!r} is not a duration Argo Rollouts reads",
+                                                          "write seconds (`600`) or a number with s, m or h (`10m`)")
+        if "setWeight" in step:
+            weight = step["setWeight"]
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+                raise s_loc.child("setWeight").error(f"must be a whole percentage from 0 to 100, got {weight!r}",
+                                                     "write e.g. `setWeight: 10`")
     return tuple(steps)
+
+
+_DURATION = re.compile(r"\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))*")
 
 
 class ManifestIndex:
