@@ -584,3 +584,20 @@ def test_attack__zero_filled_weights_beyond_the_declared_size_are_not_exported(t
     assert exc.value.file == "models/canopy-tiny/v1.3-int4-g64/variant.yaml" and exc.value.field == "weights.path"
     assert "more than the 1,042,725 its variant.yaml declares" in exc.value.message
     assert not any((tmp_path / "cache").rglob("extra.dat"))  # refused before anything was written
+
+
+def test_attack__served_model_annotation_does_not_blind_the_monitor(gitops):
+    from bot.checks.load_policy import from_rev
+    from bot.gitops.manifests import deployments
+    from bot.vcs.reader import GitReader
+
+    text = vllm_rollout("", '["--model", "/models/canopy-tiny/v1.0-fp32/weights", "--served-model-name", "canopy"]')
+    gitops.write(PROD, text.replace("    promotion-bot/variant:", "    promotion-bot/served-model: nobody\n"
+                                                                 "    promotion-bot/variant:"))
+    gitops.commit("The monitor's query names a model nobody serves")
+    reader = GitReader(gitops.path)
+    try:
+        [dep] = deployments(reader, "HEAD", from_rev(reader, "HEAD"), "prod")
+    finally:
+        reader.close()
+    assert dep.served_model == "canopy"  # what vLLM exports its metrics under, not what the annotation claims

@@ -160,3 +160,33 @@ def test_records__a_hand_edited_note_keeps_its_line_and_gains_the_record(tmp_pat
     assert record.variant == PROMOTED and record.branch == "main"
 
 
+
+
+def test_records__the_same_head_against_another_branch_is_another_record(tmp_path):
+    repo = demo_like_repo(tmp_path / "gitops")
+    repo.repo.git.branch("old-release")  # a branch without the later gate
+    head = promote(repo)
+    assert check(repo, tmp_path, "promote")[0] == 0
+    repo.write("environments/test/unrelated.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    repo.commit("main moves on")
+    out = tmp_path / "old.json"
+    assert main(["check", "--repo", str(repo.path), "--base", "old-release", "--head", "promote", "--json", str(out),
+                 "--cache", str(tmp_path / "cache")]) == 0
+    records = parse_note(GitNotes(repo.path).read(head), head)
+    assert sorted(r.branch for r in records) == ["main", "old-release"]  # neither overwrote the other
+    assert all(r.tree for r in records)
+
+
+def test_records__only_a_tree_that_reached_its_branch_counts_as_the_variants(tmp_path, capsys):
+    repo = demo_like_repo(tmp_path / "gitops")
+    promote(repo)
+    assert check(repo, tmp_path, "promote")[0] == 0
+    capsys.readouterr()
+    assert main(["zoo", "--repo", str(repo.path), "--json"]) == 0
+    rows = {r["variant"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[PROMOTED]["results"] == {}  # the PR has not merged: its pass is not the variant's
+    assert rows[PROMOTED]["pr_results"]["test"]["verdict"] == "pass"
+    repo.repo.git.merge("-q", "--no-ff", "promote", "-m", "Merge the promotion")
+    assert main(["zoo", "--repo", str(repo.path), "--json"]) == 0
+    rows = {r["variant"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[PROMOTED]["results"]["test"]["verdict"] == "pass" and rows[PROMOTED]["pr_results"] == {}
