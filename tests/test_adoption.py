@@ -124,7 +124,7 @@ def test_validate__one_message_per_mistake(tmp_path, capsys):
         "models/acme-1b/v2.2-int8/variant.yaml: quantization: must be a mapping with keys algorithm, scheme, bits, "
         "group_size, format, tool — or omit it for an unquantized variant; got 'none'",
         "models/acme-1b/v2.3-int4/variant.yaml: calibration: must be a mapping with keys dataset, samples, "
-        "sequence_length, file; got 'calibration.yaml'",
+        "sequence_length, file, data_free; got 'calibration.yaml'",
         "models/acme-1b/v2.4-int4-g32/variant.yaml: quantization: the folder name says int4, a quantized precision, "
         "but variant.yaml has no `quantization`",
         "models/acme-1b/v2.5-int2/variant.yaml: weights: must be a mapping with keys path, uri, revision; got 'weights'",

@@ -1,6 +1,7 @@
 """`promotion-bot validate`: lint a whole repository at one revision with the errors a PR would get.
 
-The policy, every variant of the zoo (and what `zoo.require` asks of it), the baselines the policy
+The policy, every variant of the zoo (what `zoo.require` asks of it, and its weights against its
+declared quantization), the baselines the policy
 names, every environment's manifests and the variants they serve, the app-flow suites and the
 lm-eval tasks the gates use. One message per problem; exit 0 when there is none, 2 otherwise.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from bot.appflows.suite import load_suites
 from bot.checks import load_policy
-from bot.checks.zoo_check import metadata_problems
+from bot.checks.zoo_check import declaration_errors, metadata_problems
 from bot.core.errors import InputError
 from bot.gitops.manifests import ManifestIndex
 from bot.lmeval.options import DEFAULT_TASKS_DIR, EvalOptions
@@ -67,9 +68,15 @@ def _variants(reader, rev: str, zoo: Zoo, require: tuple[str, ...]) -> list[Inpu
             except InputError as exc:
                 found.append(exc)
                 continue
-            found += [InputError(f"{ref.folder}/variant.yaml", "", f"zoo check: {problem}",
-                                 f"the policy's `zoo.require` asks for {', '.join(require)}")
-                      for problem in metadata_problems(reader, rev, variant, require)]
+            problems = [InputError(f"{ref.folder}/variant.yaml", "", f"zoo check: {problem}",
+                                   f"the policy's `zoo.require` asks for {', '.join(require)}")
+                        for problem in metadata_problems(reader, rev, variant, require)]
+            found += problems
+            if not problems:
+                try:  # the weights against the declaration, as the zoo check reads them
+                    declaration_errors(reader, rev, variant)
+                except InputError as exc:
+                    found.append(exc)
     return found
 
 
