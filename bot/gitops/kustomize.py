@@ -102,6 +102,18 @@ def _pinned(entry: str, loc: Loc) -> str:
     return entry
 
 
+def name_affixes(reader, rev: str, kustomization: str) -> tuple[str, ...]:
+    """The `namePrefix` and `nameSuffix` an environment's own kustomization adds to every name
+    (an application is the same with `prod-` before it); without their dashes."""
+    try:
+        data = load_one(reader.read_text(rev, kustomization) or "", kustomization) or {}
+    except InputError:
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    return tuple(str(data[k]).strip("-._") for k in ("namePrefix", "nameSuffix") if isinstance(data.get(k), str) and data[k].strip("-._"))
+
+
 def command() -> list[str] | None:
     if shutil.which("kustomize"):
         return ["kustomize", "build"]

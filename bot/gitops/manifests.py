@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import yaml
@@ -53,6 +53,12 @@ ZOO_REFERENCE = re.compile(r"(?<![A-Za-z0-9._-])(?P<model>[A-Za-z0-9][A-Za-z0-9.
                            + VARIANT_NAME.pattern.replace("(?P<", "(?P<_") + r")(?![A-Za-z0-9._-])", re.ASCII)
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/"
+# Kinds that run a model server: only these are promotions. Another object carrying the variant
+# annotation (a Namespace or Service through kustomize's commonAnnotations) is noted and skipped.
+# Kinds an environment's `variant_ref` fields name count as serving too.
+SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "Rollout",
+                           "InferenceService", "LLMInferenceService", "VLLMRuntime", "LeaderWorkerSet", "RayService",
+                           "Application"})
 _IGNORE_FIX = " (`ignore: [<file>]`, relative to its folder)"
 
 ObjectKey = tuple[str, str, str, str]  # API group, kind, namespace ("" = the destination's), name
@@ -69,6 +75,7 @@ class ServedObject:
     served_model: str
     canary_steps: tuple[Mapping[str, Any], ...] | None  # None: not an Argo Rollouts canary
     key: ObjectKey = field(default=("", "", "", ""), compare=False)
+    application_from: str = ""  # where the application identity came from, for messages
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,9 @@ class ManifestObject:
     label: str
     served: ServedObject | None
     keys_only: bool = False  # from a file the PR does not change: read for its keys, not what it serves
+    annotated: bool = False  # names a variant but is no serving kind (commonAnnotations on a Service...)
+    # An Argo Rollout's `workloadRef`: (kind, name) of the workload whose pods it rolls out, its steps
+    workload: tuple[tuple[str, str], tuple[Mapping[str, Any], ...] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,9 +134,12 @@ def load_documents(text: str, path: str) -> list[Any]:
     return flat
 
 
-def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> list[ManifestObject]:
+def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
+                  affixes: tuple[str, ...] = ()) -> list[ManifestObject]:
     """Every object in ``path``, with what it serves. Every document must be a Kubernetes object.
-    ``rules``: one environment's rule, or the policy's (the rule of the environment holding ``path``)."""
+    ``rules``: one environment's rule, or the policy's (the rule of the environment holding ``path``).
+    ``affixes``: name prefixes and suffixes per environment (its name, kustomize's `namePrefix` and
+    `nameSuffix`), taken off a name before it stands for the application."""
     rule = rules.for_path(path)
     objects = []
     for i, doc in enumerate(load_documents(text, path)):
@@ -140,6 +153,7 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
         key = (api.split("/", 1)[0] if "/" in api else "", doc["kind"], namespace, meta["name"])
         label = f"{namespace + '/' if namespace else ''}{doc['kind']}/{meta['name']}"
         fields = rule.fields_for(doc["kind"])
+        workload = _workload_ref(doc, loc)
         served_doc, unresolved = as_served(doc)  # read as the kubelet and the model server read it
         for ref in unresolved:
             raise loc.child(ref.where).error(
@@ -156,8 +170,10 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
                     f"references zoo variant {ref} but {label} does not name its variant "
                     f"({_naming(rule, fields)}), so the gate would not judge it",
                     f"name it in {label} (metadata.annotations: {{{rule.annotation}: {ref}}}), or remove the reference")
-            objects.append(ManifestObject(path, key, label, None))
+            objects.append(ManifestObject(path, key, label, None, workload=workload))
             continue
+        serving = (doc["kind"] in SERVING_KINDS or any(doc["kind"] in f.kinds for f in rule.fields)
+                   or any(h.startswith("field ") for h, _ in named))
         how, ref = named[0]
         for other_how, other in named[1:]:
             if other != ref:
@@ -171,16 +187,42 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
                     "Argo CD would serve what the object references while the gate judged the other (strings are "
                     "read as the kubelet and the server read them: $(VAR) expanded, paths normalised)",
                     "make both name the same variant")
+        if not serving:
+            objects.append(ManifestObject(path, key, label, None, annotated=True))
+            continue
         annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-        application = annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"]
+        application, application_from = identity(meta, affixes)
         # What the server calls itself (its metrics' `model_name`) is what its args say; the
         # annotation only stands in where they do not say (a server the bot cannot read).
         served_model = served_model_name(served_doc) or annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
         objects.append(ManifestObject(path, key, label, ServedObject(
             manifest=path, object=label, ref=ref, application=application, served_model=served_model,
-            canary_steps=_canary_steps(doc, loc), key=key,
-        )))
+            canary_steps=_canary_steps(doc, loc), key=key, application_from=application_from,
+        ), workload=workload))
     return objects
+
+
+def identity(meta: Mapping[str, Any], affixes: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The application an object serves, and where that came from: the annotation
+    `promotion-bot/app`, else the label `app.kubernetes.io/name`, else `app`, else the object's
+    name without its environment's affixes (`canopy-prod` and `prod-canopy` in prod, kustomize's
+    `namePrefix`/`nameSuffix`): the same application in every environment."""
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    if annotations.get(APP_ANNOTATION):
+        return annotations[APP_ANNOTATION], f"annotation {APP_ANNOTATION}"
+    for label in ("app.kubernetes.io/name", "app"):
+        if labels.get(label):
+            return labels[label], f"label {label}"
+    name = meta["name"]
+    for affix in sorted((a for a in affixes if a), key=len, reverse=True):
+        for sep in ("-", ".", "_", ""):
+            if sep == "" and affix[-1:] not in "-._" and affix[:1] not in "-._":
+                continue
+            if name.startswith(affix + sep) and len(name) > len(affix + sep):
+                name = name[len(affix + sep):]
+            elif name.endswith(sep + affix) and len(name) > len(sep + affix):
+                name = name[: -len(sep + affix)]
+    return name, "the object's name" + (f" ({meta['name']} without the environment's affixes)" if name != meta["name"] else "")
 
 
 def object_keys(text: str, path: str) -> list[ManifestObject] | None:
@@ -370,6 +412,17 @@ def _field(doc: Any, path: str) -> Any:
     return node
 
 
+def _workload_ref(doc: Mapping[str, Any], loc: Loc):
+    """An Argo Rollout that rolls out another workload's pods (`spec.workloadRef`): that workload's
+    (kind, name) and the Rollout's canary steps."""
+    if doc.get("kind") != "Rollout" or not isinstance(doc.get("spec"), Mapping):
+        return None
+    ref = doc["spec"].get("workloadRef")
+    if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
+        return None
+    return (str(ref.get("kind") or "Deployment"), ref["name"]), _canary_steps(doc, loc)
+
+
 def _canary_steps(doc: Mapping[str, Any], loc: Loc) -> tuple[Mapping[str, Any], ...] | None:
     if doc.get("kind") != "Rollout":
         return None
@@ -425,7 +478,9 @@ class ManifestIndex:
 
         def parse():
             keys = object_keys(text, path) if keys_only and text is not None else None
-            return keys if keys is not None else [] if text is None else parse_objects(text, path, self.policy.variant_ref)
+            env = self.policy.environment_for_path(path)
+            return keys if keys is not None else [] if text is None else parse_objects(
+                text, path, self.policy.variant_ref, affixes=(env.name,) if env else ())
 
         return _remembered(self._parsed, cache_key, parse)
 
@@ -451,7 +506,8 @@ class ManifestIndex:
             if remote:
                 self.remote[env.name] = tuple(remote)
             rendered = kustomize.build(self.reader, self.rev, env.folder, kustomization)
-            objects = parse_objects(rendered, kustomization, self.policy.variant_ref)
+            affixes = (env.name, *kustomize.name_affixes(self.reader, self.rev, kustomization))
+            objects = parse_objects(rendered, kustomization, self.policy.variant_ref, affixes=affixes)
         else:
             nested = kustomize.nested_kustomization(files)
             if nested:
@@ -474,7 +530,7 @@ class ManifestIndex:
                                  "Argo CD refuses to sync an application with a duplicate object",
                                  "keep one definition, or give the copies different names or namespaces")
             by_key[obj.key] = obj
-        return by_key
+        return _rolled_out(by_key)
 
     def environment_objects(self, env: Environment) -> list[ServedObject]:
         return [o.served for o in self.all_objects(env).values() if o.served is not None]
@@ -487,6 +543,25 @@ class ManifestIndex:
         if env.name not in self._refs:
             self._refs[env.name] = frozenset(o.ref for o in self.environment_objects(env))
         return self._refs[env.name]
+
+
+def _rolled_out(by_key: dict[ObjectKey, ManifestObject]) -> dict[ObjectKey, ManifestObject]:
+    """A workload an Argo Rollout rolls out through `workloadRef` is served with the Rollout's canary
+    steps (Argo Rollouts scales the workload itself down and runs its template)."""
+    for rollout in [o for o in by_key.values() if o.workload is not None]:
+        (kind, name), steps = rollout.workload
+        for key, obj in list(by_key.items()):
+            if key[1] == kind and key[3] == name and key[2] == rollout.key[2] and obj.served is not None:
+                served = obj.served
+                if rollout.served is not None and rollout.served.ref != served.ref:
+                    raise InputError(rollout.manifest, rollout.label, f"names {rollout.served.ref} but rolls out "
+                                     f"{obj.label} (workloadRef), which names {served.ref}", "make both name the same variant")
+                if rollout.served is not None:  # the Rollout is the promotion; its workload is not a second one
+                    by_key[key] = replace(obj, served=None, annotated=True)
+                else:
+                    by_key[key] = replace(obj, served=replace(served, canary_steps=steps if steps is not None
+                                                              else served.canary_steps))
+    return by_key
 
 
 def is_ignored(env: Environment, path: str) -> bool:

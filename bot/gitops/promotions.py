@@ -92,16 +92,18 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
             refuse_special_entries(reader, head, root, ignored=ignored)
     except InputError as exc:
         errors.append(exc.as_record())
+    notes: list[str] = []
     for env in policy.environments:
         if env.name not in touched and not (head_index.renders_with_kustomize(env) or base_index.renders_with_kustomize(env)):
             continue
         try:
-            _compare(env, base_index, head_index, changed, promotions, removals)
+            _compare(env, base_index, head_index, changed, promotions, removals, errors, notes,
+                     touched=env.name in touched)
         except InputError as exc:
             errors.append(exc.as_record())
-    notes = tuple(f"{name} renders remote kustomize resources, pinned: {', '.join(entries)}"
-                  for name, entries in sorted(head_index.remote.items()))
-    return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)), notes)
+    notes += [f"{name} renders remote kustomize resources, pinned: {', '.join(entries)}"
+              for name, entries in sorted(head_index.remote.items())]
+    return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)), tuple(notes))
 
 
 def attribute_changes(changes, policy: Policy) -> list[ErrorRecord]:
@@ -135,12 +137,18 @@ def _outside_environments(path: str, policy: Policy) -> InputError:
                       f"into one of: {', '.join(e.folder for e in policy.environments)}")
 
 
-def _compare(env, base_index, head_index, changed, promotions, removals) -> None:
+def _compare(env, base_index, head_index, changed, promotions, removals, errors, notes, *, touched: bool) -> None:
     after = head_index.all_objects(env, changed=changed)
     try:
         before = base_index.all_objects(env, changed=changed)
     except InputError:
         before = {}  # the base cannot be read as Argo CD would: judge everything the head serves
+    if touched:
+        errors.extend(_blind(env, before, after, changed, head_index, base_index))
+    annotated = sorted({o.label for o in after.values() if o.annotated and not o.keys_only})
+    if annotated:
+        notes.append(f"{env.name}: {len(annotated)} object(s) carry the variant but serve no model, and are not "
+                     f"promotions: {', '.join(annotated[:5])}{' …' if len(annotated) > 5 else ''}")
     for key, obj in after.items():
         if obj.keys_only:
             continue  # in a file the PR does not change: the same object at base
@@ -168,6 +176,13 @@ def _compare(env, base_index, head_index, changed, promotions, removals) -> None
                                  "change the application (promotion-bot/app annotation, app.kubernetes.io/name or app "
                                  "label) in a PR of its own, then promote")
         change = "added" if previous is None else "renamed" if previous.manifest != obj.manifest else "modified"
+        if env.require_canary and served.canary_steps is None:
+            errors.append(ErrorRecord(obj.manifest, obj.label, (
+                f"is promoted to {served.ref} in {env.name}, whose policy says `require_canary: true`, but it is not an "
+                "Argo Rollouts Rollout with canary steps: all of the traffic would switch at once (fix: serve it with "
+                "a Rollout whose spec.strategy.canary.steps shift traffic in steps, or one whose workloadRef names "
+                f"this object; or remove require_canary from {env.name})")))
+            continue
         promotions.append(Promotion(
             environment=env.name, manifest=served.manifest, object=served.object, application=application,
             served_model=served.served_model, change=change,
@@ -178,6 +193,29 @@ def _compare(env, base_index, head_index, changed, promotions, removals) -> None
         if key not in after and obj.served is not None and not obj.keys_only:
             removals.append(Removal(environment=env.name, manifest=obj.manifest, object=obj.label,
                                     variant=str(obj.served.ref)))
+
+
+def _blind(env, before, after, changed, head_index, base_index) -> list[ErrorRecord]:
+    """Errors for what the bot cannot see in an environment the PR touches: no object there names a
+    variant (so a model bump would pass as "nothing to promote"), or the PR changes files of an
+    environment that serves a model which the bot does not read (ignored ones)."""
+    served = any(o.served is not None for o in (*before.values(), *after.values()))
+    mine = sorted(p for p in changed if p.startswith(env.folder + "/"))
+    if not served:
+        return [ErrorRecord(env.folder, "", (
+            f"this PR changes {env.name} ({', '.join(mine[:3]) or 'what its kustomization renders'}), but no object "
+            "there names a zoo variant, before or after, so the bot cannot see which model it serves or whether the "
+            "PR changes it (fix: name the variant where the model is set: the annotation promotion-bot/variant on the "
+            "serving object; `variant_ref` fields for the field that holds it (a KServe storageUri, a kustomize "
+            "`images:` tag, container args); `variant_ref.values` for a Helm values file)"))]
+    hidden = [p for p in mine if is_ignored(env, p)]
+    if hidden:
+        return [ErrorRecord(hidden[0], "", (
+            f"this PR changes {', '.join(hidden[:3])}, which {env.name}'s `ignore:` keeps the bot from reading, in an "
+            f"environment that serves a model: if Argo CD applies it, the bot cannot see what it changes (fix: if "
+            f"Argo CD applies the file, take it out of `ignore:` of {env.name} so it is judged; if it does not, change "
+            "it in a PR of its own)"))]
+    return []
 
 
 def baseline_ref(policy: Policy, env, promo: Promotion) -> VariantRef | None:
