@@ -35,7 +35,7 @@ from bot.core.errors import InputError
 from bot.core.fields import Loc, mapping, sequence
 from bot.core.yamlio import MAX_BYTES, MAX_NODES, _Loader, check_size, load_all
 from bot.core import globs
-from bot.gitops import kustomize
+from bot.gitops import helm, kustomize
 from bot.gitops.references import as_served, served_model_name
 from bot.policy.model import Environment, Policy
 from bot.policy.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
@@ -308,6 +308,11 @@ def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str], own: set[s
     return found
 
 
+def _wildcard(where: str) -> str:
+    """A field path with its list positions as `[*]`: every item of the list, as a values mapping reads it."""
+    return re.sub(r"\[\d+\]", "[*]", where)
+
+
 def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
     """The object's metadata, with every field the bot reads of the type Kubernetes requires."""
     if not isinstance(doc, Mapping):
@@ -318,6 +323,15 @@ def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
                         f"make it the environment's own kustomization (at its root, listing the rest under "
                         f"`resources:`), or list it under the environment's `ignore:` in the policy{_IGNORE_FIX}")
     missing = [k for k in ("apiVersion", "kind", "metadata") if not doc.get(k)]
+    if missing and not doc.get("apiVersion") and not doc.get("kind"):
+        held = _zoo_references(doc, set(), set())
+        if held:  # a file that names the model is Helm values (or the like): never steer it into `ignore:`
+            where, ref = held[0]
+            name = loc.file.rsplit("/", 1)[-1]
+            raise loc.error(f"is not a Kubernetes object, and it names zoo variant {ref} at {where}: a Helm values "
+                            "file, which the bot reads as data once the policy says which field names the model",
+                            f"map it on the environment: `variant_ref: {{values: {{{name}: <field>}}}}`, e.g. "
+                            f"`{{{name}: {_wildcard(where)}}}` (README, \"Helm environments\")")
     if missing:
         raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}",
                         "add apiVersion, kind and metadata.name; or, if Argo CD does not apply this file, list it "
@@ -470,6 +484,7 @@ class ManifestIndex:
         self._environments: dict[tuple, dict[ObjectKey, ManifestObject] | InputError] = {}
         self._refs: dict[str, frozenset[VariantRef]] = {}
         self.remote: dict[str, tuple[str, ...]] = {}  # environment → the pinned remote resources it renders
+        self.unread: dict[str, tuple[str, ...]] = {}  # environment → files of a Helm chart the bot does not render
 
     def _objects(self, path: str, text: str | None, *, keys_only: bool = False) -> list[ManifestObject]:
         sha = self.reader.tree_sha(self.rev, path)
@@ -493,13 +508,32 @@ class ManifestIndex:
     def _read_environment(self, env: Environment, changed: frozenset[str] | None) -> dict[ObjectKey, ManifestObject]:
         refuse_special_entries(self.reader, self.rev, env.folder, ignored=lambda p: is_ignored(env, p))
         files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
+        values = {f"{env.folder}/{v.file}": v for v in self.policy.variant_ref.for_path(env.folder + "/").values}
+        chart = f"{env.folder}/Chart.yaml" in files or f"{env.folder}/Chart.yml" in files
         for path in files:
             name = path.rsplit("/", 1)[-1]
             what = UNRENDERED.get(name) or next((v for k, v in UNRENDERED_SUFFIXES.items() if name.endswith(k)), None)
+            if what == "a Helm chart" and values:
+                continue  # the model is read from the mapped values files (bot.gitops.helm)
+            if what == "a Helm chart":
+                raise InputError(path, "", f"makes Argo CD render {env.folder} as a Helm chart, which the bot does not "
+                                 "render, so it cannot see which model the chart's values set",
+                                 f"map the values file that names the model in the policy, e.g. `variant_ref: "
+                                 f"{{values: {{values.yaml: servingEngineSpec.modelSpec[*].modelURL}}}}` on environment "
+                                 f"{env.name} (docs: README, \"Helm environments\"); it is read as data, no Helm needed")
             if what:
                 raise InputError(path, "", f"makes Argo CD render {env.folder} as {what}, which the bot cannot render, "
                                  "so it cannot see what would be applied",
                                  "commit the rendered manifests, or use a kustomization")
+        if values:
+            missing = [p for p in values if p not in files]
+            if missing:
+                raise InputError(self.policy.file, values[missing[0]].where, f"maps {missing[0]}, which {env.folder}/ "
+                                 f"does not hold at {self.rev[:12]}", "fix the file name in `variant_ref.values`")
+        if chart:
+            # A chart's templates are Go templates, not manifests: the bot reads only the mapped values.
+            self.unread[env.name] = tuple(p for p in files if p not in values)
+            files = [p for p in files if p in values]
         kustomization = kustomize.kustomization_in(files, env.folder)
         if kustomization:
             remote = kustomize.remote_resources(self.reader, self.rev, kustomization)
@@ -517,11 +551,13 @@ class ManifestIndex:
                                  f"move the kustomization to {env.folder}/ (listing the sub-folders under "
                                  f"`resources:`), or, if Argo CD does not apply it, list it under `ignore:` of "
                                  f"environment {env.name} in the policy{_IGNORE_FIX}")
-            paths = [p for p in files if is_manifest(p)]
+            paths = [p for p in files if is_manifest(p) and p not in values]
             keys_only = {p: changed is not None and p not in changed for p in paths}
             todo = [p for p in paths if (p, self.reader.tree_sha(self.rev, p), keys_only[p]) not in self._parsed]
             texts = self.reader.read_many(self.rev, todo) if todo else {}
             objects = [o for p in paths for o in self._objects(p, texts.get(p), keys_only=keys_only[p])]
+            for path, ref in values.items():
+                objects += values_objects(self.reader.read_text(self.rev, path) or "", path, ref, env)
         by_key: dict[ObjectKey, ManifestObject] = {}
         for obj in objects:
             if obj.key in by_key:
@@ -543,6 +579,28 @@ class ManifestIndex:
         if env.name not in self._refs:
             self._refs[env.name] = frozenset(o.ref for o in self.environment_objects(env))
         return self._refs[env.name]
+
+
+def values_objects(text: str, path: str, ref, env: Environment) -> list[ManifestObject]:
+    """The models a Helm values file names (``ref``: its `variant_ref.values` entry), one served
+    object each; every other zoo reference in the same list item must name the same variant."""
+    objects = []
+    for found in helm.values_models(text, path, ref):
+        loc = Loc(path, found["where"])
+        variant = parse_ref(found["ref"], loc)
+        if isinstance(found["item"], Mapping):
+            for where, other in _zoo_references(as_served(found["item"])[0], {found["where"].rsplit(".", 1)[-1]}, set()):
+                if other != str(variant):
+                    raise Loc(path, found["key"] + "." + where).error(
+                        f"references zoo variant {other} but {found['where']} names {variant}: Helm renders both into "
+                        "the same server", "make both name the same variant")
+        application = found["name"] or identity({"name": found["key"]}, (env.name,))[0]
+        key = ("helm.sh", "Values", "", f"{path.rsplit('/', 1)[-1]}:{found['key']}")
+        objects.append(ManifestObject(path, key, found["label"], ServedObject(
+            manifest=path, object=found["label"], ref=variant, application=application, served_model=found["value"],
+            canary_steps=None, key=key,
+            application_from="the values item's `name`" if found["name"] else "the field's path")))
+    return objects
 
 
 def _rolled_out(by_key: dict[ObjectKey, ManifestObject]) -> dict[ObjectKey, ManifestObject]:

@@ -208,6 +208,14 @@ def _blind(env, before, after, changed, head_index, base_index) -> list[ErrorRec
             "PR changes it (fix: name the variant where the model is set: the annotation promotion-bot/variant on the "
             "serving object; `variant_ref` fields for the field that holds it (a KServe storageUri, a kustomize "
             "`images:` tag, container args); `variant_ref.values` for a Helm values file)"))]
+    unread = set(head_index.unread.get(env.name, ())) | set(base_index.unread.get(env.name, ()))
+    chart = [p for p in mine if p in unread]
+    if chart:
+        return [ErrorRecord(chart[0], "", (
+            f"this PR changes {', '.join(chart[:3])}, part of {env.name}'s Helm chart, which the bot does not render "
+            "(it reads only the values files `variant_ref.values` maps): it cannot see whether the chart now serves "
+            "another model (fix: change the chart in a PR of its own, or map every values file that can set the model "
+            f"under `variant_ref.values` of {env.name})"))]
     hidden = [p for p in mine if is_ignored(env, p)]
     if hidden:
         return [ErrorRecord(hidden[0], "", (
