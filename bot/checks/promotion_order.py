@@ -28,9 +28,17 @@ class PromotionOrderCheck(CheckDefinition):
         if ref not in {o.ref for o in served}:
             same_model = sorted({str(o.ref) for o in served if o.ref.model == ref.model})
             now = f"; {previous.name} serves {', '.join(same_model)} for it" if same_model else ""
+            others = sorted({f"{o.application} ({o.object}, from {o.application_from or 'its name'})"
+                             for o in ctx.manifests(ctx.base).environment_objects(previous)
+                             if o.ref == ref and o.application != promo.application})
+            hint = ""
+            if others:
+                hint = (f"; {previous.name} serves {ref} for {', '.join(others)}: if that is the same application, give "
+                        f"both objects the annotation `promotion-bot/app: <name>` (in a PR of its own for the "
+                        f"{env.name} object)")
             return CheckResult(self.name, FAIL, candidate=str(ref), threshold=threshold,
-                               detail=f"{ref} has not passed {previous.name} for application {promo.application}: "
-                                      f"promote it to {previous.name} first{now}")
+                               detail=f"{ref} has not passed {previous.name} for application {promo.application} "
+                                      f"({_identity_source(ctx, promo)}): promote it to {previous.name} first{now}{hint}")
         passed, promoted = ctx.reader.tree_sha(ctx.base, ref.folder), ctx.reader.tree_sha(ctx.head, ref.folder)
         if passed != promoted:
             if promo.change == "content" and ref in ctx.manifests(ctx.head).deployed_refs(previous):
@@ -42,6 +50,14 @@ class PromotionOrderCheck(CheckDefinition):
                                       f"{short(promoted)} here): what passed {previous.name} is not what is promoted")
         return CheckResult(self.name, PASS, candidate=f"{ref} @ {short(promoted)}", threshold=threshold,
                            detail=f"{ref} (tree {short(promoted)}) is deployed in {previous.name} at the base revision")
+
+
+def _identity_source(ctx, promo) -> str:
+    """Where the promoted object's application identity comes from, in words."""
+    for obj in ctx.manifests(ctx.head).environment_objects(ctx.environment):
+        if obj.manifest == promo.manifest and obj.object == promo.object:
+            return f"identity from {obj.application_from or 'its name'}"
+    return "identity from the base revision"
 
 
 def short(tree: str | None) -> str:

@@ -142,7 +142,9 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
     `nameSuffix`), taken off a name before it stands for the application."""
     rule = rules.for_path(path)
     objects = []
-    for i, doc in enumerate(load_documents(text, path)):
+    docs = load_documents(text, path)
+    configmaps = _configmaps(docs)
+    for i, doc in enumerate(docs):
         loc = Loc(path, f"document[{i}]")
         meta = _object_meta(doc, loc)
         namespace = meta.get("namespace") or ""
@@ -154,7 +156,8 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
         label = f"{namespace + '/' if namespace else ''}{doc['kind']}/{meta['name']}"
         fields = rule.fields_for(doc["kind"])
         workload = _workload_ref(doc, loc)
-        served_doc, unresolved = as_served(doc)  # read as the kubelet and the model server read it
+        # Read as the kubelet and the model server read it (ConfigMaps of the same rendering included).
+        served_doc, unresolved = as_served(doc, configmaps.get(namespace, {}))
         for ref in unresolved:
             raise loc.child(ref.where).error(
                 f"$({ref.name}) {ref.why}, where a model path goes: the server would load whatever the cluster "
@@ -200,6 +203,17 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
             canary_steps=_canary_steps(doc, loc), key=key, application_from=application_from,
         ), workload=workload))
     return objects
+
+
+def _configmaps(docs: list[Any]) -> dict[str, dict[str, Mapping[str, str]]]:
+    """namespace → ConfigMap name → data, for the ConfigMaps among ``docs`` (env vars read them)."""
+    out: dict[str, dict[str, Mapping[str, str]]] = {}
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap" and isinstance(doc.get("metadata"), Mapping) \
+                and isinstance(doc.get("data"), Mapping) and isinstance(doc["metadata"].get("name"), str):
+            namespace = doc["metadata"].get("namespace") or ""
+            out.setdefault(namespace if isinstance(namespace, str) else "", {})[doc["metadata"]["name"]] = doc["data"]
+    return out
 
 
 def identity(meta: Mapping[str, Any], affixes: tuple[str, ...] = ()) -> tuple[str, str]:

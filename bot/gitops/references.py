@@ -9,7 +9,9 @@ it is written. Two rewrites happen before anything in the bot looks for a zoo re
   written. An env var's own `value` is expanded the same way from the vars defined before it.
   Values the bot cannot know (`valueFrom`, `envFrom`, service links) stay unresolved: an
   unresolved reference where a model path goes (`--model $(M)`, `$(ZOO)/weights`, a var called
-  `MODEL_PATH`) is an error, since the server would load whatever the cluster supplies;
+  `MODEL_PATH`) is an error, since the server would load whatever the cluster supplies. A
+  ConfigMap the same environment applies (a kustomize `configMapGenerator`'s, under its hashed
+  name) is read as the kubelet reads it, through `envFrom` and `configMapKeyRef`;
 - **path normalisation**: `//`, `/./` and `x/../` are what the filesystem makes of them, so
   `/models/m//v1.4-int2-g64` and `/models/m/v1.3-int4-g64/weights/../../v1.4-int2-g64` name int2.
 
@@ -114,18 +116,32 @@ class _Env:
     """A container's environment as the kubelet builds it: `envFrom` first (unknown to the bot),
     then `env` in order, each value expanded from the ones before it."""
 
-    def __init__(self, container: Mapping[str, Any]) -> None:
+    def __init__(self, container: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]]) -> None:
         self.values: dict[str, str | None] = {}
         self.why: dict[str, str] = {}
-        self.from_sources = bool(container.get("envFrom"))
+        self.from_sources = False
         self.expanded: dict[int, str] = {}
         self.missing: dict[int, list[str]] = {}
+        for source in container.get("envFrom") or []:
+            ref = source.get("configMapRef") if isinstance(source, Mapping) else None
+            data = configmaps.get(ref.get("name")) if isinstance(ref, Mapping) else None
+            if data is None:
+                self.from_sources = True  # a Secret, or a ConfigMap this environment does not hold
+                continue
+            prefix = source.get("prefix") or ""
+            self.values.update({f"{prefix}{k}": v for k, v in data.items() if isinstance(v, str)})
         env = container.get("env")
         for i, var in enumerate(env if isinstance(env, list) else []):
             if not isinstance(var, Mapping) or not isinstance(var.get("name"), str):
                 continue
             name = var["name"]
             if "valueFrom" in var and var.get("value") is None:
+                key_ref = var["valueFrom"].get("configMapKeyRef") if isinstance(var["valueFrom"], Mapping) else None
+                data = configmaps.get(key_ref.get("name")) if isinstance(key_ref, Mapping) else None
+                if data is not None and isinstance(data.get(key_ref.get("key")), str):
+                    self.values[name] = data[key_ref["key"]]  # the ConfigMap Argo CD applies beside it
+                    self.why.pop(name, None)
+                    continue
                 self.values[name] = None
                 self.why[name] = "is set from valueFrom (known only in the cluster)"
                 continue
@@ -150,11 +166,13 @@ class _Env:
         return "is not defined in the container's env (the kubelet leaves it as written)"
 
 
-def as_served(doc: Mapping[str, Any]) -> tuple[Any, list[Unresolved]]:
+def as_served(doc: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]] | None = None) -> tuple[Any, list[Unresolved]]:
     """The object with every container's `command`, `args` and env values expanded as the kubelet
     expands them, and every string's paths normalised; plus the unresolved references that sit
-    where a model path goes."""
+    where a model path goes. ``configmaps``: the data of the ConfigMaps in the object's namespace
+    that the environment applies (by name), which `envFrom` and `configMapKeyRef` read."""
     unresolved: list[Unresolved] = []
+    configmaps = configmaps or {}
 
     def walk(node: Any, where: str, depth: int) -> Any:
         if depth > 64:
@@ -166,7 +184,7 @@ def as_served(doc: Mapping[str, Any]) -> tuple[Any, list[Unresolved]]:
         if not isinstance(node, Mapping):
             return node
         if _is_container(node):
-            return _container(node, where, depth, walk, unresolved)
+            return _container(node, where, depth, walk, unresolved, configmaps)
         return {k: walk(v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in node.items()}
 
     return walk(doc, "", 0), unresolved
@@ -176,8 +194,8 @@ def _is_container(node: Mapping[str, Any]) -> bool:
     return any(isinstance(node.get(k), list) for k in ("command", "args", "env"))
 
 
-def _container(node, where, depth, walk, unresolved) -> dict:
-    env = _Env(node)
+def _container(node, where, depth, walk, unresolved, configmaps) -> dict:
+    env = _Env(node, configmaps)
     out = {}
     for key, value in node.items():
         here = f"{where}.{key}" if where else str(key)
