@@ -144,6 +144,7 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
     objects = []
     docs = load_documents(text, path)
     configmaps = _configmaps(docs)
+    consumed = _consumed_configmaps(docs)
     for i, doc in enumerate(docs):
         loc = Loc(path, f"document[{i}]")
         meta = _object_meta(doc, loc)
@@ -167,7 +168,7 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
         own = {rule.annotation, APP_ANNOTATION, SERVED_MODEL_ANNOTATION}
         references = _zoo_references(served_doc, {f.field for f in fields}, own)
         if not named:
-            if references:
+            if references and not (doc["kind"] == "ConfigMap" and (namespace, meta["name"]) in consumed):
                 where, ref = references[0]
                 raise loc.child(where).error(
                     f"references zoo variant {ref} but {label} does not name its variant "
@@ -216,6 +217,33 @@ def _configmaps(docs: list[Any]) -> dict[str, dict[str, Mapping[str, str]]]:
     return out
 
 
+def _consumed_configmaps(docs: list[Any]) -> set[tuple[str, str]]:
+    """(namespace, name) of the ConfigMaps a container among ``docs`` reads (`envFrom`,
+    `configMapKeyRef`): their strings are judged where the container reads them, as the server sees them."""
+    out: set[tuple[str, str]] = set()
+
+    def walk(node: Any, namespace: str, depth: int) -> None:
+        if depth > 64:
+            return
+        if isinstance(node, Mapping):
+            for key in ("configMapRef", "configMapKeyRef"):
+                ref = node.get(key)
+                if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+                    out.add((namespace, ref["name"]))
+            for value in node.values():
+                walk(value, namespace, depth + 1)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, namespace, depth + 1)
+
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") != "ConfigMap":
+            meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
+            namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+            walk(doc.get("spec"), namespace, 0)
+    return out
+
+
 def identity(meta: Mapping[str, Any], affixes: tuple[str, ...] = ()) -> tuple[str, str]:
     """The application an object serves, and where that came from: the annotation
     `promotion-bot/app`, else the label `app.kubernetes.io/name`, else `app`, else the object's
@@ -256,9 +284,9 @@ def object_keys(text: str, path: str) -> list[ManifestObject] | None:
         fields = _scalars(node, ("apiVersion", "kind"))
         meta = _child(node, "metadata")
         names = _scalars(meta, ("name", "namespace")) if meta is not None else None
-        if fields is None or names is None or fields.get("kind") == "List" or not names.get("name") \
+        if fields is None or names is None or fields.get("kind") in ("List", "Rollout") or not names.get("name") \
                 or not fields.get("apiVersion") or not fields.get("kind"):
-            return None
+            return None  # (a Rollout may roll out another object's pods: read whole, for its workloadRef)
         api, kind, name, namespace = fields["apiVersion"], fields["kind"], names["name"], names.get("namespace", "")
         key = (api.split("/", 1)[0] if "/" in api else "", kind, namespace, name)
         objects.append(ManifestObject(path, key, f"{namespace + '/' if namespace else ''}{kind}/{name}", None, keys_only=True))
