@@ -47,7 +47,8 @@ def test_readme_adoption__runs_as_written_to_a_green_check(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("ok: . at") == 2, proc.stdout  # validate, on main and on the PR branch
-    assert "PASS  test: environments/test/acme-chat.yaml acme-1b/v1.0-bf16 -> acme-1b/v1.1-int8" in proc.stdout, proc.stdout
+    assert ("PASS  test: Deployment/acme-chat (environments/test/acme-chat.yaml) acme-1b/v1.0-bf16 -> acme-1b/v1.1-int8"
+            in proc.stdout), proc.stdout
     # The zoo check says what it found, not fixed text.
     assert "calibration acme-support-calib (512 samples, 2048 tokens each)" in proc.stdout, proc.stdout
     repo = tmp_path / "acme-gitops"

@@ -259,3 +259,27 @@ def test_layout__valuesobject_naming_another_variant_than_the_annotation_is_an_e
     code, report = check(repo, tmp_path)
     assert code == 2 and "spec.source.helm.valuesObject.servingEngineSpec.modelSpec[0].modelURL: references zoo variant " \
                          "canopy-tiny/v1.4-int2-g64" in messages(report)
+
+
+def test_validate__lists_every_broken_manifest_of_an_environment(tmp_path, capsys):
+    from gitops import demo_like_repo
+
+    repo = demo_like_repo(tmp_path / "r")
+    repo.write("environments/prod/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: [x]}\n")
+    repo.write("environments/prod/b.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: b, annotations: {x: 1}}\n")
+    repo.commit("two broken manifests in prod")
+    assert main(["validate", "--repo", str(repo.path)]) == 2
+    err = capsys.readouterr().err
+    assert "environments/prod/a.yaml: document[0].metadata.labels: must be a mapping" in err
+    assert "environments/prod/b.yaml: document[0].metadata.annotations.x: must map a string to a string" in err
+
+
+def test_check__every_promotion_row_names_its_object(tmp_path, capsys):
+    from gitops import demo_like_repo
+
+    repo = demo_like_repo(tmp_path / "r")
+    repo.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    repo.commit("v1.3 to test")
+    check(repo, tmp_path)
+    assert "PASS  test: Deployment/canopy (environments/test/canopy.yaml) canopy-tiny/v1.0-fp32 -> canopy-tiny/v1.3-int4-g64" \
+        in capsys.readouterr().out

@@ -43,7 +43,7 @@ def print_summary(report) -> None:
     `log_safe`, since the log is where Actions reads workflow commands."""
     for p in report.promotions:
         arrow = f"{p.from_variant} -> {p.to_variant}" if p.from_variant else p.to_variant
-        print(log_safe(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {arrow}"))
+        print(log_safe(f"{p.verdict.upper():5} {p.environment}: {p.object} ({p.manifest}) {arrow}"))
         for c in p.checks:
             print(log_safe(f"      {c.verdict:7} {c.name}: {c.detail}"))
         for e in p.errors:

@@ -38,7 +38,7 @@ from bot.core import globs
 from bot.gitops import helm, kustomize
 from bot.gitops.references import as_served, served_model_name
 from bot.policy.model import Environment, Policy
-from bot.policy.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
+from bot.policy.variant_refs import DEFAULT_PATTERN, VariantRefRule, VariantRefs, suggested_pattern
 from bot.zoo.variants import VARIANT_NAME, VariantRef
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -415,15 +415,23 @@ def _named_variants(doc: Mapping[str, Any], rule: VariantRefRule, fields, loc: L
                               "point it at a zoo path like models/<model>/<variant>")
         text = f.extract(value)
         if text is None:
-            raise f_loc.error(f"{_full(value)} does not match {f.where}.pattern {f.source!r} (matched at path "
+            raise f_loc.error(f"{_full(value)} does not match {_pattern_words(f)} (matched at path "
                               "segments: from the value's start or a `/`, to its end or a `/`)", _pattern_fix(value, f))
         try:
             ref = VariantRef.parse(text, f_loc)
         except InputError as exc:
-            raise f_loc.error(f"{_full(value)}: {f.where}.pattern {f.source!r} finds {text!r} in it, which is not "
+            raise f_loc.error(f"{_full(value)}: {_pattern_words(f)} finds {text!r} in it, which is not "
                               "`<model>/<variant>`", _pattern_fix(value, f)) from exc
         named.append((f"field {f.field} ({_full(value)})", ref))
     return named
+
+
+def _pattern_words(f) -> str:
+    """The field's pattern as the policy wrote it; an omitted one in words, not as the bot's regex."""
+    if f.source == DEFAULT_PATTERN:
+        return (f"the default pattern of {f.where} (a `<model>/<variant>` whose variant follows the zoo's naming "
+                "scheme, e.g. canopy-tiny/v1.3-int4-g64; no `pattern:` is set)")
+    return f"{f.where}.pattern {f.source!r}"
 
 
 def parse_ref(text: str, loc: Loc) -> VariantRef:
