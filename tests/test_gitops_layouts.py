@@ -283,3 +283,22 @@ def test_check__every_promotion_row_names_its_object(tmp_path, capsys):
     check(repo, tmp_path)
     assert "PASS  test: Deployment/canopy (environments/test/canopy.yaml) canopy-tiny/v1.0-fp32 -> canopy-tiny/v1.3-int4-g64" \
         in capsys.readouterr().out
+
+
+def test_check__a_pr_changing_only_a_service_beside_the_served_file_is_not_blind(tmp_path):
+    from gitops import demo_like_repo
+
+    repo = demo_like_repo(tmp_path / "r")
+    repo.write("environments/prod/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: extra}\nspec: {ports: [{port: 80}]}\n")
+    repo.commit("A service beside prod's Deployment")
+    code, report = check(repo, tmp_path)
+    assert code == 0 and report["errors"] == [], messages(report)
+
+
+@needs_kustomize
+def test_layout__a_base_change_of_a_blind_kustomize_environment_is_an_error(tmp_path):
+    repo = repo_with(tmp_path / "r", POLICY, overlays())
+    repo.write("base/deployment.yaml", textwrap.dedent(BASE).replace("replicas: 1", "replicas: 3"))
+    repo.commit("the base scales out (the overlays' files do not change)")
+    code, report = check(repo, tmp_path)
+    assert code == 2 and "no object there names a zoo variant" in messages(report)

@@ -24,6 +24,7 @@ docs/ARCHITECTURE.md, "What the bot assumes of Argo CD"):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -535,6 +536,7 @@ class ManifestIndex:
         self._refs: dict[str, frozenset[VariantRef]] = {}
         self.remote: dict[str, tuple[str, ...]] = {}  # environment → the pinned remote resources it renders
         self.unread: dict[str, tuple[str, ...]] = {}  # environment → files of a Helm chart the bot does not render
+        self.rendered: dict[str, str] = {}  # environment → digest of what kustomize rendered
 
     def _objects(self, path: str, text: str | None, *, keys_only: bool = False) -> list[ManifestObject]:
         sha = self.reader.tree_sha(self.rev, path)
@@ -590,6 +592,7 @@ class ManifestIndex:
             if remote:
                 self.remote[env.name] = tuple(remote)
             rendered = kustomize.build(self.reader, self.rev, env.folder, kustomization)
+            self.rendered[env.name] = hashlib.sha256(rendered.encode()).hexdigest()
             affixes = (env.name, *kustomize.name_affixes(self.reader, self.rev, kustomization))
             objects = parse_objects(rendered, kustomization, self.policy.variant_ref, affixes=affixes)
         else:

@@ -143,7 +143,8 @@ def _compare(env, base_index, head_index, changed, promotions, removals, errors,
         before = base_index.all_objects(env, changed=changed)
     except InputError:
         before = {}  # the base cannot be read as Argo CD would: judge everything the head serves
-    if touched:
+    # A kustomize environment changes when what it renders does, wherever its bases live.
+    if touched or head_index.rendered.get(env.name) != base_index.rendered.get(env.name):
         errors.extend(_blind(env, before, after, changed, head_index, base_index))
     annotated = sorted({o.label for o in after.values() if o.annotated and not o.keys_only})
     if annotated:
@@ -195,11 +196,20 @@ def _compare(env, base_index, head_index, changed, promotions, removals, errors,
                                     variant=str(obj.served.ref)))
 
 
+def _served_at(index, env) -> list:
+    try:
+        return index.environment_objects(env)
+    except InputError:
+        return []
+
+
 def _blind(env, before, after, changed, head_index, base_index) -> list[ErrorRecord]:
     """Errors for what the bot cannot see in an environment the PR touches: no object there names a
     variant (so a model bump would pass as "nothing to promote"), or the PR changes files of an
     environment that serves a model which the bot does not read (ignored ones)."""
     served = any(o.served is not None for o in (*before.values(), *after.values()))
+    if not served:  # files the PR does not change were read for their keys only: read them whole
+        served = bool(head_index.environment_objects(env)) or bool(_served_at(base_index, env))
     mine = sorted(p for p in changed if p.startswith(env.folder + "/"))
     if not served:
         return [ErrorRecord(env.folder, "", (

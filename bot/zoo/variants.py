@@ -257,7 +257,7 @@ CALIBRATION_FACTS = ("dataset", "samples", "sequence_length")
 
 def complete(variant: Variant, read_text: Callable[[str], str | None], size_of: Callable[[str], int | None]) -> Variant:
     """The facts variant.yaml leaves to the files beside it: the calibration file's dataset, samples
-    and sequence_length, and ``size_bytes`` from the weights folder. A calibration file that
+    and sequence_length, ``size_bytes`` from the weights folder, and the scheme its config.json states. A calibration file that
     disagrees with variant.yaml is an error: one of them describes another run."""
     calib = variant.calibration
     file = f"{variant.folder}/variant.yaml"
@@ -282,7 +282,18 @@ def complete(variant: Variant, read_text: Callable[[str], str | None], size_of: 
     size = variant.size_bytes
     if size is None and variant.weights is not None and variant.weights.path:
         size = size_of(variant.weights.path)
-    return replace(variant, calibration=calib, size_bytes=size)
+    return replace(variant, calibration=calib, size_bytes=size, weights_scheme=_weights_scheme(variant, read_text))
+
+
+def _weights_scheme(variant: Variant, read_text: Callable[[str], str | None]) -> str | None:
+    """The scheme the weights' config.json states (what vLLM serves), for the card."""
+    if variant.weights is None or not variant.weights.path:
+        return None
+    text = read_text(f"{variant.weights.path}/config.json")
+    try:
+        return scheme_from_weights(json.loads(text)) if text and len(text) < 16 * 1024 * 1024 else None
+    except ValueError:
+        return None  # the zoo check names a broken config
 
 
 def _revision(w: Mapping[str, Any], loc: Loc) -> str | None:
@@ -325,17 +336,8 @@ class Zoo:
             raise InputError(named_in or ref.folder, field, f"names variant {ref} but {ref.folder}/variant.yaml does not exist", hint)
         variant = complete(parse_variant(ref, text), lambda path: self.reader.read_text(self.rev, path),
                            lambda path: self.reader.size_of(self.rev, path))
-        variant = self._cache[ref] = replace(variant, source=self.rev, weights_scheme=self._scheme(variant))
+        variant = self._cache[ref] = replace(variant, source=self.rev)
         return variant
-
-    def _scheme(self, variant: Variant) -> str | None:
-        if variant.weights is None or not variant.weights.path:
-            return None
-        text = self.reader.read_text(self.rev, f"{variant.weights.path}/config.json")
-        try:
-            return scheme_from_weights(json.loads(text)) if text and len(text) < 16 * 1024 * 1024 else None
-        except ValueError:
-            return None  # the zoo check names a broken config
 
     def models(self) -> list[str]:
         return self.reader.list_dirs(self.rev, ZOO_ROOT)
