@@ -302,3 +302,14 @@ def test_layout__a_base_change_of_a_blind_kustomize_environment_is_an_error(tmp_
     repo.commit("the base scales out (the overlays' files do not change)")
     code, report = check(repo, tmp_path)
     assert code == 2 and "no object there names a zoo variant" in messages(report)
+
+
+@needs_kustomize
+def test_layout__an_error_in_a_rendered_object_names_its_source_file(tmp_path):
+    repo = repo_with(tmp_path / "r", IMAGE_REF, overlays())
+    repo.write("base/deployment.yaml", textwrap.dedent(BASE).replace("  name: canopy\n", "  name: canopy\n  labels: [x]\n"))
+    repo.commit("a list where labels go, in the base")
+    code, report = check(repo, tmp_path)
+    assert code == 2
+    assert "base/deployment.yaml (rendered by environments/test/kustomization.yaml): document[0].metadata.labels: " \
+           "must be a mapping" in messages(report)

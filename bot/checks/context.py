@@ -10,6 +10,7 @@ from typing import Callable
 
 from bot.core.errors import InputError
 from bot.core.output import print_progress
+from bot.vcs.reader import ExportTooLarge
 from bot.gitops.manifests import ManifestIndex
 from bot.gitops.promotions import Promotion, baseline_ref
 from bot.policy.model import Environment, Policy
@@ -94,7 +95,7 @@ class CheckContext:
             cap, what = export_cap(variant, self.policy)
             try:
                 exported = self.reader.export(rev, variant.weights.path, tmp, max_bytes=cap, what=what)
-            except InputError as exc:
+            except ExportTooLarge as exc:
                 raise InputError(f"{variant.folder}/variant.yaml", "weights.path", f"{variant.weights.path} "
                                  f"{exc.message}", ("make `size_bytes` the bytes of every file under weights.path, "
                                  "or remove it" if "size_bytes" in what else

@@ -32,6 +32,8 @@ from bot.core.yamlio import load_one
 from bot.zoo.variants import ZOO_ROOT
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+ORIGIN_DIR = "origin"
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 TIMEOUT_S = 60.0
 _MAX_OUTPUT = 64 * 1024 * 1024
 
@@ -102,6 +104,17 @@ def _pinned(entry: str, loc: Loc) -> str:
     return entry
 
 
+def origin(annotation: str) -> str | None:
+    """The repository path kustomize's origin annotation gives (relative to our wrapper, so
+    `../repo/<path>`); None for a generated object or a remote one."""
+    for line in annotation.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "path":
+            path = value.strip()
+            return path.removeprefix("../repo/") if path.startswith("../repo/") else None
+    return None
+
+
 def name_affixes(reader, rev: str, kustomization: str) -> tuple[str, ...]:
     """The `namePrefix` and `nameSuffix` an environment's own kustomization adds to every name
     (an application is the same with `prod-` before it); without their dashes."""
@@ -134,14 +147,24 @@ def build(reader, rev: str, folder: str, kustomization: str) -> str:
     with tempfile.TemporaryDirectory(prefix="promotion-bot-kustomize-") as tmp:
         root = Path(tmp) / "repo"
         reader.export(rev, "", root, exclude=(ZOO_ROOT,))
+        # A kustomization of our own around the environment's, outside the repository's files,
+        # asks kustomize for each object's source file (`config.kubernetes.io/origin`); the objects
+        # are otherwise exactly the environment's. A kustomize too old for it renders without.
+        wrapper = Path(tmp) / ORIGIN_DIR
+        wrapper.mkdir()
+        (wrapper / "kustomization.yaml").write_text(f"resources: [../repo/{folder}]\nbuildMetadata: [originAnnotations]\n")
         try:
-            proc = subprocess.run([*argv, str(root / folder)], cwd=root, capture_output=True, timeout=TIMEOUT_S,
+            proc = subprocess.run([*argv, str(wrapper)], cwd=root, capture_output=True, timeout=TIMEOUT_S,
                                   stdin=subprocess.DEVNULL, env=child_env())
+            if proc.returncode != 0 and b"buildMetadata" in proc.stderr:
+                proc = subprocess.run([*argv, str(root / folder)], cwd=root, capture_output=True, timeout=TIMEOUT_S,
+                                      stdin=subprocess.DEVNULL, env=child_env())
         except subprocess.TimeoutExpired as exc:
             raise InputError(kustomization, "", f"`{' '.join(argv)}` took more than {TIMEOUT_S:.0f}s",
                              "simplify the kustomization (a remote base on an unreachable host?)") from exc
     if proc.returncode != 0:
-        problem = proc.stderr.decode("utf-8", errors="replace").replace(str(root) + "/", "").strip()
+        problem = proc.stderr.decode("utf-8", errors="replace").replace(str(root) + "/", "").replace(
+            str(Path(tmp) / ORIGIN_DIR), folder).strip()
         # kubectl's message is several lines (`error: ...` wrapping the cause): all of it, not the last line.
         problem = " ".join(line.strip() for line in problem.splitlines() if line.strip())
         if len(problem) > 4000:

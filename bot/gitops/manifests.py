@@ -148,6 +148,9 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
     consumed = _consumed_configmaps(docs)
     for i, doc in enumerate(docs):
         loc = Loc(path, f"document[{i}]")
+        source = _pop_origin(doc)
+        if source:  # rendered by kustomize: errors point at the file the object comes from
+            loc = Loc(f"{source} (rendered by {path})", f"document[{i}]")
         meta = _object_meta(doc, loc)
         namespace = meta.get("namespace") or ""
         if not isinstance(namespace, str):
@@ -205,6 +208,18 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
             canary_steps=_canary_steps(doc, loc), key=key, application_from=application_from,
         ), workload=workload))
     return objects
+
+
+def _pop_origin(doc: Any) -> str | None:
+    """The source file kustomize recorded on a rendered object (taken off: it is ours, not the object's)."""
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(annotations, dict) or kustomize.ORIGIN_ANNOTATION not in annotations:
+        return None
+    value = annotations.pop(kustomize.ORIGIN_ANNOTATION)
+    if not annotations:
+        meta.pop("annotations")
+    return kustomize.origin(value) if isinstance(value, str) else None
 
 
 def _configmaps(docs: list[Any]) -> dict[str, dict[str, Mapping[str, str]]]:

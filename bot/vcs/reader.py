@@ -27,6 +27,10 @@ from bot.core.errors import ExternalError, InputError, UnsafePathError
 from bot.core.paths import check_repo_path
 
 
+class ExportTooLarge(InputError):
+    """An export refused before writing: its blobs add up to more than the cap."""
+
+
 @dataclass(frozen=True)
 class FileChange:
     """One changed path between two revisions. ``status`` is added|modified|renamed|deleted."""
@@ -228,7 +232,7 @@ class GitReader:
         if max_bytes is not None:
             total = self.blob_bytes(rev, files)
             if total > max_bytes:
-                raise InputError(prefix or ".", "", f"holds {total:,} bytes at {rev[:12]}, more than the "
+                raise ExportTooLarge(prefix or ".", "", f"holds {total:,} bytes at {rev[:12]}, more than the "
                                  f"{max_bytes:,} {what or 'allowed'}", "check what the PR adds there")
         dest.mkdir(parents=True, exist_ok=True)
         for p in paths:
