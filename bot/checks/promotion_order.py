@@ -12,6 +12,11 @@ from bot.checks import CheckDefinition, register
 from bot.verdicts.results import FAIL, PASS, CheckResult
 
 
+# How an object's application is named (bot.gitops.manifests.identity), said where a fail names it.
+IDENTITY = ("identity: the promotion-bot/app annotation, else the app.kubernetes.io/name or app label, else the name "
+            "without the environment's affixes")
+
+
 @register
 class PromotionOrderCheck(CheckDefinition):
     name = "promotion-order"
@@ -38,7 +43,7 @@ class PromotionOrderCheck(CheckDefinition):
                         f"{env.name} object)")
             return CheckResult(self.name, FAIL, candidate=str(ref), threshold=threshold,
                                detail=f"{ref} has not passed {previous.name} for application {promo.application} "
-                                      f"({_identity_source(ctx, promo)}): promote it to {previous.name} first{now}{hint}")
+                                      f"({IDENTITY}): promote it to {previous.name} first{now}{hint}")
         passed, promoted = ctx.reader.tree_sha(ctx.base, ref.folder), ctx.reader.tree_sha(ctx.head, ref.folder)
         if passed != promoted:
             if promo.change == "content" and ref in ctx.manifests(ctx.head).deployed_refs(previous):
@@ -50,14 +55,6 @@ class PromotionOrderCheck(CheckDefinition):
                                       f"{short(promoted)} here): what passed {previous.name} is not what is promoted")
         return CheckResult(self.name, PASS, candidate=f"{ref} @ {short(promoted)}", threshold=threshold,
                            detail=f"{ref} (tree {short(promoted)}) is deployed in {previous.name} at the base revision")
-
-
-def _identity_source(ctx, promo) -> str:
-    """Where the promoted object's application identity comes from, in words."""
-    for obj in ctx.manifests(ctx.head).environment_objects(ctx.environment):
-        if obj.manifest == promo.manifest and obj.object == promo.object:
-            return f"identity from {obj.application_from or 'its name'}"
-    return "identity from the base revision"
 
 
 def short(tree: str | None) -> str:

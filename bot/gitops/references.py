@@ -25,7 +25,8 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping  # not typing's: isinstance through it is several times slower
+from typing import Any
 
 _MODEL_FLAGS = frozenset({"--model", "--model-path", "--model_path", "--model-id", "--model_id", "--model-dir",
                           "--model_dir", "--model-name-or-path", "--model_name_or_path", "--tokenizer",
@@ -84,8 +85,8 @@ def expand(text: str, lookup) -> tuple[str, list[str]]:
 def normalise(text: str) -> str:
     """Every path-like word of ``text`` as the filesystem resolves it (`a//b`, `a/./b`, `a/x/../b` →
     `a/b`); a URI keeps its `scheme://host` and has its path normalised."""
-    if "/" not in text:
-        return text
+    if "/" not in text or ("//" not in text and "/." not in text and "./" not in text):
+        return text  # nothing a filesystem would resolve differently (the common case: fast)
     return _WORD.sub(lambda m: _normal_path(m.group(0)), text)
 
 
