@@ -47,7 +47,8 @@ def test_readme_adoption__runs_as_written_to_a_green_check(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("ok: . at") == 2, proc.stdout  # validate, on main and on the PR branch
-    assert "PASS  test: environments/test/acme-chat.yaml acme-1b/v1.0-bf16 -> acme-1b/v1.1-int8" in proc.stdout, proc.stdout
+    assert ("PASS  test: Deployment/acme-chat (environments/test/acme-chat.yaml) acme-1b/v1.0-bf16 -> acme-1b/v1.1-int8"
+            in proc.stdout), proc.stdout
     # The zoo check says what it found, not fixed text.
     assert "calibration acme-support-calib (512 samples, 2048 tokens each)" in proc.stdout, proc.stdout
     repo = tmp_path / "acme-gitops"
@@ -124,7 +125,7 @@ def test_validate__one_message_per_mistake(tmp_path, capsys):
         "models/acme-1b/v2.2-int8/variant.yaml: quantization: must be a mapping with keys algorithm, scheme, bits, "
         "group_size, format, tool — or omit it for an unquantized variant; got 'none'",
         "models/acme-1b/v2.3-int4/variant.yaml: calibration: must be a mapping with keys dataset, samples, "
-        "sequence_length, file; got 'calibration.yaml'",
+        "sequence_length, file, data_free; got 'calibration.yaml'",
         "models/acme-1b/v2.4-int4-g32/variant.yaml: quantization: the folder name says int4, a quantized precision, "
         "but variant.yaml has no `quantization`",
         "models/acme-1b/v2.5-int2/variant.yaml: weights: must be a mapping with keys path, uri, revision; got 'weights'",

@@ -56,8 +56,9 @@ def with_value(data, path, value):
 
 def test_parse_manifest__annotation_and_field_rules():
     [obj] = parse_manifest(yaml.safe_dump(ROLLOUT), PATH, VariantRefRule())
+    # No --served-model-name: vLLM names the model (and its metrics) by its --model, whatever the annotation says.
     assert (obj.object, str(obj.ref), obj.application, obj.served_model) == (
-        "canopy/Rollout/canopy", "canopy-tiny/v1.3-int4-g64", "canopy", "canopy")
+        "canopy/Rollout/canopy", "canopy-tiny/v1.3-int4-g64", "canopy", "/models/canopy-tiny/v1.3-int4-g64/weights")
     assert obj.key == ("argoproj.io", "Rollout", "canopy", "canopy")
     assert obj.canary_steps == ({"setWeight": 10}, {"pause": {"duration": "10m"}})
     [obj] = parse_manifest(yaml.safe_dump(INFERENCE_SERVICE), PATH, FIELD_RULE)

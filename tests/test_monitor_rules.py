@@ -165,3 +165,22 @@ def test_evaluate__expect_improvement_may_roll_back():
     out = evaluate(rule, Sample((102.0,), previous=100.0))
     assert out.state == TRIPPED and out.tripped
     assert rule.describe() == "+20% on the previous variant (promised)"
+
+
+@pytest.mark.parametrize("fresh, must, state", [
+    (True, True, TRIPPED),     # promoted within the window, and the monitor sees nothing at all: blind
+    (False, True, WARN),       # an old deployment without traffic: on_no_data decides (warn)
+    (True, False, WARN),
+])
+def test_evaluate__must_have_data_trips_on_a_fresh_deployment_with_no_data(fresh, must, state):
+    rule = parse_rule({"name": "r", "query": "q", "above": 1, "must_have_data": must}, Loc("promotion.yaml", "r"))
+    outcome = evaluate(rule, Sample((), fresh=fresh))
+    assert outcome.state == state
+    if state == TRIPPED:
+        assert "no data at all since the promotion" in outcome.detail and "must_have_data" in outcome.detail
+
+
+def test_default_rules__must_have_data_is_on_for_the_shipped_rules_and_off_for_your_own():
+    assert all(r.must_have_data for r in default_rules())
+    assert not default_rules("feedback_total")[-1].must_have_data  # thumbs-down: on_no_data ignore
+    assert not parse_rule({"name": "r", "query": "q", "above": 1}, Loc("promotion.yaml", "r")).must_have_data

@@ -161,7 +161,9 @@ def test_probe__under_the_pass_rate_its_gate_recorded_trips(tmp_path):
         gate = main(["check", "--repo", str(repo.path), "--base", "main", "--head", "promote-int2", "--pr", "12",
                      "--json", str(tmp_path / "gate.json"), "--cache", str(tmp_path / "cache")])
         assert gate == 0, (tmp_path / "gate.json").read_text()
-        repo.repo.git.push("-q", "origin", "refs/notes/promotion-bot")
+        # The gate's rate counts once what it judged reached main: the PR merges.
+        repo.repo.git.merge("-q", "--no-ff", "promote-int2", "-m", "Merge PR 12")
+        repo.repo.git.push("-q", "origin", "main", "refs/notes/promotion-bot")
         repo.repo.git.update_ref("-d", "refs/notes/promotion-bot")  # the monitor's checkout has no notes: it fetches them
 
         broken["now"] = True

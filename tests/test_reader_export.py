@@ -54,3 +54,44 @@ def test_export__submodule_is_refused(gitops, tmp_path):
         reader.export("HEAD", WEIGHTS, tmp_path / "out")
     assert exc.value.file == f"{WEIGHTS}/shards" and "git submodule" in exc.value.message
     reader.close()
+
+
+def test_export__attributes_at_the_base_do_not_change_what_is_written(gitops, tmp_path):
+    # export-ignore, export-subst and eol conversion act on `git archive` and checkouts; the bot
+    # writes the blobs as committed, so every runner judges the same bytes.
+    weights = gitops.path / WEIGHTS
+    (weights / "model.safetensors").write_bytes(b"line one\r\n$Format:%H$\n")
+    gitops.write(".gitattributes", "*.safetensors export-ignore\n*.json export-subst eol=crlf\n")
+    gitops.write(f"{WEIGHTS}/config.json", '{"model_type": "llama", "v": "$Format:%H$"}\n')
+    gitops.commit("Attributes that git archive would apply")
+    reader = GitReader(gitops.path)
+    out = reader.export("HEAD", WEIGHTS, tmp_path / "out")
+    reader.close()
+    assert (out / "model.safetensors").read_bytes() == b"line one\r\n$Format:%H$\n"
+    assert (out / "config.json").read_bytes() == b'{"model_type": "llama", "v": "$Format:%H$"}\n'
+
+
+def test_export__a_cap_refuses_before_writing_anything(gitops, tmp_path):
+    from bot.core.errors import InputError
+
+    gitops.write(f"{WEIGHTS}/zeros.dat", bytes(5 * 2**20))
+    gitops.commit("5 MB of zeros")
+    reader = GitReader(gitops.path)
+    with pytest.raises(InputError) as exc:
+        reader.export("HEAD", WEIGHTS, tmp_path / "out", max_bytes=2**20, what="allowed here")
+    reader.close()
+    assert "more than the 1,048,576 allowed here" in exc.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_export__the_cache_key_is_the_tree_of_exactly_what_is_written(gitops, tmp_path):
+    reader = GitReader(gitops.path)
+    before = reader.tree_sha("HEAD", WEIGHTS)
+    reader.close()
+    gitops.write(".gitattributes", "*.json export-ignore\n")  # outside the weights: the tree id is unchanged...
+    gitops.commit("attributes")
+    reader = GitReader(gitops.path)
+    assert reader.tree_sha("HEAD", WEIGHTS) == before
+    out = reader.export("HEAD", WEIGHTS, tmp_path / "out")  # ...and so is what is written under it
+    reader.close()
+    assert (out / "config.json").is_file()

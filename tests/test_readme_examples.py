@@ -67,7 +67,7 @@ def test_readme__variant_ref_example_runs_as_written(readme_repo, monkeypatch, c
     assert baseline_row.endswith("prod, staging, test"), out
     code, out = runs["check"]
     assert code == 0, out
-    assert f"test: environments/test/acme-chat.yaml {MODEL}/{BASELINE} -> {MODEL}/{PROMOTED}" in out
+    assert f"test: InferenceService/acme-chat (environments/test/acme-chat.yaml) {MODEL}/{BASELINE} -> {MODEL}/{PROMOTED}" in out
     assert "staging:" not in out and "prod:" not in out
 
 
@@ -80,4 +80,4 @@ def test_readme__prod_example_reads_the_rollout_args_by_the_ref_group(readme_rep
     readme_repo.commit("int8 to prod")
     monkeypatch.chdir(readme_repo.path)
     assert main(["check", "--repo", ".", "--base", "HEAD~1", "--head", "HEAD"]) == 0
-    assert f"prod: environments/prod/acme-chat.yaml {MODEL}/{BASELINE} -> {MODEL}/v2.4-int8" in capsys.readouterr().out
+    assert f"prod: Rollout/acme-chat (environments/prod/acme-chat.yaml) {MODEL}/{BASELINE} -> {MODEL}/v2.4-int8" in capsys.readouterr().out

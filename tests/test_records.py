@@ -9,7 +9,6 @@ import pytest
 from gitops import demo_like_repo
 
 from bot.cli import main
-from bot.core.errors import InputError
 from bot.vcs.notes import NOTES_REF, GitNotes
 from bot.verdicts.results import CheckResult, MetricRow, PromotionResult, Report
 from bot.zoo.records import all_records, gate_pass_rate, latest_checks, note_text, parse_note, records_for
@@ -137,19 +136,57 @@ def test_records__latest_checks_ignore_a_later_run_that_measured_nothing():
     assert kept.check.verdict == "pass"
 
 
-def test_records__a_corrupt_note_names_the_note_and_the_fix():
-    with pytest.raises(InputError) as exc:
-        parse_note('{"record": 1}\nnot json\n', "c" * 40)
-    assert exc.value.file == f"{NOTES_REF} of cccccccccccc" and exc.value.field == "line 1"
-    assert "git notes --ref=promotion-bot" in exc.value.fix
+def test_records__a_corrupt_note_line_is_skipped_with_a_warning_naming_it():
+    good = json.dumps({"record": 1, "commit": "c" * 40, "judged": "d" * 40, "base": "b" * 40, "environment": "test",
+                       "manifest": "environments/test/canopy.yaml", "variant": PROMOTED, "verdict": "pass",
+                       "recorded_at": "2026-12-03T08:00:00.000+00:00", "checks": []})
+    warnings = []
+    records = parse_note(f'{{"record": 1}}\nnot json\n{{"record": 99, "future": true}}\n{good}\n', "c" * 40,
+                         warn=warnings.append)
+    assert [r.variant for r in records] == [PROMOTED]
+    assert len(warnings) == 3 and warnings[0].startswith(f"{NOTES_REF} of cccccccccccc, line 1: skipped")
+    assert "record version 99" in warnings[2] and "git notes --ref=promotion-bot show" in warnings[0]
 
 
-def test_records__a_note_that_cannot_be_written_is_said_in_the_report_and_the_verdict_stands(tmp_path):
+def test_records__a_hand_edited_note_keeps_its_line_and_gains_the_record(tmp_path):
     repo = demo_like_repo(tmp_path / "gitops")
     head = promote(repo)
     GitNotes(repo.path).write(head, "not a record\n")  # someone edited the note by hand
     code, report = check(repo, tmp_path, "promote")
-    assert code == 0 and report["verdict"] == "pass"
-    [note] = report["notes"]
-    assert note.startswith(f"results not recorded in `{NOTES_REF}`: {NOTES_REF} of {head[:12]}: line 1")
-    assert GitNotes(repo.path).read(head) == "not a record\n"  # left for a person to look at
+    assert code == 0 and report["verdict"] == "pass" and report["notes"] == []
+    text = GitNotes(repo.path).read(head)
+    assert "not a record\n" in text  # left for a person to look at
+    [record] = parse_note(text, head, warn=lambda message: None)
+    assert record.variant == PROMOTED and record.branch == "main"
+
+
+
+
+def test_records__the_same_head_against_another_branch_is_another_record(tmp_path):
+    repo = demo_like_repo(tmp_path / "gitops")
+    repo.repo.git.branch("old-release")  # a branch without the later gate
+    head = promote(repo)
+    assert check(repo, tmp_path, "promote")[0] == 0
+    repo.write("environments/test/unrelated.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    repo.commit("main moves on")
+    out = tmp_path / "old.json"
+    assert main(["check", "--repo", str(repo.path), "--base", "old-release", "--head", "promote", "--json", str(out),
+                 "--cache", str(tmp_path / "cache")]) == 0
+    records = parse_note(GitNotes(repo.path).read(head), head)
+    assert sorted(r.branch for r in records) == ["main", "old-release"]  # neither overwrote the other
+    assert all(r.tree for r in records)
+
+
+def test_records__only_a_tree_that_reached_its_branch_counts_as_the_variants(tmp_path, capsys):
+    repo = demo_like_repo(tmp_path / "gitops")
+    promote(repo)
+    assert check(repo, tmp_path, "promote")[0] == 0
+    capsys.readouterr()
+    assert main(["zoo", "--repo", str(repo.path), "--json"]) == 0
+    rows = {r["variant"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[PROMOTED]["results"] == {}  # the PR has not merged: its pass is not the variant's
+    assert rows[PROMOTED]["pr_results"]["test"]["verdict"] == "pass"
+    repo.repo.git.merge("-q", "--no-ff", "promote", "-m", "Merge the promotion")
+    assert main(["zoo", "--repo", str(repo.path), "--json"]) == 0
+    rows = {r["variant"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[PROMOTED]["results"]["test"]["verdict"] == "pass" and rows[PROMOTED]["pr_results"] == {}

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = Path(__file__).parent / "schema_examples"
 POLICY_EXAMPLES = sorted(EXAMPLES.glob("promotion-*.yaml"))
 VARIANT_EXAMPLES = sorted(EXAMPLES.glob("variant-*.yaml"))
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]|\[([^\]]+)\]")  # key, [index], [key with dots]
 
 
 def recorded_calls(monkeypatch, parse, file: str) -> list[tuple[str, set[str]]]:
@@ -51,7 +51,7 @@ def recorded_calls(monkeypatch, parse, file: str) -> list[tuple[str, set[str]]]:
 
 
 def tokens(path: str) -> list[str | int]:
-    return [int(i) if i else key for key, i in _TOKEN.findall(path)]
+    return [int(i) if i else key or quoted for key, i, quoted in _TOKEN.findall(path)]
 
 
 def schema_keys_at(root: dict, doc, path: str, met: set[int]) -> tuple[set[str], bool]:

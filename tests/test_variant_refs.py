@@ -187,7 +187,15 @@ def test_check__ignored_files_are_not_read(acme, tmp_path):
     acme.repo.git.checkout("-q", "-b", "excludes", "HEAD~1")
     acme.write("promotion.yaml", POLICY.replace("  - name: test\n", "  - name: test\n    ignore: [notes.yaml]\n"))
     acme.commit("Argo CD excludes notes.yaml")
+    # Changing an ignored file in an environment that serves a model: the bot cannot see it, and says so.
     code, report = run_check(acme, tmp_path, base="excludes", head="main")
+    assert code == 2 and "which test's `ignore:` keeps the bot from reading" in errors(report)
+    acme.write("environments/test/notes.yaml", "owner: acme-ml\nreview: weekly\n")
+    acme.commit("The notes, on their own")
+    acme.repo.git.checkout("-q", "-b", "promote-int8")
+    acme.write(PATH, inference_service("v2.4-int8"))
+    acme.commit("int8 to test")
+    code, report = run_check(acme, tmp_path, base="excludes", head="promote-int8")
     assert [p["to_variant"] for p in report["promotions"]] == [f"{MODEL}/v2.4-int8"] and code == 0, errors(report)
 
 

@@ -36,7 +36,9 @@ def golden(step: int) -> Report:
 def record(repo, report: Report, commit: str, pr: int, when: str) -> None:
     notes = GitNotes(repo.path)
     baselines = {(p.environment, p.manifest, p.to_variant): "canopy-tiny/v1.0-fp32" for p in report.promotions}
-    recs = records_for(report, commit=commit, recorded_at=when, pr=pr, baselines=baselines)
+    # Judged against main, on the commit's own tree: each of these PRs merged.
+    recs = records_for(report, commit=commit, recorded_at=when, pr=pr, baselines=baselines, branch="main",
+                       tree=notes.tree_of(commit))
     notes.write(commit, note_text(notes.read(commit), recs, commit))
 
 

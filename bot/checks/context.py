@@ -13,7 +13,7 @@ from bot.core.output import print_progress
 from bot.gitops.manifests import ManifestIndex
 from bot.gitops.promotions import Promotion, baseline_ref
 from bot.policy.model import Environment, Policy
-from bot.vcs.reader import GitReader
+from bot.vcs.reader import ExportTooLarge, GitReader
 from bot.verdicts.evidence import VerdictRule
 from bot.zoo.serving import EngineArgs, ServeSpec, parse_serve
 from bot.zoo.serving.vllm import find_container, parse_container_args
@@ -100,7 +100,14 @@ class CheckContext:
         if not (target / ".complete").exists():
             tmp = self.cache_dir / "weights" / f".{tree}.{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
-            exported = self.reader.export(rev, variant.weights.path, tmp)
+            cap, what = export_cap(variant, self.policy)
+            try:
+                exported = self.reader.export(rev, variant.weights.path, tmp, max_bytes=cap, what=what)
+            except ExportTooLarge as exc:
+                raise InputError(f"{variant.folder}/variant.yaml", "weights.path", f"{variant.weights.path} "
+                                 f"{exc.message}", ("make `size_bytes` the bytes of every file under weights.path, "
+                                 "or remove it" if "size_bytes" in what else
+                                 f"raise `limits.max_weights_gb` in {self.policy.file} on the base branch")) from exc
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(exported, target)
@@ -147,3 +154,12 @@ class CheckContext:
             if label == promo.object:
                 return doc
         return None
+
+def export_cap(variant: Variant, policy: Policy) -> tuple[int, str]:
+    """The most bytes the variant's weights may take once written out: its declared `size_bytes`
+    (when variant.yaml says it), never more than the policy's `limits.max_weights_gb`."""
+    cap = int(policy.limits.max_weights_gb * 1e9)
+    declared = variant.raw.get("size_bytes")
+    if isinstance(declared, int) and not isinstance(declared, bool) and 0 <= declared < cap:
+        return declared, f"its variant.yaml declares (`size_bytes: {declared}`)"
+    return cap, f"{policy.file} allows (`limits.max_weights_gb: {policy.limits.max_weights_gb:g}`)"

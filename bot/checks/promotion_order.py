@@ -11,6 +11,10 @@ from __future__ import annotations
 from bot.checks import CheckDefinition, register
 from bot.verdicts.results import FAIL, PASS, CheckResult
 
+# How an object's application is named (bot.gitops.manifests.identity), said where a fail names it.
+IDENTITY = ("identity: the promotion-bot/app annotation, else the app.kubernetes.io/name or app label, else the name "
+            "without the environment's affixes")
+
 
 @register
 class PromotionOrderCheck(CheckDefinition):
@@ -28,9 +32,17 @@ class PromotionOrderCheck(CheckDefinition):
         if ref not in {o.ref for o in served}:
             same_model = sorted({str(o.ref) for o in served if o.ref.model == ref.model})
             now = f"; {previous.name} serves {', '.join(same_model)} for it" if same_model else ""
+            others = sorted({f"{o.application} ({o.object}, from {o.application_from or 'its name'})"
+                             for o in ctx.manifests(ctx.base).environment_objects(previous)
+                             if o.ref == ref and o.application != promo.application})
+            hint = ""
+            if others:
+                hint = (f"; {previous.name} serves {ref} for {', '.join(others)}: if that is the same application, give "
+                        f"both objects the annotation `promotion-bot/app: <name>` (in a PR of its own for the "
+                        f"{env.name} object)")
             return CheckResult(self.name, FAIL, candidate=str(ref), threshold=threshold,
-                               detail=f"{ref} has not passed {previous.name} for application {promo.application}: "
-                                      f"promote it to {previous.name} first{now}")
+                               detail=f"{ref} has not passed {previous.name} for application {promo.application} "
+                                      f"({IDENTITY}): promote it to {previous.name} first{now}{hint}")
         passed, promoted = ctx.reader.tree_sha(ctx.base, ref.folder), ctx.reader.tree_sha(ctx.head, ref.folder)
         if passed != promoted:
             if promo.change == "content" and ref in ctx.manifests(ctx.head).deployed_refs(previous):

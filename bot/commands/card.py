@@ -15,7 +15,7 @@ from bot.core.output import write_atomic
 from bot.render.card import full_card, metadata_yaml, recorded_card, render_card_body
 from bot.vcs.notes import GitNotes
 from bot.verdicts.results import CheckResult
-from bot.zoo.records import all_records
+from bot.zoo.records import all_records, landed_only, with_landing
 from bot.zoo.variants import ZOO_ROOT, VariantRef, card_facts, complete, parse_variant
 
 
@@ -95,7 +95,8 @@ def run(args) -> int:
         card = full_card(metadata_yaml(facts, checks), render_card_body(facts, checks))
     else:
         notes = GitNotes(args.repo or args.variant_dir.resolve().parents[2])
-        records = all_records(notes.all()) if notes.is_repository() else []
+        # Only results whose judged tree reached its branch: a PR's pass is not the variant's.
+        records = landed_only(with_landing(all_records(notes.all()), notes.trees_on)) if notes.is_repository() else []
         latest = [r.baseline for r in records if r.variant == str(variant.ref) and r.baseline]
         baseline = latest[-1] if latest else baseline
         card = recorded_card(variant, records, baseline_variant=sibling_variant(args.variant_dir, baseline),

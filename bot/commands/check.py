@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bot.core.output import log_safe
 from bot.gate import publish
 from bot.gate.pipeline import check
 
@@ -40,21 +41,23 @@ def run(args) -> int:
 
 
 def print_summary(report) -> None:
-    """The verdict for a terminal: its doubts first (they are what a green hides), then each promotion."""
+    """The verdict in the log, its doubts first (they are what a green hides); every string from the
+    PR (file names, fields, details) through `log_safe`, since the log is where Actions reads
+    workflow commands."""
     from bot.verdicts.evidence import headline
 
     warnings = [(p.environment, w) for p in report.promotions for w in p.warnings]
     for env, w in warnings:
-        print(f"warning: {env}: {w}", file=sys.stderr)
+        print(log_safe(f"warning: {env}: {w}"), file=sys.stderr)
     for p in report.promotions:
         arrow = f"{p.from_variant} -> {p.to_variant}" if p.from_variant else p.to_variant
-        print(f"{p.verdict.upper():5} {p.environment}: {p.manifest} {p.object or ''} {arrow}".replace("  ", " "))
+        print(log_safe(f"{p.verdict.upper():5} {p.environment}: {p.object} ({p.manifest}) {arrow}"))
         for c in p.checks:
-            print(f"      {'allowed' if c.allowed else c.verdict:7} {c.name}: {c.detail}")
+            print(log_safe(f"      {'allowed' if c.allowed else c.verdict:7} {c.name}: {c.detail}"))
         for e in p.errors:
-            print(f"      error   {e}", file=sys.stderr)
+            print(log_safe(f"      error   {e}"), file=sys.stderr)
     for e in report.errors:
-        print(f"error: {e}", file=sys.stderr)
+        print(log_safe(f"error: {e}"), file=sys.stderr)
     if not report.promotions and not report.errors:
         print("nothing to promote")
     print(f"verdict: {headline(report.verdict, len(warnings)).lower()}")

@@ -8,8 +8,8 @@ perplexity entry is ready to uncomment when evals/data/<task>.jsonl holds held-o
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -114,19 +114,44 @@ def run(args) -> int:
         raise InputError("--environments", "", f"{args.environments!r} is not a list of distinct environment names",
                          "write e.g. `--environments test,staging,prod` (lowercase letters, digits, dashes)")
     files = files_for(args.model, args.app or args.model, args.baseline, environments)
+    files.update({f"{SCHEMA_DIR}/{name}.schema.json": schemas.path(name).read_text() for name in schemas.NAMES})
+    root = args.dir.resolve()
+    for rel in files:
+        linked = _linked(args.dir, rel)
+        if linked is not None:  # never write through a link: it could point anywhere on the machine
+            raise InputError(str(args.dir / linked), "", "is a symbolic link; init writes only plain files and folders "
+                             "inside the repository", "replace the link by a folder or file of its own")
+        if not (args.dir / rel).resolve().is_relative_to(root):
+            raise InputError(str(args.dir / rel), "", "lies outside the repository", "run init in the repository itself")
     existing = [p for p in files if (args.dir / p).exists()]
     if existing and not args.force:
         raise InputError(str(args.dir / existing[0]), "", "exists already", "pass --force to overwrite it, or edit it")
     for rel, text in files.items():
         target = args.dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        print(f"wrote {rel}")
-    (args.dir / SCHEMA_DIR).mkdir(parents=True, exist_ok=True)
-    for name in schemas.NAMES:
-        shutil.copyfile(schemas.path(name), args.dir / SCHEMA_DIR / f"{name}.schema.json")
+        _write_new(target, text)
+        if not rel.startswith(SCHEMA_DIR):
+            print(f"wrote {rel}")
     print(f"wrote {SCHEMA_DIR}/ (the JSON Schemas your editor's YAML language server reads)")
     print(f"next: commit {args.model}'s weights under models/{args.model}/{args.baseline}/weights/, annotate each "
           f"environment's serving object with `promotion-bot/variant: {args.model}/{args.baseline}`, "
           "then run `promotion-bot validate`", file=sys.stderr)
     return 0
+
+
+def _linked(root: Path, rel: str) -> str | None:
+    """The first part of ``rel`` under ``root`` that is a symbolic link, or None."""
+    parts = Path(rel).parts
+    for i in range(1, len(parts) + 1):
+        if (root / Path(*parts[:i])).is_symlink():
+            return str(Path(*parts[:i]))
+    return None
+
+
+def _write_new(target: Path, text: str) -> None:
+    """Replace ``target`` by a new plain file (a link put there in the meantime is not followed)."""
+    tmp = target.with_name(f".{target.name}.init-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, target)

@@ -1,6 +1,7 @@
 """`promotion-bot validate`: lint a whole repository at one revision with the errors a PR would get.
 
-The policy, every variant of the zoo (and what `zoo.require` asks of it), the baselines the policy
+The policy, every variant of the zoo (what `zoo.require` asks of it, and its weights against its
+declared quantization), the baselines the policy
 names, every environment's manifests and the variants they serve, the app-flow suites and the
 lm-eval tasks the gates use. One message per problem; exit 0 when there is none, 2 otherwise.
 """
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from bot.appflows.suite import load_suites
 from bot.checks import load_policy
-from bot.checks.zoo_check import metadata_problems
+from bot.checks.zoo_check import declaration_errors, metadata_problems
 from bot.core.errors import InputError
-from bot.gitops.manifests import ManifestIndex
+from bot.gitops.manifests import ManifestIndex, is_ignored, is_manifest, parse_objects
 from bot.lmeval.options import DEFAULT_TASKS_DIR, EvalOptions
 from bot.lmeval.tasks import index_local, prepare
 from bot.monitor.engine_metrics import VLLM_VERSION, unknown_engine_metrics
@@ -83,9 +84,15 @@ def _variants(reader, rev: str, zoo: Zoo, require: tuple[str, ...]) -> list[Inpu
             except InputError as exc:
                 found.append(exc)
                 continue
-            found += [InputError(f"{ref.folder}/variant.yaml", "", f"zoo check: {problem}",
-                                 f"the policy's `zoo.require` asks for {', '.join(require)}")
-                      for problem in metadata_problems(reader, rev, variant, require)]
+            problems = [InputError(f"{ref.folder}/variant.yaml", "", f"zoo check: {problem}",
+                                   f"the policy's `zoo.require` asks for {', '.join(require)}")
+                        for problem in metadata_problems(reader, rev, variant, require)]
+            found += problems
+            if not problems:
+                try:  # the weights against the declaration, as the zoo check reads them
+                    declaration_errors(reader, rev, variant)
+                except InputError as exc:
+                    found.append(exc)
     return found
 
 
@@ -94,22 +101,42 @@ def _environment(reader, rev: str, policy: Policy, env, zoo: Zoo, applications: 
         return [InputError(policy.file, f"environments[{env.index}].folder",
                            f"{env.folder}/ holds no files at {rev[:12]}, so nothing can be promoted into {env.name}",
                            f"commit {env.name}'s manifests there, or set `folder:` to where Argo CD reads them")]
+    index = ManifestIndex(reader, rev, policy)
     try:
-        objects = ManifestIndex(reader, rev, policy).environment_objects(env)
+        objects = index.environment_objects(env)
     except InputError as exc:
-        return [exc]
+        return _every_file(reader, rev, policy, env, index, exc)
     found = []
     if not objects:
         rule = env.variant_ref
-        how = f"the annotation `{rule.annotation}`" + "".join(f" or the field `{f.field}`" for f in rule.fields)
-        found.append(InputError(env.folder, "", f"no object names a zoo variant through {how}",
-                                f"annotate the serving object: `{DEFAULT_ANNOTATION}: <model>/<variant>`"
-                                if rule.annotation == DEFAULT_ANNOTATION and not rule.fields else
-                                "check `variant_ref` in the policy against the manifests"))
+        how = (f"the annotation `{rule.annotation}`" + "".join(f" or the field `{f.field}`" for f in rule.fields)
+               + "".join(f" or `{v.field}` of {v.file}" for v in rule.values))
+        # What `check` says of a PR touching this environment: the bot cannot see which model it serves.
+        found.append(InputError(env.folder, "", f"no object names a zoo variant through {how}, so the bot cannot "
+                                "see which model it serves and a PR changing it would be an error",
+                                f"name the variant where the model is set: `{DEFAULT_ANNOTATION}: <model>/<variant>` "
+                                "on the serving object, `variant_ref` fields, or `variant_ref.values` for a Helm "
+                                "values file"))
     for obj in objects:
         applications.setdefault(env.name, set()).add(obj.application)
         try:
             zoo.get(obj.ref, named_in=obj.manifest, field=obj.object)
+        except InputError as exc:
+            found.append(exc)
+    return found
+
+
+def _every_file(reader, rev: str, policy: Policy, env, index: ManifestIndex, first: InputError) -> list[InputError]:
+    """Every manifest's own problem in a directory environment, not only the first one reading stops
+    at (a kustomize environment renders as one, so its first problem is the one)."""
+    if index.renders_with_kustomize(env):
+        return [first]
+    found = [first]
+    values = {f"{env.folder}/{v.file}" for v in env.variant_ref.values}
+    files = [p for p in reader.list_files(rev, env.folder) if is_manifest(p) and not is_ignored(env, p) and p not in values]
+    for path, text in reader.read_many(rev, files).items():
+        try:
+            parse_objects(text or "", path, policy.variant_ref, affixes=(env.name,))
         except InputError as exc:
             found.append(exc)
     return found

@@ -15,7 +15,7 @@ from bot.gitops.manifests import ManifestIndex
 from bot.render.zoo_table import change_of, compare, compare_markdown, metric_key
 from bot.vcs.notes import GitNotes
 from bot.vcs.reader import GitReader
-from bot.zoo.records import Record, all_records, latest_per_environment
+from bot.zoo.records import Record, all_records, landed_only, latest_per_environment, with_landing
 from bot.zoo.variants import VariantRef, Zoo, parse_variant_name
 
 
@@ -31,10 +31,11 @@ def register(sub) -> None:
 
 
 def read_records(repo: str, *, fetch: bool = False) -> list[Record]:
+    """Every record, each marked whether the tree it judged reached its branch (a PR's result until then)."""
     notes = GitNotes(repo)
     if fetch and notes.has_remote():
         notes.pull()
-    return all_records(notes.all())
+    return with_landing(all_records(notes.all()), notes.trees_on)
 
 
 def key_metrics(record: Record) -> str:
@@ -60,11 +61,15 @@ def zoo_rows(reader, rev: str, records: list[Record] | None = None) -> list[dict
     for model in zoo.models():
         for name in zoo.variants_of(model):
             ref = VariantRef(model, name)
-            recorded = latest_per_environment(records or [], str(ref))
+            recorded = latest_per_environment(landed_only(records or []), str(ref))
+            pending = latest_per_environment([r for r in records or [] if r.landed is False], str(ref))
             row = {"variant": str(ref), "precision": "?", "config": "", "recipe": False, "calibration": False,
                    "environments": sorted(set(deployed.get(ref, []))), "problem": "",
                    "results": {env: {"verdict": r.verdict, "recorded_at": r.recorded_at, "pr": r.pr, "commit": r.commit,
-                                     "key_metrics": key_metrics(r)} for env, r in recorded.items()}}
+                                     "key_metrics": key_metrics(r)} for env, r in recorded.items()},
+                   "pr_results": {env: {"verdict": r.verdict, "recorded_at": r.recorded_at, "pr": r.pr, "commit": r.commit,
+                                        "branch": r.branch} for env, r in pending.items()
+                                  if env not in recorded or r.recorded_at > recorded[env].recorded_at}}
             try:
                 parsed = parse_variant_name(name, file=ref.folder)
                 row["precision"], row["config"] = parsed.precision, parsed.config or ""
@@ -86,7 +91,7 @@ def comparison(reader, rev: str, model: str, records: list[Record]) -> dict:
     baseline_name = policy.baselines.get(model)
     baseline = zoo.get(VariantRef(model, baseline_name)) if baseline_name in zoo.variants_of(model) else None
     variants = [zoo.get(VariantRef(model, n)) for n in zoo.variants_of(model) if n != baseline_name]
-    return compare(model, baseline, variants, records)
+    return compare(model, baseline, variants, landed_only(records))
 
 
 def run(args) -> int:
@@ -115,6 +120,10 @@ def run(args) -> int:
             pr = f"PR #{res['pr']}" if res["pr"] else f"commit {res['commit'][:10]}"
             print(f"    {env:8} {res['verdict']:12} {res['recorded_at'][:16].replace('T', ' ')}Z  {pr}  "
                   f"{res['key_metrics'] or '(no compared metric)'}")
+        for env, res in r["pr_results"].items():
+            pr = f"PR #{res['pr']}" if res["pr"] else f"commit {res['commit'][:10]}"
+            print(f"    {env:8} {res['verdict']:12} {res['recorded_at'][:16].replace('T', ' ')}Z  {pr}  "
+                  f"(a PR's result: what it judged has not reached {res['branch'] or 'its branch'})")
         if r["problem"]:
             print(f"    problem: {r['problem']}")
     return 2 if any(r["problem"] for r in rows) else 0

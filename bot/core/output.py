@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
+
+from bot.core.childenv import neutralise
+
+# Line breaks, other control characters (NUL, ESC: terminal escapes) and bidi overrides in a
+# string from a PR; printed as `\u....` so a file name cannot start a line of its own (where
+# `::add-mask::` or `::stop-commands::` would be a workflow command) or hide what it says.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def log_safe(text: object) -> str:
+    """``text`` fit for one line of a CI log: controls escaped, workflow commands inert."""
+    return neutralise(_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", str(text)))
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -192,6 +192,7 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
         return Plan(repo, base, head, errors=(policy.as_record(), *policy_errors), notes=notes, **where)
 
     found = discover(reader, base, head, policy)
+    notes = (*notes, *found.notes)
     regates, content_errors = content_changes(reader, base, head, policy, found.promotions)
     found = replace(found, promotions=found.promotions + regates)
     errors = list(found.errors) + list(policy_errors) + list(content_errors)

@@ -44,12 +44,23 @@ def record(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, 
     records an earlier run on the same commit left for the same promotions."""
     commit = plan.pr_head
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="milliseconds")
+    notes = GitNotes(repo)
     records = records_for(report, commit=commit, recorded_at=stamp, pr=pr, baselines=baselines(plan, policy),
-                          bot_version=version_of("promotion-bot"), lm_eval_version=version_of("lm_eval"))
+                          bot_version=version_of("promotion-bot"), lm_eval_version=version_of("lm_eval"),
+                          branch=target_branch(notes, plan.base), tree=notes.tree_of(report.head))
     if records:
-        notes = GitNotes(repo)
         notes.write(commit, note_text(notes.read(commit), records, commit))
     return records
+
+
+def target_branch(notes: GitNotes, base: str) -> str | None:
+    """The branch the PR was judged against: the one whose tip is the base it merged into (the
+    default branch first when several point there)."""
+    names = notes.branches_at(base)
+    for preferred in ("main", "master"):
+        if preferred in names:
+            return preferred
+    return names[0] if names else None
 
 
 def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, *, pr: int | None = None,

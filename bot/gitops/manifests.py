@@ -24,20 +24,23 @@ docs/ARCHITECTURE.md, "What the bot assumes of Argo CD"):
 
 from __future__ import annotations
 
-import fnmatch
+import hashlib
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping  # not typing's: isinstance through it is several times slower
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import yaml
 
+from bot.core import globs
 from bot.core.errors import InputError
 from bot.core.fields import Loc, mapping, sequence
-from bot.core.yamlio import MAX_BYTES, _Loader, check_size, load_all
-from bot.gitops import kustomize
+from bot.core.yamlio import MAX_BYTES, MAX_NODES, _Loader, check_size, load_all
+from bot.gitops import helm, kustomize
+from bot.gitops.references import as_served, served_model_name
 from bot.policy.model import Environment, Policy
-from bot.policy.variant_refs import VariantRefRule, VariantRefs, suggested_pattern
+from bot.policy.variant_refs import DEFAULT_PATTERN, VariantRefRule, VariantRefs, suggested_pattern
 from bot.zoo.variants import VARIANT_NAME, VariantRef
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -52,6 +55,12 @@ ZOO_REFERENCE = re.compile(r"(?<![A-Za-z0-9._-])(?P<model>[A-Za-z0-9][A-Za-z0-9.
                            + VARIANT_NAME.pattern.replace("(?P<", "(?P<_") + r")(?![A-Za-z0-9._-])", re.ASCII)
 
 KUSTOMIZE_API = "kustomize.config.k8s.io/"
+# Kinds that run a model server: only these are promotions. Another object carrying the variant
+# annotation (a Namespace or Service through kustomize's commonAnnotations) is noted and skipped.
+# Kinds an environment's `variant_ref` fields name count as serving too.
+SERVING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job", "Rollout",
+                           "InferenceService", "LLMInferenceService", "VLLMRuntime", "LeaderWorkerSet", "RayService",
+                           "Application"})
 _IGNORE_FIX = " (`ignore: [<file>]`, relative to its folder)"
 
 ObjectKey = tuple[str, str, str, str]  # API group, kind, namespace ("" = the destination's), name
@@ -68,6 +77,7 @@ class ServedObject:
     served_model: str
     canary_steps: tuple[Mapping[str, Any], ...] | None  # None: not an Argo Rollouts canary
     key: ObjectKey = field(default=("", "", "", ""), compare=False)
+    application_from: str = ""  # where the application identity came from, for messages
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,9 @@ class ManifestObject:
     label: str
     served: ServedObject | None
     keys_only: bool = False  # from a file the PR does not change: read for its keys, not what it serves
+    annotated: bool = False  # names a variant but is no serving kind (commonAnnotations on a Service...)
+    # An Argo Rollout's `workloadRef`: (kind, name) of the workload whose pods it rolls out, its steps
+    workload: tuple[tuple[str, str], tuple[Mapping[str, Any], ...] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,9 @@ def load_documents(text: str, path: str) -> list[Any]:
         if len(text) > MAX_BYTES:
             raise InputError(path, "", f"is {len(text):,} characters, more than the {MAX_BYTES:,} the bot reads",
                              "keep manifests small")
+        if text.count(",") + text.count("[") + text.count("{") > MAX_NODES:  # values need a separator each
+            raise InputError(path, "", f"holds more than {MAX_NODES:,} values, more than the bot reads in one file",
+                             "keep manifests small")
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:
@@ -120,13 +136,22 @@ def load_documents(text: str, path: str) -> list[Any]:
     return flat
 
 
-def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> list[ManifestObject]:
+def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs, *,
+                  affixes: tuple[str, ...] = ()) -> list[ManifestObject]:
     """Every object in ``path``, with what it serves. Every document must be a Kubernetes object.
-    ``rules``: one environment's rule, or the policy's (the rule of the environment holding ``path``)."""
+    ``rules``: one environment's rule, or the policy's (the rule of the environment holding ``path``).
+    ``affixes``: name prefixes and suffixes per environment (its name, kustomize's `namePrefix` and
+    `nameSuffix`), taken off a name before it stands for the application."""
     rule = rules.for_path(path)
     objects = []
-    for i, doc in enumerate(load_documents(text, path)):
+    docs = load_documents(text, path)
+    configmaps = _configmaps(docs)
+    consumed = _consumed_configmaps(docs)
+    for i, doc in enumerate(docs):
         loc = Loc(path, f"document[{i}]")
+        source = _pop_origin(doc)
+        if source:  # rendered by kustomize: errors point at the file the object comes from
+            loc = Loc(f"{source} (rendered by {path})", f"document[{i}]")
         meta = _object_meta(doc, loc)
         namespace = meta.get("namespace") or ""
         if not isinstance(namespace, str):
@@ -136,37 +161,127 @@ def parse_objects(text: str, path: str, rules: VariantRefRule | VariantRefs) -> 
         key = (api.split("/", 1)[0] if "/" in api else "", doc["kind"], namespace, meta["name"])
         label = f"{namespace + '/' if namespace else ''}{doc['kind']}/{meta['name']}"
         fields = rule.fields_for(doc["kind"])
-        named = _named_variants(doc, rule, fields, loc)
-        references = _zoo_references(doc, {f.field for f in fields})
+        workload = _workload_ref(doc, loc)
+        # Read as the kubelet and the model server read it (ConfigMaps of the same rendering included).
+        served_doc, unresolved = as_served(doc, configmaps.get(namespace, {}))
+        for ref in unresolved:
+            raise loc.child(ref.where).error(
+                f"$({ref.name}) {ref.why}, where a model path goes: the server would load whatever the cluster "
+                "supplies, which the gate cannot judge",
+                f"give {ref.name} a literal `value:` in the container's env, or write the zoo path itself")
+        named = _named_variants(served_doc, rule, fields, loc)
+        own = {rule.annotation, APP_ANNOTATION, SERVED_MODEL_ANNOTATION}
+        references = _zoo_references(served_doc, {f.field for f in fields}, own)
         if not named:
-            if references:
+            if references and not (doc["kind"] == "ConfigMap" and (namespace, meta["name"]) in consumed):
                 where, ref = references[0]
                 raise loc.child(where).error(
                     f"references zoo variant {ref} but {label} does not name its variant "
                     f"({_naming(rule, fields)}), so the gate would not judge it",
                     f"name it in {label} (metadata.annotations: {{{rule.annotation}: {ref}}}), or remove the reference")
-            objects.append(ManifestObject(path, key, label, None))
+            objects.append(ManifestObject(path, key, label, None, workload=workload))
             continue
+        serving = (doc["kind"] in SERVING_KINDS or any(doc["kind"] in f.kinds for f in rule.fields)
+                   or any(h.startswith("field ") for h, _ in named))
         how, ref = named[0]
         for other_how, other in named[1:]:
             if other != ref:
-                raise loc.error(f"{how} names {ref} but {other_how} names {other}: Argo CD would serve what the "
-                                "object points at, the gate would judge one of them",
+                raise loc.error(f"{how} names {ref} but {other_how} names {other}: one object serves one variant, and "
+                                "Argo CD would serve what the object points at while the gate judged one of them",
                                 "make both name the same variant")
         for where, other in references:
             if other != str(ref):
                 raise loc.child(where).error(
-                    f"references zoo variant {other} but {how} says {ref}: Argo CD would serve "
-                    f"what the object references, the gate would judge the other",
-                    f"make both name the same variant")
-        annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
-        application = annotations.get(APP_ANNOTATION) or labels.get("app.kubernetes.io/name") or labels.get("app") or meta["name"]
-        served_model = annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
+                    f"references zoo variant {other} but {how} says {ref}: one object serves one variant, and "
+                    "Argo CD would serve what the object references while the gate judged the other (strings are "
+                    "read as the kubelet and the server read them: $(VAR) expanded, paths normalised)",
+                    "make both name the same variant")
+        if not serving:
+            objects.append(ManifestObject(path, key, label, None, annotated=True))
+            continue
+        annotations = meta.get("annotations") or {}
+        application, application_from = identity(meta, affixes)
+        # What the server calls itself (its metrics' `model_name`) is what its args say; the
+        # annotation only stands in where they do not say (a server the bot cannot read).
+        served_model = served_model_name(served_doc) or annotations.get(SERVED_MODEL_ANNOTATION) or ref.model
         objects.append(ManifestObject(path, key, label, ServedObject(
             manifest=path, object=label, ref=ref, application=application, served_model=served_model,
-            canary_steps=_canary_steps(doc, loc), key=key,
-        )))
+            canary_steps=_canary_steps(doc, loc), key=key, application_from=application_from,
+        ), workload=workload))
     return objects
+
+
+def _pop_origin(doc: Any) -> str | None:
+    """The source file kustomize recorded on a rendered object (taken off: it is ours, not the object's)."""
+    meta = doc.get("metadata") if isinstance(doc, Mapping) else None
+    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
+    if not isinstance(annotations, dict) or kustomize.ORIGIN_ANNOTATION not in annotations:
+        return None
+    value = annotations.pop(kustomize.ORIGIN_ANNOTATION)
+    if not annotations:
+        meta.pop("annotations")
+    return kustomize.origin(value) if isinstance(value, str) else None
+
+
+def _configmaps(docs: list[Any]) -> dict[str, dict[str, Mapping[str, str]]]:
+    """namespace → ConfigMap name → data, for the ConfigMaps among ``docs`` (env vars read them)."""
+    out: dict[str, dict[str, Mapping[str, str]]] = {}
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap" and isinstance(doc.get("metadata"), Mapping) \
+                and isinstance(doc.get("data"), Mapping) and isinstance(doc["metadata"].get("name"), str):
+            namespace = doc["metadata"].get("namespace") or ""
+            out.setdefault(namespace if isinstance(namespace, str) else "", {})[doc["metadata"]["name"]] = doc["data"]
+    return out
+
+
+def _consumed_configmaps(docs: list[Any]) -> set[tuple[str, str]]:
+    """(namespace, name) of the ConfigMaps a container among ``docs`` reads (`envFrom`,
+    `configMapKeyRef`): their strings are judged where the container reads them, as the server sees them."""
+    out: set[tuple[str, str]] = set()
+
+    def walk(node: Any, namespace: str, depth: int) -> None:
+        if depth > 64:
+            return
+        if isinstance(node, Mapping):
+            for key in ("configMapRef", "configMapKeyRef"):
+                ref = node.get(key)
+                if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+                    out.add((namespace, ref["name"]))
+            for value in node.values():
+                walk(value, namespace, depth + 1)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, namespace, depth + 1)
+
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") != "ConfigMap":
+            meta = doc.get("metadata") if isinstance(doc.get("metadata"), Mapping) else {}
+            namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+            walk(doc.get("spec"), namespace, 0)
+    return out
+
+
+def identity(meta: Mapping[str, Any], affixes: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The application an object serves, and where that came from: the annotation
+    `promotion-bot/app`, else the label `app.kubernetes.io/name`, else `app`, else the object's
+    name without its environment's affixes (`canopy-prod` and `prod-canopy` in prod, kustomize's
+    `namePrefix`/`nameSuffix`): the same application in every environment."""
+    annotations, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+    if annotations.get(APP_ANNOTATION):
+        return annotations[APP_ANNOTATION], f"annotation {APP_ANNOTATION}"
+    for label in ("app.kubernetes.io/name", "app"):
+        if labels.get(label):
+            return labels[label], f"label {label}"
+    name = meta["name"]
+    for affix in sorted((a for a in affixes if a), key=len, reverse=True):
+        for sep in ("-", ".", "_", ""):
+            if sep == "" and affix[-1:] not in "-._" and affix[:1] not in "-._":
+                continue
+            if name.startswith(affix + sep) and len(name) > len(affix + sep):
+                name = name[len(affix + sep):]
+            elif name.endswith(sep + affix) and len(name) > len(sep + affix):
+                name = name[: -len(sep + affix)]
+    return name, "the object's name" + (f" ({meta['name']} without the environment's affixes)" if name != meta["name"] else "")
 
 
 def object_keys(text: str, path: str) -> list[ManifestObject] | None:
@@ -186,9 +301,9 @@ def object_keys(text: str, path: str) -> list[ManifestObject] | None:
         fields = _scalars(node, ("apiVersion", "kind"))
         meta = _child(node, "metadata")
         names = _scalars(meta, ("name", "namespace")) if meta is not None else None
-        if fields is None or names is None or fields.get("kind") == "List" or not names.get("name") \
+        if fields is None or names is None or fields.get("kind") in ("List", "Rollout") or not names.get("name") \
                 or not fields.get("apiVersion") or not fields.get("kind"):
-            return None
+            return None  # (a Rollout may roll out another object's pods: read whole, for its workloadRef)
         api, kind, name, namespace = fields["apiVersion"], fields["kind"], names["name"], names.get("namespace", "")
         key = (api.split("/", 1)[0] if "/" in api else "", kind, namespace, name)
         objects.append(ManifestObject(path, key, f"{namespace + '/' if namespace else ''}{kind}/{name}", None, keys_only=True))
@@ -223,9 +338,10 @@ def _naming(rule: VariantRefRule, fields) -> str:
     return " or ".join([f"annotation {rule.annotation}"] + [f"field {f.field}" for f in fields])
 
 
-def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str]) -> list[tuple[str, str]]:
-    """``(field path, "<model>/<variant>")`` for every string outside `metadata` that names a zoo
-    variant; the fields the policy names the variant with are read by the rule, not here."""
+def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str], own: set[str]) -> list[tuple[str, str]]:
+    """``(field path, "<model>/<variant>")`` for every string of the object that names a zoo variant,
+    annotations included but the bot's own (``own``); the fields the policy names the variant with
+    are read by the rule, not here."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Any, where: str, depth: int) -> None:
@@ -244,7 +360,16 @@ def _zoo_references(doc: Mapping[str, Any], variant_fields: set[str]) -> list[tu
     for key, value in doc.items():
         if key != "metadata":
             walk(value, str(key), 1)
+    annotations = doc.get("metadata", {}).get("annotations") or {}
+    for name, value in annotations.items():
+        if name not in own:
+            walk(value, f"metadata.annotations[{name}]", 2)
     return found
+
+
+def _wildcard(where: str) -> str:
+    """A field path with its list positions as `[*]`: every item of the list, as a values mapping reads it."""
+    return re.sub(r"\[\d+\]", "[*]", where)
 
 
 def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
@@ -257,6 +382,15 @@ def _object_meta(doc: Any, loc: Loc) -> Mapping[str, Any]:
                         f"make it the environment's own kustomization (at its root, listing the rest under "
                         f"`resources:`), or list it under the environment's `ignore:` in the policy{_IGNORE_FIX}")
     missing = [k for k in ("apiVersion", "kind", "metadata") if not doc.get(k)]
+    if missing and not doc.get("apiVersion") and not doc.get("kind"):
+        held = _zoo_references(doc, set(), set())
+        if held:  # a file that names the model is Helm values (or the like): never steer it into `ignore:`
+            where, ref = held[0]
+            name = loc.file.rsplit("/", 1)[-1]
+            raise loc.error(f"is not a Kubernetes object, and it names zoo variant {ref} at {where}: a Helm values "
+                            "file, which the bot reads as data once the policy says which field names the model",
+                            f"map it on the environment: `variant_ref: {{values: {{{name}: <field>}}}}`, e.g. "
+                            f"`{{{name}: {_wildcard(where)}}}` (README, \"Helm environments\")")
     if missing:
         raise loc.error(f"is not a Kubernetes object: missing {', '.join(missing)}",
                         "add apiVersion, kind and metadata.name; or, if Argo CD does not apply this file, list it "
@@ -298,15 +432,23 @@ def _named_variants(doc: Mapping[str, Any], rule: VariantRefRule, fields, loc: L
                               "point it at a zoo path like models/<model>/<variant>")
         text = f.extract(value)
         if text is None:
-            raise f_loc.error(f"{_full(value)} does not match {f.where}.pattern {f.source!r} (matched at path "
+            raise f_loc.error(f"{_full(value)} does not match {_pattern_words(f)} (matched at path "
                               "segments: from the value's start or a `/`, to its end or a `/`)", _pattern_fix(value, f))
         try:
             ref = VariantRef.parse(text, f_loc)
         except InputError as exc:
-            raise f_loc.error(f"{_full(value)}: {f.where}.pattern {f.source!r} finds {text!r} in it, which is not "
+            raise f_loc.error(f"{_full(value)}: {_pattern_words(f)} finds {text!r} in it, which is not "
                               "`<model>/<variant>`", _pattern_fix(value, f)) from exc
         named.append((f"field {f.field} ({_full(value)})", ref))
     return named
+
+
+def _pattern_words(f) -> str:
+    """The field's pattern as the policy wrote it; an omitted one in words, not as the bot's regex."""
+    if f.source == DEFAULT_PATTERN:
+        return (f"the default pattern of {f.where} (a `<model>/<variant>` whose variant follows the zoo's naming "
+                "scheme, e.g. canopy-tiny/v1.3-int4-g64; no `pattern:` is set)")
+    return f"{f.where}.pattern {f.source!r}"
 
 
 def parse_ref(text: str, loc: Loc) -> VariantRef:
@@ -351,6 +493,17 @@ def _field(doc: Any, path: str) -> Any:
     return node
 
 
+def _workload_ref(doc: Mapping[str, Any], loc: Loc):
+    """An Argo Rollout that rolls out another workload's pods (`spec.workloadRef`): that workload's
+    (kind, name) and the Rollout's canary steps."""
+    if doc.get("kind") != "Rollout" or not isinstance(doc.get("spec"), Mapping):
+        return None
+    ref = doc["spec"].get("workloadRef")
+    if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
+        return None
+    return (str(ref.get("kind") or "Deployment"), ref["name"]), _canary_steps(doc, loc)
+
+
 def _canary_steps(doc: Mapping[str, Any], loc: Loc) -> tuple[Mapping[str, Any], ...] | None:
     if doc.get("kind") != "Rollout":
         return None
@@ -363,8 +516,27 @@ def _canary_steps(doc: Mapping[str, Any], loc: Loc) -> tuple[Mapping[str, Any], 
         mapping(node, loc)
     steps = sequence(node.get("steps") or [], loc.child("steps"))
     for n, step in enumerate(steps):
-        mapping(step, loc.child("steps").child(n))
+        s_loc = loc.child("steps").child(n)
+        mapping(step, s_loc)
+        if "pause" in step:
+            pause = step["pause"]
+            if pause is not None and not isinstance(pause, Mapping):
+                raise s_loc.child("pause").error(f"must be a mapping, got {pause!r}", "write `pause: {}` (until promoted) "
+                                                 "or `pause: {duration: 10m}`, as Argo Rollouts reads it")
+            duration = (pause or {}).get("duration")
+            if duration is not None and not (isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0
+                                             or isinstance(duration, str) and _DURATION.fullmatch(duration)):
+                raise s_loc.child("pause.duration").error(f"{duration!r} is not a duration Argo Rollouts reads",
+                                                          "write seconds (`600`) or a number with s, m or h (`10m`)")
+        if "setWeight" in step:
+            weight = step["setWeight"]
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+                raise s_loc.child("setWeight").error(f"must be a whole percentage from 0 to 100, got {weight!r}",
+                                                     "write e.g. `setWeight: 10`")
     return tuple(steps)
+
+
+_DURATION = re.compile(r"\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))*")
 
 
 class ManifestIndex:
@@ -378,6 +550,9 @@ class ManifestIndex:
         self._parsed: dict[tuple[str, str | None], list[ManifestObject] | InputError] = {} if parsed is None else parsed
         self._environments: dict[tuple, dict[ObjectKey, ManifestObject] | InputError] = {}
         self._refs: dict[str, frozenset[VariantRef]] = {}
+        self.remote: dict[str, tuple[str, ...]] = {}  # environment → the pinned remote resources it renders
+        self.unread: dict[str, tuple[str, ...]] = {}  # environment → files of a Helm chart the bot does not render
+        self.rendered: dict[str, str] = {}  # environment → digest of what kustomize rendered
 
     def _objects(self, path: str, text: str | None, *, keys_only: bool = False) -> list[ManifestObject]:
         sha = self.reader.tree_sha(self.rev, path)
@@ -386,7 +561,9 @@ class ManifestIndex:
 
         def parse():
             keys = object_keys(text, path) if keys_only and text is not None else None
-            return keys if keys is not None else [] if text is None else parse_objects(text, path, self.policy.variant_ref)
+            env = self.policy.environment_for_path(path)
+            return keys if keys is not None else [] if text is None else parse_objects(
+                text, path, self.policy.variant_ref, affixes=(env.name,) if env else ())
 
         return _remembered(self._parsed, cache_key, parse)
 
@@ -399,17 +576,41 @@ class ManifestIndex:
     def _read_environment(self, env: Environment, changed: frozenset[str] | None) -> dict[ObjectKey, ManifestObject]:
         refuse_special_entries(self.reader, self.rev, env.folder, ignored=lambda p: is_ignored(env, p))
         files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
+        values = {f"{env.folder}/{v.file}": v for v in self.policy.variant_ref.for_path(env.folder + "/").values}
+        chart = f"{env.folder}/Chart.yaml" in files or f"{env.folder}/Chart.yml" in files
         for path in files:
             name = path.rsplit("/", 1)[-1]
             what = UNRENDERED.get(name) or next((v for k, v in UNRENDERED_SUFFIXES.items() if name.endswith(k)), None)
+            if what == "a Helm chart" and values:
+                continue  # the model is read from the mapped values files (bot.gitops.helm)
+            if what == "a Helm chart":
+                raise InputError(path, "", f"makes Argo CD render {env.folder} as a Helm chart, which the bot does not "
+                                 "render, so it cannot see which model the chart's values set",
+                                 f"map the values file that names the model in the policy, e.g. `variant_ref: "
+                                 f"{{values: {{values.yaml: servingEngineSpec.modelSpec[*].modelURL}}}}` on environment "
+                                 f"{env.name} (docs: README, \"Helm environments\"); it is read as data, no Helm needed")
             if what:
                 raise InputError(path, "", f"makes Argo CD render {env.folder} as {what}, which the bot cannot render, "
                                  "so it cannot see what would be applied",
                                  "commit the rendered manifests, or use a kustomization")
+        if values:
+            missing = [p for p in values if p not in files]
+            if missing:
+                raise InputError(self.policy.file, values[missing[0]].where, f"maps {missing[0]}, which {env.folder}/ "
+                                 f"does not hold at {self.rev[:12]}", "fix the file name in `variant_ref.values`")
+        if chart:
+            # A chart's templates are Go templates, not manifests: the bot reads only the mapped values.
+            self.unread[env.name] = tuple(p for p in files if p not in values)
+            files = [p for p in files if p in values]
         kustomization = kustomize.kustomization_in(files, env.folder)
         if kustomization:
+            remote = kustomize.remote_resources(self.reader, self.rev, kustomization)
+            if remote:
+                self.remote[env.name] = tuple(remote)
             rendered = kustomize.build(self.reader, self.rev, env.folder, kustomization)
-            objects = parse_objects(rendered, kustomization, self.policy.variant_ref)
+            self.rendered[env.name] = hashlib.sha256(rendered.encode()).hexdigest()
+            affixes = (env.name, *kustomize.name_affixes(self.reader, self.rev, kustomization))
+            objects = parse_objects(rendered, kustomization, self.policy.variant_ref, affixes=affixes)
         else:
             nested = kustomize.nested_kustomization(files)
             if nested:
@@ -419,11 +620,13 @@ class ManifestIndex:
                                  f"move the kustomization to {env.folder}/ (listing the sub-folders under "
                                  f"`resources:`), or, if Argo CD does not apply it, list it under `ignore:` of "
                                  f"environment {env.name} in the policy{_IGNORE_FIX}")
-            paths = [p for p in files if is_manifest(p)]
+            paths = [p for p in files if is_manifest(p) and p not in values]
             keys_only = {p: changed is not None and p not in changed for p in paths}
             todo = [p for p in paths if (p, self.reader.tree_sha(self.rev, p), keys_only[p]) not in self._parsed]
             texts = self.reader.read_many(self.rev, todo) if todo else {}
             objects = [o for p in paths for o in self._objects(p, texts.get(p), keys_only=keys_only[p])]
+            for path, ref in values.items():
+                objects += values_objects(self.reader.read_text(self.rev, path) or "", path, ref, env)
         by_key: dict[ObjectKey, ManifestObject] = {}
         for obj in objects:
             if obj.key in by_key:
@@ -432,7 +635,7 @@ class ManifestIndex:
                                  "Argo CD refuses to sync an application with a duplicate object",
                                  "keep one definition, or give the copies different names or namespaces")
             by_key[obj.key] = obj
-        return by_key
+        return _rolled_out(by_key)
 
     def environment_objects(self, env: Environment) -> list[ServedObject]:
         return [o.served for o in self.all_objects(env).values() if o.served is not None]
@@ -447,15 +650,55 @@ class ManifestIndex:
         return self._refs[env.name]
 
 
+def values_objects(text: str, path: str, ref, env: Environment) -> list[ManifestObject]:
+    """The models a Helm values file names (``ref``: its `variant_ref.values` entry), one served
+    object each; every other zoo reference in the same list item must name the same variant."""
+    objects = []
+    for found in helm.values_models(text, path, ref):
+        loc = Loc(path, found["where"])
+        variant = parse_ref(found["ref"], loc)
+        if isinstance(found["item"], Mapping):
+            for where, other in _zoo_references(as_served(found["item"])[0], {found["where"].rsplit(".", 1)[-1]}, set()):
+                if other != str(variant):
+                    raise Loc(path, found["key"] + "." + where).error(
+                        f"references zoo variant {other} but {found['where']} names {variant}: Helm renders both into "
+                        "the same server", "make both name the same variant")
+        application = found["name"] or identity({"name": found["key"]}, (env.name,))[0]
+        key = ("helm.sh", "Values", "", f"{path.rsplit('/', 1)[-1]}:{found['key']}")
+        objects.append(ManifestObject(path, key, found["label"], ServedObject(
+            manifest=path, object=found["label"], ref=variant, application=application, served_model=found["value"],
+            canary_steps=None, key=key,
+            application_from="the values item's `name`" if found["name"] else "the field's path")))
+    return objects
+
+
+def _rolled_out(by_key: dict[ObjectKey, ManifestObject]) -> dict[ObjectKey, ManifestObject]:
+    """A workload an Argo Rollout rolls out through `workloadRef` is served with the Rollout's canary
+    steps (Argo Rollouts scales the workload itself down and runs its template)."""
+    for rollout in [o for o in by_key.values() if o.workload is not None]:
+        (kind, name), steps = rollout.workload
+        for key, obj in list(by_key.items()):
+            if key[1] == kind and key[3] == name and key[2] == rollout.key[2] and obj.served is not None:
+                served = obj.served
+                if rollout.served is not None and rollout.served.ref != served.ref:
+                    raise InputError(rollout.manifest, rollout.label, f"names {rollout.served.ref} but rolls out "
+                                     f"{obj.label} (workloadRef), which names {served.ref}", "make both name the same variant")
+                if rollout.served is not None:  # the Rollout is the promotion; its workload is not a second one
+                    by_key[key] = replace(obj, served=None, annotated=True)
+                else:
+                    by_key[key] = replace(obj, served=replace(served, canary_steps=steps if steps is not None
+                                                              else served.canary_steps))
+    return by_key
+
+
 def is_ignored(env: Environment, path: str) -> bool:
-    """A file the environment's `ignore:` names (Argo CD's `directory.exclude`): a glob relative to
-    the folder (`*` matches `/` too), or, without a `/`, a file name in any sub-folder."""
+    """A file the environment's `ignore:` names, as Argo CD's `directory.exclude` does: each glob is
+    matched against the whole path relative to the folder (`bot.core.globs`), so `*` crosses `/`
+    and `secret.yaml` names only the file at the folder's root."""
     if not env.ignore or not path.startswith(env.folder + "/"):
         return False
     relative = path[len(env.folder) + 1:]
-    name = relative.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(relative, glob) or ("/" not in glob and fnmatch.fnmatchcase(name, glob))
-               for glob in env.ignore)
+    return any(globs.match(glob, relative) for glob in env.ignore)
 
 
 def refuse_special_entries(reader, rev: str, folder: str, *, ignored=lambda path: False) -> None:

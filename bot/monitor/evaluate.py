@@ -18,6 +18,7 @@ class Sample:
     previous: float | None = None  # relative rules: the previous variant's value before the promotion
     previous_note: str = ""  # why ``previous`` is missing
     pending: str = ""  # why the rule cannot be judged yet (a promise younger than its window)
+    fresh: bool = False  # the deployment was promoted after the rule's window started
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ def evaluate(rule: Rule, sample: Sample) -> Outcome:
             state = UNMET
         return Outcome(rule.name, rule.describe(), value, sample.previous, limit, state, detail)
 
+    if not sample.values and rule.must_have_data and sample.fresh:
+        return outcome(TRIPPED, "no data at all since the promotion, within the rule's window: the monitor cannot see "
+                                "this deployment (does the server export its metrics under the served model name the "
+                                "query uses?), so nothing guards it (must_have_data)")
     if sample.pending:
         return outcome(NO_DATA, sample.pending)
 

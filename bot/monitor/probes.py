@@ -23,7 +23,7 @@ from bot.monitor.probe_history import OUTPUT_LIMIT, ProbeHistory, ProbeRun, Push
 from bot.policy.probes import ProbePolicy, ProbeRule
 from bot.render.markdown import make_environment
 from bot.vcs.notes import GitNotes
-from bot.zoo.records import all_records, gate_pass_rate
+from bot.zoo.records import all_records, gate_pass_rate, landed_only, with_landing
 from bot.zoo.serving import parse_serve, served
 from bot.zoo.variants import VariantRef, parse_variant
 
@@ -151,7 +151,8 @@ class ProbeRunner:
             notes = GitNotes(self.reader.path)
             if notes.has_remote():
                 notes.pull()
-            self._records = all_records(notes.all())
+            # Only results whose judged tree reached its branch: an unmerged PR's pass says nothing of prod.
+            self._records = landed_only(with_landing(all_records(notes.all()), notes.trees_on))
         return self._records
 
 

@@ -104,5 +104,7 @@ def collect_all(client: PrometheusClient, rules: Sequence[Rule], deps: Sequence[
                     pending[d] = (f"too early: the promotion is {(now - promo.time) / 60:.0f} min old, the rule "
                                   f"judges a whole {rule.window} window after it")
         for d in indices:
-            samples[d][r] = Sample(current[d], previous.get(d), notes.get(d, ""), pending.get(d, ""))
+            promo = promotions[d]
+            fresh = promo is not None and now - promo.time < rule.window_s
+            samples[d][r] = Sample(current[d], previous.get(d), notes.get(d, ""), pending.get(d, ""), fresh)
     return samples

@@ -22,8 +22,7 @@ from bot.perf.guidellm import Round
 from bot.perf.options import CPU_PER_TOKEN, MB, MEMORY, METRICS, Metric, PerfLimits, pooled_throughput
 from bot.stats.interval import EPSILON, Interval, level_percent
 from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
-from bot.verdicts.evidence import VerdictRule
-from bot.verdicts.evidence import amount, limit_text, worse_by
+from bot.verdicts.evidence import VerdictRule, amount, limit_text, worse_by
 from bot.verdicts.evidence import judge as judge_by_rule
 from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
 

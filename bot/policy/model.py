@@ -20,6 +20,7 @@ from bot.core.fields import (
     get_bool,
     get_duration,
     get_int,
+    get_number,
     get_str,
     get_str_list,
     mapping,
@@ -27,6 +28,7 @@ from bot.core.fields import (
     reject_unknown,
     sequence,
 )
+from bot.core.globs import GlobError, compile_glob
 from bot.core.paths import check_repo_path
 from bot.core.yamlio import load_one
 from bot.policy.probes import ProbePolicy, parse_probes
@@ -76,6 +78,7 @@ class Limits:
 
     max_promotions: int = 1000
     max_model_jobs: int = 100  # lm-eval, app-flow and GuideLLM jobs, after identical ones are merged
+    max_weights_gb: float = 40.0  # a variant's weights once written out: a small push can expand to GBs
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,11 @@ def parse_policy(text: str, file: str, check: CheckLookup) -> Policy:
 
     limits_loc = root.child("limits")
     raw_limits = mapping(data.get("limits") or {}, limits_loc)
-    reject_unknown(raw_limits, {"max_promotions", "max_model_jobs"}, limits_loc)
+    reject_unknown(raw_limits, {"max_promotions", "max_model_jobs", "max_weights_gb"}, limits_loc)
     limits = Limits(max_promotions=get_int(raw_limits, "max_promotions", limits_loc, Limits.max_promotions, minimum=1),
-                    max_model_jobs=get_int(raw_limits, "max_model_jobs", limits_loc, Limits.max_model_jobs, minimum=1))
+                    max_model_jobs=get_int(raw_limits, "max_model_jobs", limits_loc, Limits.max_model_jobs, minimum=1),
+                    max_weights_gb=float(get_number(raw_limits, "max_weights_gb", limits_loc, Limits.max_weights_gb,
+                                                    minimum=0.001)))
 
     templates = data.get("templates")
     if templates is not None:
@@ -194,6 +199,12 @@ def parse_policy(text: str, file: str, check: CheckLookup) -> Policy:
             if glob.startswith("/") or ".." in glob.split("/"):
                 raise e_loc.child("ignore").child(j).error(f"{glob!r} must be relative to the environment's folder",
                                                            "write e.g. `ignore: [kustomization.yaml, drafts/*]`")
+            try:
+                compile_glob(glob)
+            except GlobError as exc:
+                raise e_loc.child("ignore").child(j).error(
+                    f"{glob!r} {exc}: Argo CD's directory.exclude would match nothing with it",
+                    "close the bracket or brace, or escape it with `\\`") from None
         environments.append(Environment(
             name=name, folder=folder, gate=gate, baseline=baseline, require_canary=require_canary,
             rollback=rollback, probes=probes, index=i, fail_fast=fail_fast,

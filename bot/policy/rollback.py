@@ -10,6 +10,8 @@
           window: 10m           # what {window} becomes
           for: 5m               # optional: the condition must hold over this long
           on_no_data: warn      # ignore | warn | rollback
+          must_have_data: true  # no data at all for a deployment promoted within the window trips
+                                # (default: on for the shipped rules, off for your own)
         - name: promised-throughput
           query: sum(rate(vllm:generation_tokens_total{model_name="{model_name}"}[{window}]))
           expect_improvement: +20%   # the win the compression promised: +N% rises, -N% falls (latency)
@@ -17,8 +19,9 @@
           action: warn          # warn (default): one warning issue per promotion; rollback: a revert PR
       feedback_metric: canopy_feedback_total   # optional: adds the shipped thumbs-down-rate rule on it
 
-Queries are templates: `{app}`, `{model}`, `{variant}`, `{model_name}` (the prod manifest's
-`promotion-bot/served-model`) and `{window}`; PromQL's own `{label="x"}` braces are left alone.
+Queries are templates: `{app}`, `{model}`, `{variant}`, `{model_name}` (the name the server
+exports its metrics under: its `--served-model-name`, else its `--model`, else the manifest's
+`promotion-bot/served-model` annotation) and `{window}`; PromQL's own `{label="x"}` braces are left alone.
 
 `expect_improvement` compares prod after the promotion with the previous variant before it, like
 `above_previous`, but the other way round: a promised win is a negative allowance (`+20%` on
@@ -39,7 +42,7 @@ NO_DATA_ACTIONS = ("ignore", "warn", "rollback")
 PLACEHOLDERS = ("app", "model", "variant", "model_name", "window")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COMPARISONS = ("above", "below", "above_previous", "below_previous", "expect_improvement")
-_RULE_KEYS = {"name", "query", "window", "for", "on_no_data", "action", *_COMPARISONS}
+_RULE_KEYS = {"name", "query", "window", "for", "on_no_data", "must_have_data", "action", *_COMPARISONS}
 WARN_ACTION, ROLLBACK_ACTION = "warn", "rollback"
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -60,6 +63,9 @@ class Rule:
     field: str  # "promotion.yaml: environments[2].rollback.rules[0]" for messages
     promise: float | None = None  # expect_improvement: +0.20 (rise 20%) or -0.15 (fall 15%)
     action: str = ROLLBACK_ACTION  # what a breach does: rollback (revert PR) or warn (one issue per promotion)
+    # No data at all for a deployment promoted within the last window trips: the monitor cannot
+    # see what it guards (a served model name the server does not export). On for the built-in rules.
+    must_have_data: bool = False
 
     def describe(self) -> str:
         """The limit in words, e.g. `above 2.5` or `25% above the previous variant`."""
@@ -163,9 +169,14 @@ def parse_rule(raw: Any, loc: Loc) -> Rule:
     on_no_data = spec.get("on_no_data", "warn")
     if on_no_data not in NO_DATA_ACTIONS:
         raise loc.child("on_no_data").error(f"must be one of {', '.join(NO_DATA_ACTIONS)}, got {on_no_data!r}")
+    must_have_data = spec.get("must_have_data", False)
+    if not isinstance(must_have_data, bool):
+        raise loc.child("must_have_data").error(f"must be true or false, got {must_have_data!r}",
+                                                "true: no data at all for a deployment promoted within the window trips")
     return Rule(name=name, query=query, direction=direction,
                 threshold=threshold, relative=relative, window=window_text, window_s=window_s, for_s=for_s,
-                on_no_data=on_no_data, field=f"{loc.file}: {loc.path}", promise=promise, action=action)
+                on_no_data=on_no_data, field=f"{loc.file}: {loc.path}", promise=promise, action=action,
+                must_have_data=must_have_data)
 
 
 _DEFAULTS_FIELD = "built-in rollback defaults"
@@ -175,13 +186,13 @@ _DEFAULTS_FIELD = "built-in rollback defaults"
 # User feedback has no standard metric: its rule exists only when the policy names the counter
 # (`feedback_metric:`, labelled by `app` and `rating`).
 _DEFAULT_SPECS = (
-    dict(name="p95-latency", above_previous="25%", window="10m",
+    dict(name="p95-latency", above_previous="25%", window="10m", must_have_data=True,
          query='histogram_quantile(0.95, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{model_name="{model_name}"}[{window}])))'),
-    dict(name="p95-time-to-first-token", above_previous="25%", window="10m",
+    dict(name="p95-time-to-first-token", above_previous="25%", window="10m", must_have_data=True,
          query='histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{model_name="{model_name}"}[{window}])))'),
-    dict(name="token-throughput", below_previous="30%", window="10m",
+    dict(name="token-throughput", below_previous="30%", window="10m", must_have_data=True,
          query='sum(rate(vllm:generation_tokens_total{model_name="{model_name}"}[{window}]))'),
-    dict(name="error-rate", above=0.02, window="10m",
+    dict(name="error-rate", above=0.02, window="10m", must_have_data=True,
          query='sum(rate(http_requests_total{app="{app}",status=~"5.."}[{window}])) / sum(rate(http_requests_total{app="{app}"}[{window}]))'),
 )
 _FEEDBACK_SPEC = dict(

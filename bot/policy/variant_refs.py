@@ -22,7 +22,7 @@ from bot.core.fields import Loc, get_str, mapping, reject_unknown, sequence
 from bot.zoo.variants import MODEL_NAME, VARIANT_NAME
 
 DEFAULT_ANNOTATION = "promotion-bot/variant"
-_KEYS = {"annotation", "field", "pattern", "kind", "fields"}
+_KEYS = {"annotation", "field", "pattern", "kind", "fields", "values"}
 _FIELD_KEYS = {"field", "pattern", "kind"}
 # The naming scheme's own groups renamed, so a pattern built from it has only `model` and `variant`.
 _SCHEME = VARIANT_NAME.pattern.replace("(?P<", "(?P<_")
@@ -59,11 +59,25 @@ class FieldRef:
 
 
 @dataclass(frozen=True)
+class ValuesRef:
+    """A Helm values file of the environment (``file``, relative to its folder) and the field in it
+    that names the model (``field``: dotted, `[*]` for every item of a list, `[N]` for one)."""
+
+    file: str
+    field: str
+    pattern: re.Pattern
+    source: str  # the pattern as written, or "" for the default
+    where: str
+
+
+@dataclass(frozen=True)
 class VariantRefRule:
-    """How the objects of one environment name their variant: the annotation, and any fields."""
+    """How the objects of one environment name their variant: the annotation, any fields, and any
+    Helm values files read as data (`values:`)."""
 
     annotation: str = DEFAULT_ANNOTATION
     fields: tuple[FieldRef, ...] = ()
+    values: tuple[ValuesRef, ...] = ()
 
     def for_path(self, path: str) -> "VariantRefRule":
         return self
@@ -107,7 +121,49 @@ def parse_variant_ref(raw: Any, loc: Loc, inherited: VariantRefRule | None = Non
                                    "add `field:` (e.g. `field: spec.predictor.model.storageUri`), or remove it")
     else:
         fields = inherited.fields
-    return VariantRefRule(annotation=annotation, fields=fields)
+    values = _parse_values(spec["values"], loc.child("values")) if "values" in spec else inherited.values
+    return VariantRefRule(annotation=annotation, fields=fields, values=values)
+
+
+_VALUES_FIELD = re.compile(r"[A-Za-z0-9_-]+(?:\[(?:\*|\d+)\])*(?:\.[A-Za-z0-9_-]+(?:\[(?:\*|\d+)\])*)*")
+
+
+def _parse_values(raw: Any, loc: Loc) -> tuple[ValuesRef, ...]:
+    """`values: {values-prod.yaml: servingEngineSpec.modelSpec[*].modelURL}`, or a file mapped to
+    `{field: ..., pattern: ...}`."""
+    out = []
+    for file, spec in mapping(raw, loc).items():
+        f_loc = Loc(loc.file, f"{loc.path}[{file}]")  # a file name has dots: bracketed, not a path step
+        if not isinstance(file, str) or file.startswith("/") or ".." in file.split("/") or not file.endswith((".yaml", ".yml", ".json")):
+            raise f_loc.error(f"{file!r} must be a values file relative to the environment's folder",
+                              "write e.g. `values: {values-prod.yaml: servingEngineSpec.modelSpec[*].modelURL}`")
+        if isinstance(spec, str):
+            spec = {"field": spec}
+        spec = mapping(spec, f_loc)
+        reject_unknown(spec, {"field", "pattern"}, f_loc)
+        field_path = get_str(spec, "field", f_loc)
+        if not _VALUES_FIELD.fullmatch(field_path):
+            raise f_loc.child("field").error(f"{field_path!r} is not a field path",
+                                             "write dotted keys with `[*]` for every list item, e.g. "
+                                             "`servingEngineSpec.modelSpec[*].modelURL`")
+        source = get_str(spec, "pattern", f_loc, "")
+        try:
+            pattern = re.compile(anchored(source or DEFAULT_PATTERN))
+        except re.error as exc:
+            raise f_loc.child("pattern").error(f"is not a valid regular expression: {exc}", f"e.g. '{PATTERN_EXAMPLE}'") from exc
+        if source and not ({"model", "variant"} <= set(pattern.groupindex) or "ref" in pattern.groupindex):
+            raise f_loc.child("pattern").error(f"{source!r} must have the named groups `model` and `variant`, or `ref`",
+                                               f"e.g. '{PATTERN_EXAMPLE}'")
+        out.append(ValuesRef(file=file, field=field_path, pattern=pattern, source=source, where=f_loc.path))
+    return tuple(out)
+
+
+def extract(pattern: re.Pattern, value: str) -> str | None:
+    """The `<model>/<variant>` text ``pattern`` finds in ``value``."""
+    m = pattern.search(value)
+    if not m:
+        return None
+    return m["ref"] if "ref" in pattern.groupindex else f"{m['model']}/{m['variant']}"
 
 
 def _parse_field(spec: Mapping[str, Any], loc: Loc, allowed: set[str]) -> FieldRef:

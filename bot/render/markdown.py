@@ -28,11 +28,19 @@ COMMENT_MARKER = "<!-- promotion-bot:comment -->"
 GITHUB_COMMENT_LIMIT = 65536
 
 _MD_PUNCT = re.compile(r"([\\`*_\[\]|~#])")
+# NUL and the other control characters, and the bidirectional overrides and isolates that make a
+# string read differently from what it is ("Trojan Source"): shown as U+FFFD, never passed on.
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    return _INVISIBLE.sub("\ufffd", text)
 
 
 def md_escape(value: Any) -> str:
-    """Plain text safe inside Markdown text and table cells: no HTML, no mentions, no table breaks."""
-    text = str(value)
+    """Plain text safe inside Markdown text and table cells: no HTML, no mentions, no table breaks,
+    no control or bidi-override characters."""
+    text = visible(str(value))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_PUNCT.sub(r"\\\1", text)
     text = text.replace("@", "@\u200b")  # a zero-width space stops @-mentions and team pings
@@ -61,14 +69,14 @@ def truncate(value: Any, limit: int = 300) -> str:
 
 def code_block(value: Any, lang: str = "", limit: int = 2000) -> Markup:
     """A fenced block whose fence is longer than any backtick run inside, so content cannot close it."""
-    text = truncate(value, limit)
+    text = visible(truncate(value, limit))
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return Markup(f"{fence}{lang}\n{text}\n{fence}")
 
 
 def inline_code(value: Any) -> Markup:
-    text = re.sub(r"[\r\n]+", " ", str(value))
+    text = visible(re.sub(r"[\r\n]+", " ", str(value)))
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
@@ -201,16 +209,34 @@ def absolute_links(markdown: str, folder: str, files_url: str | None) -> str:
     return "".join(out)
 
 
+def open_fence(markdown: str) -> str | None:
+    """The fence a cut-off Markdown text leaves open (CommonMark: closed by a fence of the same
+    character at least as long), or None."""
+    opened: str | None = None
+    for line in markdown.split("\n"):
+        m = _FENCE.match(line)
+        if not m:
+            continue
+        run = m.group(1)
+        if opened is None:
+            opened = run
+        elif run[0] == opened[0] and len(run) >= len(opened) and not line.strip()[len(run):].strip():
+            opened = None
+    return opened
+
+
 def fit_comment(body: str, report_url: str | None, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """Cut a comment to GitHub's limit with a pointer to the full report, never reject it."""
     if len(body) <= limit:
         return body
     pointer = f"\n\n…\n\n**This comment was cut at GitHub's {limit:,}-character limit.** "
     pointer += f"[Full report]({report_url})" if report_url else "The full report is in the workflow's artifacts."
-    cut = body[: limit - len(pointer) - 10]
-    # Close an open code fence so the pointer renders as text.
-    if cut.count("```") % 2:
-        cut += "\n```"
+    cut = body[: limit - len(pointer) - 40]
+    # Close an open code fence (of its own length: a block opened with ```` is not closed by ```)
+    # so the pointer renders as text.
+    fence = open_fence(cut)
+    if fence:
+        cut += "\n" + fence
     out = cut + pointer
     if COMMENT_MARKER not in out:
         out = COMMENT_MARKER + "\n" + out[len(COMMENT_MARKER) + 1:]

@@ -101,3 +101,29 @@ class GitNotes:
             if not any(word in said for word in _REJECTED) or attempt == PUSH_ATTEMPTS - 1:
                 raise ExternalError("git", f"`git push {self.remote} {self.ref}` failed: {said.strip()[-400:]}")
             self.pull()
+
+    def branches_at(self, commit: str) -> list[str]:
+        """Names of the branches (local, or the remote's) whose tip is ``commit``: the branch a gate
+        judged a PR against is the one whose tip it merged into."""
+        proc = self._git("for-each-ref", "--points-at", commit, "--format=%(refname)", "refs/heads",
+                         f"refs/remotes/{self.remote}", check=False)
+        names = []
+        for ref in proc.stdout.decode().split():
+            name = ref.removeprefix("refs/heads/").removeprefix(f"refs/remotes/{self.remote}/")
+            if name != "HEAD" and name not in names:
+                names.append(name)
+        return names
+
+    def trees_on(self, branch: str) -> frozenset[str]:
+        """The root tree of every commit on ``branch`` (local or the remote's): a judged tree found
+        here reached the branch."""
+        trees: set[str] = set()
+        for ref in (f"refs/heads/{branch}", f"refs/remotes/{self.remote}/{branch}"):
+            proc = self._git("log", "--format=%T", ref, "--", check=False)
+            if proc.returncode == 0:
+                trees.update(proc.stdout.decode().split())
+        return frozenset(trees)
+
+    def tree_of(self, commit: str) -> str | None:
+        proc = self._git("rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}", check=False)
+        return proc.stdout.decode().strip() or None

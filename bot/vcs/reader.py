@@ -5,15 +5,17 @@ revision (trusted), manifests and variants from both. Each revision's file list 
 `git ls-tree -r` (walking GitPython trees path by path re-parses every parent folder, which made
 5,000 manifests take minutes); blobs are read through the persistent `git cat-file --batch`
 process, or in bulk through one `cat-file --batch` call (`read_many`).
+
+Files are written to disk (`export`) from the blobs themselves, never through `git archive` or a
+checkout: `.gitattributes` (`export-subst`, `export-ignore`, filters, eol conversion) in a PR
+would otherwise change what the bot reads into something no commit holds.
 """
 
 from __future__ import annotations
 
 import bisect
-import io
 import os
 import subprocess
-import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,10 @@ from gitdb.exc import BadName, BadObject
 
 from bot.core.errors import ExternalError, InputError, UnsafePathError
 from bot.core.paths import check_repo_path
+
+
+class ExportTooLarge(InputError):
+    """An export refused before writing: its blobs add up to more than the cap."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class GitReader:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
             raise InputError(str(path), "--repo", "is not a Git repository", "pass the path of a clone") from exc
         self._index: dict[str, dict[str, tuple[str, str]]] = {}
+        self._modes: dict[str, dict[str, str]] = {}
         self._sorted: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._small_blobs: dict[str, bytes] = {}  # by object id: the same recipe is read once per promotion
@@ -71,13 +78,15 @@ class GitReader:
                 out = self.repo.git.ls_tree("-r", "-t", "-z", "--full-tree", rev)
             except git.GitCommandError as exc:
                 raise ExternalError("git", f"ls-tree {rev} failed: {exc.stderr.strip()}") from exc
-            entries = {}
+            entries, modes = {}, {}
             for record in out.split("\0"):
                 if record:
                     meta, _, path = record.partition("\t")
-                    _mode, kind, sha = meta.split(" ")
+                    mode, kind, sha = meta.split(" ")
                     entries[path] = (kind, sha)
+                    modes[path] = mode
             self._index[rev] = entries
+            self._modes[rev] = modes
             self._sorted[rev] = sorted(entries)
         return entries
 
@@ -138,6 +147,16 @@ class GitReader:
         path = check_repo_path(path)
         return not path or path in self._entries(rev)
 
+    def kind(self, rev: str, path: str) -> str | None:
+        """What ``path`` is at ``rev``: "folder", "file", "symlink", "submodule", or None when absent."""
+        path = check_repo_path(path).rstrip("/")
+        entry = self._entries(rev).get(path)
+        if entry is None:
+            return None
+        mode = self._modes[rev][path]
+        return {"120000": "symlink", "160000": "submodule", "040000": "folder"}.get(
+            mode, "folder" if entry[0] == "tree" else "file")
+
     def list_files(self, rev: str, prefix: str) -> list[str]:
         """Paths of all blobs under ``prefix`` at ``rev``, sorted."""
         prefix = check_repo_path(prefix).rstrip("/")
@@ -180,39 +199,105 @@ class GitReader:
                                           None if status == "deleted" else path))
         return changes
 
-    def export(self, rev: str, prefix: str, dest: Path, *, exclude: tuple[str, ...] = ()) -> Path:
+    def export(self, rev: str, prefix: str, dest: Path, *, exclude: tuple[str, ...] = (),
+               max_bytes: int | None = None, what: str = "") -> Path:
         """Write the files under ``prefix`` at ``rev`` (but those under ``exclude``) into ``dest`` (a
-        fresh folder); returns dest/prefix.
+        fresh folder) from their blobs, byte for byte; returns dest/prefix.
 
-        Only plain files and folders: a symlink stays inside ``dest`` by the tar filter's rules but
-        points elsewhere once the folder moves (into the weights cache: another variant's files, or
-        outside the repository), and a submodule is content the revision does not hold.
+        Only plain files and folders: a symlink points elsewhere once the folder moves (into the
+        weights cache: another variant's files, or outside the repository), and a submodule is
+        content the revision does not hold. ``max_bytes``: refuse, before writing anything, when
+        the blobs add up to more (a few MB pushed can expand to GBs: zeros compress well).
         """
         prefix = check_repo_path(prefix).rstrip("/")
         exclude = tuple(check_repo_path(e).rstrip("/") for e in exclude)
-        entries = self._entries(rev)
-        gitlinks = [p for p in ([prefix] if prefix else []) + self._under(rev, prefix)
-                    if entries.get(p, ("",))[0] == "commit" and not any(p == e or p.startswith(e + "/") for e in exclude)]
-        if gitlinks:
-            raise UnsafePathError(gitlinks[0], "", f"is a git submodule at {rev[:12]}; the bot reads only files the "
-                                  "repository itself holds", "commit the files instead of a submodule")
-        data = io.BytesIO()
-        try:
-            self.repo.archive(data, rev, path=[prefix or ".", *(f":(exclude){e}" for e in exclude)], format="tar")
-        except git.GitCommandError as exc:
-            raise ExternalError("git", f"archive {rev}:{prefix} failed: {exc.stderr.strip()}") from exc
-        data.seek(0)
+        entries, modes = self._entries(rev), self._modes[rev]
+        if prefix and prefix not in entries:
+            raise InputError(prefix, "", f"does not exist at {rev[:12]}", "commit it or fix the path")
+
+        def kept(p: str) -> bool:
+            return not any(p == e or p.startswith(e + "/") for e in exclude)
+
+        paths = [p for p in ([prefix] if prefix else []) + self._under(rev, prefix) if kept(p)]
+        for p in paths:
+            kind, mode = entries[p][0], modes[p]
+            if kind == "commit":
+                raise UnsafePathError(p, "", f"is a git submodule at {rev[:12]}; the bot reads only files the "
+                                      "repository itself holds", "commit the files instead of a submodule")
+            if mode == "120000":
+                target = self.read_bytes(rev, p) or b""
+                raise UnsafePathError(p, "", f"is a symlink to {target.decode('utf-8', 'replace')!r} at {rev[:12]}; the "
+                                      "bot exports only plain files and folders", "commit the file itself, not a link to it")
+        files = [p for p in paths if entries[p][0] == "blob"]
+        if max_bytes is not None:
+            total = self.blob_bytes(rev, files)
+            if total > max_bytes:
+                raise ExportTooLarge(prefix or ".", "", f"holds {total:,} bytes at {rev[:12]}, more than the "
+                                 f"{max_bytes:,} {what or 'allowed'}", "check what the PR adds there")
         dest.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=data) as tar:
-            members = tar.getmembers()
-            for member in members:
-                if not (member.isfile() or member.isdir()):
-                    kind = "a symlink" if member.issym() else "a hard link" if member.islnk() else "not a plain file"
-                    target = f" to {member.linkname!r}" if member.linkname else ""
-                    raise UnsafePathError(member.name, "", f"is {kind}{target} at {rev[:12]}; the bot exports only "
-                                          "plain files and folders", "commit the file itself, not a link to it")
-            tar.extractall(dest, members=members, filter="data")
+        for p in paths:
+            if entries[p][0] == "tree":
+                (dest / p).mkdir(parents=True, exist_ok=True)
+        self._write_blobs(rev, {p: dest / p for p in files})
         return dest / prefix
+
+    def blob_bytes(self, rev: str, paths: list[str]) -> int:
+        """The bytes ``paths`` take once written out (their blobs' sizes, from `cat-file --batch-check`)."""
+        entries = self._entries(rev)
+        shas = [entries[p][1] for p in paths if entries.get(p, ("",))[0] == "blob"]
+        if not shas:
+            return 0
+        proc = subprocess.run(["git", "-C", str(self.path), "cat-file", "--batch-check"],
+                              input="\n".join(shas).encode() + b"\n", capture_output=True)
+        if proc.returncode != 0:
+            raise ExternalError("git", f"cat-file --batch-check failed: {proc.stderr.decode(errors='replace').strip()}")
+        return sum(int(line.split()[2]) for line in proc.stdout.decode().splitlines() if line.strip())
+
+    def _write_blobs(self, rev: str, targets: dict[str, Path]) -> None:
+        """Stream each path's blob into its target through one `git cat-file --batch` process."""
+        if not targets:
+            return
+        entries = self._entries(rev)
+        proc = subprocess.Popen(["git", "-C", str(self.path), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for path, target in targets.items():
+                proc.stdin.write(entries[path][1].encode() + b"\n")
+                proc.stdin.flush()
+                header = proc.stdout.readline().split()
+                if len(header) != 3 or header[1] != b"blob":
+                    raise ExternalError("git", f"cat-file --batch: no blob for {path} at {rev[:12]}")
+                left = int(header[2])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as f:
+                    while left:
+                        chunk = proc.stdout.read(min(left, 1 << 20))
+                        if not chunk:
+                            raise ExternalError("git", f"cat-file --batch ended inside {path}")
+                        f.write(chunk)
+                        left -= len(chunk)
+                proc.stdout.read(1)  # the newline after each object
+        finally:
+            proc.stdin.close()
+            proc.stdout.close()
+            proc.stderr.close()
+            proc.wait()
+
+    def read_head(self, rev: str, path: str, size: int) -> bytes | None:
+        """The first ``size`` bytes of a file at ``rev`` without reading the rest (a safetensors
+        header of a multi-GB shard); None when it does not exist."""
+        entry = self._entries(rev).get(check_repo_path(path))
+        if entry is None or entry[0] != "blob":
+            return None
+        proc = subprocess.Popen(["git", "-C", str(self.path), "cat-file", "blob", entry[1]],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            data = proc.stdout.read(size)
+        finally:
+            proc.stdout.close()
+            proc.kill()
+            proc.wait()
+        return data
 
     def special_entries(self, rev: str, prefix: str) -> list[tuple[str, str]]:
         """``(path, "symlink" | "submodule")`` for every symlink and submodule at or under ``prefix``."""

@@ -2,7 +2,14 @@
 variant, kept as a Git note on that commit (`bot.vcs.notes`, docs/model-zoo.md).
 
 A note is JSON lines, one record a line, sorted, so `git notes merge -s cat_sort_uniq` of two
-runs' notes on one commit stays a valid note; readers keep the newest record per key. A record
+runs' notes on one commit stays a valid note; readers keep the newest record per key. A line that
+is not a record this version reads (malformed, a future `record` version) is skipped with a
+warning: one bad line must not take every variant's history with it.
+
+A record is bound to what was judged: its key holds the branch the PR targeted (the same head
+opened against another branch is another record, never an overwrite), and it carries the root
+tree of the merge commit judged. A result counts as the variant's (`zoo`, the card, probes' gate
+rates) only once that tree reached that branch (`landed`); until then it is a PR's result. A record
 holds each check as the report has it (`CheckResult.to_json`: verdict, detail, every metric row
 with its interval), so a metric a check starts reporting is recorded, compared and carded
 without a change here. Findings are kept short (title and tag): model output stays in the
@@ -12,10 +19,10 @@ comment and the CI artifacts, not in the repository.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from bot.core.errors import InputError
 from bot.vcs.notes import NOTES_REF
 from bot.verdicts.results import CheckResult, Report
 
@@ -40,10 +47,13 @@ class Record:
     pr: int | None = None
     bot_version: str | None = None
     lm_eval_version: str | None = None
+    branch: str | None = None  # the branch the PR targeted (None in records written before it was kept)
+    tree: str | None = None  # the root tree of the judged merge commit
+    landed: bool | None = None  # read-side: the judged tree reached ``branch`` (None: not looked up)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.environment, self.manifest, self.variant)
+    def key(self) -> tuple[str | None, str, str, str]:
+        return (self.branch, self.environment, self.manifest, self.variant)
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -53,7 +63,8 @@ class Record:
                 "environment": self.environment, "manifest": self.manifest, "variant": self.variant,
                 "from_variant": self.from_variant, "baseline": self.baseline, "verdict": self.verdict,
                 "pr": self.pr, "recorded_at": self.recorded_at, "bot_version": self.bot_version,
-                "lm_eval_version": self.lm_eval_version, "checks": [c.to_json() for c in self.checks]}
+                "lm_eval_version": self.lm_eval_version, "branch": self.branch, "tree": self.tree,
+                "checks": [c.to_json() for c in self.checks]}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Record":
@@ -63,6 +74,7 @@ class Record:
                    manifest=d["manifest"], variant=d["variant"], from_variant=d.get("from_variant"),
                    baseline=d.get("baseline"), verdict=d["verdict"], pr=d.get("pr"), recorded_at=d["recorded_at"],
                    bot_version=d.get("bot_version"), lm_eval_version=d.get("lm_eval_version"),
+                   branch=d.get("branch"), tree=d.get("tree"),
                    checks=tuple(CheckResult.from_json(c) for c in d["checks"]))
 
 
@@ -73,7 +85,8 @@ def _short_findings(check: CheckResult) -> CheckResult:
 
 def records_for(report: Report, *, commit: str, recorded_at: str, pr: int | None = None,
                 baselines: Mapping[tuple[str, str, str], str | None] | None = None,
-                bot_version: str | None = None, lm_eval_version: str | None = None) -> list[Record]:
+                bot_version: str | None = None, lm_eval_version: str | None = None,
+                branch: str | None = None, tree: str | None = None) -> list[Record]:
     """Pure: one record per promotion the report judged (a removal or an unreadable promotion has
     no variant, hence nothing to remember). ``baselines``: (environment, manifest, variant) -> baseline."""
     out = []
@@ -85,31 +98,44 @@ def records_for(report: Report, *, commit: str, recorded_at: str, pr: int | None
                           manifest=p.manifest, variant=p.to_variant, from_variant=p.from_variant,
                           baseline=(baselines or {}).get(key), verdict=p.verdict,
                           checks=tuple(_short_findings(c) for c in p.checks), recorded_at=recorded_at, pr=pr,
-                          bot_version=bot_version, lm_eval_version=lm_eval_version))
+                          bot_version=bot_version, lm_eval_version=lm_eval_version, branch=branch, tree=tree))
     return out
 
 
-def parse_note(text: str, commit: str) -> list[Record]:
-    """A note's records; a line that is not one is an error naming the note and how to fix it."""
-    records = []
+def parse_note(text: str, commit: str, warn: Callable[[str], None] | None = None) -> list[Record]:
+    """A note's records; a line that is not one (malformed, or a record version this bot does not
+    read) is skipped, with a warning naming the note, the line and how to look at it."""
+    records, _ = _parse_lines(text, commit, warn)
+    return records
+
+
+def _parse_lines(text: str, commit: str, warn) -> tuple[list[Record], list[str]]:
+    records, others = [], []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             records.append(Record.from_json(json.loads(line)))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{NOTES_REF} of {commit[:12]}", f"line {number}", f"is not a promotion-bot record: {exc}",
-                             f"inspect it with `git notes --ref=promotion-bot show {commit[:12]}`, and remove the "
-                             "line (`git notes --ref=promotion-bot edit`) or rerun the gate") from None
-    return records
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            others.append(line)
+            (warn or _stderr)(f"{NOTES_REF} of {commit[:12]}, line {number}: skipped, not a record this version reads "
+                              f"({str(exc)[:200]}); inspect it with `git notes --ref=promotion-bot show {commit[:12]}`")
+    return records, others
+
+
+def _stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def note_text(existing: str | None, new: Iterable[Record], commit: str) -> str:
-    """The note after a run: its records replace those of the same key, the others stay."""
+    """The note after a run: its records replace those of the same key, the others stay (lines this
+    version cannot read too: a newer bot's records are not ours to drop)."""
     new = list(new)
     keys = {r.key for r in new}
-    kept = [r for r in parse_note(existing or "", commit) if r.key not in keys]
-    lines = sorted(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) for r in latest(kept + new))
+    old, unread = _parse_lines(existing or "", commit, lambda message: None)
+    kept = [r for r in old if r.key not in keys]
+    lines = sorted([json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) for r in latest(kept + new)]
+                   + [line for line in unread if line.strip()])
     return "".join(line + "\n" for line in lines)
 
 
@@ -123,9 +149,29 @@ def latest(records: Iterable[Record]) -> list[Record]:
     return sorted(best.values(), key=lambda r: r.recorded_at)
 
 
-def all_records(notes: Mapping[str, str]) -> list[Record]:
+def all_records(notes: Mapping[str, str], warn: Callable[[str], None] | None = None) -> list[Record]:
     """Every record of every note (commit -> text), oldest first."""
-    return latest(r for commit, text in notes.items() for r in parse_note(text, commit))
+    return latest(r for commit, text in notes.items() for r in parse_note(text, commit, warn))
+
+
+def with_landing(records: Iterable[Record], trees_on: Callable[[str], frozenset[str]]) -> list[Record]:
+    """Each record marked `landed` when the tree it judged is on the branch it was judged against
+    (``trees_on(branch)``: the root trees of that branch's commits)."""
+    cache: dict[str, frozenset[str]] = {}
+    out = []
+    for r in records:
+        if r.branch and r.tree:
+            if r.branch not in cache:
+                cache[r.branch] = trees_on(r.branch)
+            out.append(replace(r, landed=r.tree in cache[r.branch]))
+        else:
+            out.append(replace(r, landed=False))  # written before records were bound to a branch and tree
+    return out
+
+
+def landed_only(records: Iterable[Record]) -> list[Record]:
+    """The results that count as the variant's: a PR that never merged says nothing about the zoo."""
+    return [r for r in records if r.landed is not False]
 
 
 def of_variant(records: Iterable[Record], variant: str, environment: str | None = None) -> list[Record]:

@@ -7,6 +7,7 @@ the `zoo` check decides which facts a policy requires.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -16,6 +17,7 @@ from bot.core.fields import Loc, did_you_mean, get_str, get_str_list, get_text, 
 from bot.core.paths import check_repo_path, join_repo_path
 from bot.core.yamlio import load_one
 from bot.verdicts.results import CardFacts
+from bot.zoo.quantization import scheme_from_weights
 
 ZOO_ROOT = "models"
 
@@ -91,6 +93,7 @@ class Calibration:
     samples: int | None
     sequence_length: int | None
     file: str | None = None
+    data_free: bool = False  # a scheme that needs no calibration data (RTN, FP8 with dynamic activations)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,9 @@ class Variant:
     # The commit it was read from: its weights are exported from there and nowhere else, so a PR
     # cannot shadow the base revision's baseline with files of its own.
     source: str = field(default="", compare=False)
+    # The scheme as the weights' config.json states it (what vLLM serves), for the card; None when
+    # the weights are not in the repository or load unquantized.
+    weights_scheme: str | None = field(default=None, compare=False)
 
     @property
     def is_quantized(self) -> bool:
@@ -130,7 +136,7 @@ class Variant:
 VARIANT_KEYS = ("model", "variant", "base_model", "description", "quantization", "calibration", "recipe", "weights",
                 "size_bytes", "measured", "known_issues", "results")
 QUANTIZATION_KEYS = ("algorithm", "scheme", "bits", "group_size", "format", "tool")
-CALIBRATION_KEYS = ("dataset", "samples", "sequence_length", "file")
+CALIBRATION_KEYS = ("dataset", "samples", "sequence_length", "file", "data_free")
 WEIGHTS_KEYS = ("path", "uri", "revision")
 # Precisions a model is trained or released in; every other one (int8, int4, nf4, fp8, w8a8...) is
 # made by quantizing, so its variant.yaml must say how.
@@ -184,14 +190,23 @@ def parse_variant(ref: VariantRef, text: str) -> Variant:
                                   "are read from the file) or `calibration: {dataset: my-calib, samples: 512}")
         calib_file = get_text(c, "file", c_loc)
         dataset = get_text(c, "dataset", c_loc)
-        if not (dataset or "").strip() and not calib_file:
+        data_free = c.get("data_free", False)
+        if not isinstance(data_free, bool):
+            raise c_loc.child("data_free").error(f"must be true or false, got {data_free!r}",
+                                                 "write `calibration: {data_free: true}` for a scheme made without data")
+        if data_free and (dataset or calib_file or c.get("samples") is not None):
+            raise c_loc.error("says `data_free: true` and names calibration data",
+                              "keep `data_free: true` alone for a data-free scheme (RTN, FP8 dynamic), or remove it")
+        if not data_free and not (dataset or "").strip() and not calib_file:
             raise c_loc.error("needs `dataset` or a `file` describing the calibration data",
-                              "write `calibration: {file: calibration.yaml}` or `calibration: {dataset: my-calib}`")
+                              "write `calibration: {file: calibration.yaml}` or `calibration: {dataset: my-calib}`; "
+                              "a scheme made without data says `calibration: {data_free: true}`")
         calib = Calibration(
             dataset=dataset or None,
             samples=_opt_int(c, "samples", c_loc),
             sequence_length=_opt_int(c, "sequence_length", c_loc),
             file=join_repo_path(folder, calib_file, file=file, field="calibration.file") if calib_file else None,
+            data_free=data_free,
         )
 
     recipe = data.get("recipe")
@@ -243,7 +258,7 @@ CALIBRATION_FACTS = ("dataset", "samples", "sequence_length")
 
 def complete(variant: Variant, read_text: Callable[[str], str | None], size_of: Callable[[str], int | None]) -> Variant:
     """The facts variant.yaml leaves to the files beside it: the calibration file's dataset, samples
-    and sequence_length, and ``size_bytes`` from the weights folder. A calibration file that
+    and sequence_length, ``size_bytes`` from the weights folder, and the scheme its config.json states. A calibration file that
     disagrees with variant.yaml is an error: one of them describes another run."""
     calib = variant.calibration
     file = f"{variant.folder}/variant.yaml"
@@ -261,14 +276,25 @@ def complete(variant: Variant, read_text: Callable[[str], str | None], size_of: 
                     raise InputError(file, f"calibration.{key}", f"says {declared!r} but {calib.file} says {value!r}",
                                      f"make them agree, or remove `{key}` from variant.yaml so it is read from the file")
             calib = replace(calib, **{k: v for k, v in found.items() if v is not None and getattr(calib, k) is None})
-    if calib is not None and not calib.dataset:
+    if calib is not None and not calib.dataset and not calib.data_free:
         raise InputError(file, "calibration.dataset", "is not given in variant.yaml"
                          + (f" nor in {calib.file}" if calib.file else ""),
                          "add `dataset: <name>` to the calibration file or to variant.yaml's `calibration:`")
     size = variant.size_bytes
     if size is None and variant.weights is not None and variant.weights.path:
         size = size_of(variant.weights.path)
-    return replace(variant, calibration=calib, size_bytes=size)
+    return replace(variant, calibration=calib, size_bytes=size, weights_scheme=_weights_scheme(variant, read_text))
+
+
+def _weights_scheme(variant: Variant, read_text: Callable[[str], str | None]) -> str | None:
+    """The scheme the weights' config.json states (what vLLM serves), for the card."""
+    if variant.weights is None or not variant.weights.path:
+        return None
+    text = read_text(f"{variant.weights.path}/config.json")
+    try:
+        return scheme_from_weights(json.loads(text)) if text and len(text) < 16 * 1024 * 1024 else None
+    except ValueError:
+        return None  # the zoo check names a broken config
 
 
 def _revision(w: Mapping[str, Any], loc: Loc) -> str | None:

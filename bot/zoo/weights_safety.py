@@ -7,7 +7,9 @@ Refused, whatever else the folder holds:
 - `auto_map` in a `*config.json`: it names Python classes to import from the folder or a hub repo;
 - code files (`*.py`, `*.pyc`, `*.so`...): what `auto_map` or a custom pipeline would import;
 - symlinks, and anything but plain files and folders: a link points outside the folder (another
-  variant's weights, a runner's files) once the folder moves into the cache.
+  variant's weights, a runner's files) once the folder moves into the cache;
+- a folder whose safetensors files vLLM and transformers would choose differently
+  (`bot.zoo.weights`): the gate must judge the one weight set production loads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from bot.core.errors import InputError
+from bot.zoo.weights import Source, WeightSet, weight_set
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill", ".npz"})
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyo", ".pyw", ".so", ".dylib", ".dll", ".sh", ".ipynb"})
@@ -30,9 +33,9 @@ SAFE_FIX = ("save the weights as safetensors with no custom code: "
             "model.save_pretrained(folder, safe_serialization=True) on a model of a built-in transformers class")
 
 
-def check_weights(folder: Path | str, *, file: str, field: str = "weights.path") -> None:
+def check_weights(folder: Path | str, *, file: str, field: str = "weights.path") -> WeightSet:
     """InputError naming ``file``/``field`` when ``folder`` holds anything that could run code or
-    reach outside it; returns quietly when every entry is a plain data file."""
+    reach outside it, or two weight sets; else the one set every loader reads."""
     root = Path(folder)
     try:
         root_mode = os.lstat(root).st_mode
@@ -51,7 +54,7 @@ def check_weights(folder: Path | str, *, file: str, field: str = "weights.path")
             if kind:
                 problems.setdefault(kind, []).append(rel)
     if not problems:
-        return
+        return weight_set(Source.folder(root), file=file, field=field)
     kind, names = next(iter(problems.items()))
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     what, why, fix = _MESSAGES[kind]

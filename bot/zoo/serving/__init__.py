@@ -23,11 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.childenv import child_env
-from bot.core.net import free_port
 from bot.core.errors import ExternalError, InputError
+from bot.core.net import free_port
 from bot.zoo.serving.process import PeakMemory, ServerRefused, log, started, wait_ready
-from bot.zoo.serving.spec import (DEFAULT_TIMEOUT, MODES, PLACEHOLDERS, POLICY_FILE, VLLM_TIMEOUT, EngineArgs,
-                                  ServeSpec, parse_serve)
+from bot.zoo.serving.spec import (
+    DEFAULT_TIMEOUT,
+    MODES,
+    PLACEHOLDERS,
+    POLICY_FILE,
+    VLLM_TIMEOUT,
+    EngineArgs,
+    ServeSpec,
+    parse_serve,
+)
 from bot.zoo.weights_safety import check_weights
 
 __all__ = ["DEFAULT_TIMEOUT", "MODES", "PLACEHOLDERS", "POLICY_FILE", "VLLM_TIMEOUT", "EngineArgs", "Endpoint",

@@ -22,8 +22,7 @@ from pathlib import Path
 from bot.core.childenv import child_env
 from bot.core.errors import ExternalError
 from bot.core.net import free_port
-from bot.zoo.serving import OFFLINE_ENV, Endpoint
-from bot.zoo.serving import vllm
+from bot.zoo.serving import OFFLINE_ENV, Endpoint, vllm
 from bot.zoo.serving.process import Server, log, started
 from bot.zoo.serving.spec import ServeSpec
 
