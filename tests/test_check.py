@@ -270,7 +270,7 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
                                        "notes", "findings", "artifacts", "wall_time_s", "warnings", "allowed"}
     assert set(promo["card"]) == {"ref", "base_model", "is_quantized", "tags", "description", "quantization",
                                   "calibration", "recipe", "recipe_text", "size_bytes", "known_issues", "baseline",
-                                  "baseline_size_bytes"}
+                                  "baseline_size_bytes", "weights_scheme"}
     assert len(report["base"]) == len(report["head"]) == 40
 
 

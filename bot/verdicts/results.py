@@ -15,7 +15,7 @@ contract below (pinned by tests/test_report_contract.py, against tests/golden/).
                                  "notes", "findings", "artifacts", "wall_time_s", "warnings", "allowed"}],
                      "card": {"ref", "base_model", "is_quantized", "tags", "description", "quantization",
                               "calibration", "recipe", "recipe_text", "size_bytes", "known_issues", "baseline",
-                              "baseline_size_bytes"}}],
+                              "baseline_size_bytes", "weights_scheme"}}],
      "removals": [...], "errors": [{"file", "field", "message"}], "wall_time_s"}
 
 An interval is "how much worse the candidate is" (positive = worse) in the limit's unit.
@@ -170,6 +170,7 @@ class CardFacts:
     known_issues: tuple[str, ...] = ()
     baseline: str | None = None
     baseline_size_bytes: int | None = None
+    weights_scheme: str | None = None  # the scheme the weights' config.json states (what vLLM serves)
 
     def to_json(self) -> dict:
         return {"ref": self.ref, "base_model": self.base_model, "is_quantized": self.is_quantized,
@@ -178,7 +179,7 @@ class CardFacts:
                 "calibration": None if self.calibration is None else dict(self.calibration),
                 "recipe": self.recipe, "recipe_text": self.recipe_text, "size_bytes": self.size_bytes,
                 "known_issues": list(self.known_issues), "baseline": self.baseline,
-                "baseline_size_bytes": self.baseline_size_bytes}
+                "baseline_size_bytes": self.baseline_size_bytes, "weights_scheme": self.weights_scheme}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "CardFacts":

@@ -370,4 +370,5 @@ def card_facts(variant: Variant, *, baseline: str | None = None, baseline_varian
         calibration=None if variant.calibration is None else asdict(variant.calibration),
         recipe=variant.recipe, recipe_text=recipe_text, size_bytes=variant.size_bytes,
         known_issues=variant.known_issues, baseline=baseline,
-        baseline_size_bytes=None if baseline_variant is None else baseline_variant.size_bytes)
+        baseline_size_bytes=None if baseline_variant is None else baseline_variant.size_bytes,
+        weights_scheme=variant.weights_scheme)
