@@ -59,8 +59,12 @@ def test_github_pr__first_run_comments_and_sets_statuses(monkeypatch, tmp_path, 
     assert run.outputs["comment-url"].endswith(f"#issuecomment-{comment['id']}")
     assert Path(run.outputs["report-path"]).exists() and run.report["verdict"] == "pass"
     assert COMMENT_MARKER in run.summary and "v1.3-int4-g64" in run.summary
-    # The budget: at most 6 API requests for a PR with one promotion.
-    assert len(fake.requests) <= 6, [(r.method, r.path) for r in fake.requests]
+    # The budget for a PR with one promotion into one of three environments: pending and final on
+    # the umbrella and on test, one final status each for staging and prod (untouched, decided at
+    # once), one page of comments, the comment, and GET /user (this token's login is not given).
+    assert len(fake.requests) == 2 * 2 + 2 + 2 + 1, [(r.method, r.path) for r in fake.requests]
+    assert states(fake, head, "promotion-bot/prod") == ["success"]
+    assert states(fake, head, "promotion-bot") == ["pending", "success"]
 
 
 def test_github_pr__rerun_and_new_push_edit_the_one_comment(monkeypatch, tmp_path, fake, gitops, promotion):

@@ -33,6 +33,10 @@ class LocalForge:
         path.write_text(body)  # edited in place: one comment per PR
         return path.resolve().as_uri()
 
+    def update_comment(self, pr_number: int, body: str) -> str | None:
+        path = self.folder / f"pr-{pr_number}-comment.md"
+        return self.upsert_comment(pr_number, body) if path.exists() else None
+
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,10 @@ class Forge(Protocol):
         it: never a second one. Returns its URL."""
         ...
 
+    def update_comment(self, pr_number: int, body: str) -> str | None:
+        """Edit the bot's comment when the PR has one; None (and nothing written) when it has none."""
+        ...
+
     # --- the monitor -----------------------------------------------------------------------
     def find_open_pull_request(self, head_branch: str) -> PullRequest | None: ...
 

@@ -52,6 +52,15 @@ def record(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, 
     return records
 
 
+# What a push says when the token lacks `contents: write` (GitHub over HTTPS: a 403).
+_PERMISSION_WORDS = ("The requested URL returned error: 403", "Permission to ", "denied to ",
+                     "Write access to repository not granted")
+
+
+def refused_for_permission(message: str) -> bool:
+    return any(word in message for word in _PERMISSION_WORDS)
+
+
 def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, *, pr: int | None = None,
                    push: bool = False) -> str | None:
     """Record (and push); None when done, else the warning for the comment."""
@@ -65,6 +74,10 @@ def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: 
         if record(repo, plan, policy, report, pr=pr) and push:
             notes.push()
     except PromotionBotError as exc:
+        if push and refused_for_permission(str(exc)):
+            return (f"results not recorded: the workflow's token may not push `{NOTES_REF}` (fix: give the workflow "
+                    "`permissions: contents: write`; without the records, `zoo`, the model card, the probes' gate "
+                    "rates and the merge queue's reuse of this gate have no data)")
         return f"results not recorded in `{NOTES_REF}`: {exc}"
     except Exception as exc:  # a git that hangs or a bug here: said in the comment, the verdict stands
         return f"results not recorded in `{NOTES_REF}`: {type(exc).__name__}: {exc}"

@@ -157,6 +157,15 @@ class GitHubForge:
                              lambda: self._repo.get_issue(pr_number).create_comment(body))
         return created.html_url
 
+    def update_comment(self, pr_number: int, body: str) -> str | None:
+        if COMMENT_MARKER not in body:
+            raise ValueError("a comment without the marker could not be found again")
+        existing = self.find_comment(pr_number)
+        if existing is None:
+            return None
+        self._call(f"editing comment {existing.id} on #{pr_number}", lambda: existing.edit(body))
+        return existing.html_url
+
     # --- statuses and labels ----------------------------------------------------------------
 
     def set_status(self, sha: str, state: str, context: str, description: str, target_url: str | None = None) -> None:
