@@ -246,6 +246,9 @@ class PullRequestRun:
             plan = self.plan = replace(Plan.read(plan_file), repo=str(Path(reader.path).resolve()))
             self._judged_head(plan, plan_file)
             self.contexts = plan_contexts(plan)
+            # The plan job set the untouched environments' final `success`: not again.
+            self.sent.update((c, s) for c, s in statuses.pending(
+                self.contexts, 0, untouched_environments=untouched_environments(plan)).items() if s.state == "success")
             self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
             plan.judged_head(reader)
             policy = pipeline.policy_of(reader, plan)
