@@ -128,4 +128,4 @@ def run_monitor(args) -> int:
     url = checked_url(args.prometheus_url, file="action.yml", field="prometheus-url")
     with _forge(settings) as forge:
         return monitor(settings.workspace, url, env=args.env, forge=forge,
-                       json_path=args.json, dry_run=args.dry_run)
+                       json_path=args.json, dry_run=args.dry_run, status_url=settings.run_url)

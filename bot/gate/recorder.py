@@ -17,7 +17,7 @@ from bot.gitops.promotions import baseline_ref
 from bot.policy.model import Policy
 from bot.vcs.notes import NOTES_REF, GitNotes
 from bot.verdicts.results import Report
-from bot.zoo.records import Record, note_text, records_for
+from bot.zoo.records import Record, all_records, note_text, records_for
 
 
 def version_of(package: str) -> str | None:
@@ -50,6 +50,18 @@ def record(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, 
         notes = GitNotes(repo)
         notes.write(commit, note_text(notes.read(commit), records, commit))
     return records
+
+
+def read_all(repo: str | Path, *, fetch: bool = True) -> tuple[list[Record], str]:
+    """Every recorded result of the repository (its remote's notes merged in first when ``fetch``),
+    and, when they could not be read, why (the records are then empty)."""
+    notes = GitNotes(repo)
+    try:
+        if fetch and notes.has_remote():
+            notes.pull()
+        return all_records(notes.all()), ""
+    except PromotionBotError as exc:
+        return [], f"the recorded gate results in `{NOTES_REF}` could not be read: {exc}"
 
 
 # What a push says when the token lacks `contents: write` (GitHub over HTTPS: a 403).
