@@ -87,9 +87,9 @@ def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: 
             notes.push()
     except PromotionBotError as exc:
         if push and refused_for_permission(str(exc)):
-            return (f"results not recorded: the workflow's token may not push `{NOTES_REF}` (fix: give the workflow "
-                    "`permissions: contents: write`; without the records, `zoo`, the model card, the probes' gate "
-                    "rates and the merge queue's reuse of this gate have no data)")
+            return (f"results not recorded: the workflow's token may not push {NOTES_REF} (fix: give the workflow "
+                    "permissions: contents: write; without the records, zoo, the model card, the probes' gate "
+                    "rates, the merge queue's reuse of this gate and the verification of a revert have no data)")
         return f"results not recorded in `{NOTES_REF}`: {exc}"
     except Exception as exc:  # a git that hangs or a bug here: said in the comment, the verdict stands
         return f"results not recorded in `{NOTES_REF}`: {type(exc).__name__}: {exc}"
