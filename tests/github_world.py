@@ -60,7 +60,8 @@ class World:
         self.fake.add_token(APP_TOKEN, APP_LOGIN)
         self.fake.protect(REPO, "main", REQUIRED, merge_queue=merge_queue)
         self.runner = Runner(
-            self.fake, REPO, workflows or workflows_from_readme(ROOT / "README.md"), self.root / "actions",
+            self.fake, REPO, workflows if workflows is not None else workflows_from_readme(ROOT / "README.md"),
+            self.root / "actions",
             app_token=APP_TOKEN, app_slug="promotion-bot",
             variables={"PROMETHEUS_URL": prometheus, "PROMOTION_BOT_APP_ID": "4242"},
             secrets={"PROMOTION_BOT_APP_KEY": "-----BEGIN PRIVATE KEY-----"},
