@@ -16,6 +16,7 @@ Events the workflow's own token causes are marked, and start no workflow (action
 from __future__ import annotations
 
 import re
+import time
 
 from . import shapes
 from .host import Conflict
@@ -188,7 +189,7 @@ class PullRequestFlows:
 
     def _merged(self, repo: str, pr: dict, sha: str, login: str | None) -> None:
         pr.update(state="closed", merged_at=shapes.now(), merge_commit_sha=sha, auto_merge=None,
-                  merged_by=login or "github-actions[bot]")
+                  merged_by=login or "github-actions[bot]", merged_ts=time.time())
         self._emit_pull_request(repo, pr, "closed", login)
         if repo in self.hosts:
             for (r, _), other in self.pulls.items():
