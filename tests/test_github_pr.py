@@ -364,3 +364,13 @@ def test_github_pr__card_links_point_at_the_repository_files(monkeypatch, tmp_pa
     # The base model is a zoo variant: on GitHub a relative link would resolve against the PR page.
     assert f"(https://github.example.com/{REPO}/blob/{head}/models/canopy-tiny/v1.0-fp32/)" in body
     assert "](../" not in body and "](./" not in body
+
+
+def test_github_pr__missing_statuses_permission_is_said_in_the_comment(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    fake.add_token("ghs_no_statuses", None, permissions={"contents": "write", "pull-requests": "write"})
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, token="ghs_no_statuses")
+    assert run.code == 2 and fake.statuses == []
+    assert len(fake.calls("POST", r".*/statuses/[0-9a-f]{40}")) == 1  # refused once, not tried for every context
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    assert "PASS" in body and "give the workflow `permissions: statuses: write`" in body

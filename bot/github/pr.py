@@ -39,6 +39,8 @@ from bot.verdicts.results import FAIL, PASS, Report
 
 EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
 NOTHING_READ = "nothing to promote: this PR changes nothing promotion-bot reads"
+NO_STATUSES = ("> [!WARNING]\n> Statuses not set: the workflow's token may not set commit statuses, so branch "
+               "protection sees no verdict (fix: give the workflow `permissions: statuses: write`).")
 NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
 
 
@@ -74,6 +76,7 @@ class PullRequestRun:
     forge_error: ForgeError | None = None
     plan: Plan | None = None
     sent: dict[str, Status] = field(default_factory=dict)  # what this run already set, per context
+    no_statuses: bool = False  # the token may not set statuses: the gate goes on, the comment says so
 
     # --- forge writes, degrading on fork PRs ---------------------------------------------------
 
@@ -88,6 +91,11 @@ class PullRequestRun:
                 actions.annotate("warning", f"The token of this fork PR cannot {what} ({exc.message}); "
                                             "the verdict is in this job's summary and exit code.")
                 return None
+            if exc.status == 403 and "status" in what:
+                self.no_statuses = True
+                actions.annotate("error", f"GitHub refused to {what} ({exc.message}) (fix: give the workflow "
+                                          "`permissions: statuses: write`)")
+                return None
             self.forge_error = exc
             needed = next((p for word, p in PERMISSION_FOR if word in what), "pull-requests: write, statuses: write")
             fix = f" (fix: give the workflow `permissions: {needed}`)" if exc.status == 403 else ""
@@ -96,6 +104,8 @@ class PullRequestRun:
 
     def _set_statuses(self, wanted: dict[str, Status]) -> None:
         for ctx, status in wanted.items():
+            if self.no_statuses:
+                return
             if self.sent.get(ctx) == status:
                 continue  # set already in this run (an untouched environment): no second request
 
@@ -196,6 +206,8 @@ class PullRequestRun:
             self._set_statuses(wanted)
         if self.forge_error is not None:
             self._error_statuses_best_effort(f"GitHub failed: {self.forge_error.message}")
+            return 2
+        if self.no_statuses:
             return 2
         actions.set_outputs(self.settings.output, {"verdict": PASS, "comment-url": url or "",
                                                    "report-path": str(json_path)})
@@ -346,6 +358,8 @@ class PullRequestRun:
         for p in report.promotions:
             if p.verdict != PASS:  # shown on the run page and in the PR's checks tab
                 actions.annotate("error", f"{p.environment}: {p.manifest} → {p.to_variant}: {p.verdict}")
+        if self.no_statuses:
+            comment = comment.rstrip("\n") + "\n\n" + NO_STATUSES + "\n"
         url = self._write(f"comment on #{self.activity.pr_number}",
                           lambda: self.forge.upsert_comment(self.activity.pr_number, comment))
         if self.forge_error is not None:  # the comment did not land: the statuses must not say success
@@ -358,7 +372,7 @@ class PullRequestRun:
         actions.set_outputs(self.settings.output, {"verdict": verdict, "comment-url": url or "",
                                                    "report-path": str(json_path)})
         actions.log(f"verdict: {verdict}" + (f", comment: {url}" if url else ""))
-        if self.forge_error is not None:
+        if self.forge_error is not None or self.no_statuses:
             return 2
         return EXIT_FOR_VERDICT.get(report.verdict, 2)
 
