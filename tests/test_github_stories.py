@@ -201,9 +201,40 @@ def test_story__without_merge_auto_the_on_call_merges_the_revert_with_no_rerun(t
         number = revert_pr(world)
         assert world.pull(number)["merged_at"] is None
         assert states(world, number) == {c: "success" for c in REQUIRED}
+        # The App's PR started the promotion workflow: it verified the revert too, and said so.
+        assert any("verified revert: restores prod as served at" in c for c in world.comments(number))
         assert world.merge(number)[0] == 200
     finally:
         world.close()
+
+
+def test_story__with_a_merge_queue_the_verified_revert_is_queued_and_merged(tmp_path, slow_prod):
+    world = World(tmp_path, policy=story_policy("auto", ordered=False), prometheus=slow_prod, merge_queue=True)
+    try:
+        for n in promoted_to_prod_through_the_queue(world):
+            assert world.pull(n)["merged_at"]
+        world.monitor_pass()
+        number = revert_pr(world)
+        group = [r for r in world.runner.runs if r.event == "merge_group" and r.action == "checks_requested"][-1]
+        assert group.conclusion == "success"
+        assert world.pull(number)["merged_at"] and world.main_serves("prod") == "canopy-tiny/v1.1-int8"
+        queued = world.pull(number)["merge_commit_sha"]
+        assert world.fake.latest_status(queued, "promotion-bot")["description"].startswith("verified revert")
+    finally:
+        world.close()
+
+
+def promoted_to_prod_through_the_queue(world) -> list[int]:
+    from monitorops import PROD, prod_manifest
+
+    numbers = []
+    for variant in ("v1.1-int8", "v1.4-int2-g64"):
+        n = world.propose(f"prod-{variant}", f"Promote {variant} to prod",
+                          lambda r, v=variant: r.write(PROD, prod_manifest(f"canopy-tiny/{v}", "slow")))
+        assert world.fake.merge_when_ready(REPO, n, actor="octocat") == "queued"
+        world.runner.drain()
+        numbers.append(n)
+    return numbers
 
 
 def test_story__revert_opened_with_the_workflow_token_starts_no_workflow_yet_is_mergeable(tmp_path, slow_prod):
