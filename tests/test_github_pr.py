@@ -138,6 +138,9 @@ def test_github_pr__missing_base_commit_asks_for_full_history(monkeypatch, tmp_p
     body = fake.comments_on(REPO, 12)[0]["body"]
     assert "fetch-depth: 0" in body
     assert states(fake, head, "promotion-bot") == ["error"]
+    # Nothing was planned; the environments named in the checkout's policy still get their error.
+    assert {s["context"] for s in fake.statuses_for(head)} == {
+        "promotion-bot", "promotion-bot/test", "promotion-bot/staging", "promotion-bot/prod"}
     assert run.report["verdict"] == "error"
 
 

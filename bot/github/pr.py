@@ -27,6 +27,7 @@ from bot.core.paths import check_repo_path
 from bot.forge.protocol import Forge, ForgeError
 from bot.gate import pipeline, statuses
 from bot.gate.plan import Plan
+from bot.gate.scope import environment_names
 from bot.gate.statuses import Status
 from bot.github import actions
 from bot.github.event import RERUN, Activity
@@ -339,7 +340,7 @@ class PullRequestRun:
         head = plan.head if plan else (self.activity.head_sha or "")
         report = Report(base, head, errors=(record,))
         if not self.contexts:
-            self.contexts = plan_contexts(plan) if plan else [statuses.context_for(None)]
+            self.contexts = plan_contexts(plan) if plan else self._contexts_without_a_plan()
         try:
             comment = pipeline.comment_for(report, None, None, None, report_url=self.settings.run_url)
         except Exception:  # the template itself failed: still say what went wrong
@@ -351,6 +352,15 @@ class PullRequestRun:
         json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
         write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
         return json_path
+
+    def _contexts_without_a_plan(self) -> list[str]:
+        """Nothing was planned (no checkout, a missing commit): the environments named in the policy
+        file of the checkout, read leniently, so each required context gets its `error` too."""
+        try:
+            text = (Path(self.settings.workspace) / check_repo_path(self.policy_path)).read_text()
+        except (OSError, PromotionBotError, UnicodeDecodeError):
+            text = None
+        return statuses.contexts_for(environment_names(text))
 
     def _publish(self, report: Report, comment: str) -> int:
         json_path = self._write_report(report)
