@@ -47,7 +47,7 @@ def stub_server():
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        from bot.appflows import Endpoint
+        from bot.appflows.runner import Endpoint
 
         yield Endpoint(f"http://127.0.0.1:{server.server_address[1]}/v1", "stub"), f"stub answering after {STUB_DELAY_S * 1000:.0f} ms"
     finally:
@@ -57,7 +57,7 @@ def stub_server():
 
 @contextmanager
 def real_server():
-    from bot.appflows import Endpoint
+    from bot.appflows.runner import Endpoint
     from bot.zoo.serving import served
 
     with served({"mode": "local"}, WEIGHTS, name="canopy-tiny/v1.0-fp32") as ep:
@@ -66,13 +66,15 @@ def real_server():
 
 def one_round(endpoint) -> tuple[float, float, int]:
     """(wall seconds, seconds with a request in flight, cases) for load + run + judge + compare."""
-    from bot.appflows import all_cases, load_suite_files, run_cases
-    from bot.appflows.compare import GateOptions, decide, records
+    from bot.appflows.compare import compare, records
+    from bot.appflows.options import GateOptions
+    from bot.appflows.runner import run_cases
+    from bot.appflows.suite import all_cases, load_suite_files
 
     started = time.monotonic()
     cases = all_cases(load_suite_files(sorted(SUITES.glob("*.yaml"))))
     run = run_cases(endpoint, cases, concurrency=4, timeout_s=120)
-    decide("app-flows", GateOptions(), records(run, run))
+    compare("app-flows", GateOptions(), records(run, run))
     return time.monotonic() - started, run.server_s, len(cases)
 
 

@@ -97,7 +97,8 @@ def time_to_revert(root: Path) -> bool:
     import httpx
     from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 
-    from bot.demo.local_prometheus import LocalPrometheus, free_port
+    from bot.core.net import free_port
+    from bot.demo.local_prometheus import LocalPrometheus
     from bot.forge.local import LocalForge
     from bot.monitor.watch import monitor
     from bot.policy.rollback import render_query

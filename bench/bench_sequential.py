@@ -170,7 +170,7 @@ def documents(checks: dict) -> int:
         if check["verdict"] == "skipped":
             continue
         seq = next((f["sequential"] for f in check["findings"] if "sequential" in f), None)
-        total += seq["documents"] if seq else TASK_DOCUMENTS[name]
+        total += seq["observations"] if seq else TASK_DOCUMENTS[name]
     return total
 
 

@@ -31,8 +31,9 @@ def load() -> str:
 
 
 def main() -> int:
-    from bot.perf.compare import MEMORY, METRICS, PeakMemory, PerfLimits, change, decide
+    from bot.perf.compare import PeakMemory, change, compare
     from bot.perf.guidellm import Profile, RoundSpec, command, run_rounds
+    from bot.perf.options import MEMORY, METRICS, PerfLimits
     from bot.zoo.serving import ServeSpec, served
 
     variants = sorted(p.name for p in ZOO.iterdir() if (p / "weights" / "config.json").is_file())
@@ -74,7 +75,7 @@ def main() -> int:
             continue
         base = [done[names[(c, BASELINE)]] for c in range(CYCLES)]
         cand = [done[names[(c, v)]] for c in range(CYCLES)]
-        result = decide("performance", limits, base, cand, memory=PeakMemory(peaks[v], peaks[BASELINE]))
+        result = compare("performance", limits, base, cand, memory=PeakMemory(peaks[v], peaks[BASELINE]))
         rows = {r.label: r for r in result.rows}
 
         def shown(m) -> str:

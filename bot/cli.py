@@ -1,5 +1,6 @@
 """Command-line entry point. Each module in `bot/commands/` exposing `register(subparsers)`
-adds one subcommand; this file only dispatches and turns errors into exit codes.
+adds its subcommands (`COMMANDS` says which module holds which, so a run imports only the module
+of its command); this file only dispatches and turns errors into exit codes.
 
 Exit codes: 0 pass / nothing to do, 1 a gate failed (or a rollback rule tripped), 2 could not judge,
 3 inconclusive (the data cannot settle a verdict and the policy blocks on it).
@@ -9,27 +10,33 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 
-import bot.commands
 from bot.core.errors import InputError, PromotionBotError
 
+# command -> the module of bot/commands that registers it (tests/test_cli_help.py keeps this true)
+COMMANDS = {
+    "card": "card", "check": "check", "demo": "demo", "github": "github", "init": "init", "monitor": "monitor",
+    "plan": "fanout", "probe": "probe", "report": "fanout", "run-check": "fanout", "validate": "validate",
+    "zoo": "zoo",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``command`` alone (what a run needs), or of every command (help, a typo)."""
     parser = argparse.ArgumentParser(prog="promotion-bot", description="GitOps promotion bot for compressed LLMs.")
     from bot import __version__
     parser.add_argument("--version", action="version", version=f"promotion-bot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(bot.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"bot.commands.{info.name}")
-        if hasattr(module, "register"):
-            module.register(sub)
+    modules = [COMMANDS[command]] if command in COMMANDS else sorted(set(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f"bot.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

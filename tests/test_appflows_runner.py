@@ -7,8 +7,8 @@ import time
 import pytest
 from fake_openai import fake_openai, last_user, message, tool
 
-from bot.appflows import Endpoint, parse_suite, run_cases
-from bot.appflows.runner import ERROR, FAIL, PASS
+from bot.appflows.runner import ERROR, FAIL, PASS, Endpoint, run_cases
+from bot.appflows.suite import parse_suite
 
 TOOLS = """
         tools:

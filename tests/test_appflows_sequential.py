@@ -8,8 +8,9 @@ from fake_openai import fake_openai, last_user, message
 from gitops import demo_like_repo
 from test_appflows_gate import policy, run_check
 
-from bot.appflows.compare import GateOptions, decide
+from bot.appflows.compare import compare
 from bot.appflows.looks import plan_for, settled, shuffled
+from bot.appflows.options import GateOptions
 from bot.verdicts.evidence import VerdictRule
 from bot.verdicts.looks import SequentialOption
 
@@ -60,14 +61,14 @@ def test_appflows_looks__only_a_pass_rate_limit_can_settle_early():
 def test_appflows_looks__a_look_settles_only_what_later_cases_cannot_change():
     drop_only = GateOptions(max_regressions=None, max_pass_rate_drop=5)
     same = [rec(i) for i in range(10)]
-    assert settled(decide("a", drop_only, same), drop_only, same) == "pass"
+    assert settled(compare("a", drop_only, same), drop_only, same) == "pass"
     # With max_regressions a pass is never settled early: the next batch may hold a regression.
     counted = GateOptions(max_regressions=0, max_pass_rate_drop=5)
-    assert settled(decide("a", counted, same), counted, same) == "inconclusive"
+    assert settled(compare("a", counted, same), counted, same) == "inconclusive"
     one_bad = same[:-1] + [rec(9, candidate="fail")]
-    assert settled(decide("a", counted, one_bad), counted, one_bad) == "fail"
+    assert settled(compare("a", counted, one_bad), counted, one_bad) == "fail"
     allowed = GateOptions(max_regressions=2, max_pass_rate_drop=50)
-    assert settled(decide("a", allowed, one_bad), allowed, one_bad) == "inconclusive"
+    assert settled(compare("a", allowed, one_bad), allowed, one_bad) == "inconclusive"
 
 
 @pytest.mark.parametrize("candidate, verdict", [("v1.1-int8", "pass"), ("v1.4-int2-g64", "fail")])
@@ -78,7 +79,7 @@ def test_app_flows_sequential__a_clear_case_stops_at_the_first_look(tmp_path, ca
     assert check["detail"].startswith("stopped at 10 of 40 cases (look 1 of 3): ")
     assert len(seen) == 2 * 10  # ten cases, each on both variants
     [seq] = [f["sequential"] for f in check["findings"] if "sequential" in f]
-    assert seq["cases"] == 10 and seq["looks"] == [10, 20, 40]
+    assert seq["observations"] == 10 and seq["unit"] == "cases" and seq["looks"] == [10, 20, 40]
     row = check["rows"][0]
     assert row["label"] == "pass rate, paired over 10 cases" and row["evidence"]["interval"]["level"] > 0.99
     assert "stopped at 10 of 40 cases" in comment

@@ -260,7 +260,7 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
     gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
     gitops.commit("Promote v1.3-int4-g64 to test")
     _, report, _ = run_check(gitops, tmp_path)
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
     assert set(report) == {"schema_version", "verdict", "base", "head", "promotions", "removals", "errors", "notes",
                            "wall_time_s"}
     [promo] = report["promotions"]
@@ -268,6 +268,9 @@ def test_check__json_report_contract_is_pinned(gitops, tmp_path):
                           "verdict", "checks", "notes", "errors", "card"}
     assert set(promo["checks"][0]) == {"name", "verdict", "candidate", "baseline", "threshold", "detail", "rows",
                                        "notes", "findings", "artifacts", "wall_time_s"}
+    assert set(promo["card"]) == {"ref", "base_model", "is_quantized", "tags", "description", "quantization",
+                                  "calibration", "recipe", "recipe_text", "size_bytes", "known_issues", "baseline",
+                                  "baseline_size_bytes"}
     assert len(report["base"]) == len(report["head"]) == 40
 
 
@@ -340,3 +343,32 @@ def test_check__stale_branch_is_judged_against_the_target_as_it_is_now(gitops, t
     [promo] = report["promotions"]
     assert (promo["environment"], promo["to_variant"]) == ("prod", "canopy-tiny/v1.3-int4-g64")
     assert code == 0, report  # staging serves it on main now, though not where the branch forked
+
+
+def test_check__renders_the_comment_and_each_card_once_after_recording(gitops, tmp_path, monkeypatch):
+    # Results are data until the run is published: one comment, one card per promotion, and
+    # nothing rendered before the results were recorded in the notes.
+    from bot.gate import pipeline, publish
+    from bot.render import card
+
+    events = []
+    for module, name in ((publish, "render_comment"), (card, "card_of"), (pipeline, "record_or_note")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: events.append(_n) or _f(*a, **k))
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("v1.3 into test and staging")
+    code, report, comment = run_check(gitops, tmp_path)
+    assert len(report["promotions"]) == 2
+    assert events == ["record_or_note", "render_comment", "card_of", "card_of"]
+    assert comment.count("Model card: canopy-tiny/v1.3-int4-g64") == 2
+
+
+def test_check__without_comment_renders_nothing(gitops, tmp_path, monkeypatch):
+    from bot.gate import publish
+
+    monkeypatch.setattr(publish, "render_comment", lambda *a, **k: pytest.fail("rendered a comment nobody asked for"))
+    gitops.set_variant("test", "canopy-tiny/v1.3-int4-g64")
+    gitops.commit("v1.3 into test")
+    assert main(["check", "--repo", str(gitops.path), "--base", "HEAD~1", "--head", "HEAD",
+                 "--json", str(tmp_path / "r.json"), "--cache", str(tmp_path / "cache")]) == 0

@@ -34,3 +34,23 @@ def test_cli__check_help_says_the_pr_is_judged_from_its_merge_base(capsys):
     text = sub.choices["check"].format_help()
     assert "only its own changes (since its merge base with --base)" in " ".join(text.split())
     assert "its tip gives the policy, the baselines and what each environment serves" in " ".join(text.split())
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    return {a for act in parser._actions if isinstance(act, argparse._SubParsersAction) for a in act.choices}
+
+
+def test_cli__the_command_table_names_the_module_of_every_command():
+    # A run imports only its command's module: the table must say where each command lives.
+    import importlib
+    import pkgutil
+
+    import bot.commands
+    from bot.cli import COMMANDS
+
+    for info in pkgutil.iter_modules(bot.commands.__path__):
+        parser = argparse.ArgumentParser()
+        importlib.import_module(f"bot.commands.{info.name}").register(parser.add_subparsers())
+        assert {c: info.name for c in _commands(parser)} == {c: m for c, m in COMMANDS.items() if m == info.name}
+    assert _commands(build_parser("plan")) == {"plan", "run-check", "report"}
+    assert _commands(build_parser("nosuch")) == set(COMMANDS)  # a typo gets the full list from argparse

@@ -73,7 +73,7 @@ def test_forgery__baseline_weights_come_from_the_base_revision(tmp_path):
     try:
         plan, policy = plan_pr(reader, base, head)
         [promo] = [p for p in plan.promotions if p.change != "content"]
-        ctx = CheckContext(reader=reader, base=plan.base, head=plan.head, policy=policy,
+        ctx = CheckContext(reader=reader, base=plan.base, head=plan.merged, policy=policy,
                            environment=policy.environment("test"), promotion=promo,
                            workdir=tmp_path / "work", cache_dir=tmp_path / "cache")
         baseline = ctx.weights_dir(ctx.baseline)

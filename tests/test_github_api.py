@@ -123,6 +123,7 @@ def test_retry__secondary_rate_limit_without_retry_after_waits_and_retries(fake)
 def test_retry__429_is_retried(fake):
     fake.fail("POST", r".*/statuses/.*", 429, times=1, retry_after=0)
     forge(fake).set_status(HEAD, "pending", "promotion-bot/test", "judging")
+    assert [r.status for r in fake.calls("POST", r".*/statuses/.*")] == [429, 201]  # the 429 fired, then the retry
     assert len(fake.statuses_for(HEAD)) == 1
 
 

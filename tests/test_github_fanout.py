@@ -71,7 +71,7 @@ def fan_out(monkeypatch, tmp_path: Path, fake, repo, payload: dict, *, skip=(), 
     results = tmp_path / "results"
     for entry in entries:  # each runner uploads its own artifact folder
         if entry not in skip:
-            assert run_parallel(plan_file, [entry], results / f"results-{entry}", tmp_path / "cache") == [0]
+            run_parallel(plan_file, [entry], results / f"results-{entry}", tmp_path / "cache")
     report_json = tmp_path / "report" / "report.json"
     code, out, summary = github(monkeypatch, tmp_path / "report", fake, repo, event_name, payload,
                                 "report", "--plan", str(plan_file), "--results", str(results), "--json", str(report_json),
@@ -350,3 +350,19 @@ def test_action__run_check_without_a_job_names_the_input(tmp_path, fake):
     code, _ = action_step("run-check", repo.path, tmp_path / "runner", fake, payload)
     assert code == 2
     assert fake.requests == []
+
+
+def test_github_pr__an_inconclusive_report_exits_3_like_check(monkeypatch, tmp_path, fake):
+    # One exit-code table: `github pr` says "inconclusive" with 3, as `check` does, not 2 ("could not judge").
+    policy = POLICY[:POLICY.index("  - name: staging")] + (
+        "  - name: staging\n    gate:\n      - {check: test-slow, verdict: inconclusive}\n"
+        "  - name: prod\n    gate:\n      - check: zoo\n")
+    repo = make_repo(tmp_path, policy)
+    repo.set_variant("staging", "canopy-tiny/v1.3-int4-g64")
+    head = repo.commit("v1.3 into staging")
+    payload = pr_event("pull_request.opened.json", base=repo.repo.commit(f"{head}~1").hexsha, head=head)
+    code, out, _ = github(monkeypatch, tmp_path / "pr", fake, repo, "pull_request", payload, "pr")
+    assert (code, out["verdict"]) == (3, "inconclusive")
+    assert main(["check", "--repo", str(repo.path), "--base", "HEAD~1", "--head", "HEAD",
+                 "--cache", str(tmp_path / "cache"), "--no-record"]) == 3
+    assert [s for s, _ in statuses(fake, head)["promotion-bot/staging"]] == ["pending", "failure"]

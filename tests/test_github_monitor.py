@@ -47,7 +47,8 @@ def run_monitor(monkeypatch, tmp_path, fake, workspace, event_name, sample, *arg
                  "GITHUB_WORKSPACE": str(workspace), "PROMOTION_BOT_GITHUB_THROTTLE": "0"}.items():
         monkeypatch.setenv(k, v)
     report = tmp_path / "monitor.json"
-    code = main(["github", "monitor", "--json", str(report), *args])
+    # Evaluated as of NOW, where the series end: however long the suite ran before this test.
+    code = main(["github", "monitor", "--json", str(report), "--at", str(NOW), *args])
     return code, json.loads(report.read_text()) if report.exists() else None
 
 

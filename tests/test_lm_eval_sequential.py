@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +15,12 @@ from test_lm_eval_gate import promote, run_gate
 from bot.core.errors import InputError
 from bot.core.fields import Loc
 from bot.lmeval import aggregate
-from bot.lmeval.gate import Outcome
 from bot.lmeval.harness import TaskFacts
 from bot.lmeval.options import parse_task_list
-from bot.lmeval.sequential import seq_plan, settled_by_intervals
+from bot.lmeval.sequential import seq_plan
 from bot.stats.interval import Interval
 from bot.verdicts.evidence import VerdictRule, judge
-from bot.verdicts.looks import parse_sequential
+from bot.verdicts.looks import parse_sequential, settled
 from bot.verdicts.results import MetricRow
 
 # Looks at 4, 8 and 16 documents: small enough for CPU, three looks like a real plan.
@@ -111,7 +109,7 @@ def _row(verdict, with_interval=True):
     return MetricRow("t acc", 0.8, 0.85, "drop ≤ 3%", verdict, evidence=evidence)
 
 
-@pytest.mark.parametrize("rows, verdict, settled", [
+@pytest.mark.parametrize("rows, verdict, expected", [
     ((_row("fail"),), "fail", "fail"),
     ((_row("fail", with_interval=False),), "fail", "inconclusive"),  # a point estimate cannot stop a look
     ((_row("pass"), _row("fail", with_interval=False)), "fail", "inconclusive"),
@@ -121,15 +119,16 @@ def _row(verdict, with_interval=True):
     ((_row("inconclusive"),), "inconclusive", "inconclusive"),
     ((_row("error", with_interval=False),), "error", "error"),
 ])
-def test_settled_by_intervals__only_intervals_stop_a_look(rows, verdict, settled):
-    assert settled_by_intervals(Outcome(verdict, rows, ())) == settled
+def test_looks_settled__only_intervals_stop_a_look(rows, verdict, expected):
+    assert settled(verdict, rows) == expected
 
 
 # --- real lm-eval on the tiny models ----------------------------------------------------------------------
 
-def _evaluated_docs(result, role):
+def _evaluated_docs(result, role, tmp_path):
+    # Artifacts are named relative to the results folder of their run; the newest run wrote this one.
     artifact = next(a for a in result.artifacts if a.endswith(f"lm-eval-{role}.json"))
-    raw = json.loads(Path(artifact).read_text())
+    raw = json.loads(max(tmp_path.glob(f"results-*/{artifact}"), key=lambda p: p.stat().st_mtime_ns).read_text())
     return {t: sorted({ex["doc_id"] for ex in ex_list}) for t, ex_list in raw["samples"].items()}
 
 
@@ -140,12 +139,12 @@ def test_lm_eval_sequential__clear_fail_stops_at_the_first_look_having_evaluated
     r = run_gate(repo, tmp_path / "cache", tmp_path)["perplexity"]
     assert r.verdict == "fail", r.detail
     assert r.detail.startswith("stopped at 4 of 16 documents per task (look 1 of 3): canopy_heldout word_perplexity")
-    assert _evaluated_docs(r, "candidate") == {"canopy_heldout": [0, 1, 2, 3]}
-    assert _evaluated_docs(r, "baseline") == {"canopy_heldout": [0, 1, 2, 3]}
+    assert _evaluated_docs(r, "candidate", tmp_path) == {"canopy_heldout": [0, 1, 2, 3]}
+    assert _evaluated_docs(r, "baseline", tmp_path) == {"canopy_heldout": [0, 1, 2, 3]}
     [row] = r.rows
     assert row.evidence.interval.n == 4 and row.evidence.interval.level > 0.999 and row.evidence.interval.low > 0.03
     [seq] = [f["sequential"] for f in r.findings if "sequential" in f]
-    assert seq["documents"] == 4 and seq["looks"] == [4, 8, 16] and seq["look"] == 1
+    assert seq["observations"] == 4 and seq["unit"] == "documents per task" and seq["looks"] == [4, 8, 16] and seq["look"] == 1
     assert sum(1 - x for x in seq["levels"]) == pytest.approx(0.05)  # the error spent over the plan
     assert [f["documents"] for f in r.findings if "role" in f] == [4, 4]
 
@@ -175,7 +174,7 @@ def test_lm_eval_sequential__borderline_runs_to_the_limit_and_grows_the_baseline
     r = run_gate(repo, cache, tmp_path)["benchmarks"]
     assert r.verdict == "inconclusive", r.detail
     assert r.detail.startswith("stopped at 16 of 16 documents per task (look 3 of 3)")
-    assert _evaluated_docs(r, "candidate") == {"canopy_mc": list(range(16))}
+    assert _evaluated_docs(r, "candidate", tmp_path) == {"canopy_mc": list(range(16))}
     [base] = [f for f in r.findings if f.get("role") == "baseline"]
     assert base["source"] == "cache+lm-eval" and "grown by lm-eval" in base["title"]
     entry_json = json.loads(entry.read_text())
@@ -193,7 +192,7 @@ def test_lm_eval_sequential__borderline_runs_to_the_limit_and_grows_the_baseline
     promote(repo, "v1.1-int8")
     again = run_gate(repo, cache, tmp_path)["benchmarks"]
     assert [x["source"] for x in again.findings if "role" in x] == ["cache", "lm-eval"]
-    assert _evaluated_docs(again, "baseline") == {"canopy_mc": [0, 1, 2, 3]}
+    assert _evaluated_docs(again, "baseline", tmp_path) == {"canopy_mc": [0, 1, 2, 3]}
 
 
 @pytest.mark.slow
@@ -202,7 +201,7 @@ def test_lm_eval_sequential__off_evaluates_limit_documents_in_one_run(lm_models,
     promote(repo, "v1.4-int2-g64")
     r = run_gate(repo, tmp_path / "cache", tmp_path)["perplexity"]
     assert r.verdict == "fail" and not r.detail.startswith("stopped at")
-    assert _evaluated_docs(r, "candidate") == {"canopy_heldout": list(range(16))}
+    assert _evaluated_docs(r, "candidate", tmp_path) == {"canopy_heldout": list(range(16))}
     assert r.rows[0].evidence.interval.level == 0.95 and not any("sequential" in f for f in r.findings)
 
 

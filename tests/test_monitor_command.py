@@ -9,7 +9,8 @@ import pytest
 from monitorops import PROD, clone_with_origin, commit_time, policy_with, prod_manifest, remote_branches
 
 from bot.cli import main
-from bot.demo.local_prometheus import LocalPrometheus, free_port
+from bot.core.net import free_port
+from bot.demo.local_prometheus import LocalPrometheus
 from bot.demo.series import Phase, openmetrics
 from bot.forge.local import LocalForge
 from bot.monitor.watch import monitor
@@ -251,7 +252,7 @@ def test_monitor__merge_commit_promotion_is_reverted_with_m1(prometheus, tmp_pat
 def test_monitor__dry_run_prints_the_pr_and_pushes_nothing(prometheus, tmp_path, capsys):
     repo, bare = clone_with_origin(tmp_path, served_model="slow", app="slow", promoted_at=PROMOTED)
     code = main(["monitor", "--repo", str(repo.path), "--prometheus-url", prometheus, "--dry-run",
-                 "--json", str(tmp_path / "m.json")])
+                 "--json", str(tmp_path / "m.json"), "--at", str(NOW)])  # the series end at NOW
     out = capsys.readouterr().out
     assert code == 1
     assert "p95-latency" in out and "TRIPPED" in out
@@ -360,3 +361,13 @@ def test_monitor__dry_run_with_an_open_pr_writes_nothing(prometheus, tmp_path):
     code, report, _ = run(repo, prometheus, tmp_path, dry_run=True)
     assert code == 1 and report["deployments"][0]["action"]["kind"] == "existing-pr"
     assert len(prs(tmp_path)) == 1 and list((tmp_path / "forge").glob("pr-*-comments.md")) == []
+
+
+def test_monitor_cli__at_takes_unix_seconds_or_iso_8601():
+    from bot.commands.monitor import evaluation_time
+
+    assert evaluation_time("1765076400") == 1765076400.0
+    assert evaluation_time("2025-12-07T03:00:00Z") == evaluation_time("2025-12-07T03:00:00") == 1765076400.0
+    assert evaluation_time("2025-12-07T04:00:00+01:00") == 1765076400.0
+    with pytest.raises(Exception, match="is not a time"):
+        evaluation_time("yesterday")

@@ -4,7 +4,6 @@ mode with a latency per variant (tests/perf_mock_server.py), and the comparison 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import textwrap
 from pathlib import Path
@@ -15,8 +14,9 @@ from gitops import demo_like_repo
 from tiny_tokenizer import write_tokenizer
 
 from bot.cli import main
-from bot.perf.compare import PerfLimits, decide
+from bot.perf.compare import compare
 from bot.perf.guidellm import Profile, Round, command
+from bot.perf.options import PerfLimits
 from bot.perf.rounds import schedule
 
 MOCK = Path(__file__).parent / "perf_mock_server.py"
@@ -165,7 +165,7 @@ def rounds(scale: float, pairs: int = 4, n: int = 12, seed: int = 0, spread: flo
 
 def test_performance_decide__1_5x_slower_fails_every_metric():
     base, cand = rounds(1.5)
-    result = decide("performance", PerfLimits(), base, cand)
+    result = compare("performance", PerfLimits(), base, cand)
     assert result.verdict == "fail"
     assert all(r.verdict == "fail" for r in result.rows[:4]), result.rows
     assert result.rows[0].delta == pytest.approx(0.5, abs=0.05)
@@ -174,14 +174,14 @@ def test_performance_decide__1_5x_slower_fails_every_metric():
 
 def test_performance_decide__identical_and_steady_passes():
     base, cand = rounds(1.0, spread=0.02)
-    result = decide("performance", PerfLimits(), base, cand)
+    result = compare("performance", PerfLimits(), base, cand)
     assert result.verdict == "pass", result.detail
     assert "every metric within its limit" in result.detail
 
 
 def test_performance_decide__noisy_and_few_is_inconclusive_with_a_count():
     base, cand = rounds(1.0, pairs=2, n=3, spread=0.4, seed=3)
-    result = decide("performance", PerfLimits(), base, cand)
+    result = compare("performance", PerfLimits(), base, cand)
     assert result.verdict == "inconclusive", result.detail
     ttft = result.rows[0]
     assert ttft.verdict == "inconclusive" and ttft.evidence.settle_n > 12
@@ -190,7 +190,7 @@ def test_performance_decide__noisy_and_few_is_inconclusive_with_a_count():
 
 def test_performance_decide__an_interval_straddling_the_limit_is_never_a_fail():
     base, cand = rounds(1.12, pairs=2, n=4, spread=0.3, seed=5)
-    result = decide("performance", PerfLimits(), base, cand)
+    result = compare("performance", PerfLimits(), base, cand)
     ttft = result.rows[0]
     assert ttft.evidence.interval.low <= 0.10 < ttft.evidence.interval.high
     assert ttft.verdict == "inconclusive" and result.verdict == "inconclusive"
@@ -198,31 +198,31 @@ def test_performance_decide__an_interval_straddling_the_limit_is_never_a_fail():
 
 def test_performance_decide__higher_confidence_widens_the_interval():
     base, cand = rounds(1.0, spread=0.2, seed=1)
-    narrow = decide("performance", PerfLimits(confidence=0.80), base, cand).rows[0].evidence.interval
-    wide = decide("performance", PerfLimits(confidence=0.99), base, cand).rows[0].evidence.interval
+    narrow = compare("performance", PerfLimits(confidence=0.80), base, cand).rows[0].evidence.interval
+    wide = compare("performance", PerfLimits(confidence=0.99), base, cand).rows[0].evidence.interval
     assert wide.low < narrow.low and wide.high > narrow.high and wide.level == pytest.approx(1 - 0.01 / 4)
 
 
 def test_performance_decide__errors_and_missing_data():
     base, cand = rounds(1.0)
     more_errors = [make_round("c", r.ttft_ms, errored=2) for r in cand]
-    result = decide("performance", PerfLimits(), base, more_errors)
+    result = compare("performance", PerfLimits(), base, more_errors)
     assert result.verdict == "fail" and "error rate" in result.detail
     no_itl = [Round(**{**r.__dict__, "itl_ms": ()}) for r in cand]
-    result = decide("performance", PerfLimits(), base, no_itl)
+    result = compare("performance", PerfLimits(), base, no_itl)
     assert result.verdict == "error" and "no inter-token latency (ms) for the candidate" in result.detail
     # Failing requests leave too few timings for an interval: still a fail, not an error.
     mostly_failing = [Round(r.name, (40.0,), (8.0,), (0.2,), 16, 1.0, 1, 11, 0, r.json_report) for r in cand[:1]]
-    result = decide("performance", PerfLimits(), base[:1], mostly_failing)
+    result = compare("performance", PerfLimits(), base[:1], mostly_failing)
     assert result.verdict == "fail" and "error rate 92%" in result.detail and "cannot give" in result.detail
     dead = [Round(r.name, (), (), (), 0, 1.0, 0, 12, 0, r.json_report) for r in cand]
-    assert decide("performance", PerfLimits(), base, dead).verdict == "fail"
-    assert decide("performance", PerfLimits(), dead, base).verdict == "error"
+    assert compare("performance", PerfLimits(), base, dead).verdict == "fail"
+    assert compare("performance", PerfLimits(), dead, base).verdict == "error"
 
 
 def test_performance_decide__too_few_requests_for_the_confidence_is_an_error():
     base, cand = rounds(1.0, pairs=1, n=3)
-    result = decide("performance", PerfLimits(), base, cand)
+    result = compare("performance", PerfLimits(), base, cand)
     assert result.verdict == "error" and "raise `requests`" in result.detail
 
 
@@ -281,7 +281,8 @@ def test_performance_options__old_p95_names_still_set_the_limits():
 
 
 def test_performance_decide__the_checks_error_is_shared_over_its_four_metrics():
-    from bot.perf.compare import METRICS, metric_level
+    from bot.perf.compare import metric_level
+    from bot.perf.options import METRICS
 
     assert len(METRICS) == 4 and metric_level(0.95) == pytest.approx(0.9875) and metric_level(0.90) == pytest.approx(0.975)
 

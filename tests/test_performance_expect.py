@@ -9,7 +9,8 @@ from test_performance import policy, rounds, run_perf
 
 from bot.checks.load_policy import parse as parse_policy
 from bot.core.errors import InputError
-from bot.perf.compare import MB, PeakMemory, PerfLimits, decide
+from bot.perf.compare import PeakMemory, compare
+from bot.perf.options import MB, PerfLimits
 
 THROUGHPUT_WIN = PerfLimits(expect={"output_tokens_per_second": 0.20})
 
@@ -20,7 +21,7 @@ def rows_by_label(result):
 
 def test_performance_expect__as_fast_as_the_baseline_is_no_speed_up():
     base, cand = rounds(1.0, spread=0.02)
-    result = decide("performance", THROUGHPUT_WIN, base, cand)
+    result = compare("performance", THROUGHPUT_WIN, base, cand)
     row = rows_by_label(result)["output tokens per second"]
     assert result.verdict == "fail" and row.verdict == "fail"
     # Worse-by scale: the expected +20% is a limit of −20%, and the whole interval sits right of it.
@@ -33,7 +34,7 @@ def test_performance_expect__as_fast_as_the_baseline_is_no_speed_up():
 
 def test_performance_expect__served_faster_passes():
     base, cand = rounds(0.5, spread=0.02)  # half the latency, twice the tokens per second
-    result = decide("performance", PerfLimits(expect={"output_tokens_per_second": 0.20, "ttft": -0.15}), base, cand)
+    result = compare("performance", PerfLimits(expect={"output_tokens_per_second": 0.20, "ttft": -0.15}), base, cand)
     assert result.verdict == "pass", result.detail
     rows = rows_by_label(result)
     assert rows["output tokens per second"].delta == pytest.approx(-1.0, abs=0.05)  # 2× = "100% better"
@@ -43,7 +44,7 @@ def test_performance_expect__served_faster_passes():
 
 def test_performance_expect__a_win_near_the_promise_is_inconclusive_with_a_count():
     base, cand = rounds(1 / 1.2, pairs=2, n=4, spread=0.3, seed=5)  # about the promised 20%, noisy
-    result = decide("performance", PerfLimits(expect={"ttft": -0.20}), base, cand)
+    result = compare("performance", PerfLimits(expect={"ttft": -0.20}), base, cand)
     ttft = rows_by_label(result)["TTFT (ms)"]
     assert ttft.evidence.interval.low <= -0.20 < ttft.evidence.interval.high
     assert ttft.verdict == "inconclusive" and ttft.evidence.settle_n > ttft.evidence.interval.n
@@ -54,27 +55,27 @@ def test_performance_memory__a_promised_reduction_is_judged_on_the_peaks():
     base, cand = rounds(1.0, spread=0.02)
     smaller = PeakMemory(candidate=300 * MB, baseline=400 * MB)
     limits = PerfLimits(expect={"peak_memory": -0.30})
-    result = decide("performance", limits, base, cand, memory=smaller)
+    result = compare("performance", limits, base, cand, memory=smaller)
     row = rows_by_label(result)["peak memory (MB)"]
     assert (row.candidate, row.baseline, row.delta) == (300, 400, pytest.approx(-0.25))
     assert row.verdict == "fail" and row.evidence is None and row.stderr == "one peak reading per side"
     assert result.verdict == "fail" and "no memory reduction: peak memory −25.0% (300 MB against 400 MB)" in result.detail
-    result = decide("performance", PerfLimits(expect={"peak_memory": -0.20}), base, cand, memory=smaller)
+    result = compare("performance", PerfLimits(expect={"peak_memory": -0.20}), base, cand, memory=smaller)
     assert result.verdict == "pass" and "peak memory −25.0% (expected ≤ −20.0%)" in result.detail
 
 
 def test_performance_memory__shown_unjudged_without_a_limit_and_an_error_when_unreadable():
     base, cand = rounds(1.0, spread=0.02)
-    result = decide("performance", PerfLimits(), base, cand, memory=PeakMemory(500 * MB, 400 * MB))
+    result = compare("performance", PerfLimits(), base, cand, memory=PeakMemory(500 * MB, 400 * MB))
     row = rows_by_label(result)["peak memory (MB)"]
     assert row.verdict == "skipped" and row.delta == pytest.approx(0.25) and result.verdict == "pass"
-    assert decide("performance", PerfLimits(memory_limit=0.10), base, cand,
+    assert compare("performance", PerfLimits(memory_limit=0.10), base, cand,
                   memory=PeakMemory(500 * MB, 400 * MB)).verdict == "fail"
     # Fail closed: a memory expectation that cannot be read is an error, not a pass.
     unread = PeakMemory(None, None, "the servers run elsewhere (`serve: {mode: url}`)")
-    result = decide("performance", PerfLimits(expect={"peak_memory": -0.30}), base, cand, memory=unread)
+    result = compare("performance", PerfLimits(expect={"peak_memory": -0.30}), base, cand, memory=unread)
     assert result.verdict == "error" and "the servers run elsewhere" in result.detail
-    assert decide("performance", PerfLimits(), base, cand, memory=unread).verdict == "pass"
+    assert compare("performance", PerfLimits(), base, cand, memory=unread).verdict == "pass"
 
 
 def test_performance_options__expect_needs_the_direction_of_a_win():

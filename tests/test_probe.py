@@ -12,7 +12,8 @@ from fake_openai import fake_openai, last_user, message
 from monitorops import PROD, ROLLBACK, clone_with_origin, commit_time, policy_with, remote_branches
 
 from bot.cli import main
-from bot.demo.local_prometheus import LocalPushgateway, free_port
+from bot.core.net import free_port
+from bot.demo.local_prometheus import LocalPushgateway
 from bot.forge.local import LocalForge
 from bot.monitor.watch import monitor
 

@@ -68,11 +68,11 @@ def test_fit_comment__cuts_over_the_limit_with_a_pointer_and_keeps_the_marker():
 
 def test_override__extends_the_builtin_template_by_block():
     from bot.render.card import render_card_body
-    from bot.zoo.variants import VariantRef, parse_variant
+    from bot.zoo.variants import VariantRef, card_facts, parse_variant
 
     variant = parse_variant(VariantRef("canopy-tiny", "v1.3-int4-g64"),
                             "base_model: canopy-tiny/v1.0-fp32\nquantization: {algorithm: GPTQ, scheme: W4A16, bits: 4, group_size: 64}\n")
-    body = render_card_body(variant, [], overrides={"card.md.j2": '{% extends "builtin/card.md.j2" %}{% block extra %}TEAM SECTION{% endblock %}'})
+    body = render_card_body(card_facts(variant), [], overrides={"card.md.j2": '{% extends "builtin/card.md.j2" %}{% block extra %}TEAM SECTION{% endblock %}'})
     assert "## Quantization" in body and body.rstrip().endswith("TEAM SECTION")
 
 
@@ -117,20 +117,22 @@ def test_render__hostile_variant_and_manifest_fields_leave_no_raw_html(base_mode
     from html_safety import html_problems
 
     from bot.core.errors import ErrorRecord
-    from bot.render.card import card_for
+    from bot.render.card import card_of
     from bot.verdicts.results import Removal
+    from bot.zoo.variants import card_facts
 
     variant = hostile_variant(base_model)
     row = MetricRow(label=ATTACK, candidate=1.0, baseline=1.0, threshold=ATTACK, verdict="pass", delta=0.0, stderr=ATTACK)
     check = CheckResult(name="perplexity", verdict="pass", candidate=ATTACK, baseline=ATTACK, threshold=ATTACK,
                         detail=ATTACK, rows=(row,), notes=(ATTACK,), artifacts=(ATTACK,),
                         findings=({"title": ATTACK, "tag": ATTACK, "required": ATTACK, "candidate_output": ATTACK},))
-    meta, card = card_for(variant, [check], baseline=ATTACK, reader=_RecipeReader(), rev="head")
-    assert html_problems(card) == []
+    facts = card_facts(variant, baseline=ATTACK, recipe_text=_RecipeReader().read_text("head", variant.recipe))
     promo = PromotionResult(environment="test", manifest=f"environments/test/{ATTACK}.yaml", object=f"Deployment/{ATTACK}",
                             application=ATTACK, change="modified", from_variant="canopy-tiny/v1.0-fp32",
                             to_variant=str(variant.ref), checks=(check,), notes=(ATTACK,),
-                            errors=(ErrorRecord(ATTACK, ATTACK, ATTACK),), card_markdown=card, card_metadata=meta)
+                            errors=(ErrorRecord(ATTACK, ATTACK, ATTACK),), card=facts)
+    card = card_of(promo)["markdown"]
+    assert html_problems(card) == []
     report = Report(base="a" * 40, head="b" * 40, promotions=(promo,),
                     removals=(Removal("test", ATTACK, ATTACK, ATTACK),), errors=(ErrorRecord(ATTACK, ATTACK, ATTACK),))
     body = render_comment(report)

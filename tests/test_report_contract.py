@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import ErrorRecord
-from bot.gate.pipeline import comment_for
+from bot.gate import publish
 from bot.stats.interval import Interval
 from bot.verdicts.results import SCHEMA_VERSION, CheckResult, Evidence, MetricRow, PromotionResult, Report
 
@@ -59,7 +59,7 @@ def test_report_contract__recorded_reports_read_back_exactly_and_render_as_pinne
     assert data["schema_version"] == SCHEMA_VERSION
     report = Report.from_json(data)
     assert report.to_json() == data  # nothing of the contract is lost or renamed on the way
-    matches_golden(path.name.replace(".report.json", ".comment.md"), comment_for(report, None, None, None))
+    matches_golden(path.name.replace(".report.json", ".comment.md"), publish.comment(report))
 
 
 def test_report_contract__every_stage1_and_app_flow_row_of_the_demo_carries_its_interval():
@@ -78,7 +78,7 @@ def test_report_contract__built_report_with_inconclusive_note_and_errors():
     data = report.to_json()
     assert data["verdict"] == "error" and Report.from_json(data).to_json() == data
     assert [e["file"] for e in data["errors"]] == ["promotion.yaml", "environments/test/other.yaml"]
-    comment = comment_for(report, None, None, None)
+    comment = publish.comment(report)
     assert "<img" not in comment and "@team" not in comment  # PR strings are escaped
     matches_golden("built.comment.md", comment)
     matches_golden("built.report.json", json.dumps(data, indent=2, sort_keys=True) + "\n")

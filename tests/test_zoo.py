@@ -10,7 +10,7 @@ import yaml
 from bot.core.errors import InputError
 from bot.core.fields import Loc
 from bot.render.card import metadata_yaml, render_card_body
-from bot.zoo.variants import VariantRef, parse_variant, parse_variant_name
+from bot.zoo.variants import VariantRef, card_facts, parse_variant, parse_variant_name
 
 REF = VariantRef("canopy-tiny", "v1.3-int4-g64")
 GOOD = {
@@ -58,8 +58,8 @@ def test_parse_variant__wrong_type_anywhere_is_input_error_or_harmless(path):
             assert path[0] in exc.field and exc.fix, exc  # names the field and says what to do
             continue
         # Accepted: everything downstream must still work with it (free-form mappings like `measured`).
-        metadata_yaml(variant, [])
-        render_card_body(variant, [])
+        metadata_yaml(card_facts(variant), [])
+        render_card_body(card_facts(variant), [])
 
 
 def test_parse_variant__wrong_type_messages_name_field_and_fix():
@@ -146,7 +146,7 @@ def test_zoo_get__reads_calibration_file_and_computes_size(tmp_path):
     assert (variant.calibration.dataset, variant.calibration.samples, variant.calibration.sequence_length) == \
         ("acme-calib", 512, 2048)
     assert variant.size_bytes == 1000 + len('{"model_type": "llama"}\n')
-    body = render_card_body(variant, [])
+    body = render_card_body(card_facts(variant), [])
     assert "acme-calib: 512 samples of 2048 tokens" in body
     size_row = next(line for line in body.splitlines() if line.startswith("| size on disk |"))
     assert size_row.split("|")[2].strip() not in ("", "–")  # the computed size, shown

@@ -17,7 +17,7 @@ from huggingface_hub import ModelCard
 from bot.cli import main
 from bot.stats.interval import Interval
 from bot.vcs.notes import GitNotes
-from bot.verdicts.results import CheckResult, Evidence, MetricRow, Report
+from bot.verdicts.results import Evidence, MetricRow, Report
 from bot.zoo.records import note_text, records_for
 
 GOLDEN = Path(__file__).parent / "golden"

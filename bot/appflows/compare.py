@@ -13,11 +13,12 @@ judged pass, fail or inconclusive by the gate entry's rule; `max_regressions` co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from bot.appflows.options import GateOptions
 from bot.appflows.runner import ERROR, FAIL, PASS, CaseResult, Run
 from bot.appflows.suite import TAGS
+from bot.core.output import clip
 from bot.stats.proportions import mcnemar_exact, pass_rate_drop
 from bot.verdicts import evidence
 from bot.verdicts.evidence import VerdictRule
@@ -25,18 +26,6 @@ from bot.verdicts.results import INCONCLUSIVE, SKIPPED, CheckResult, MetricRow
 
 OUTPUT_LIMIT = 400
 RECORD = "app-flow-case"
-
-
-@dataclass(frozen=True)
-class GateOptions:
-    max_regressions: int | None = 0  # None: not counted (the default once max_pass_rate_drop is set)
-    min_pass_rate: float | None = None  # 0.9 for "90%": the candidate's share of passing cases
-    max_errors: int = 0  # cases that could not be judged (HTTP errors, timeouts), per side
-    max_pass_rate_drop: float | None = None  # points: the paired interval of the drop must stay within
-
-
-def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def records(candidate: Run, baseline: Run) -> list[dict]:
@@ -52,9 +41,9 @@ def records(candidate: Run, baseline: Run) -> list[dict]:
             "candidate_fraction": _fraction(cand), "baseline_fraction": _fraction(b) if b else None,
         }
         if cand.status != PASS or rec["baseline"] != PASS:
-            rec["candidate_output"] = clip(cand.output)
+            rec["candidate_output"] = clip(cand.output, OUTPUT_LIMIT)
             rec["candidate_failures"] = list(cand.failures) or ([cand.error] if cand.error else [])
-            rec["baseline_output"] = clip(b.output) if b else "(not run)"
+            rec["baseline_output"] = clip(b.output, OUTPUT_LIMIT) if b else "(not run)"
             if b is not None and b.error:
                 rec["baseline_error"] = clip(b.error, 200)
         out.append(rec)
@@ -96,7 +85,7 @@ def is_regression(rec: Mapping[str, Any]) -> bool:
     return rec["baseline"] == PASS and rec["candidate"] == FAIL
 
 
-def decide(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, keep_records: bool = False,
+def compare(name: str, options: GateOptions, recs: list[Mapping[str, Any]], *, keep_records: bool = False,
            artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule()) -> CheckResult:
     """The gate over every case record. ``keep_records``: a shard's partial result, for `merge`."""
     recs = sorted(recs, key=lambda r: r["key"])

@@ -2,7 +2,8 @@
 
 Only with `max_pass_rate_drop` (the paired pass-rate interval can settle before every case ran):
 at each look the drop interval is computed at the look's level from `bot.stats.sequential`, so
-peeking keeps the error rates of the fixed-count gate. A look stops the run when
+peeking keeps the error rates of the fixed-count gate. The loop is `bot.verdicts.looks`'; a look
+stops the run when
 
 - the drop interval lies wholly beyond the limit (fail), or more cases regressed than
   `max_regressions` allows (a count only grows: fail), or more errors than `max_errors` (error);
@@ -20,12 +21,13 @@ import random
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from bot.appflows.compare import GateOptions, decide, is_regression
-from bot.stats.interval import level_percent
+from bot.appflows.compare import compare, is_regression
+from bot.appflows.options import GateOptions
 from bot.stats.sequential import Sequential
+from bot.verdicts import looks
 from bot.verdicts.evidence import VerdictRule
 from bot.verdicts.looks import SequentialOption
-from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, CheckResult
+from bot.verdicts.results import FAIL, INCONCLUSIVE, PASS, CheckResult
 
 
 def shuffled(cases: Sequence, key: Callable = lambda c: c.key) -> list:
@@ -44,48 +46,35 @@ def plan_for(option: SequentialOption | None, gate: GateOptions, cases: int, rul
 
 
 def settled(result: CheckResult, gate: GateOptions, recs: list) -> str:
-    """The outcome a look gives `Sequential.step`: pass or fail when later cases cannot change it."""
-    if result.verdict == ERROR:
-        return ERROR
+    """What a look may stop on (`bot.verdicts.looks.settled` over the drop interval), and what later
+    cases cannot change: a regression count beyond `max_regressions` (a count only grows) fails; a
+    pass waits while `max_regressions` or `min_pass_rate` could still be broken by later cases."""
+    if result.verdict not in (PASS, FAIL, INCONCLUSIVE):
+        return result.verdict
     if gate.max_regressions is not None and sum(map(is_regression, recs)) > gate.max_regressions:
         return FAIL
-    drop = result.rows[0].verdict if result.rows and result.rows[0].evidence is not None else None
-    if drop == FAIL:
-        return FAIL
-    if drop == PASS and result.verdict == PASS and gate.max_regressions is None and gate.min_pass_rate is None:
-        return PASS
-    return INCONCLUSIVE
+    if not result.rows:
+        return INCONCLUSIVE
+    outcome = looks.settled(result.verdict, result.rows[:1])  # the pass-rate drop, with its interval
+    if outcome == PASS and (gate.max_regressions is not None or gate.min_pass_rate is not None):
+        return INCONCLUSIVE
+    return outcome
 
 
 def run_in_looks(name: str, gate: GateOptions, plan: Sequential, cases: Sequence, rule: VerdictRule,
                  run_batch: Callable[[Sequence], list[dict]], progress: Callable[[str], None],
-                 artifacts: tuple[str, ...] = ()) -> tuple[CheckResult, list[dict], dict]:
+                 artifacts: tuple[str, ...] = ()) -> tuple[CheckResult, list[dict], looks.Taken]:
     """Run ``cases`` batch by batch (``run_batch`` returns the batch's case records) until settled.
 
-    Returns the check's result over the cases that ran, their records, and the looks taken.
+    Returns the check's result over the cases that ran, their records, and where it stopped.
     """
     order = shuffled(cases)
     recs: list[dict] = []
-    outcomes: list[str] = []
-    step = plan.step(outcomes)
-    done = taken = 0
-    while not step.stop:
-        n, level = step.observations, step.level
-        progress(f"{name}: look {step.look + 1} of {len(plan.looks)}: cases {done + 1}–{n}, interval at {level_percent(level)}")
-        recs += run_batch(order[done:n])
-        done, taken = n, taken + 1
-        result = decide(name, gate, recs, artifacts=artifacts, rule=replace(rule, confidence=level))
-        # At the last look the gate's own verdict stands; before it, only what later cases cannot change.
-        outcome = result.verdict if taken == len(plan.looks) else settled(result, gate, recs)
-        progress(f"{name}: look {taken}: {outcome}")
-        if outcome not in (PASS, FAIL, INCONCLUSIVE):  # an error is final; so is a skipped suite
-            break
-        outcomes.append(outcome)
-        step = plan.step(outcomes)
-    looks = {"cases": done, "limit": plan.looks[-1], "look": taken, "looks": list(plan.looks),
-             "levels": list(plan.levels)}
-    return result, recs, looks
 
+    def evaluate(look: looks.Look) -> tuple[CheckResult, str]:
+        recs.extend(run_batch(order[look.start:look.stop]))
+        result = compare(name, gate, recs, artifacts=artifacts, rule=replace(rule, confidence=look.level))
+        return result, settled(result, gate, recs)
 
-def stopped(looks: dict) -> str:
-    return f"stopped at {looks['cases']} of {looks['limit']} cases (look {looks['look']} of {len(looks['looks'])})"
+    result, taken = looks.run_in_looks(plan, evaluate, name=name, unit="cases", progress=progress)
+    return result, recs, taken

@@ -14,11 +14,10 @@ from typing import Any, Callable, Iterable
 import httpx
 
 from bot.appflows.assertions import Reply, judge, reply_from_message
+from bot.appflows.options import SAMPLE_RULES, SERVER_ERRORS
 from bot.appflows.suite import Case
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
-SAMPLE_RULES = ("majority", "all", "any")
-SERVER_ERRORS = ("error", "fail")  # what an HTTP 5xx or a dropped connection makes of a sample
 
 
 @dataclass(frozen=True)

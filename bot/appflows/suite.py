@@ -27,9 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import jsonschema
-
-from bot.core.fields import Loc, get, get_int, get_number, get_str, mapping, reject_unknown, sequence
+from bot.core.fields import Loc, get, get_bool, get_int, get_number, get_str, mapping, reject_unknown, sequence
 from bot.core.yamlio import load_one
 
 TAGS = ("system-prompt", "agent-workflow", "edge-case", "output-format")
@@ -239,6 +237,8 @@ def _tools(raw: Any, loc: Loc) -> tuple[Mapping[str, Any], ...] | None:
 
 
 def _schema(raw: Any, loc: Loc) -> Mapping[str, Any]:
+    import jsonschema  # 0.1 s: only suites with a JSON-schema assertion pay it
+
     schema = mapping(raw, loc)
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -269,9 +269,7 @@ def _assertion(raw: Any, loc: Loc, tools) -> Assertion:
     a_loc = loc.child(kind)
     where = f"{loc.file}: {loc.path}"
     if kind in ("json", "refuses"):
-        if not isinstance(value, bool):
-            raise a_loc.error(f"must be true or false, got {value!r}")
-        return Assertion(kind, value, where)
+        return Assertion(kind, get_bool(data, kind, loc, False), where)
     if kind == "json_schema":
         return Assertion(kind, _schema(value, a_loc), where)
     if kind == "regex":

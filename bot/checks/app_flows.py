@@ -19,9 +19,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from bot.appflows import looks
-from bot.appflows.compare import GateOptions, case_records, decide, records
-from bot.appflows.runner import SAMPLE_RULES, SERVER_ERRORS, run_cases_async
+from bot.appflows.options import SAMPLE_RULES, SERVER_ERRORS, GateOptions
 from bot.appflows.suite import all_cases, load_suites, shard_cases
 from bot.checks import CheckDefinition, register
 from bot.core.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, reject_unknown
@@ -81,12 +79,17 @@ class AppFlowsCheck(CheckDefinition):
             sequential=parse_sequential(raw, loc),
         )
 
+    # The runner and the comparison (httpx, scipy) are imported where a run needs them, not when a
+    # policy is read.
     def run(self, ctx, options: AppFlowOptions) -> CheckResult:
+        from bot.appflows import looks
+        from bot.appflows.compare import compare
+
         cases, folder = _cases(ctx, options, 0, 1)
         plan = looks.plan_for(options.sequential, options.gate, len(cases), ctx.rule)
         if plan is None:
             recs, artifact = _records(ctx, options, cases, folder)
-            return decide(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
+            return compare(self.name, options.gate, recs, artifacts=(artifact,), rule=ctx.rule)
         from bot.appflows.endpoints import candidate_and_baseline
 
         ctx.progress(f"app-flows: {len(cases)} case(s) from {folder}, in looks at {', '.join(map(str, plan.looks))}")
@@ -95,21 +98,23 @@ class AppFlowsCheck(CheckDefinition):
                 self.name, options.gate, plan, cases, ctx.rule,
                 lambda batch: _run_both(ctx, options, batch, endpoints), ctx.progress)
         artifact = _write_records(ctx, recs, "app-flows-cases.json")
-        said = looks.stopped(taken)
-        note = (f"{said}: {'settled early' if taken['cases'] < taken['limit'] else 'the whole suite'}; looks at "
-                f"{', '.join(map(str, plan.looks))} cases in a seeded shuffled order, the interval of each at its share "
-                f"of the {(1 - ctx.rule.confidence) * 100:g}% error ({options.sequential.spending} spending)")
-        return replace(result, detail=f"{said}: {result.detail}", artifacts=(artifact,), notes=(*result.notes, note),
-                       findings=(*result.findings, {"title": said, "sequential": taken}))
+        note = taken.note(ctx.rule.confidence, options.sequential.spending, " in a seeded shuffled order")
+        return replace(result, detail=f"{taken.stopped()}: {result.detail}", artifacts=(artifact,),
+                       notes=(*result.notes, note), findings=(*result.findings, {"title": taken.stopped(),
+                                                                                 "sequential": taken.to_json()}))
 
     def run_shard(self, ctx, options: AppFlowOptions, shard: int, count: int) -> CheckResult:
+        from bot.appflows.compare import compare
+
         cases, folder = _cases(ctx, options, shard, count)
         recs, artifact = _records(ctx, options, cases, folder, shard, count)
-        return decide(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,), rule=ctx.rule)
+        return compare(self.name, options.gate, recs, keep_records=True, artifacts=(artifact,), rule=ctx.rule)
 
     def merge(self, ctx, options: AppFlowOptions, parts: list[CheckResult]) -> CheckResult:
+        from bot.appflows.compare import case_records, compare
+
         artifacts = tuple(a for p in parts for a in p.artifacts)
-        return decide(self.name, options.gate, case_records(parts), artifacts=artifacts, rule=ctx.rule)
+        return compare(self.name, options.gate, case_records(parts), artifacts=artifacts, rule=ctx.rule)
 
 
 def _cases(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list, str]:
@@ -119,6 +124,8 @@ def _cases(ctx, options: AppFlowOptions, shard: int, count: int) -> tuple[list, 
 
 def _run_both(ctx, options: AppFlowOptions, cases, endpoints) -> list[dict]:
     """Run ``cases`` on both variants at once; their case records."""
+    from bot.appflows.compare import records
+
     kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
                   sample_rule=options.sample_rule, server_errors=options.server_errors, progress=ctx.progress)
     cand, base = asyncio.run(_both(*endpoints, cases, kwargs))
@@ -137,12 +144,14 @@ def _records(ctx, options: AppFlowOptions, cases, folder: str, shard: int = 0, c
 
 
 def _write_records(ctx, recs: list[dict], name: str) -> str:
-    write_atomic(ctx.workdir / name, json.dumps(
+    path = ctx.workdir / name
+    write_atomic(path, json.dumps(
         {"candidate": str(ctx.promotion.to_variant), "baseline": str(ctx.baseline_ref()), "cases": recs},
         indent=2) + "\n")
-    # Relative to the results folder, which the workflow uploads as an artifact.
-    return f"{ctx.workdir.parent.name}/{ctx.workdir.name}/{name}"
+    return ctx.artifact(path)
 
 
 async def _both(cand_ep, base_ep, cases, kwargs):
+    from bot.appflows.runner import run_cases_async
+
     return await asyncio.gather(run_cases_async(cand_ep, cases, **kwargs), run_cases_async(base_ep, cases, **kwargs))

@@ -13,13 +13,14 @@ from bot.core.output import print_progress
 from bot.gitops.manifests import ManifestIndex
 from bot.gitops.promotions import Promotion, baseline_ref
 from bot.policy.model import Environment, Policy
+from bot.vcs.reader import GitReader
 from bot.verdicts.evidence import VerdictRule
 from bot.zoo.variants import Variant, VariantRef, Zoo
 
 
 @dataclass
 class CheckContext:
-    reader: object  # bot.vcs.reader.GitReader
+    reader: GitReader
     base: str
     head: str
     policy: Policy
@@ -31,6 +32,11 @@ class CheckContext:
     rule: VerdictRule = VerdictRule()  # the gate entry's confidence and decision rule
     _zoos: dict = field(default_factory=dict)
     _indexes: dict = field(default_factory=dict)
+
+    def artifact(self, path: Path) -> str:
+        """How the report names a file this check wrote under ``workdir``: relative to the results
+        folder that is uploaded as the run's artifact (`artifacts/<job>/<name>`), never a runner path."""
+        return Path(path).relative_to(self.workdir.parent.parent).as_posix()
 
     def zoo(self, rev: str) -> Zoo:
         if rev not in self._zoos:

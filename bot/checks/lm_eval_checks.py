@@ -18,7 +18,7 @@ from bot.checks import CheckDefinition, register
 from bot.core.errors import InputError
 from bot.core.fields import Loc
 from bot.core.output import write_atomic
-from bot.lmeval import harness, sanity, sequential
+from bot.lmeval import harness, sanity
 from bot.lmeval.cache import BaselineCache, cache_key
 from bot.lmeval.options import EvalOptions, parse_perplexity, parse_task_list
 from bot.lmeval.tasks import prepare
@@ -32,6 +32,8 @@ class LmEvalCheck(CheckDefinition):
     default_timeout_s = 1800.0
 
     def run(self, ctx, options: EvalOptions) -> CheckResult:
+        from bot.lmeval import sequential  # statistics: imported by a run, not by a policy read
+
         started = time.monotonic()
         candidate, baseline = ctx.candidate, ctx.baseline
         if options.backend == "hf":  # refuse unsafe candidate weights before minutes of baseline evaluation
@@ -61,7 +63,7 @@ class LmEvalCheck(CheckDefinition):
         for role, raw in (("baseline", run.baseline), ("candidate", run.candidate)):
             path = ctx.workdir / f"lm-eval-{role}.json"
             write_atomic(path, json.dumps(raw, indent=1, sort_keys=True) + "\n")
-            artifacts.append(str(path))
+            artifacts.append(ctx.artifact(path))
 
         notes = []
         if ctx.baseline_is_new:
@@ -76,13 +78,13 @@ class LmEvalCheck(CheckDefinition):
             notes += sanity.better_than_baseline(run.outcome.rows)
         findings = list(run.evaluations)
         if run.looks is not None:
-            findings.append({"title": run.stopped(), "sequential": run.looks})
+            findings.append({"title": run.looks.stopped(), "sequential": run.looks.to_json()})
         detail = self.detail(run.outcome, options)
         return CheckResult(
             name=self.name, verdict=run.outcome.verdict,
             candidate=self.summary_value(run.outcome.rows, "candidate"),
             baseline=self.summary_value(run.outcome.rows, "baseline"),
-            threshold=self.threshold_text(options), detail=f"{run.stopped()}: {detail}" if run.looks else detail,
+            threshold=self.threshold_text(options), detail=f"{run.looks.stopped()}: {detail}" if run.looks else detail,
             rows=run.outcome.rows, notes=tuple(notes), findings=tuple(findings), artifacts=tuple(artifacts),
             wall_time_s=time.monotonic() - started,
         )

@@ -1,6 +1,6 @@
-"""`promotion.yaml` with every section parsed: `bot.policy.model`'s parser with the check registry and
-the monitor's rollback and probe parsers plugged in. Read from a revision (the base of a PR: the
-PR cannot change the rules it is judged by) or from a local file (`check --policy`).
+"""`promotion.yaml` with every section parsed: `bot.policy.model`'s parser with the check registry
+plugged in (each gate entry's options are parsed by its check). Read from a revision (the base of a
+PR: the PR cannot change the rules it is judged by) or from a local file (`check --policy`).
 """
 
 from __future__ import annotations
@@ -9,16 +9,12 @@ from pathlib import Path
 
 from bot.checks import registry
 from bot.core.errors import InputError
-from bot.policy.model import POLICY_FILE, Policy, Sections, baseline_problems, parse_policy
-from bot.policy.probes import parse_probes
-from bot.policy.rollback import parse_rollback
+from bot.policy.model import POLICY_FILE, Policy, baseline_problems, parse_policy
 from bot.zoo.variants import Zoo
-
-SECTIONS = Sections(check=registry.get, rollback=parse_rollback, probes=parse_probes)
 
 
 def parse(text: str, file: str = POLICY_FILE) -> Policy:
-    return parse_policy(text, file, SECTIONS)
+    return parse_policy(text, file, registry.get)
 
 
 def from_rev(reader, rev: str, path: str = POLICY_FILE) -> Policy:

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 from bot.checks import CheckDefinition, register
 from bot.core.fields import Loc, get_duration, get_int, get_number, get_percent, get_str, mapping, reject_unknown
 from bot.core.paths import check_repo_path
-from bot.perf.compare import DEFAULT_LIMIT, MEMORY, METRICS, PeakMemory, PerfLimits, decide
 from bot.perf.guidellm import PROFILES, Profile, Round, RoundSpec, command, run_rounds
+from bot.perf.options import DEFAULT_LIMIT, MEMORY, METRICS, PerfLimits
 from bot.perf.rounds import BASELINE, CANDIDATE, schedule
 from bot.verdicts.results import CheckResult
 
@@ -133,6 +133,7 @@ class PerformanceCheck(CheckDefinition):
 
     def run(self, ctx, options: PerfOptions) -> CheckResult:
         from bot.appflows.endpoints import candidate_and_baseline, served_endpoint
+        from bot.perf.compare import PeakMemory, compare  # statistics: imported by a run, not by a policy read
 
         out = ctx.workdir / "guidellm"
         out.mkdir(parents=True, exist_ok=True)
@@ -182,11 +183,10 @@ class PerformanceCheck(CheckDefinition):
                             "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
         baseline = [measured[names[(i, BASELINE)]] for i in range(options.pairs)]
         candidate = [measured[names[(i, CANDIDATE)]] for i in range(options.pairs)]
-        rel = f"{ctx.workdir.parent.name}/{ctx.workdir.name}/guidellm"
-        artifacts = tuple(f"{rel}/{names[key]}.{ext}" for key in order for ext in ("html", "json"))
+        artifacts = tuple(ctx.artifact(out / f"{names[key]}.{ext}") for key in order for ext in ("html", "json"))
         # The gate entry's `confidence:` and `decide:` (bot.policy.model.VerdictRule), like every other check.
         limits = replace(options.limits, confidence=ctx.rule.confidence)
-        return decide(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
+        return compare(self.name, limits, baseline, candidate, notes=notes, artifacts=artifacts, rule=ctx.rule,
                       memory=memory)
 
 

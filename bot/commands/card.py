@@ -16,7 +16,7 @@ from bot.render.card import full_card, metadata_yaml, recorded_card, render_card
 from bot.vcs.notes import GitNotes
 from bot.verdicts.results import CheckResult
 from bot.zoo.records import all_records
-from bot.zoo.variants import ZOO_ROOT, VariantRef, complete, parse_variant
+from bot.zoo.variants import ZOO_ROOT, VariantRef, card_facts, complete, parse_variant
 
 
 def register(sub) -> None:
@@ -90,9 +90,9 @@ def run(args) -> int:
     baseline = variant.base_model if "/" in variant.base_model else None
     if args.results:
         checks = checks_from_report(args.results, str(variant.ref))
-        card = full_card(metadata_yaml(variant, checks), render_card_body(
-            variant, checks, recipe_text=recipe_text, baseline=baseline if checks else None,
-            baseline_variant=sibling_variant(args.variant_dir, baseline)))
+        facts = card_facts(variant, baseline=baseline if checks else None, recipe_text=recipe_text,
+                           baseline_variant=sibling_variant(args.variant_dir, baseline))
+        card = full_card(metadata_yaml(facts, checks), render_card_body(facts, checks))
     else:
         notes = GitNotes(args.repo or args.variant_dir.resolve().parents[2])
         records = all_records(notes.all()) if notes.is_repository() else []

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot.gate.pipeline import check, write_outputs
+from bot.gate import publish
+from bot.gate.pipeline import check
 
 
 def register(sub) -> None:
@@ -32,9 +33,10 @@ def register(sub) -> None:
 def run(args) -> int:
     judged = check(args.repo, args.base, args.head, policy_file=args.policy, workdir=args.workdir,
                     cache_dir=args.cache, record=args.record, pr=args.pr)
-    write_outputs(judged.report, judged.comment_markdown, json_path=args.json, comment_path=args.comment)
+    comment = publish.comment(judged.report, templates=judged.templates) if args.comment else None
+    publish.write_outputs(judged.report, comment, json_path=args.json, comment_path=args.comment)
     print_summary(judged.report)
-    return judged.exit_code
+    return judged.report.exit_code
 
 
 def print_summary(report) -> None:
@@ -44,9 +46,9 @@ def print_summary(report) -> None:
         for c in p.checks:
             print(f"      {c.verdict:7} {c.name}: {c.detail}")
         for e in p.errors:
-            print(f"      error   {e.file}: {e.field}: {e.message}", file=sys.stderr)
+            print(f"      error   {e}", file=sys.stderr)
     for e in report.errors:
-        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
     if not report.promotions and not report.errors:
         print("nothing to promote")
     print(f"verdict: {report.verdict}")

@@ -15,9 +15,10 @@ from pathlib import Path
 from bot.commands.check import print_summary
 from bot.core.errors import ErrorRecord, InputError
 from bot.core.output import write_atomic
-from bot.gate.pipeline import comment_for, default_cache_dir, merge, plan_pr, policy_of, write_outputs
+from bot.gate import publish, result_files
+from bot.gate.pipeline import default_cache_dir, merge, plan_pr, policy_of
 from bot.gate.plan import Plan
-from bot.gate.runner import clear_results, result_path, run_jobs
+from bot.gate.runner import run_jobs
 from bot.vcs.reader import GitReader
 from bot.verdicts.results import Report
 
@@ -73,7 +74,7 @@ def run_plan(args) -> int:
     # which a failed plan job would never get to post.
     errors = list(plan.errors) + [e for errs in plan.promotion_errors.values() for e in errs]
     for e in errors:
-        print(f"error: {e.file}: {e.field}: {e.message}" if e.field else f"error: {e.file}: {e.message}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
     return 0
 
 
@@ -81,9 +82,9 @@ def run_check_job(args) -> int:
     """Exit 0 when every job ran (whatever its verdict): the verdict is the reporter's to give."""
     plan = _plan_for_repo(args.plan, args.repo)
     jobs = tuple(job for entry in args.job for job in plan.entry_jobs(entry))
-    clear_results(args.out, jobs)
+    result_files.clear(args.out, jobs)
     run_jobs(plan, jobs, args.out, args.cache or default_cache_dir())
-    missing = [j.id for j in jobs if not result_path(args.out, j).exists()]
+    missing = [j.id for j in jobs if not result_files.path_for(args.out, j).exists()]
     print(f"{len(jobs) - len(missing)} result file(s) in {args.out}")
     return 2 if missing else 0
 
@@ -101,15 +102,18 @@ def run_report(args) -> int:
         return _could_not_report(args, plan, exc.as_record())
     finally:
         reader.close()
-    write_outputs(judged.report, judged.comment_markdown, json_path=args.json, comment_path=args.comment)
-    print_summary(judged.report)
-    return judged.exit_code
+    _publish(args, judged.report, judged.templates)
+    return judged.report.exit_code
 
 
 def _could_not_report(args, plan: Plan, record: ErrorRecord) -> int:
     """Still a JSON report and a comment, saying why: the PR must not wait for a verdict that never comes."""
-    report = Report(plan.base, plan.head, errors=(record,))
-    comment = comment_for(report, None, None, None)
-    write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
-    print_summary(report)
+    report = Report(plan.base, plan.merged, errors=(record,))
+    _publish(args, report, {})
     return report.exit_code
+
+
+def _publish(args, report: Report, templates) -> None:
+    comment = publish.comment(report, templates=templates) if args.comment else None
+    publish.write_outputs(report, comment, json_path=args.json, comment_path=args.comment)
+    print_summary(report)

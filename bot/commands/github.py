@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from bot.commands.monitor import add_at
 from bot.core.errors import InputError, PromotionBotError
 
 
@@ -47,6 +48,7 @@ def register(sub) -> None:
     mon.add_argument("--env", default="prod", help="environment to watch (default: prod)")
     mon.add_argument("--json", type=Path, help="write the monitoring report here")
     mon.add_argument("--dry-run", action="store_true", help="decide, but open no PR or issue")
+    add_at(mon)
     mon.set_defaults(func=run_monitor)
 
 
@@ -123,10 +125,10 @@ def run_monitor(args) -> int:
     if not args.prometheus_url:
         raise InputError("action.yml", "prometheus-url", "is not set",
                          "pass `prometheus-url:` to the action or set PROMETHEUS_URL")
-    from bot.monitor.watch import monitor
     from bot.monitor.prometheus import checked_url
+    from bot.monitor.watch import monitor
 
     url = checked_url(args.prometheus_url, file="action.yml", field="prometheus-url")
     with _forge(settings) as forge:
         return monitor(settings.workspace, url, env=args.env, forge=forge,
-                       json_path=args.json, dry_run=args.dry_run, status_url=settings.run_url)
+                       json_path=args.json, dry_run=args.dry_run, now=args.at, status_url=settings.run_url)

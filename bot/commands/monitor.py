@@ -3,6 +3,7 @@ on a trip open one revert PR."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -22,7 +23,29 @@ def register(sub) -> None:
     p.add_argument("--forge-dir", type=Path, help="write PRs, comments and issues as files here (local mode)")
     p.add_argument("--probe-history", type=Path, help="probe history file (default: the policy's probes.history)")
     p.add_argument("--no-probes", action="store_true", help="evaluate the metric rules only, even when the policy has probes")
+    add_at(p)
     p.set_defaults(func=run)
+
+
+def add_at(parser) -> None:
+    parser.add_argument("--at", type=evaluation_time, metavar="TIME",
+                        help="evaluate the rules as of TIME (Unix seconds or ISO 8601, e.g. 2026-12-07T03:00:00Z) "
+                             "instead of now: replays what the pass saw then")
+
+
+def evaluation_time(text: str) -> float:
+    """``--at``: Unix seconds, or an ISO 8601 time (UTC unless it names its offset)."""
+    from datetime import datetime, timezone
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time: write Unix seconds or 2026-12-07T03:00:00Z") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def run(args) -> int:
@@ -41,4 +64,4 @@ def run(args) -> int:
     forge = LocalForge(args.forge_dir) if args.forge_dir else None
     return monitor(args.repo, url, env=args.env, forge=forge, json_path=args.json,
                    dry_run=args.dry_run, branch=args.branch, probes=not args.no_probes,
-                   history_path=args.probe_history)
+                   history_path=args.probe_history, now=args.at)

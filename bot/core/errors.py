@@ -2,6 +2,7 @@
 
 PromotionBotError            base; exit code 2 ("could not judge")
 ├── InputError               bad input from the repo or the command line: names file, field and fix
+│   ├── UnknownKeyError      a key the mapping does not take (``key``, and the ``allowed`` ones)
 │   └── UnsafePathError      a path that would leave the repository
 └── ExternalError            a service the bot talks to failed (git, GitHub, Prometheus, a model server)
 
@@ -40,6 +41,16 @@ class InputError(PromotionBotError):
         return ErrorRecord(file=self.file, field=self.field, message=message)
 
 
+class UnknownKeyError(InputError):
+    """A mapping holds ``key``, which is none of ``allowed``: callers that know more keys (a gate
+    entry's own, beside its check's options) suggest from those."""
+
+    def __init__(self, file: str, field: str, message: str, fix: str, *, key: str, allowed: frozenset[str]) -> None:
+        super().__init__(file, field, message, fix)
+        self.key = key
+        self.allowed = allowed
+
+
 class UnsafePathError(InputError):
     pass
 
@@ -60,6 +71,10 @@ class ErrorRecord:
     file: str
     field: str
     message: str
+
+    def __str__(self) -> str:
+        """`file: field: message`, or `file: message` for a whole file (the CLI's and the log's line)."""
+        return f"{self.file}: {self.field}: {self.message}" if self.field else f"{self.file}: {self.message}"
 
     def to_json(self) -> dict:
         return {"file": self.file, "field": self.field, "message": self.message}

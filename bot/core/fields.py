@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bot.core.errors import InputError
+from bot.core.errors import InputError, UnknownKeyError
 
 _MISSING = object()
 
@@ -55,6 +55,14 @@ def get_str(data: Mapping[str, Any], key: str, loc: Loc, default: Any = _MISSING
         return value
     if not isinstance(value, str) or not value.strip():
         raise loc.child(key).error(f"must be a non-empty string, got {_shown(value)}", f"write it as `{key}: some text`")
+    return value
+
+
+def get_bool(data: Mapping[str, Any], key: str, loc: Loc, default: bool, fix: str | None = None) -> bool:
+    """`true` or `false` (YAML's booleans); anything else is an error naming the field."""
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise loc.child(key).error(f"must be true or false, got {_shown(value)}", fix or "")
     return value
 
 
@@ -152,7 +160,9 @@ def reject_unknown(data: Mapping[str, Any], allowed: set[str], loc: Loc) -> None
             close = did_you_mean(str(key), allowed)
             hint = (f"did you mean `{close}`?" if close else f"allowed keys: {', '.join(sorted(allowed))}" if allowed
                     else f"{loc.path or 'this'} takes no settings: remove it")
-            raise loc.child(str(key)).error("is not a known setting", hint)
+            child = loc.child(str(key))
+            raise UnknownKeyError(child.file, child.path, "is not a known setting", hint, key=str(key),
+                                  allowed=frozenset(allowed))
 
 
 def did_you_mean(word: str, choices) -> str | None:

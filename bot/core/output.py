@@ -25,6 +25,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def print_progress(message: str) -> None:
     """Progress of long work (evals, benchmarks), on stderr so stdout stays the command's result."""
     print(f"[promotion-bot] {message}", file=sys.stderr, flush=True)

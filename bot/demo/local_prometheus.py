@@ -8,7 +8,6 @@ starts, so windows "before the promotion" hold data the caller chose. Optional s
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,14 +17,9 @@ from typing import Iterable
 import httpx
 
 from bot.core.errors import ExternalError
+from bot.core.net import free_port
 
 READY_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _binary(name: str) -> str:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from bot.core.output import write_atomic
-from bot.gate.pipeline import Judged, check, write_outputs
+from bot.gate import publish
+from bot.gate.pipeline import Judged, check, read_templates
 from bot.render.card import recorded_card
-from bot.render.markdown import repo_template_overrides
 from bot.render.zoo_table import compare, compare_markdown
 from bot.vcs.notes import GitNotes
 from bot.vcs.reader import GitReader
@@ -179,13 +179,13 @@ class Story:
         return step
 
     def write_step(self, step: StepRecord, folder: Path, outcome: Judged) -> None:
-        write_outputs(outcome.report, outcome.comment_markdown, json_path=folder / "report.json",
-                      comment_path=folder / "comment.md")
-        write_atomic(folder / "comment.html", page(f"Step {step.number}: {step.title}", markdown_html(outcome.comment_markdown)))
+        comment = publish.comment(outcome.report, templates=outcome.templates)
+        publish.write_outputs(outcome.report, comment, json_path=folder / "report.json", comment_path=folder / "comment.md")
+        write_atomic(folder / "comment.html", page(f"Step {step.number}: {step.title}", markdown_html(comment)))
         step.files.update({"comment": f"step{step.number}/comment.html", "comment (Markdown)": f"step{step.number}/comment.md",
                            "JSON report": f"step{step.number}/report.json"})
         for p in outcome.report.promotions:
-            if p.card_markdown and p.to_variant:
+            if p.card is not None and p.to_variant:
                 # README.md as the Hub would get it: every number the variant's gates recorded so far.
                 write_atomic(folder / "model-card.md", self.card(p.to_variant))
                 step.files["model card"] = f"step{step.number}/model-card.md"
@@ -194,9 +194,9 @@ class Story:
                 for a in c.artifacts:
                     step.summary.append(f"        artifact: {a}")
             for e in p.errors:
-                step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
+                step.summary.append(f"error   {e}")
         for e in outcome.report.errors:
-            step.summary.append(f"error   {e.file}: {e.field}: {e.message}")
+            step.summary.append(f"error   {e}")
 
     def monitor(self, number: int) -> StepRecord:
         step = StepRecord(number, "prod metrics degrade: the monitoring pass opens a revert PR", "tripped")
@@ -236,7 +236,7 @@ class Story:
         recipe = self.repo.path / variant.recipe if variant.recipe else None
         reader = GitReader(self.repo.path)
         try:
-            overrides = repo_template_overrides(reader, reader.resolve("main"), "templates")
+            overrides = read_templates(reader, reader.resolve("main"), "templates")
         finally:
             reader.close()
         return recorded_card(variant, records, baseline_variant=self.variant(baselines[-1]) if baselines else None,

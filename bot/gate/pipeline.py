@@ -3,32 +3,32 @@
 `check`, `github pr`, `github report` and `report` all come through here:
 
     plan_pr   the policy parsed once, the PR's promotions and their jobs      (`plan`, `github plan`)
-    judge     every job of a plan in this process, then the report and comment (`check`, `github pr`)
+    judge     every job of a plan in this process, then the report             (`check`, `github pr`)
     merge     the result files of a fan-out's jobs into the same report        (`report`, `github report`)
+    recorded  the report's results in the repo's notes
 
-Callers own the reader and publish the result (files, a PR comment, statuses).
+Nothing here renders: callers own the reader and publish the result once (`bot.gate.publish`:
+the comment, the JSON report; statuses).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from bot.checks import load_policy
 from bot.core.errors import InputError
-from bot.core.output import print_progress, write_atomic
+from bot.core.output import print_progress
 from bot.gate.assemble import assemble
 from bot.gate.plan import Plan, build_plan
 from bot.gate.recorder import record_or_note
 from bot.gate.runner import Shared, execute
 from bot.gate.scope import environment_names
 from bot.policy.model import POLICY_FILE, Policy
-from bot.render.markdown import fit_comment, render_comment, repo_template_overrides
 from bot.vcs.reader import GitReader
 from bot.verdicts.results import Report
 
@@ -37,7 +37,9 @@ from bot.verdicts.results import Report
 class Judged:
     plan: Plan
     report: Report
-    comment_markdown: str
+    # The repo's template overrides (`templates:` of the policy, at the base revision): read while the
+    # checkout is open, rendered only when the run is published.
+    templates: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -78,8 +80,7 @@ def policy_of(reader: GitReader, plan: Plan) -> Policy | None:
 
 
 def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path | None = None,
-          cache_dir: Path | None = None, report_url: str | None = None, repo_url: str | None = None,
-          progress: Callable[[str], None] = print_progress) -> Judged:
+          cache_dir: Path | None = None, progress: Callable[[str], None] = print_progress) -> Judged:
     """Run every job of ``plan`` here (model checks in child processes) and assemble the verdict."""
     started = time.monotonic()
     progress(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} check job(s)")
@@ -88,70 +89,60 @@ def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path
     plan_file = work / "plan.json"
     plan.write(plan_file)
     cache = Path(cache_dir or default_cache_dir())
+    seals = None
     if plan.jobs and policy is not None:
-        execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
+        seals = execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
     report = assemble(plan, results, reader=reader, policy=policy, wall_time_s=time.monotonic() - started,
-                      cache_dir=cache)
-    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url, repo_url=repo_url))
+                      cache_dir=cache, seals=seals)
+    return Judged(plan, report, template_overrides(reader, plan, policy))
 
 
-def merge(reader: GitReader, plan: Plan, policy: Policy | None, results: Path, *, report_url: str | None = None,
-          repo_url: str | None = None, started: float | None = None) -> Judged:
+def merge(reader: GitReader, plan: Plan, policy: Policy | None, results: Path, *,
+          started: float | None = None) -> Judged:
     """The verdict of a fan-out from its jobs' result files, exactly as `judge` would give it."""
     started = time.monotonic() if started is None else started
     report = assemble(plan, Path(results), reader=reader, policy=policy)
     # The jobs ran side by side: the run took the slowest of them, plus this merge.
     slowest = max((c.wall_time_s or 0 for p in report.promotions for c in p.checks), default=0)
     report = replace(report, wall_time_s=slowest + time.monotonic() - started)
-    return Judged(plan, report, comment_for(report, reader, plan, policy, report_url=report_url, repo_url=repo_url))
+    return Judged(plan, report, template_overrides(reader, plan, policy))
 
 
 def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = None,
-          workdir: Path | None = None, cache_dir: Path | None = None, report_url: str | None = None,
+          workdir: Path | None = None, cache_dir: Path | None = None,
           progress: Callable[[str], None] = print_progress, record: bool = True, pr: int | None = None) -> Judged:
     """`promotion-bot check`: the whole gate of a local repository in this process; its results
     recorded in the repository's notes unless ``record`` is off."""
     reader = GitReader(repo)
     try:
         plan, policy = plan_pr(reader, base, head, policy_file=policy_file)
-        judged = judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, report_url=report_url,
-                       progress=progress)
-        return recorded(reader, judged, policy, pr=pr, report_url=report_url) if record else judged
+        judged = judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, progress=progress)
+        return recorded(reader, judged, policy, pr=pr) if record else judged
     finally:
         reader.close()
 
 
 def recorded(reader: GitReader, judged: Judged, policy: Policy | None, *, pr: int | None = None,
-             push: bool = False, skip: str | None = None, report_url: str | None = None,
-             repo_url: str | None = None) -> Judged:
+             push: bool = False, skip: str | None = None) -> Judged:
     """The judged run after its results went into the repo's notes (bot/gate/recorder.py); when they
-    could not (or ``skip`` says why not), the report and comment carry a note saying so."""
+    could not (or ``skip`` says why not), the report carries a note saying so."""
     warning = skip or record_or_note(reader.path, judged.plan, policy, judged.report, pr=pr, push=push)
     if warning is None:
         return judged
-    report = replace(judged.report, notes=(*judged.report.notes, warning))
-    return Judged(judged.plan, report, comment_for(report, reader, judged.plan, policy, report_url=report_url,
-                                                   repo_url=repo_url))
+    return replace(judged, report=replace(judged.report, notes=(*judged.report.notes, warning)))
 
 
-def comment_for(report: Report, reader: GitReader | None, plan: Plan | None, policy: Policy | None, *,
-                report_url: str | None = None, repo_url: str | None = None) -> str:
-    """The PR comment, with the repo's template overrides from the base revision when it has any.
-    ``repo_url`` (`https://github.com/<owner>/<repo>`): links to the repository's files point at the
-    PR's head there; without it (a local run) they stay relative."""
-    overrides = {}
-    if policy is not None and plan is not None and reader is not None:
-        overrides = repo_template_overrides(reader, plan.base, policy.templates)
-    files_url = f"{repo_url.rstrip('/')}/blob/{plan.pr_head or plan.head}" if repo_url and plan is not None else None
-    return fit_comment(render_comment(report, overrides=overrides, report_url=report_url, files_url=files_url),
-                       report_url)
+def template_overrides(reader: GitReader, plan: Plan, policy: Policy | None) -> dict[str, str]:
+    """Templates the GitOps repo overrides, as the (trusted) base revision has them."""
+    return read_templates(reader, plan.base, policy.templates if policy is not None else None)
 
 
-def write_outputs(report: Report, comment: str, *, json_path: Path | None, comment_path: Path | None) -> None:
-    if json_path:
-        write_atomic(Path(json_path), json.dumps(report.to_json(), indent=2) + "\n")
-    if comment_path:
-        write_atomic(Path(comment_path), comment)
+def read_templates(reader: GitReader, rev: str, folder: str | None) -> dict[str, str]:
+    """The `.j2` files of ``folder`` at ``rev``, by file name (the name of the built-in each replaces)."""
+    if not folder:
+        return {}
+    return {path.rsplit("/", 1)[-1]: reader.read_text(rev, path) or ""
+            for path in reader.list_files(rev, folder) if path.endswith(".j2")}
 
 
 def temp_root() -> str:

@@ -29,14 +29,14 @@ from bot.checks import registry
 from bot.checks.load_policy import parse as parse_policy_text
 from bot.core.errors import ErrorRecord, InputError
 from bot.core.output import write_atomic
-from bot.gitops.promotions import Promotion, discover
 from bot.gate.scope import environment_names, scope_of
+from bot.gitops.promotions import Promotion, discover
 from bot.gitops.variant_changes import content_changes
 from bot.policy.model import POLICY_FILE, Policy
 from bot.verdicts.results import Removal
 from bot.zoo.variants import Zoo
 
-PLAN_SCHEMA = 2
+PLAN_SCHEMA = 3  # 3: `merged` (was `head`), `pr_head` always set
 MAX_MATRIX = 256  # GitHub Actions' limit on jobs per matrix
 
 
@@ -75,7 +75,7 @@ class Job:
 class Plan:
     repo: str
     base: str
-    head: str
+    merged: str  # the commit judged: the PR's head merged into ``base`` (made, never pushed)
     policy_file: str | None  # a local file (`check --policy`); None: `policy_path` at the base revision
     promotions: tuple[Promotion, ...] = ()
     removals: tuple[Removal, ...] = ()
@@ -84,7 +84,7 @@ class Plan:
     jobs: tuple[Job, ...] = ()
     policy_path: str = POLICY_FILE
     notes: tuple[str, ...] = ()  # for reviewers, e.g. "this PR changes the policy"
-    pr_head: str | None = None  # the PR's own head when ``head`` is it as merged into ``base``
+    pr_head: str = ""  # the PR's own head; ``merged`` is it merged into ``base``
     environments: tuple[str, ...] = ()  # every environment of the policy: each gets a status
     touched: tuple[str, ...] = ()  # those the PR changes (bot/gate/scope.py); the others pass untouched
     relevant: bool = True  # False: the PR changes nothing the bot reads (no comment needed)
@@ -107,7 +107,7 @@ class Plan:
     @cached_property
     def plan_id(self) -> str:
         """A digest of what the plan asks (not where the repo is): result files carry it."""
-        body = {"base": self.base, "head": self.head, "pr_head": self.pr_head, "policy_file": self.policy_file, "policy_path": self.policy_path,
+        body = {"base": self.base, "merged": self.merged, "pr_head": self.pr_head, "policy_file": self.policy_file, "policy_path": self.policy_path,
                 "promotions": [p.to_json() for p in self.promotions], "jobs": [j.to_json() for j in self.jobs]}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -132,7 +132,7 @@ class Plan:
 
     def to_json(self) -> dict:
         return {
-            "schema": PLAN_SCHEMA, "plan_id": self.plan_id, "repo": self.repo, "base": self.base, "head": self.head,
+            "schema": PLAN_SCHEMA, "plan_id": self.plan_id, "repo": self.repo, "base": self.base, "merged": self.merged,
             "pr_head": self.pr_head, "environments": list(self.environments), "touched": list(self.touched),
             "relevant": self.relevant,
             "policy_file": self.policy_file, "policy_path": self.policy_path, "notes": list(self.notes),
@@ -150,7 +150,7 @@ class Plan:
             raise InputError("plan", "schema", f"plan schema {d.get('schema')!r} is not {PLAN_SCHEMA}",
                              "make the plan with the same promotion-bot version")
         return cls(
-            repo=d["repo"], base=d["base"], head=d["head"], pr_head=d.get("pr_head"), policy_file=d.get("policy_file"),
+            repo=d["repo"], base=d["base"], merged=d["merged"], pr_head=d["pr_head"], policy_file=d.get("policy_file"),
             environments=tuple(d.get("environments", ())), touched=tuple(d.get("touched", ())),
             relevant=d.get("relevant", True),
             policy_path=d.get("policy_path", POLICY_FILE), notes=tuple(d.get("notes", ())),
@@ -161,18 +161,18 @@ class Plan:
             jobs=tuple(Job.from_json(j) for j in d["jobs"]),
         )
 
-    def judged_head(self, reader) -> str:
-        """``head``, made again from ``pr_head`` on a runner that only has the PR (the merge commit
+    def merged_commit(self, reader) -> str:
+        """``merged``, made again from ``pr_head`` on a runner that only has the PR (the merge commit
         is deterministic, so every runner judges the same tree)."""
         try:
-            return reader.resolve(self.head)
+            return reader.resolve(self.merged)
         except InputError:
             if not self.pr_head:
                 raise
         merged = reader.as_merged(self.base, self.pr_head)
-        if merged != self.head:
-            raise InputError("plan", "head", f"{self.pr_head[:12]} merged into {self.base[:12]} gives {merged[:12]} "
-                                             f"here, not {self.head[:12]}", "make the plan and run its jobs on the same PR head")
+        if merged != self.merged:
+            raise InputError("plan", "merged", f"{self.pr_head[:12]} merged into {self.base[:12]} gives {merged[:12]} "
+                                               f"here, not {self.merged[:12]}", "make the plan and run its jobs on the same PR head")
         return merged
 
     def write(self, path: Path) -> None:

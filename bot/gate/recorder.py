@@ -42,7 +42,7 @@ def record(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, 
            now: datetime | None = None) -> list[Record]:
     """Write this run's records into the local notes ref, keyed by the PR's head; replaces the
     records an earlier run on the same commit left for the same promotions."""
-    commit = plan.pr_head or report.head
+    commit = plan.pr_head
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="milliseconds")
     records = records_for(report, commit=commit, recorded_at=stamp, pr=pr, baselines=baselines(plan, policy),
                           bot_version=version_of("promotion-bot"), lm_eval_version=version_of("lm_eval"))

@@ -42,7 +42,7 @@ def find(reader, plan: Plan, records: Iterable[Record], *, pr: int | None) -> Re
     if plan.errors or plan.promotion_errors or not plan.promotions:
         return None  # nothing costly to save, or something to report: judge it
     try:
-        tree, base_tree = reader.tree_sha(plan.head, ""), reader.tree_sha(plan.base, "")
+        tree, base_tree = reader.tree_sha(plan.merged, ""), reader.tree_sha(plan.base, "")
     except PromotionBotError:
         return None
     runs: dict[tuple[str, str, str], list[Record]] = {}

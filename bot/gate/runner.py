@@ -5,17 +5,12 @@ Inline checks run in a worker thread with a deadline; the others run as
 raises, hangs or dies leaves an `error` result (or no result, which the reporter reads as
 `error`): never a pass.
 
-A result file names the plan (`Plan.plan_id`) and the job it answers, so the reporter can refuse
-a file left over from another run of the workflow.
+Results go to one file per job (`bot.gate.result_files`); a file changed after its job ended is
+refused by the report, for `execute` seals each as its job ends.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -25,35 +20,14 @@ from typing import Callable
 
 from bot.checks import load_policy, registry
 from bot.checks.context import CheckContext
-from bot.core.childenv import child_env, relay
 from bot.core.errors import InputError, PromotionBotError
-from bot.core.output import print_progress, write_atomic
+from bot.core.output import print_progress
+from bot.gate import children, result_files
 from bot.gate.plan import Job, Plan
+from bot.gate.result_files import Seals
 from bot.policy.model import Policy
 from bot.vcs.reader import GitReader
 from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult
-
-RESULT_SUFFIX = ".result.json"
-
-
-def result_path(out_dir: Path, job: Job) -> Path:
-    return Path(out_dir) / f"{job.id}{RESULT_SUFFIX}"
-
-
-def write_result(out_dir: Path, plan: Plan, job: Job, result: CheckResult) -> None:
-    body = {"plan": plan.plan_id, "job": job.id, "result": result.to_json()}
-    write_atomic(result_path(out_dir, job), json.dumps(body, indent=2) + "\n")
-
-
-def clear_results(out_dir: Path, jobs: tuple[Job, ...]) -> None:
-    """Remove the result files of ``jobs`` before they run: a file left by an earlier run (a
-    persistent self-hosted runner, a reused --workdir) would stand in for a job that dies now."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ids = {job.id for job in jobs}
-    for path in out_dir.rglob(f"*{RESULT_SUFFIX}"):
-        if path.name[:-len(RESULT_SUFFIX)] in ids:
-            path.unlink()
 
 
 @dataclass
@@ -74,7 +48,7 @@ class Shared:
         """Caller closes ``reader``; one opened here lives as long as the process. ``policy``: the
         one the caller already parsed; else it is read as the plan names it (a `run-check` child)."""
         reader = reader or GitReader(plan.repo)
-        plan.judged_head(reader)  # a matrix runner has the PR, not the merge commit: make it here
+        plan.merged_commit(reader)  # a matrix runner has the PR, not the merge commit: make it here
         return cls(reader, policy or load_policy.load(reader, plan.base, policy_file=plan.policy_file,
                                                         policy_path=plan.policy_path))
 
@@ -92,7 +66,7 @@ def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Sha
         definition = registry.get(spec.name)
         workdir = Path(out_dir) / "artifacts" / job.id
         workdir.mkdir(parents=True, exist_ok=True)
-        ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.head, policy=shared.policy,
+        ctx = CheckContext(reader=shared.reader, base=plan.base, head=plan.merged, policy=shared.policy,
                            environment=env, promotion=promo, workdir=workdir, cache_dir=Path(cache_dir),
                            progress=progress, rule=spec.rule, _zoos=shared.zoos, _indexes=shared.indexes)
         if job.shards > 1:
@@ -139,7 +113,7 @@ def run_in_thread(plan: Plan, jobs: list[Job], out_dir: Path, cache_dir: Path, *
                 with lock:
                     if state["abandoned"]:
                         return
-                    write_result(out_dir, plan, job, result)
+                    result_files.write(out_dir, plan, job, result)
                 if (n + 1) % 100 == 0:
                     progress(f"{n + 1}/{len(batch)} checks run")
             finished.set()
@@ -152,66 +126,16 @@ def run_in_thread(plan: Plan, jobs: list[Job], out_dir: Path, cache_dir: Path, *
                 if remaining <= 0 and not finished.is_set():
                     state["abandoned"] = True
                     progress(f"{job.id} timed out after {job.timeout_s:g}s")
-                    write_timeout(out_dir, plan, job)
+                    result_files.write_timeout(out_dir, plan, job)
                     jobs = jobs[state["index"] + 1:]
                     break
             if finished.wait(max(remaining, 0.01)):
                 return
 
 
-def write_timeout(out_dir: Path, plan: Plan, job: Job) -> None:
-    result = CheckResult(job.check, ERROR, detail=f"timed out after {job.timeout_s:g}s", wall_time_s=job.timeout_s)
-    write_result(out_dir, plan, job, result)
-
-
-def run_subprocess(plan: Plan, plan_file: Path, jobs: list[Job], out_dir: Path, cache_dir: Path, *, progress) -> None:
-    """Run ``jobs`` in one `python -m bot run-check` child, in order, each against its own deadline
-    there; kill its whole process group at their summed timeout."""
-    cmd = [sys.executable, "-m", "bot", "run-check", "--plan", str(plan_file), "--out", str(out_dir),
-           "--cache", str(cache_dir), "--repo", plan.repo]
-    for job in jobs:
-        cmd += ["--job", job.id]
-    timeout_s = sum(job.timeout_s for job in jobs)
-    # Checks may run PR-controlled weights and configs: they get no credential, and what they
-    # print cannot issue workflow commands in the Actions log.
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=child_env())
-    output = relay(proc.stderr)
-    try:
-        code = proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        output.join(timeout=5)
-        for job in jobs:
-            if not result_path(out_dir, job).exists():
-                progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
-                write_timeout(out_dir, plan, job)
-        return
-    output.join(timeout=5)
-    # A check that gave up at its own deadline may leave a model server behind in its session.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if code not in (0, 1, 2) or not all(result_path(out_dir, job).exists() for job in jobs):
-        progress(f"{', '.join(j.id for j in jobs)}: exited with code {code}; the report reads a missing result as error")
-
-
-def child_groups(jobs: tuple[Job, ...]) -> list[list[Job]]:
-    """Consecutive model checks of the same promotions share one child process: its imports (torch,
-    lm-eval: seconds each) are paid once, and the same PR content runs in it either way."""
-    groups: list[list[Job]] = []
-    for job in jobs:
-        if groups and not job.inline and not groups[-1][0].inline and groups[-1][0].promotions == job.promotions:
-            groups[-1].append(job)
-        else:
-            groups.append([job])
-    return groups
-
-
 def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, *, plan_file: Path | None = None,
-             shared: Shared | None = None, progress: Callable[[str], None] = print_progress) -> None:
+             shared: Shared | None = None, seals: Seals | None = None,
+             progress: Callable[[str], None] = print_progress) -> None:
     """Run ``jobs`` one after another (model checks already use every core).
 
     Inline jobs run here; the others in a child process when ``plan_file`` is given (`check`),
@@ -226,8 +150,10 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
     failed: dict[int, tuple[int, str]] = {}  # promotion → (gate position, "check: verdict") of its first failure
 
     def note_outcomes(finished: list[Job]) -> None:
+        if seals is not None:
+            seals.seal(out_dir, finished)
         for job in finished:
-            verdict = _written_verdict(out_dir, plan, job)
+            verdict = result_files.verdict_of(out_dir, plan, job)
             if verdict in (FAIL, ERROR):
                 for i in job.promotions:
                     failed.setdefault(i, (job.position, f"{job.check}: {verdict}"))
@@ -247,14 +173,16 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
         if not (job.fail_fast and all(i in failed and failed[i][0] != job.position for i in job.promotions)):
             return False
         why = failed[job.promotion][1]
-        write_result(out_dir, plan, job, CheckResult(
+        result_files.write(out_dir, plan, job, CheckResult(
             job.check, SKIPPED, detail=f"not run: the gate had already failed ({why}); "
                                        "`fail_fast: false` on the environment runs every check"))
+        if seals is not None:
+            seals.seal(out_dir, [job])
         done += 1
         progress(f"[{done}/{total}] {job.id} skipped: the gate had already failed ({why})")
         return True
 
-    for group in child_groups(jobs):
+    for group in children.groups(jobs):
         if group[0].inline:
             pending.extend(group)
             continue
@@ -271,23 +199,18 @@ def run_jobs(plan: Plan, jobs: tuple[Job, ...], out_dir: Path, cache_dir: Path, 
             continue
         ids = ", ".join(f"{j.id} ({j.check})" for j in group)
         progress(f"[{done + 1}/{total}] {ids}, in a child process")
-        run_subprocess(plan, plan_file, group, out_dir, cache_dir, progress=progress)
+        for job in group:  # whatever an earlier child left under these names is not theirs
+            result_files.path_for(out_dir, job).unlink(missing_ok=True)
+        children.run(plan, plan_file, group, out_dir, cache_dir, progress=progress)
         note_outcomes(group)
         done += len(group)
     flush()
 
 
-def _written_verdict(out_dir: Path, plan: Plan, job: Job) -> str:
-    """The verdict in ``job``'s result file; a missing or unreadable one counts as an error."""
-    try:
-        body = json.loads(result_path(out_dir, job).read_text())
-        return body["result"]["verdict"] if body.get("plan") == plan.plan_id else ERROR
-    except (OSError, ValueError, KeyError, TypeError):
-        return ERROR
-
-
 def execute(plan: Plan, plan_file: Path, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,
-            progress: Callable[[str], None] = print_progress) -> None:
-    """Run every job of ``plan`` (`check`, `github pr`)."""
-    clear_results(out_dir, plan.jobs)
-    run_jobs(plan, plan.jobs, out_dir, cache_dir, plan_file=plan_file, shared=shared, progress=progress)
+            progress: Callable[[str], None] = print_progress) -> Seals:
+    """Run every job of ``plan`` (`check`, `github pr`); the seals of their result files."""
+    seals = Seals()
+    result_files.clear(out_dir, plan.jobs)
+    run_jobs(plan, plan.jobs, out_dir, cache_dir, plan_file=plan_file, shared=shared, seals=seals, progress=progress)
+    return seals

@@ -8,8 +8,8 @@ writes the plan and its matrix, `run-check` runs each matrix entry on its own ru
 Whatever goes wrong, the PR ends with a comment that says what and every status at `error`:
 never `success`, never left `pending` while GitHub still answers.
 
-Exit codes: 0 pass (or, for `plan`, the plan is written), 1 a gate failed, 2 could not judge
-(bad input, a crash, GitHub failing).
+Exit codes (`bot.verdicts.results.EXIT_CODES`, as `check`): 0 pass (or, for `plan`, the plan is
+written), 1 a gate failed, 2 could not judge (bad input, a crash, GitHub failing), 3 inconclusive.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bot.core.errors import ErrorRecord, ExternalError, InputError, PromotionBot
 from bot.core.output import write_atomic
 from bot.core.paths import check_repo_path
 from bot.forge.protocol import Forge, ForgeError
-from bot.gate import pipeline, statuses
+from bot.gate import pipeline, publish, statuses
 from bot.gate.plan import Plan
 from bot.gate.scope import environment_names
 from bot.gate.statuses import Status
@@ -36,13 +36,14 @@ from bot.policy.model import POLICY_FILE, Policy
 from bot.render.markdown import COMMENT_MARKER, md_escape
 from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
-from bot.verdicts.results import FAIL, PASS, Report
+from bot.verdicts.results import PASS, Report
 
-EXIT_FOR_VERDICT = {PASS: 0, FAIL: 1}
 NOTHING_READ = "nothing to promote: this PR changes nothing promotion-bot reads"
 NO_STATUSES = ("> [!WARNING]\n> Statuses not set: the workflow's token may not set commit statuses, so branch "
                "protection sees no verdict (fix: give the workflow `permissions: statuses: write`).")
 NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
+# The permission a workflow needs for each write, named in the error when GitHub refuses it.
+PERMISSION_FOR = (("status", "statuses: write"), ("comment", "pull-requests: write"))
 
 
 def plan_contexts(plan: Plan) -> list[str]:
@@ -57,10 +58,6 @@ def untouched_environments(plan: Plan | None) -> frozenset[str]:
     if plan is None or plan.errors:
         return frozenset()
     return frozenset(plan.environments) - set(plan.touched)
-
-
-# The permission a workflow needs for each write, named in the error when GitHub refuses it.
-PERMISSION_FOR = (("status", "statuses: write"), ("comment", "pull-requests: write"))
 
 
 @dataclass
@@ -180,22 +177,21 @@ class PullRequestRun:
             return started
         plan, policy = started
         if not plan.relevant and not plan.errors:
-            return self._nothing_read(reader, plan)
+            return self._nothing_read(plan)
         try:
             judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
-                                    report_url=self.settings.run_url,
-                                    repo_url=self.settings.repo_url, progress=actions.log)
+                                    progress=actions.log)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
-        return self._publish(judged.report, judged.comment_markdown)
+        return self._publish(judged.report, judged.templates, plan)
 
-    def _nothing_read(self, reader: GitReader, plan: Plan) -> int:
+    def _nothing_read(self, plan: Plan) -> int:
         """A PR that changes nothing the bot reads (docs, CI, application code): every status
         `success` in seconds and no comment; a comment an earlier push of the PR got is edited,
         so it does not show a verdict the PR no longer needs."""
-        report = Report(plan.base, plan.head, notes=(NOTHING_READ,))
-        comment = pipeline.comment_for(report, reader, plan, None, report_url=self.settings.run_url)
+        report = Report(plan.base, plan.merged, notes=(NOTHING_READ,))
+        comment = self._comment(report, {}, plan)
         json_path = self._write_report(report)
         actions.append_summary(self.settings.step_summary, comment)
         url = self._write(f"comment on #{self.activity.pr_number}",
@@ -219,8 +215,7 @@ class PullRequestRun:
         """The results into the repo's notes, pushed; a fork PR's token cannot push, so it skips with a note."""
         skip = ("results not recorded: the token of a fork PR cannot push `refs/notes/promotion-bot`"
                 if self.activity.from_fork else None)
-        return pipeline.recorded(reader, judged, policy, pr=self.activity.pr_number, push=True, skip=skip,
-                                 report_url=self.settings.run_url, repo_url=self.settings.repo_url)
+        return pipeline.recorded(reader, judged, policy, pr=self.activity.pr_number, push=True, skip=skip)
 
     def _fan_out(self, reader: GitReader, plan_file: Path, matrix_file: Path | None) -> int:
         started = self._start(reader)
@@ -228,14 +223,13 @@ class PullRequestRun:
             return started
         plan, policy = started
         if not plan.relevant and not plan.errors:
-            code = self._nothing_read(reader, plan)
+            code = self._nothing_read(plan)
             actions.set_outputs(self.settings.output, NO_MATRIX)
             return code
         if plan.errors and not plan.promotions:
             # Nothing for a matrix to run: say what is wrong now, rather than in the report job.
-            judged = pipeline.judge(reader, plan, policy, report_url=self.settings.run_url,
-                                    repo_url=self.settings.repo_url, progress=actions.log)
-            self._publish(judged.report, judged.comment_markdown)
+            self._publish(Report(plan.base, plan.merged, removals=plan.removals, errors=plan.errors, notes=plan.notes),
+                          {}, plan)
             return 2
         try:
             plan.write(plan_file)
@@ -262,15 +256,14 @@ class PullRequestRun:
             # The plan job set the untouched environments' final `success`: not again.
             self.sent.update((c, s) for c, s in statuses.pending(
                 self.contexts, 0, untouched_environments=untouched_environments(plan)).items() if s.state == "success")
-            self._have_commit(reader, plan.pr_head or plan.head, "pull_request.head.sha")
-            plan.judged_head(reader)
+            self._have_commit(reader, plan.pr_head, "pull_request.head.sha")
+            plan.merged_commit(reader)
             policy = pipeline.policy_of(reader, plan)
-            judged = pipeline.merge(reader, plan, policy, results, report_url=self.settings.run_url,
-                                    repo_url=self.settings.repo_url, started=started)
+            judged = pipeline.merge(reader, plan, policy, results, started=started)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
-        return self._publish(judged.report, judged.comment_markdown)
+        return self._publish(judged.report, judged.templates, plan)
 
     def _judged_head(self, plan: Plan, plan_file: Path) -> None:
         """The statuses go on the commit the plan judged, which must be this event's PR head.
@@ -279,10 +272,10 @@ class PullRequestRun:
         that push runs its own gate.
         """
         if self.activity.kind == RERUN:
-            self.activity = replace(self.activity, head_sha=plan.pr_head or plan.head)
-        elif (plan.pr_head or plan.head) != self.activity.head_sha:
+            self.activity = replace(self.activity, head_sha=plan.pr_head)
+        elif (plan.pr_head) != self.activity.head_sha:
             raise InputError(str(plan_file), "head",
-                             f"the plan judges {(plan.pr_head or plan.head)[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
+                             f"the plan judges {(plan.pr_head)[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
                              "download the plan artifact of this workflow run, written by `github plan`")
 
     def _plan(self, reader: GitReader) -> tuple[Plan, Policy | None]:
@@ -335,23 +328,14 @@ class PullRequestRun:
         else:
             actions.log("crashed:\n" + traceback.format_exc())
             record = ErrorRecord("", "", f"promotion-bot crashed: {type(exc).__name__}: {exc}")
-        actions.annotate("error", f"{record.file}: {record.field}: {record.message}" if record.field else record.message)
+        actions.annotate("error", str(record) if record.file else record.message)
         base = plan.base if plan else (self.activity.base_sha or "")
-        head = plan.head if plan else (self.activity.head_sha or "")
+        head = plan.merged if plan else (self.activity.head_sha or "")
         report = Report(base, head, errors=(record,))
         if not self.contexts:
             self.contexts = plan_contexts(plan) if plan else self._contexts_without_a_plan()
-        try:
-            comment = pipeline.comment_for(report, None, None, None, report_url=self.settings.run_url)
-        except Exception:  # the template itself failed: still say what went wrong
-            comment = f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: ERROR\n\n{md_escape(record.message)}\n"
-        self._publish(report, comment)
+        self._publish(report, {}, None)
         return 2
-
-    def _write_report(self, report: Report) -> Path:
-        json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
-        write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
-        return json_path
 
     def _contexts_without_a_plan(self) -> list[str]:
         """Nothing was planned (no checkout, a missing commit): the environments named in the policy
@@ -362,14 +346,30 @@ class PullRequestRun:
             text = None
         return statuses.contexts_for(environment_names(text))
 
-    def _publish(self, report: Report, comment: str) -> int:
+    def _comment(self, report: Report, templates, plan: Plan | None) -> str:
+        try:
+            return publish.comment(report, templates=templates, report_url=self.settings.run_url,
+                                   files_url=publish.files_url(self.settings.repo_url, plan.pr_head)
+                                   if plan is not None else None)
+        except Exception:  # a template failed: still say what the verdict is and what went wrong
+            errors = [e.message for e in report.errors] or [f"{p.environment}: {p.verdict}" for p in report.promotions]
+            return (f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: {report.verdict.upper()}\n\n"
+                    + "\n".join(f"- {md_escape(e)}" for e in errors) + "\n\nThe comment template failed to render.\n")
+
+    def _write_report(self, report: Report) -> Path:
+        json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
+        write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+        return json_path
+
+    def _publish(self, report: Report, templates, plan: Plan | None) -> int:
+        comment = self._comment(report, templates, plan)
+        if self.no_statuses:
+            comment = comment.rstrip("\n") + "\n\n" + NO_STATUSES + "\n"
         json_path = self._write_report(report)
         actions.append_summary(self.settings.step_summary, comment)
         for p in report.promotions:
             if p.verdict != PASS:  # shown on the run page and in the PR's checks tab
                 actions.annotate("error", f"{p.environment}: {p.manifest} → {p.to_variant}: {p.verdict}")
-        if self.no_statuses:
-            comment = comment.rstrip("\n") + "\n\n" + NO_STATUSES + "\n"
         url = self._write(f"comment on #{self.activity.pr_number}",
                           lambda: self.forge.upsert_comment(self.activity.pr_number, comment))
         if self.forge_error is not None:  # the comment did not land: the statuses must not say success
@@ -384,7 +384,7 @@ class PullRequestRun:
         actions.log(f"verdict: {verdict}" + (f", comment: {url}" if url else ""))
         if self.forge_error is not None or self.no_statuses:
             return 2
-        return EXIT_FOR_VERDICT.get(report.verdict, 2)
+        return report.exit_code
 
 
 def run_pull_request(settings: Settings, forge: Forge, activity: Activity, *, step: str = "pr",

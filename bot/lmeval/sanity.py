@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from bot.lmeval.scores import as_number
 from bot.verdicts.results import MetricRow
 
 BITS_PER_BYTE_OF_GUESSING = 8.0  # log2(256): a uniform guess over bytes
@@ -23,8 +24,8 @@ def absurd_baseline(results: Mapping[str, Mapping], vocab_size: int | None) -> l
     """``results``: lm-eval's `results` for the baseline, by task."""
     out = []
     for task, metrics in sorted(results.items()):
-        bpb = _number(metrics.get("bits_per_byte,none"))
-        ppl = _number(metrics.get("word_perplexity,none"))
+        bpb = as_number(metrics.get("bits_per_byte,none"))
+        ppl = as_number(metrics.get("word_perplexity,none"))
         if bpb is not None and bpb > BITS_PER_BYTE_OF_GUESSING:
             out.append(f"{task}: the baseline's bits per byte is {bpb:.2f}, worse than guessing bytes at random "
                        f"({BITS_PER_BYTE_OF_GUESSING:g}): the eval data may not be text this model knows, or its "
@@ -52,5 +53,3 @@ def better_than_baseline(rows: Sequence[MetricRow]) -> list[str]:
     return out
 
 
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -23,7 +23,8 @@ class Score:
     samples: int | None = None
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A number lm-eval reported (a float, an int or a numeric string); None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -54,12 +55,12 @@ def parse_scores(raw: Mapping[str, Any]) -> dict[str, list[Score]]:
             metric, sep, filt = key.partition(",")
             if not sep or metric.endswith("_stderr"):
                 continue
-            number = _number(value)
+            number = as_number(value)
             if number is None and value != "N/A":
                 number = math.nan
             if number is None:
                 continue
-            stderr = _number(metrics.get(f"{metric}_stderr,{filt}"))
+            stderr = as_number(metrics.get(f"{metric}_stderr,{filt}"))
             hib = task_dirs.get(metric)
             scores.append(Score(task, metric, filt, number, stderr if stderr is None or math.isfinite(stderr) else None,
                                 hib if isinstance(hib, bool) else None, n if isinstance(n, int) else None))

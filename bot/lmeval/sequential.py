@@ -26,10 +26,9 @@ from bot.lmeval.cache import BaselineCache, Cached
 from bot.lmeval.gate import Outcome, compare
 from bot.lmeval.options import EvalOptions
 from bot.lmeval.scores import parse_samples, parse_scores
-from bot.stats.interval import level_percent
 from bot.stats.sequential import Sequential
+from bot.verdicts import looks
 from bot.verdicts.evidence import VerdictRule
-from bot.verdicts.results import FAIL, INCONCLUSIVE, PASS
 
 # role ("candidate" | "baseline"), documents (start, stop) or None for `limit` → a harness.run result
 Evaluate = Callable[[str, "tuple[int, int] | None"], dict]
@@ -44,15 +43,7 @@ class Evaluated:
     baseline: dict
     evaluations: list[dict]  # one finding per model: where its results came from
     notes: list[str] = field(default_factory=list)
-    looks: dict | None = None  # the sequential plan and where it stopped; None: fixed count
-
-    def stopped(self) -> str | None:
-        """`stopped at 50 of 400 documents per task (look 1 of 4)`, None for a fixed-count run."""
-        if self.looks is None:
-            return None
-        s = self.looks
-        return (f"stopped at {s['documents']} of {s['limit']} documents per task "
-                f"(look {s['look']} of {len(s['looks'])})")
+    looks: looks.Taken | None = None  # where the planned looks stopped; None: fixed count
 
 
 def wanted_metrics(options: EvalOptions) -> dict[str, tuple[str, ...] | None]:
@@ -168,50 +159,27 @@ def evaluate(evaluate: Evaluate, options: EvalOptions, rule: VerdictRule, baseli
                      options.limit)])
 
     parts: list[dict] = []
-    outcomes: list[str] = []
-    step = plan.step(outcomes)
-    done = 0
-    while not step.stop:
-        n, level = step.observations, step.level
-        progress(f"{options.check}: look {step.look + 1} of {len(plan.looks)}: documents {done + 1}–{n} "
-                 f"per task, interval at {level_percent(level)}")
-        base = baseline.results(n)
-        part = evaluate("candidate", (done, n))
+    state: dict = {}
+
+    def look(at: looks.Look) -> tuple[Outcome, str]:
+        state["base"] = base = baseline.results(at.stop)
+        part = evaluate("candidate", (at.start, at.stop))
         check_batch(part, options)
         parts.append(part)
-        cand = aggregate.merge(parts)
-        outcome = _compare(options, cand, base, replace(rule, confidence=level))
-        verdict = outcome.verdict
-        progress(f"{options.check}: look {step.look + 1}: {verdict}")
-        if verdict not in (PASS, FAIL, INCONCLUSIVE):  # an error is final: nothing more to learn
-            break
-        outcomes.append(settled_by_intervals(outcome))
-        done = n
-        step = plan.step(outcomes)
+        state["cand"] = cand = aggregate.merge(parts)
+        outcome = _compare(options, cand, base, replace(rule, confidence=at.level))
+        return outcome, looks.settled(outcome.verdict, outcome.rows)
+
+    outcome, taken = looks.run_in_looks(plan, look, name=options.check, unit="documents per task", progress=progress)
+    cand, n = state["cand"], taken.observations
     seconds = float(cand.get("seconds") or 0.0)
-    looks = {"documents": n, "limit": plan.looks[-1], "look": len(parts), "looks": list(plan.looks),
-             "levels": list(plan.levels), "planned_limit": options.limit,
-             "spending": options.sequential.spending}
-    evaluated = Evaluated(outcome, cand, base, [
+    evaluated = Evaluated(outcome, cand, state["base"], [
         baseline.finding(baseline_variant, n),
         _finding("candidate", candidate_variant, "lm-eval", seconds,
-                 f"evaluated by lm-eval in {seconds:.1f}s over {len(parts)} look{'s' if len(parts) > 1 else ''}", n)],
-        looks=looks)
-    evaluated.notes.append(evaluated.stopped() + (": settled early" if n < plan.looks[-1] else ": the planned maximum")
-                           + f"; looks at {', '.join(map(str, plan.looks))} documents, the interval of each at its "
-                           f"share of the {(1 - rule.confidence) * 100:g}% error ({options.sequential.spending} spending)")
+                 f"evaluated by lm-eval in {seconds:.1f}s over {taken.look} look{'s' if taken.look > 1 else ''}", n)],
+        looks=taken)
+    evaluated.notes.append(taken.note(rule.confidence, options.sequential.spending))
     return evaluated
-
-
-def settled_by_intervals(outcome: Outcome) -> str:
-    """What a look may stop on. A row without an interval was decided by its point estimate, which
-    the spent error does not cover: such a row cannot settle the check before the last look (where
-    the outcome stands as in a fixed-count run)."""
-    if outcome.verdict == FAIL and any(r.verdict == FAIL and r.evidence is not None for r in outcome.rows):
-        return FAIL
-    if outcome.verdict == PASS and all(r.evidence is not None for r in outcome.rows):
-        return PASS
-    return INCONCLUSIVE if outcome.verdict in (PASS, FAIL) else outcome.verdict
 
 
 def _compare(options: EvalOptions, cand: dict, base: dict, rule: VerdictRule) -> Outcome:

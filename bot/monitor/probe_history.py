@@ -83,10 +83,6 @@ class ProbeHistory:
         write_atomic(self.path, json.dumps(data, indent=1) + "\n")
 
 
-def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 JOB = "promotion-bot-probes"
 
 

@@ -13,11 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from bot.appflows import ERROR, FAIL, Endpoint, all_cases, load_suites, run_cases
+from bot.appflows.runner import ERROR, FAIL, Endpoint, run_cases
+from bot.appflows.suite import all_cases, load_suites
 from bot.core.errors import ExternalError, InputError
+from bot.core.output import clip
 from bot.gitops.manifests import Deployment
 from bot.monitor.evaluate import NO_DATA, OK, TRIPPED, WARN, Outcome
-from bot.monitor.probe_history import ProbeHistory, ProbeRun, PushgatewayHistory, clip, deployment_key
+from bot.monitor.probe_history import OUTPUT_LIMIT, ProbeHistory, ProbeRun, PushgatewayHistory, deployment_key
 from bot.policy.probes import ProbePolicy, ProbeRule
 from bot.render.markdown import make_environment
 from bot.vcs.notes import GitNotes
@@ -121,7 +123,7 @@ class ProbeRunner:
         if errors:
             raise ExternalError("model server", f"{dep.application} ({name}) did not answer {len(errors)} of "
                                                 f"{len(run.results)} probe case(s): {errors[0].error}")
-        failing = tuple({"case": r.case.key, "tag": t, "required": r.case.required(), "output": clip(r.output)}
+        failing = tuple({"case": r.case.key, "tag": t, "required": r.case.required(), "output": clip(r.output, OUTPUT_LIMIT)}
                         for r in run.results if r.status == FAIL for t in r.case.tags)
         return ProbeRun(at=self.now, variant=name, rates=run.pass_rates(), failing=failing)
 

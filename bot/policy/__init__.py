@@ -1,0 +1,1 @@
+"""`promotion.yaml` as frozen types: environments, gates, variant references, rollback and probe rules."""

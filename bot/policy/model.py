@@ -1,10 +1,10 @@
 """`promotion.yaml`: environments in promotion order, each with its gate, plus the zoo's baselines.
 
-Parsed once into frozen types; every error names the field path and the fix. The sections other
-packages own are parsed by them, handed in as `Sections` so this module imports none of them
-(`bot.checks.load_policy` plugs in the check registry and the monitor's rollback and probe parsers):
-each check parses its own options, so an unknown check, a bad threshold or a typo in a rollback
-rule fails here, before anything runs.
+Parsed once into frozen types; every error names the field path and the fix. `rollback:` and
+`probes:` are parsed by their modules beside this one; each gate entry's options by its check,
+looked up through the `check` the caller hands in (`bot.checks.load_policy` plugs in the check
+registry, which lives above the policy), so an unknown check, a bad threshold or a typo in a
+rollback rule fails here, before anything runs.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from bot.core.errors import InputError
+from bot.core.errors import InputError, UnknownKeyError
 from bot.core.fields import (
     Loc,
     did_you_mean,
+    get_bool,
     get_duration,
     get_int,
     get_str,
@@ -28,6 +29,8 @@ from bot.core.fields import (
 )
 from bot.core.paths import check_repo_path
 from bot.core.yamlio import load_one
+from bot.policy.probes import ProbePolicy, parse_probes
+from bot.policy.rollback import RollbackPolicy, parse_rollback
 from bot.policy.variant_refs import VariantRefRule, VariantRefs, parse_variant_ref
 from bot.verdicts.evidence import VerdictRule
 from bot.zoo.variants import NAMING_FIX, VARIANT_NAME
@@ -59,8 +62,8 @@ class Environment:
     gate: tuple[CheckSpec, ...]
     baseline: str | None  # None: the model's baseline; "deployed": what the environment served before
     require_canary: bool
-    rollback: Any  # bot.policy.rollback.RollbackPolicy, None when the environment has no `rollback:`
-    probes: Any  # bot.policy.probes.ProbePolicy, None when it has no `probes:`
+    rollback: RollbackPolicy | None  # None when the environment has no `rollback:`
+    probes: ProbePolicy | None  # None when it has no `probes:`
     index: int
     fail_fast: bool = True  # skip a promotion's remaining model checks once one failed
     variant_ref: VariantRefRule = VariantRefRule()  # its own `variant_ref:`, else the policy's
@@ -102,16 +105,11 @@ class Policy:
 ZOO_FACTS = ("recipe", "calibration", "weights", "quantization", "results", "known_issues")
 
 
-@dataclass(frozen=True)
-class Sections:
-    """Parsers of the sections other packages own; each raises `InputError` at the field."""
-
-    check: Callable[[str, Loc], Any]  # a check's name → its definition (`parse_options`, `inline`...)
-    rollback: Callable[[Mapping[str, Any], Loc], Any]  # an environment's `rollback:`
-    probes: Callable[[Mapping[str, Any], Loc], Any]  # an environment's `probes:`
+# A check's name → its definition (`parse_options`, `inline`...); raises InputError for an unknown one.
+CheckLookup = Callable[[str, Loc], Any]
 
 
-def parse_policy(text: str, file: str, sections: Sections) -> Policy:
+def parse_policy(text: str, file: str, check: CheckLookup) -> Policy:
     root = Loc(file)
     data = mapping(load_one(text, file) or {}, root)
     reject_unknown(data, {"version", "variant_ref", "models", "zoo", "environments", "serve", "templates", "runners",
@@ -135,9 +133,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
     zoo_loc = root.child("zoo")
     zoo = mapping(data.get("zoo") or {}, zoo_loc)
     reject_unknown(zoo, {"require", "immutable"}, zoo_loc)
-    immutable = zoo.get("immutable", True)
-    if not isinstance(immutable, bool):
-        raise zoo_loc.child("immutable").error(f"must be true or false, got {immutable!r}")
+    immutable = get_bool(zoo, "immutable", zoo_loc, True)
     require = tuple(str(x) for x in sequence(zoo.get("require", ["recipe", "calibration", "weights"]), zoo_loc.child("require")))
     for i, fact in enumerate(require):
         if fact not in ZOO_FACTS:
@@ -176,7 +172,7 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
             raise e_loc.child("name").error(f"environment {name!r} is listed twice", "list each environment once")
         seen.add(name)
         folder = check_repo_path(str(env.get("folder") or f"{ENVIRONMENTS_ROOT}/{name}"), file=file, field=f"{e_loc.path}.folder")
-        gate = tuple(_parse_check(raw, e_loc.child("gate").child(j), sections.check, default_runs_on)
+        gate = tuple(_parse_check(raw, e_loc.child("gate").child(j), check, default_runs_on)
                      for j, raw in enumerate(sequence(env.get("gate") or [], e_loc.child("gate"))))
         baseline = env.get("baseline")
         if baseline is not None and (not isinstance(baseline, str)
@@ -186,17 +182,13 @@ def parse_policy(text: str, file: str, sections: Sections) -> Policy:
                                                 "or name a variant folder, e.g. `baseline: v1.0-bf16`")
         rollback = env.get("rollback")
         if rollback is not None:
-            rollback = sections.rollback(mapping(rollback, e_loc.child("rollback")), e_loc.child("rollback"))
+            rollback = parse_rollback(mapping(rollback, e_loc.child("rollback")), e_loc.child("rollback"))
         probes = env.get("probes")
         if probes is not None:
-            probes = sections.probes(mapping(probes, e_loc.child("probes")), e_loc.child("probes"))
-        require_canary = env.get("require_canary", False)
-        if not isinstance(require_canary, bool):
-            raise e_loc.child("require_canary").error(f"must be true or false, got {require_canary!r}")
-        fail_fast = env.get("fail_fast", True)
-        if not isinstance(fail_fast, bool):
-            raise e_loc.child("fail_fast").error(f"must be true or false, got {fail_fast!r}",
-                                                 "true skips the model checks left once one fails; false runs them all")
+            probes = parse_probes(mapping(probes, e_loc.child("probes")), e_loc.child("probes"))
+        require_canary = get_bool(env, "require_canary", e_loc, False)
+        fail_fast = get_bool(env, "fail_fast", e_loc, True,
+                             "true skips the model checks left once one fails; false runs them all")
         ignore = get_str_list(env, "ignore", e_loc)
         for j, glob in enumerate(ignore):
             if glob.startswith("/") or ".." in glob.split("/"):
@@ -257,14 +249,15 @@ def _parse_check(raw: Any, loc: Loc, check: Callable[[str, Loc], Any], default_r
     raw_options = {k: v for k, v in spec.items() if k not in CHECK_ENTRY_KEYS}
     try:
         options = definition.parse_options(raw_options, loc)
-    except InputError as exc:  # a mistyped entry key (`timout:`) reaches the check's parser, which lacks it
-        key = exc.field.removeprefix(f"{loc.path}.")
-        close = did_you_mean(key, CHECK_ENTRY_KEYS) if exc.message == "is not a known setting" else None
-        if close and "did you mean" not in exc.fix:
-            raise loc.child(key).error(exc.message, f"did you mean `{close}`?") from exc
-        if exc.message == "is not a known setting" and "takes no settings" in exc.fix:
-            raise loc.child(key).error(exc.message, f"check `{name}` has no options of its own; every entry takes "
-                                                    f"{', '.join(sorted(CHECK_ENTRY_KEYS))}") from exc
+    except UnknownKeyError as exc:  # a mistyped entry key (`timout:`) reaches the check's parser, which lacks it
+        if exc.field != f"{loc.path}.{exc.key}":
+            raise  # a key inside one of the check's own options
+        close = did_you_mean(exc.key, CHECK_ENTRY_KEYS)
+        if close and did_you_mean(exc.key, exc.allowed) is None:
+            raise loc.child(exc.key).error(exc.message, f"did you mean `{close}`?") from exc
+        if not exc.allowed:
+            raise loc.child(exc.key).error(exc.message, f"check `{name}` has no options of its own; every entry takes "
+                                                        f"{', '.join(sorted(CHECK_ENTRY_KEYS))}") from exc
         raise
     timeout_s = get_duration(spec, "timeout", loc, definition.default_timeout_s)
     runs_on = _labels(spec["runs_on"], loc.child("runs_on")) if "runs_on" in spec else (definition.default_runs_on or default_runs_on)

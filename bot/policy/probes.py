@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bot.appflows.runner import SAMPLE_RULES
+from bot.appflows.options import SAMPLE_RULES
 from bot.appflows.suite import TAGS
 from bot.core.fields import (
     Loc,

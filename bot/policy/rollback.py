@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from bot.core.fields import Loc, get_duration, get_str, mapping, parse_percent, reject_unknown, sequence
+from bot.core.fields import Loc, get_bool, get_duration, get_str, mapping, parse_percent, reject_unknown, sequence
 
 ABOVE, BELOW = "above", "below"
 NO_DATA_ACTIONS = ("ignore", "warn", "rollback")
@@ -106,9 +106,7 @@ def parse_rollback(raw: Mapping[str, Any] | None, loc: Loc) -> RollbackPolicy:
     if feedback is not None and not _METRIC_NAME.match(feedback):
         raise loc.child("feedback_metric").error(f"{feedback!r} is not a Prometheus metric name",
                                                  "write the counter's name, e.g. `feedback_metric: app_feedback_total`")
-    defaults = raw.get("defaults", "rules" not in raw)
-    if not isinstance(defaults, bool):
-        raise loc.child("defaults").error(f"must be true or false, got {defaults!r}")
+    defaults = get_bool(raw, "defaults", loc, "rules" not in raw)
     rules_loc = loc.child("rules")
     own: dict[str, Rule] = {}
     for i, item in enumerate(sequence(raw.get("rules") or [], rules_loc)):

@@ -1,6 +1,6 @@
 """Model cards: Hugging Face metadata (`base_model`, `base_model_relation: quantized`, tags,
-model-index) plus a Markdown body rendered from `card.md.j2`. The same card appears in the PR
-comment and in `promotion-bot card`.
+model-index) plus a Markdown body rendered from `card.md.j2`, written from a variant's `CardFacts`
+and its checks. The same card appears in the PR comment and in `promotion-bot card`.
 """
 
 from __future__ import annotations
@@ -9,16 +9,12 @@ import functools
 import re
 from typing import Iterable, Mapping
 
-from huggingface_hub import EvalResult, ModelCardData
-
-from bot.core.errors import InputError
-from bot.core.fields import Loc
 from bot.render.markdown import make_environment, safe_href
-from bot.render.zoo_table import change_of, metric_key, size_ratio
+from bot.render.zoo_table import change_of, metric_key
 from bot.stats.interval import level_percent
-from bot.verdicts.results import CheckResult
+from bot.verdicts.results import CardFacts, CheckResult, PromotionResult
 from bot.zoo.records import Record, latest_checks
-from bot.zoo.variants import MODEL_NAME, VARIANT_NAME, Variant, VariantRef, parse_variant
+from bot.zoo.variants import MODEL_NAME, VARIANT_NAME, Variant, card_facts
 
 PERFORMANCE, APP_FLOWS = "performance", "app-flows"
 
@@ -26,20 +22,10 @@ SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+", re.ASCII)
 HF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+", re.ASCII)
 
 
-def tags_for(variant: Variant) -> list[str]:
-    tags = ["quantized", variant.name.precision]
-    q = variant.quantization
-    if q is not None and variant.is_quantized:
-        tags.append(q.algorithm.lower())
-        if q.format:
-            tags.append("compressed-tensors" if "pack" in q.format or "compressed" in q.format else q.format)
-    elif not variant.is_quantized:
-        tags[0] = "baseline"
-    return list(dict.fromkeys(tags))
-
-
-def metadata_yaml(variant: Variant, checks: Iterable[CheckResult]) -> str:
+def metadata_yaml(card: CardFacts, checks: Iterable[CheckResult]) -> str:
     """The YAML header, written by huggingface_hub so it matches what the Hub parses."""
+    from huggingface_hub import EvalResult, ModelCardData  # a second of imports, paid only when a card is written
+
     eval_results = []
     for check in checks:
         if check.name == PERFORMANCE:
@@ -54,10 +40,10 @@ def metadata_yaml(variant: Variant, checks: Iterable[CheckResult]) -> str:
                     metric_type=(metric or check.name).strip("()") or check.name, metric_value=row.candidate,
                 ))  # no source_name: huggingface_hub rejects one without a source_url
     data = ModelCardData(
-        model_name=str(variant.ref),
-        base_model=variant.base_model,
-        base_model_relation="quantized" if variant.is_quantized else None,
-        tags=tags_for(variant),
+        model_name=card.ref,
+        base_model=card.base_model,
+        base_model_relation="quantized" if card.is_quantized else None,
+        tags=list(card.tags),
         eval_results=eval_results or None,
     )
     return data.to_yaml()
@@ -75,13 +61,12 @@ def base_model_link(base_model: str) -> str | None:
     return None
 
 
-def performance_rows(variant: Variant, baseline_variant: Variant | None, checks: Iterable[CheckResult]) -> list[dict]:
+def performance_rows(card: CardFacts, checks: Iterable[CheckResult]) -> list[dict]:
     """The payoff against the baseline: size on disk, then every row the performance check measured
     (latency, throughput, memory...) as a ratio (×) and as a change with the interval it was judged by."""
-    ratio = size_ratio(variant, baseline_variant)
-    rows = [{"label": "size on disk", "candidate": variant.size_bytes,
-             "baseline": baseline_variant.size_bytes if baseline_variant else None, "bytes": True,
-             "ratio": ratio, "change": None, "verdict": None}]
+    ratio = card.size_bytes / card.baseline_size_bytes if card.size_bytes and card.baseline_size_bytes else None
+    rows = [{"label": "size on disk", "candidate": card.size_bytes, "baseline": card.baseline_size_bytes,
+             "bytes": True, "ratio": ratio, "change": None, "verdict": None}]
     for c in checks:
         if c.name != PERFORMANCE:
             continue
@@ -107,20 +92,19 @@ def gate_issues(checks: Iterable[CheckResult], sources: Mapping[str, str] | None
     return out
 
 
-def render_card_body(variant: Variant, checks: Iterable[CheckResult], *, baseline: str | None = None,
-                     baseline_variant: Variant | None = None, recipe_text: str | None = None, overrides=None,
+def render_card_body(card: CardFacts, checks: Iterable[CheckResult], *, overrides=None,
                      sources: Mapping[str, str] | None = None) -> str:
     """``sources``: check name -> which recorded gate it comes from (`test gate of PR #1 (gate: pass), 2026-12-03 08:00 UTC`)."""
     checks = list(checks)
-    link = base_model_link(variant.base_model)
+    link = base_model_link(card.base_model)
     # The link text is escaped by the renderer like every PR string; the destination by safe_href.
     env = make_environment(overrides) if overrides else _builtin_environment()
     return env.get_template("card.md.j2").render(
-        variant=variant, checks=checks, baseline=baseline, recipe_text=recipe_text,
+        variant=card, checks=checks, baseline=card.baseline, recipe_text=card.recipe_text,
         base_link=safe_href(link) if link else None,
-        tags=tags_for(variant), sources=sources or {},
+        tags=list(card.tags), sources=sources or {},
         accuracy_checks=[c for c in checks if c.rows and c.name != PERFORMANCE],
-        performance=performance_rows(variant, baseline_variant, checks),
+        performance=performance_rows(card, checks),
         gate_issues=gate_issues(checks, sources),
     )
 
@@ -131,26 +115,10 @@ def _builtin_environment():
     return make_environment(None)
 
 
-def card_for(variant: Variant, checks: Iterable[CheckResult], *, baseline: str | None, reader=None, rev: str | None = None,
-             overrides=None) -> tuple[str, str]:
-    checks = list(checks)
-    recipe = baseline_variant = None
-    if reader is not None and variant.recipe:
-        recipe = reader.read_text(rev, variant.recipe)
-    if reader is not None and baseline:
-        baseline_variant = _read_variant(reader, rev, baseline)
-    return metadata_yaml(variant, checks), render_card_body(variant, checks, baseline=baseline, recipe_text=recipe,
-                                                            baseline_variant=baseline_variant, overrides=overrides)
-
-
-def _read_variant(reader, rev: str | None, name: str) -> Variant | None:
-    """The baseline, for its size; a card without the ratio rather than none when it cannot be read."""
-    try:
-        ref = VariantRef.parse(name, Loc("card", "baseline"))
-        text = reader.read_text(rev, f"{ref.folder}/variant.yaml")
-        return parse_variant(ref, text) if text is not None else None
-    except InputError:
-        return None
+def card_of(promotion: PromotionResult) -> dict[str, str]:
+    """A promotion's card as the comment shows it: its metadata and body, from its facts and checks."""
+    return {"metadata": metadata_yaml(promotion.card, promotion.checks),
+            "markdown": render_card_body(promotion.card, promotion.checks)}
 
 
 def source_text(record: Record) -> str:
@@ -169,10 +137,10 @@ def recorded_card(variant: Variant, records: Iterable[Record], *, baseline_varia
     baseline = next((rc.record.baseline for rc in reversed(latest) if rc.record.baseline), None)
     if baseline_variant is not None and baseline is not None and str(baseline_variant.ref) != baseline:
         baseline_variant = None  # measured against another variant: no ratio against this one
-    body = render_card_body(variant, checks, baseline=baseline, baseline_variant=baseline_variant,
-                            recipe_text=recipe_text, overrides=overrides,
+    card = card_facts(variant, baseline=baseline, baseline_variant=baseline_variant, recipe_text=recipe_text)
+    body = render_card_body(card, checks, overrides=overrides,
                             sources={rc.check.name: source_text(rc.record) for rc in latest})
-    return full_card(metadata_yaml(variant, checks), body)
+    return full_card(metadata_yaml(card, checks), body)
 
 
 def full_card(metadata: str, body: str) -> str:

@@ -14,7 +14,6 @@ import json
 import math
 import posixpath
 import re
-from dataclasses import replace
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -163,17 +162,6 @@ def make_environment(overrides: Mapping[str, str] | None = None) -> jinja2.Envir
     return env
 
 
-def repo_template_overrides(reader, rev: str, folder: str | None) -> dict[str, str]:
-    """Templates the GitOps repo overrides, as the (trusted) base revision has them."""
-    if not folder:
-        return {}
-    out = {}
-    for path in reader.list_files(rev, folder):
-        if path.endswith(".j2"):
-            out[path.rsplit("/", 1)[-1]] = reader.read_text(rev, path) or ""
-    return out
-
-
 # A Markdown link to a relative destination; the `]` is preceded by an even number of backslashes,
 # so it closes a link and is not an escaped bracket of a PR string.
 _RELATIVE_LINK = re.compile(r"(?<!\\)((?:\\\\)*)\]\((\.\.?/[^)\s]*)\)")
@@ -212,12 +200,16 @@ def absolute_links(markdown: str, folder: str, files_url: str | None) -> str:
 def render_comment(report, *, overrides: Mapping[str, str] | None = None, report_url: str | None = None,
                    title: str = "promotion-bot", files_url: str | None = None) -> str:
     """The PR comment. ``files_url``: the repository's files at the judged commit on GitHub, for links."""
-    if files_url:
-        report = replace(report, promotions=tuple(
-            replace(p, card_markdown=absolute_links(p.card_markdown, f"{ZOO_ROOT}/{p.to_variant}", files_url))
-            if p.card_markdown and p.to_variant else p for p in report.promotions))
+    from bot.render.card import card_of  # the card module imports this one
+
+    cards = []
+    for p in report.promotions:
+        card = card_of(p) if p.card is not None and p.to_variant else None
+        if card is not None and files_url:
+            card = {**card, "markdown": absolute_links(card["markdown"], f"{ZOO_ROOT}/{p.to_variant}", files_url)}
+        cards.append(card)
     env = make_environment(overrides)
-    body = env.get_template("comment.md.j2").render(report=report, data=report.to_json(),
+    body = env.get_template("comment.md.j2").render(report=report, data=report.to_json(), cards=cards,
                                                      report_url=report_url, title=title)
     # The sticky comment is found again by this marker: a body without it would be duplicated.
     if COMMENT_MARKER not in body:

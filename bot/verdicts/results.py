@@ -5,13 +5,16 @@ contract below (pinned by tests/test_report_contract.py, against tests/golden/).
 
     {"schema_version": 2, "verdict": "pass|fail|inconclusive|error", "base", "head", "notes": [...],
      "promotions": [{"environment", "manifest", "object", "application", "change",
-                     "from_variant", "to_variant", "verdict", "notes", "errors", "card": {"markdown", "metadata"},
+                     "from_variant", "to_variant", "verdict", "notes", "errors",
                      "checks": [{"name", "verdict", "candidate", "baseline", "threshold", "detail",
                                  "rows": [{"label", "candidate", "baseline", "delta", "verdict",
                                            "evidence": {"interval": {"estimate", "low", "high", "level",
                                                                      "method", "n", "sd"},
                                                         "limit", "unit", "settle_n", "observations"}}],
-                                 "notes", "findings", "artifacts", "wall_time_s"}]}],
+                                 "notes", "findings", "artifacts", "wall_time_s"}],
+                     "card": {"ref", "base_model", "is_quantized", "tags", "description", "quantization",
+                              "calibration", "recipe", "recipe_text", "size_bytes", "known_issues", "baseline",
+                              "baseline_size_bytes"}}],
      "removals": [...], "errors": [{"file", "field", "message"}], "wall_time_s"}
 
 An interval is "how much worse the candidate is" (positive = worse) in the limit's unit.
@@ -28,7 +31,10 @@ from bot.stats.interval import Interval
 PASS, FAIL, ERROR, SKIPPED = "pass", "fail", "error", "skipped"
 INCONCLUSIVE = "inconclusive"  # the interval straddles the limit: the data cannot tell (bot.stats)
 VERDICTS = (PASS, FAIL, ERROR, SKIPPED, INCONCLUSIVE)
-SCHEMA_VERSION = 2  # 2: notes, rows[].evidence, the inconclusive verdict
+# The one exit-code table of every command that gives a verdict (`check`, `report`, `github pr|report`).
+# 3: the gate ran but its data cannot settle the verdict (blocking like a fail, yet no bot error).
+EXIT_CODES = {PASS: 0, FAIL: 1, ERROR: 2, INCONCLUSIVE: 3}
+SCHEMA_VERSION = 3  # 2: notes, rows[].evidence, the inconclusive verdict; 3: the card as data, not Markdown
 
 
 def combine(verdicts: Iterable[str]) -> str:
@@ -135,6 +141,43 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class CardFacts:
+    """What a model card says of the candidate beyond its gate results: its variant.yaml, weights,
+    recipe and baseline. Data only: `bot.render.card` writes the card from these and the checks.
+
+    The names follow `bot.zoo.variants.Variant`, so a repo's `card.md.j2` override reads `variant.ref`,
+    `variant.quantization.bits`... as it always has.
+    """
+
+    ref: str
+    base_model: str
+    is_quantized: bool
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    quantization: Mapping[str, Any] | None = None  # algorithm, scheme, bits, group_size, format, tool
+    calibration: Mapping[str, Any] | None = None  # dataset, samples, sequence_length, file
+    recipe: str | None = None  # repo path
+    recipe_text: str | None = None
+    size_bytes: int | None = None
+    known_issues: tuple[str, ...] = ()
+    baseline: str | None = None
+    baseline_size_bytes: int | None = None
+
+    def to_json(self) -> dict:
+        return {"ref": self.ref, "base_model": self.base_model, "is_quantized": self.is_quantized,
+                "tags": list(self.tags), "description": self.description,
+                "quantization": None if self.quantization is None else dict(self.quantization),
+                "calibration": None if self.calibration is None else dict(self.calibration),
+                "recipe": self.recipe, "recipe_text": self.recipe_text, "size_bytes": self.size_bytes,
+                "known_issues": list(self.known_issues), "baseline": self.baseline,
+                "baseline_size_bytes": self.baseline_size_bytes}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "CardFacts":
+        return cls(**{**d, "tags": tuple(d.get("tags", ())), "known_issues": tuple(d.get("known_issues", ()))})
+
+
+@dataclass(frozen=True)
 class PromotionResult:
     environment: str
     manifest: str
@@ -145,8 +188,7 @@ class PromotionResult:
     to_variant: str | None
     checks: tuple[CheckResult, ...]
     errors: tuple[ErrorRecord, ...] = ()
-    card_markdown: str | None = None  # the candidate's rendered model card
-    card_metadata: str | None = None  # its Hugging Face YAML header
+    card: CardFacts | None = None  # what the candidate's model card says
     notes: tuple[str, ...] = ()
 
     @property
@@ -164,18 +206,16 @@ class PromotionResult:
             "from_variant": self.from_variant, "to_variant": self.to_variant, "verdict": self.verdict,
             "checks": [c.to_json() for c in self.checks], "notes": list(self.notes),
             "errors": [e.to_json() for e in self.errors],
-            "card": None if self.card_markdown is None else {"markdown": self.card_markdown,
-                                                             "metadata": self.card_metadata},
+            "card": None if self.card is None else self.card.to_json(),
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "PromotionResult":
-        card = d.get("card") or {}
         return cls(environment=d["environment"], manifest=d["manifest"], object=d.get("object"),
                    application=d.get("application"), change=d["change"], from_variant=d.get("from_variant"),
                    to_variant=d.get("to_variant"), checks=tuple(CheckResult.from_json(c) for c in d.get("checks", ())),
-                   errors=tuple(ErrorRecord(**e) for e in d.get("errors", ())), card_markdown=card.get("markdown"),
-                   card_metadata=card.get("metadata"), notes=tuple(d.get("notes", ())))
+                   errors=tuple(ErrorRecord(**e) for e in d.get("errors", ())),
+                   card=CardFacts.from_json(d["card"]) if d.get("card") else None, notes=tuple(d.get("notes", ())))
 
 
 @dataclass(frozen=True)
@@ -207,8 +247,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        # 3: the gate ran but its data cannot settle the verdict (blocking, like a fail, yet no bot error).
-        return {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}.get(self.verdict, 2)
+        return EXIT_CODES[self.verdict]
 
     def environments(self) -> dict[str, str]:
         """Verdict per environment touched, for one commit status each."""

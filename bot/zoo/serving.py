@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -44,6 +43,7 @@ import httpx
 from bot.core.childenv import child_env
 from bot.core.errors import ExternalError, InputError
 from bot.core.fields import Loc, get_duration, get_str, mapping, reject_unknown
+from bot.core.net import free_port
 from bot.zoo.weights_safety import check_weights
 
 POLICY_FILE = "promotion.yaml"
@@ -224,12 +224,6 @@ def _command(data: Mapping[str, Any], loc: Loc) -> tuple[str, ...]:
     if "port" not in names:
         raise c_loc.error("does not pass {port} to the server", "add `--port {port}` so the bot can pick a free port")
     return tuple(argv)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _values(name: str, weights_dir: Path | None, pr: int | None, port: int | None) -> dict[str, str]:

@@ -8,13 +8,14 @@ the `zoo` check decides which facts a policy requires.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from bot.core.errors import InputError
 from bot.core.fields import Loc, did_you_mean, get_str, get_str_list, get_text, keyed_mapping, mapping, reject_unknown
 from bot.core.paths import check_repo_path, join_repo_path
 from bot.core.yamlio import load_one
+from bot.verdicts.results import CardFacts
 
 ZOO_ROOT = "models"
 
@@ -318,3 +319,29 @@ class Zoo:
 
     def variants_of(self, model: str) -> list[str]:
         return self.reader.list_dirs(self.rev, f"{ZOO_ROOT}/{model}")
+
+
+def tags_for(variant: Variant) -> list[str]:
+    """The model card's Hugging Face tags: precision, algorithm and format, or `baseline`."""
+    tags = ["quantized", variant.name.precision]
+    q = variant.quantization
+    if q is not None and variant.is_quantized:
+        tags.append(q.algorithm.lower())
+        if q.format:
+            tags.append("compressed-tensors" if "pack" in q.format or "compressed" in q.format else q.format)
+    elif not variant.is_quantized:
+        tags[0] = "baseline"
+    return list(dict.fromkeys(tags))
+
+
+def card_facts(variant: Variant, *, baseline: str | None = None, baseline_variant: Variant | None = None,
+               recipe_text: str | None = None) -> CardFacts:
+    """What the model card says of ``variant`` (``baseline_variant``: the baseline, for its size)."""
+    return CardFacts(
+        ref=str(variant.ref), base_model=variant.base_model, is_quantized=variant.is_quantized,
+        tags=tuple(tags_for(variant)), description=variant.description,
+        quantization=None if variant.quantization is None else asdict(variant.quantization),
+        calibration=None if variant.calibration is None else asdict(variant.calibration),
+        recipe=variant.recipe, recipe_text=recipe_text, size_bytes=variant.size_bytes,
+        known_issues=variant.known_issues, baseline=baseline,
+        baseline_size_bytes=None if baseline_variant is None else baseline_variant.size_bytes)

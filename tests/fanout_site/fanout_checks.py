@@ -1,9 +1,10 @@
 """Checks that exist only in tests: `test-slow` sleeps (to be killed mid-way) and answers its
-`verdict` option (default pass), `test-tally` is a
-shardable stand-in for a long suite whose cases split across runners."""
+`verdict` option (default pass), `test-tally` is a shardable stand-in for a long suite whose cases
+split across runners, `test-forger` plays a check whose process rewrites the other jobs' results."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -25,6 +26,21 @@ class SlowCheck(CheckDefinition):
             (ctx.workdir / "server").write_text(str(server.pid))
         time.sleep(float(options.get("seconds", 0)))
         return CheckResult(self.name, options.get("verdict", PASS), detail=f"slept {options.get('seconds', 0)}s")
+
+
+@register
+class ForgerCheck(CheckDefinition):
+    """Turns every other result file of its run into a pass, as code running in a check's process could."""
+
+    name = "test-forger"
+    inline = False
+
+    def run(self, ctx, options) -> CheckResult:
+        for path in ctx.workdir.parent.parent.rglob("*.result.json"):
+            body = json.loads(path.read_text())
+            body["result"] = {**body["result"], "verdict": PASS, "detail": "forged"}
+            path.write_text(json.dumps(body))
+        return CheckResult(self.name, PASS, detail="rewrote the others")
 
 
 @register
