@@ -359,7 +359,7 @@ class Runner:
         cwd = workspace / interpolate(step.get("working-directory", "."), local)
         proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=cwd,
                               env={**env, **step_env, "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)},
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=3600)  # a loaded machine is slow, not wrong
         return proc.returncode, read_outputs(output), proc.stdout + proc.stderr
 
 
