@@ -1,8 +1,10 @@
 """GitHub API requests one PR event costs: `promotion-bot github pr` against the fake GitHub
 on a GitOps repo with ~3,000 files and a PR promoting one variant.
 
-Target: at most 6 requests per run, first run (creates the comment) and rerun (edits it) alike,
-whatever the number of files. The action passes the workflow token's login, saving `GET /user`.
+Target: 8 requests per run, first run (creates the comment) and rerun (edits it) alike, whatever
+the number of files: `pending` and the final status on `promotion-bot` and on test, `success` on
+staging and prod (untouched: decided at once, set once), one page of comments, the comment. The
+action passes the workflow token's login, saving `GET /user` (9 without it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 REPO = "acme-ml/gitops"  # as in tests/github_fake/harness.py
-TARGET_REQUESTS = 6
+TARGET_REQUESTS = 8
 FILES = 2900
 
 
@@ -67,9 +69,10 @@ def main() -> int:
                 wall = time.monotonic() - started
                 calls = fake.requests[before:]
                 kinds = Counter(f"{r.method} {_route(r.path)}" for r in calls)
-                ok = run.code == 0 and len(calls) <= TARGET_REQUESTS
+                target = TARGET_REQUESTS + (0 if login else 1)
+                ok = run.code == 0 and len(calls) <= target
                 failed += not ok
-                print(f"{label}: {len(calls)} requests (target <= {TARGET_REQUESTS}), {wall:.2f}s wall, "
+                print(f"{label}: {len(calls)} requests (target <= {target}), {wall:.2f}s wall, "
                       f"{files} files, exit {run.code}: {dict(kinds)}")
     os.environ.clear()
     os.environ.update(saved)

@@ -80,7 +80,9 @@ def test_action__act_runs_the_composite_action_against_fake_github(tmp_path, git
         assert TOKEN not in log  # the runner masks it, and the bot never prints it
         [comment] = fake.comments_on(REPO, 12)
         # The action knows the workflow token comments as github-actions[bot]: no GET /user.
-        assert fake.calls("GET", "/user") == [] and len(fake.requests) == 4
+        # Pending and final on the umbrella and test, one final each for staging and prod (untouched),
+        # the comments page and the comment.
+        assert fake.calls("GET", "/user") == [] and len(fake.requests) == 2 * 2 + 2 + 2
         assert [s["state"] for s in fake.statuses_for(head, "promotion-bot/test")] == ["pending", "success"]
     assert fake.validation_errors == []
     outputs = json.loads(result.read_text())

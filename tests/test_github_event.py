@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.errors import InputError
-from bot.github.event import CHECK, IGNORE, MONITOR, RERUN, find_activity
+from bot.github.event import CHECK, IGNORE, MERGE_GROUP, MONITOR, RERUN, find_activity
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -27,6 +27,8 @@ TABLE = [
     ("schedule", "schedule.json", MONITOR, None, False),
     ("repository_dispatch", "repository_dispatch.json", MONITOR, None, False),
     ("push", "push.json", IGNORE, None, False),
+    ("merge_group", "merge_group.checks_requested.json", MERGE_GROUP, 12, False),
+    ("merge_group", "merge_group.destroyed.json", IGNORE, None, False),
 ]
 
 
@@ -35,7 +37,7 @@ def test_find_activity__event_table(event_name, sample, kind, pr_number, from_fo
     activity = find_activity(event_name, json.loads((EVENTS / sample).read_text()))
     assert (activity.kind, activity.pr_number, activity.from_fork) == (kind, pr_number, from_fork)
     assert activity.reason
-    if kind == CHECK:
+    if kind in (CHECK, MERGE_GROUP):
         assert len(activity.base_sha) == 40 and len(activity.head_sha) == 40
 
 
@@ -83,3 +85,19 @@ def test_find_activity__payload_missing_a_field_names_it():
     with pytest.raises(InputError) as err:
         find_activity("pull_request", payload)
     assert err.value.field == "pull_request.head.sha"
+
+
+def test_find_activity__merge_group_is_judged_against_its_parent_commit_not_the_branch():
+    payload = json.loads((EVENTS / "merge_group.checks_requested.json").read_text())
+    activity = find_activity("merge_group", payload)
+    assert activity.base_sha == payload["merge_group"]["base_sha"] and activity.base_ref is None
+    assert activity.head_ref.startswith("gh-readonly-queue/main/pr-12-")
+    assert activity.title == "Merge pull request #12 from acme-ml/promote/canopy-v1.3-test"
+
+
+def test_find_activity__merge_group_without_its_parent_names_the_field():
+    payload = json.loads((EVENTS / "merge_group.checks_requested.json").read_text())
+    del payload["merge_group"]["base_sha"]
+    with pytest.raises(InputError) as err:
+        find_activity("merge_group", payload)
+    assert err.value.field == "merge_group.base_sha"

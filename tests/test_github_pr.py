@@ -59,8 +59,12 @@ def test_github_pr__first_run_comments_and_sets_statuses(monkeypatch, tmp_path, 
     assert run.outputs["comment-url"].endswith(f"#issuecomment-{comment['id']}")
     assert Path(run.outputs["report-path"]).exists() and run.report["verdict"] == "pass"
     assert COMMENT_MARKER in run.summary and "v1.3-int4-g64" in run.summary
-    # The budget: at most 6 API requests for a PR with one promotion.
-    assert len(fake.requests) <= 6, [(r.method, r.path) for r in fake.requests]
+    # The budget for a PR with one promotion into one of three environments: pending and final on
+    # the umbrella and on test, one final status each for staging and prod (untouched, decided at
+    # once), one page of comments, the comment, and GET /user (this token's login is not given).
+    assert len(fake.requests) == 2 * 2 + 2 + 2 + 1, [(r.method, r.path) for r in fake.requests]
+    assert states(fake, head, "promotion-bot/prod") == ["success"]
+    assert states(fake, head, "promotion-bot") == ["pending", "success"]
 
 
 def test_github_pr__rerun_and_new_push_edit_the_one_comment(monkeypatch, tmp_path, fake, gitops, promotion):
@@ -134,6 +138,9 @@ def test_github_pr__missing_base_commit_asks_for_full_history(monkeypatch, tmp_p
     body = fake.comments_on(REPO, 12)[0]["body"]
     assert "fetch-depth: 0" in body
     assert states(fake, head, "promotion-bot") == ["error"]
+    # Nothing was planned; the environments named in the checkout's policy still get their error.
+    assert {s["context"] for s in fake.statuses_for(head)} == {
+        "promotion-bot", "promotion-bot/test", "promotion-bot/staging", "promotion-bot/prod"}
     assert run.report["verdict"] == "error"
 
 
@@ -360,3 +367,13 @@ def test_github_pr__card_links_point_at_the_repository_files(monkeypatch, tmp_pa
     # The base model is a zoo variant: on GitHub a relative link would resolve against the PR page.
     assert f"(https://github.example.com/{REPO}/blob/{head}/models/canopy-tiny/v1.0-fp32/)" in body
     assert "](../" not in body and "](./" not in body
+
+
+def test_github_pr__missing_statuses_permission_is_said_in_the_comment(monkeypatch, tmp_path, fake, gitops, promotion):
+    base, head = promotion
+    fake.add_token("ghs_no_statuses", None, permissions={"contents": "write", "pull-requests": "write"})
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head, token="ghs_no_statuses")
+    assert run.code == 2 and fake.statuses == []
+    assert len(fake.calls("POST", r".*/statuses/[0-9a-f]{40}")) == 1  # refused once, not tried for every context
+    body = fake.comments_on(REPO, 12)[0]["body"]
+    assert "PASS" in body and "give the workflow `permissions: statuses: write`" in body

@@ -348,7 +348,7 @@ def test_monitor__json_report_contract(prometheus, tmp_path):
     assert set(dep) == {"manifest", "object", "application", "model", "variant", "served_model", "promotion_commit",
                         "previous_variant", "state", "error", "rules", "probe", "action"}
     assert set(dep["rules"][0]) == {"rule", "condition", "value", "previous", "threshold", "state", "detail"}
-    assert set(dep["action"]) == {"kind", "branch", "title", "url", "detail", "commented"}
+    assert set(dep["action"]) == {"kind", "branch", "title", "url", "detail", "commented", "verified", "landed"}
     assert dep["state"] == "tripped" and dep["probe"] is None and dep["error"] is None
 
 

@@ -33,6 +33,8 @@ GOOD = {"name": "p95", "query": 'up{job="{app}"}', "above": 1, "window": "5m"}
     ({"above": None, "expect_improvement": "+0%"}, "rules[0].expect_improvement", "direction of the win"),
     ({"above": None, "expect_improvement": "+20%", "action": "page"}, "rules[0].action", "`warn` or `rollback`"),
     ({"action": "warn"}, "rules[0].action", "for `expect_improvement` rules"),
+    ({"critical": "yes"}, "rules[0].critical", "must be true or false"),
+    ({"above": None, "expect_improvement": "+20%", "critical": True}, "rules[0].critical", "marks a `warn` rule"),
 ])
 def test_parse_rollback__malformed_rule_names_the_field(change, field, words):
     rule = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
@@ -184,3 +186,13 @@ def test_default_rules__must_have_data_is_on_for_the_shipped_rules_and_off_for_y
     assert all(r.must_have_data for r in default_rules())
     assert not default_rules("feedback_total")[-1].must_have_data  # thumbs-down: on_no_data ignore
     assert not parse_rule({"name": "r", "query": "q", "above": 1}, Loc("promotion.yaml", "r")).must_have_data
+
+
+def test_parse_rollback__merge_auto_needs_a_critical_rule_and_defaults_to_manual():
+    assert parse_rollback({"rules": [GOOD]}, LOC).merge == "manual"
+    auto = parse_rollback({"merge": "auto", "rules": [{**GOOD, "critical": True}]}, LOC)
+    assert auto.merge == "auto" and [r.critical for r in auto.rules] == [True]
+    with pytest.raises(InputError, match=r"rollback\.merge: is `auto`, but no rule is marked `critical: true`"):
+        parse_rollback({"merge": "auto", "rules": [GOOD]}, LOC)
+    with pytest.raises(InputError, match=r"rollback\.merge: must be `manual` or `auto`, got 'always'"):
+        parse_rollback({"merge": "always", "rules": [GOOD]}, LOC)

@@ -1,6 +1,6 @@
 """`promotion-bot github pr|plan|report|monitor`: the bot inside GitHub Actions (see action.yml).
 
-`pr` judges a pull request on one runner. `plan` and `report` are the two ends of the same gate
+`pr` judges a pull request (or a merge queue's `merge_group` commit) on one runner. `plan` and `report` are the two ends of the same gate
 spread over a matrix (docs/fanout.md): `plan` sets the pending statuses and writes the plan,
 `report` publishes the matrix jobs' results as `pr` would.
 
@@ -84,12 +84,13 @@ def _forge(settings):
 
 def run_pr(args) -> int:
     from bot.github import actions
-    from bot.github.event import CHECK, RERUN, find_activity
-    from bot.github.pr import run_pull_request, skipped_outputs
+    from bot.github.dispatch import run_activity
+    from bot.github.event import CHECK, MERGE_GROUP, RERUN, find_activity
+    from bot.github.pr import skipped_outputs
 
     settings, payload = _settings_and_payload()
     activity = find_activity(settings.event_name, payload, pr_input=args.pr)
-    if activity.kind not in (CHECK, RERUN):
+    if activity.kind not in (CHECK, RERUN, MERGE_GROUP):
         actions.log(f"nothing to do: {activity.reason}")
         actions.set_outputs(settings.output, skipped_outputs(args.step))
         return 0
@@ -104,7 +105,7 @@ def run_pr(args) -> int:
         options.update(plan_file=args.plan, results=args.results)
     try:
         with _forge(settings) as forge:
-            return run_pull_request(settings, forge, activity, **options)
+            return run_activity(settings, forge, activity, **options)
     except PromotionBotError:
         raise
     except Exception as exc:  # a bug: still "could not judge", never the gate's "failed" (1)
@@ -130,4 +131,4 @@ def run_monitor(args) -> int:
     url = checked_url(args.prometheus_url, file="action.yml", field="prometheus-url")
     with _forge(settings) as forge:
         return monitor(settings.workspace, url, env=args.env, forge=forge,
-                       json_path=args.json, dry_run=args.dry_run, now=args.at)
+                       json_path=args.json, dry_run=args.dry_run, now=args.at, status_url=settings.run_url)

@@ -1,1 +1,1 @@
-"""The code-forge calls the bot makes (pull requests, comments, statuses), as a protocol and as files."""
+"""The code-forge calls the bot makes (pull requests, comments, statuses, merges), as a protocol and as files."""

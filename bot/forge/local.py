@@ -33,6 +33,10 @@ class LocalForge:
         path.write_text(body)  # edited in place: one comment per PR
         return path.resolve().as_uri()
 
+    def update_comment(self, pr_number: int, body: str) -> str | None:
+        path = self.folder / f"pr-{pr_number}-comment.md"
+        return self.upsert_comment(pr_number, body) if path.exists() else None
+
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -78,3 +82,14 @@ class LocalForge:
 
     def pull_request_url_for_commit(self, sha: str) -> str | None:
         return None
+
+    def allows_auto_merge(self) -> bool:
+        return False  # nothing here merges by itself
+
+    def enable_auto_merge(self, number: int) -> None:
+        raise ForgeError("local forge", "has no auto-merge")
+
+    def merge_pull_request(self, number: int, sha: str) -> str:
+        """Written down, not merged: a folder of files has no branch to merge into."""
+        (self.folder / f"pr-{number}-merge.json").write_text(json.dumps({"sha": sha}, indent=2) + "\n")
+        return sha

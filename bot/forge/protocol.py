@@ -3,8 +3,9 @@
 Decision code depends on this, never on PyGithub: `bot.github.api.GitHubForge` speaks to
 GitHub over HTTP, `bot.forge.local.LocalForge` writes pull requests, comments and statuses as files (the demo
 and `--dry-run`), and tests may pass a recording fake. A GitLab or Gitea forge is one module
-implementing `Forge`: the PR gate calls `get_pull_request`, `set_status` and `upsert_comment`;
-the monitor the rest. A call that fails raises `ForgeError` (with the HTTP status when there is one).
+implementing `Forge`: the PR gate calls `get_pull_request`, `set_status`, `upsert_comment` and
+`update_comment`; the monitor the rest, `set_status` on a revert's head and, for
+`rollback.merge: auto`, `allows_auto_merge`, `enable_auto_merge` and `merge_pull_request`. A call that fails raises `ForgeError` (with the HTTP status when there is one).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class PullRequest:
     base_branch: str
     body: str = ""
     labels: tuple[str, ...] = ()
+    head_sha: str | None = None  # the head commit, when the forge says it
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class Forge(Protocol):
         it: never a second one. Returns its URL."""
         ...
 
+    def update_comment(self, pr_number: int, body: str) -> str | None:
+        """Edit the bot's comment when the PR has one; None (and nothing written) when it has none."""
+        ...
+
     # --- the monitor -----------------------------------------------------------------------
     def find_open_pull_request(self, head_branch: str) -> PullRequest | None: ...
 
@@ -89,4 +95,18 @@ class Forge(Protocol):
 
     def pull_request_url_for_commit(self, sha: str) -> str | None:
         """The URL of the merged PR that introduced ``sha``, if the forge knows one."""
+        ...
+
+    def allows_auto_merge(self) -> bool:
+        """Whether the repository lets a PR merge by itself once its required checks pass."""
+        ...
+
+    def enable_auto_merge(self, number: int) -> None:
+        """Merge the PR once its required checks pass (on a branch with a merge queue: queue it
+        then). Raises ForgeError when the forge refuses, e.g. nothing is left to wait for."""
+        ...
+
+    def merge_pull_request(self, number: int, sha: str) -> str:
+        """Merge the PR now, only if its head is still ``sha``; the merge commit. ForgeError when
+        branch protection refuses (a required check missing or failing, a merge queue)."""
         ...

@@ -27,6 +27,7 @@ from bot.gate.assemble import assemble
 from bot.gate.plan import Plan, build_plan
 from bot.gate.recorder import record_or_note
 from bot.gate.runner import Shared, execute
+from bot.gate.scope import environment_names
 from bot.policy.model import POLICY_FILE, Policy
 from bot.vcs.reader import GitReader
 from bot.verdicts.results import Report
@@ -63,8 +64,10 @@ def plan_pr(reader: GitReader, base: str, head: str, *, policy_file: str | None 
     try:
         judged = reader.as_merged(base, head)
     except InputError as exc:
+        names = environment_names(reader.read_text(reader.resolve(base), policy_path))  # each context gets its error
         return Plan(str(Path(reader.path).resolve()), reader.resolve(base), reader.resolve(head), policy_file,
-                    errors=(exc.as_record(),), policy_path=policy_path, pr_head=reader.resolve(head)), None
+                    errors=(exc.as_record(),), policy_path=policy_path, pr_head=reader.resolve(head),
+                    environments=names, touched=names), None
     plan = build_plan(reader, base, judged, policy, policy_file=policy_file, policy_path=policy_path)
     return replace(plan, pr_head=reader.resolve(head)), (None if isinstance(policy, InputError) else policy)
 

@@ -29,6 +29,7 @@ from bot.checks import registry
 from bot.checks.load_policy import parse as parse_policy_text
 from bot.core.errors import ErrorRecord, InputError
 from bot.core.output import write_atomic
+from bot.gate.scope import environment_names, scope_of
 from bot.gitops.promotions import Promotion, discover
 from bot.gitops.variant_changes import content_changes
 from bot.policy.model import POLICY_FILE, Policy
@@ -84,6 +85,9 @@ class Plan:
     policy_path: str = POLICY_FILE
     notes: tuple[str, ...] = ()  # for reviewers, e.g. "this PR changes the policy"
     pr_head: str = ""  # the PR's own head; ``merged`` is it merged into ``base``
+    environments: tuple[str, ...] = ()  # every environment of the policy: each gets a status
+    touched: tuple[str, ...] = ()  # those the PR changes (bot/gate/scope.py); the others pass untouched
+    relevant: bool = True  # False: the PR changes nothing the bot reads (no comment needed)
 
     @cached_property
     def _by_id(self) -> dict[str, Job]:
@@ -129,7 +133,8 @@ class Plan:
     def to_json(self) -> dict:
         return {
             "schema": PLAN_SCHEMA, "plan_id": self.plan_id, "repo": self.repo, "base": self.base, "merged": self.merged,
-            "pr_head": self.pr_head,
+            "pr_head": self.pr_head, "environments": list(self.environments), "touched": list(self.touched),
+            "relevant": self.relevant,
             "policy_file": self.policy_file, "policy_path": self.policy_path, "notes": list(self.notes),
             "promotions": [p.to_json() for p in self.promotions],
             "removals": [r.to_json() for r in self.removals],
@@ -146,6 +151,8 @@ class Plan:
                              "make the plan with the same promotion-bot version")
         return cls(
             repo=d["repo"], base=d["base"], merged=d["merged"], pr_head=d["pr_head"], policy_file=d.get("policy_file"),
+            environments=tuple(d.get("environments", ())), touched=tuple(d.get("touched", ())),
+            relevant=d.get("relevant", True),
             policy_path=d.get("policy_path", POLICY_FILE), notes=tuple(d.get("notes", ())),
             promotions=tuple(Promotion.from_json(p) for p in d["promotions"]),
             removals=tuple(Removal(**r) for r in d["removals"]),
@@ -188,8 +195,15 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
     repo = str(Path(reader.path).resolve())
     where = dict(policy_file=policy_file, policy_path=policy_path)
     notes, policy_errors = policy_change(reader, base, head, policy_path)
+    new_envs = environment_names(reader.read_text(head, policy_path))  # a PR adding an environment
     if isinstance(policy, InputError):
-        return Plan(repo, base, head, errors=(policy.as_record(), *policy_errors), notes=notes, **where)
+        names = tuple(dict.fromkeys(environment_names(reader.read_text(base, policy_path)) + new_envs))
+        return Plan(repo, base, head, errors=(policy.as_record(), *policy_errors), notes=notes, environments=names,
+                    touched=names, **where)
+    scope = scope_of(reader, base, head, policy, extra_environments=new_envs, policy_path=policy_path)
+    known = {e.name for e in policy.environments}
+    where.update(environments=scope.environments, relevant=scope.relevant,
+                 touched=tuple(n for n in scope.environments if n in scope.touched or n not in known))
 
     found = discover(reader, base, head, policy)
     notes = (*notes, *found.notes)

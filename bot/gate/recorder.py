@@ -17,7 +17,7 @@ from bot.gitops.promotions import baseline_ref
 from bot.policy.model import Policy
 from bot.vcs.notes import NOTES_REF, GitNotes
 from bot.verdicts.results import Report
-from bot.zoo.records import Record, note_text, records_for
+from bot.zoo.records import Record, all_records, note_text, records_for
 
 
 def version_of(package: str) -> str | None:
@@ -63,6 +63,27 @@ def target_branch(notes: GitNotes, base: str) -> str | None:
     return names[0] if names else None
 
 
+def read_all(repo: str | Path, *, fetch: bool = True) -> tuple[list[Record], str]:
+    """Every recorded result of the repository (its remote's notes merged in first when ``fetch``),
+    and, when they could not be read, why (the records are then empty)."""
+    notes = GitNotes(repo)
+    try:
+        if fetch and notes.has_remote():
+            notes.pull()
+        return all_records(notes.all()), ""
+    except PromotionBotError as exc:
+        return [], f"the recorded gate results in `{NOTES_REF}` could not be read: {exc}"
+
+
+# What a push says when the token lacks `contents: write` (GitHub over HTTPS: a 403).
+_PERMISSION_WORDS = ("The requested URL returned error: 403", "Permission to ", "denied to ",
+                     "Write access to repository not granted")
+
+
+def refused_for_permission(message: str) -> bool:
+    return any(word in message for word in _PERMISSION_WORDS)
+
+
 def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: Report, *, pr: int | None = None,
                    push: bool = False) -> str | None:
     """Record (and push); None when done, else the warning for the comment."""
@@ -76,6 +97,10 @@ def record_or_note(repo: str | Path, plan: Plan, policy: Policy | None, report: 
         if record(repo, plan, policy, report, pr=pr) and push:
             notes.push()
     except PromotionBotError as exc:
+        if push and refused_for_permission(str(exc)):
+            return (f"results not recorded: the workflow's token may not push {NOTES_REF} (fix: give the workflow "
+                    "permissions: contents: write; without the records, zoo, the model card, the probes' gate "
+                    "rates, the merge queue's reuse of this gate and the verification of a revert have no data)")
         return f"results not recorded in `{NOTES_REF}`: {exc}"
     except Exception as exc:  # a git that hangs or a bug here: said in the comment, the verdict stands
         return f"results not recorded in `{NOTES_REF}`: {type(exc).__name__}: {exc}"

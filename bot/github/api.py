@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 ACTIONS_BOT_LOGIN = "github-actions[bot]"  # who GITHUB_TOKEN comments as; it may not call GET /user
 STATUS_DESCRIPTION_LIMIT = 140
+MERGE_METHODS = ("merge", "squash", "rebase")  # tried in turn where a repository allows only some
 
 
 class GitHubError(ForgeError):
@@ -157,6 +158,15 @@ class GitHubForge:
                              lambda: self._repo.get_issue(pr_number).create_comment(body))
         return created.html_url
 
+    def update_comment(self, pr_number: int, body: str) -> str | None:
+        if COMMENT_MARKER not in body:
+            raise ValueError("a comment without the marker could not be found again")
+        existing = self.find_comment(pr_number)
+        if existing is None:
+            return None
+        self._call(f"editing comment {existing.id} on #{pr_number}", lambda: existing.edit(body))
+        return existing.html_url
+
     # --- statuses and labels ----------------------------------------------------------------
 
     def set_status(self, sha: str, state: str, context: str, description: str, target_url: str | None = None) -> None:
@@ -202,7 +212,8 @@ class GitHubForge:
         pr = self._call(f"opening a PR from {head_branch}",
                         lambda: self._repo.create_pull(base=base_branch, head=head_branch, title=title, body=body))
         self.add_labels(pr.number, *labels)
-        return PullRequest(pr.number, pr.html_url, title, head_branch, base_branch, body, tuple(labels))
+        return PullRequest(pr.number, pr.html_url, title, head_branch, base_branch, body, tuple(labels),
+                           head_sha=pr.head.sha)
 
     def comment_on_pull_request(self, number: int, body: str) -> str:
         return self._call(f"commenting on #{number}",
@@ -231,7 +242,35 @@ class GitHubForge:
 
         return self._call(f"finding the PR of commit {sha[:12]}", find)
 
+    # --- landing a revert -----------------------------------------------------------------------
+
+    def allows_auto_merge(self) -> bool:
+        return bool(self._call("reading the repository's merge settings", lambda: self._repo.allow_auto_merge))
+
+    def enable_auto_merge(self, number: int) -> None:
+        """GraphQL `enablePullRequestAutoMerge` (REST has no call for it), with the first merge
+        method the repository allows."""
+        pr = self._call(f"reading pull request #{number}", lambda: self._repo.get_pull(number))
+        self._with_allowed_method(f"enabling auto-merge on #{number}", MERGE_METHODS,
+                                  lambda method: pr.enable_automerge(merge_method=method.upper()))
+
+    def merge_pull_request(self, number: int, sha: str) -> str:
+        pr = self._call(f"reading pull request #{number}", lambda: self._repo.get_pull(number))
+        status = self._with_allowed_method(f"merging #{number}", MERGE_METHODS,
+                                           lambda method: pr.merge(sha=sha, merge_method=method))
+        return status.sha
+
+    def _with_allowed_method(self, what: str, methods: tuple[str, ...], fn: Callable[[str], T]) -> T:
+        """``fn(method)`` with each merge method in turn while the repository says it is not allowed."""
+        for i, method in enumerate(methods):
+            try:
+                return self._call(what, lambda: fn(method))
+            except GitHubError as exc:
+                if "not allowed" not in exc.message.lower() or i == len(methods) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     @staticmethod
     def _as_pull_request(pr) -> PullRequest:
         return PullRequest(pr.number, pr.html_url, pr.title or "", pr.head.ref, pr.base.ref, pr.body or "",
-                           tuple(label.name for label in pr.labels))
+                           tuple(label.name for label in pr.labels), head_sha=pr.head.sha)

@@ -2,23 +2,27 @@
 
 Reads only the payload fields it needs. `pull_request_target` is refused: it runs with a
 write token in the context of the base repository, and this bot checks out and evaluates
-what the PR head contains.
+what the PR head contains. `merge_group` (a merge queue asks for the required checks on the
+commit it built, `gh-readonly-queue/<branch>/pr-<number>-<sha>`) is judged on that commit
+against its parent, the queue entry before it or the branch tip.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from bot.core.errors import InputError
 
-CHECK, RERUN, MONITOR, IGNORE = "check", "rerun", "monitor", "ignore"
+CHECK, RERUN, MONITOR, IGNORE, MERGE_GROUP = "check", "rerun", "monitor", "ignore", "merge-group"
 PR_ACTIONS = ("opened", "synchronize", "reopened")
+QUEUE_REF = re.compile(r"^(?:refs/heads/)?gh-readonly-queue/(?P<branch>.+)/pr-(?P<number>\d+)-[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
 class Activity:
-    kind: str  # check | rerun | monitor | ignore
+    kind: str  # check | rerun | monitor | ignore | merge-group
     reason: str
     pr_number: int | None = None
     base_sha: str | None = None  # known for `check`; a `rerun` asks the API
@@ -65,6 +69,8 @@ def find_activity(event_name: str, payload: Mapping[str, Any], *, pr_input: str 
             title=str(pr.get("title") or ""),
             from_fork=head_repo is None or head_repo != base_repo,  # a deleted fork has no head repo
         )
+    if event_name == "merge_group":
+        return _merge_group(payload)
     if event_name == "pull_request_target":
         raise InputError("workflow", "on.pull_request_target",
                          "this bot must not run on pull_request_target: it would evaluate fork code with a write token",
@@ -79,3 +85,24 @@ def find_activity(event_name: str, payload: Mapping[str, Any], *, pr_input: str 
     if event_name in ("schedule", "repository_dispatch"):
         return Activity(MONITOR, f"{event_name}: monitoring pass")
     return Activity(IGNORE, f"event {event_name!r} is not handled")
+
+
+def _merge_group(payload: Mapping[str, Any]) -> Activity:
+    action = payload.get("action")
+    if action != "checks_requested":
+        return Activity(IGNORE, f"merge_group action {action!r} needs no check (only checks_requested)")
+    head_ref = str(_field(payload, "merge_group.head_ref"))
+    queued = QUEUE_REF.match(head_ref)
+    number = int(queued["number"]) if queued else None
+    base_ref = str(_field(payload, "merge_group.base_ref")).removeprefix("refs/heads/")
+    head_commit = (payload.get("merge_group") or {}).get("head_commit") or {}
+    return Activity(
+        MERGE_GROUP, f"merge_group into {base_ref}" + (f" for #{number}" if number else ""),
+        pr_number=number,
+        base_sha=str(_field(payload, "merge_group.base_sha")),  # the group's parent: judged against it, not the branch
+        head_sha=str(_field(payload, "merge_group.head_sha")),
+        head_ref=head_ref.removeprefix("refs/heads/"),
+        base_ref=None,
+        title=str(head_commit.get("message") or "").split("\n", 1)[0],
+        from_fork=False,  # the queue's branch is in the base repository, built by GitHub
+    )

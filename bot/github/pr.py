@@ -27,6 +27,7 @@ from bot.core.paths import check_repo_path
 from bot.forge.protocol import Forge, ForgeError
 from bot.gate import pipeline, publish, statuses
 from bot.gate.plan import Plan
+from bot.gate.scope import environment_names
 from bot.gate.statuses import Status
 from bot.github import actions
 from bot.github.event import RERUN, Activity
@@ -37,12 +38,26 @@ from bot.vcs.reader import GitReader
 from bot.vcs.writer import GitWriter
 from bot.verdicts.results import PASS, Report
 
+NOTHING_READ = "nothing to promote: this PR changes nothing promotion-bot reads"
+NO_STATUSES = ("> [!WARNING]\n> Statuses not set: the workflow's token may not set commit statuses, so branch "
+               "protection sees no verdict (fix: give the workflow `permissions: statuses: write`).")
 NO_MATRIX = {"matrix": json.dumps({"include": []}), "entries": "0", "plan-path": ""}
+# The permission a workflow needs for each write, named in the error when GitHub refuses it.
+PERMISSION_FOR = (("status", "statuses: write"), ("comment", "pull-requests: write"))
 
 
 def plan_contexts(plan: Plan) -> list[str]:
-    """One status per environment the PR touches; a PR that touches none gets the bare context."""
-    return statuses.contexts_for([p.environment for p in plan.promotions] + [r.environment for r in plan.removals])
+    """The umbrella status and one per environment of the policy (bot/gate/statuses.py): every
+    context a team may require is set on every event."""
+    return statuses.contexts_for([*plan.environments, *(p.environment for p in plan.promotions),
+                                  *(r.environment for r in plan.removals)])
+
+
+def untouched_environments(plan: Plan | None) -> frozenset[str]:
+    """Environments whose `success` is decided before any check runs (none when the plan failed)."""
+    if plan is None or plan.errors:
+        return frozenset()
+    return frozenset(plan.environments) - set(plan.touched)
 
 
 @dataclass
@@ -57,6 +72,9 @@ class PullRequestRun:
     contexts: list[str] = field(default_factory=list)
     read_only: bool = False  # a fork PR's token cannot write: report in the job only
     forge_error: ForgeError | None = None
+    plan: Plan | None = None
+    sent: dict[str, Status] = field(default_factory=dict)  # what this run already set, per context
+    no_statuses: bool = False  # the token may not set statuses: the gate goes on, the comment says so
 
     # --- forge writes, degrading on fork PRs ---------------------------------------------------
 
@@ -71,16 +89,31 @@ class PullRequestRun:
                 actions.annotate("warning", f"The token of this fork PR cannot {what} ({exc.message}); "
                                             "the verdict is in this job's summary and exit code.")
                 return None
+            if exc.status == 403 and "status" in what:
+                self.no_statuses = True
+                actions.annotate("error", f"GitHub refused to {what} ({exc.message}) (fix: give the workflow "
+                                          "`permissions: statuses: write`)")
+                return None
             self.forge_error = exc
-            fix = (" (fix: give the workflow `permissions: pull-requests: write, statuses: write`)"
-                   if exc.status == 403 else "")
+            needed = next((p for word, p in PERMISSION_FOR if word in what), "pull-requests: write, statuses: write")
+            fix = f" (fix: give the workflow `permissions: {needed}`)" if exc.status == 403 else ""
             actions.annotate("error", f"GitHub failed while trying to {what}: {exc}{fix}")
             return None
 
     def _set_statuses(self, wanted: dict[str, Status]) -> None:
         for ctx, status in wanted.items():
-            self._write(f"set the {ctx} status", lambda ctx=ctx, status=status: self.forge.set_status(
-                self.activity.head_sha, status.state, ctx, status.description, self.settings.run_url))
+            if self.no_statuses:
+                return
+            if self.sent.get(ctx) == status:
+                continue  # set already in this run (an untouched environment): no second request
+
+            def send(ctx=ctx, status=status) -> bool:
+                self.forge.set_status(self.activity.head_sha, status.state, ctx, status.description,
+                                      self.settings.run_url)
+                return True
+
+            if self._write(f"set the {ctx} status", send):
+                self.sent[ctx] = status
 
     def _error_statuses_best_effort(self, description: str) -> None:
         """After the forge failed once: one more try to leave `error` rather than `pending`."""
@@ -128,9 +161,11 @@ class PullRequestRun:
             planned = self._plan(reader)
         except Exception as exc:  # bad input or a crash: reported on the PR, never a pass
             return self._could_not_judge(exc, None)
-        plan = planned[0]
+        plan = self.plan = planned[0]
         self.contexts = plan_contexts(plan)
-        self._set_statuses(statuses.pending(self.contexts, len(plan.promotions)))
+        if plan.relevant or plan.errors:  # a PR the bot reads nothing of gets its final statuses at once
+            self._set_statuses(statuses.pending(self.contexts, len(plan.promotions),
+                                                untouched_environments=untouched_environments(plan)))
         if self.forge_error is not None:
             self._error_statuses_best_effort("GitHub failed before the gate ran")
             return 2
@@ -141,6 +176,8 @@ class PullRequestRun:
         if isinstance(started, int):
             return started
         plan, policy = started
+        if not plan.relevant and not plan.errors:
+            return self._nothing_read(plan)
         try:
             judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
                                     progress=actions.log)
@@ -148,6 +185,31 @@ class PullRequestRun:
         except Exception as exc:
             return self._could_not_judge(exc, plan)
         return self._publish(judged.report, judged.templates, plan)
+
+    def _nothing_read(self, plan: Plan) -> int:
+        """A PR that changes nothing the bot reads (docs, CI, application code): every status
+        `success` in seconds and no comment; a comment an earlier push of the PR got is edited,
+        so it does not show a verdict the PR no longer needs."""
+        report = Report(plan.base, plan.merged, notes=(NOTHING_READ,))
+        comment = self._comment(report, {}, plan)
+        json_path = self._write_report(report)
+        actions.append_summary(self.settings.step_summary, comment)
+        url = self._write(f"comment on #{self.activity.pr_number}",
+                          lambda: self.forge.update_comment(self.activity.pr_number, comment))
+        wanted = statuses.final(report, self.contexts, environments=plan.environments,
+                                untouched_environments=plan.environments)
+        wanted[statuses.UMBRELLA] = Status("success", NOTHING_READ)
+        if self.forge_error is None:
+            self._set_statuses(wanted)
+        if self.forge_error is not None:
+            self._error_statuses_best_effort(f"GitHub failed: {self.forge_error.message}")
+            return 2
+        if self.no_statuses:
+            return 2
+        actions.set_outputs(self.settings.output, {"verdict": PASS, "comment-url": url or "",
+                                                   "report-path": str(json_path)})
+        actions.log(NOTHING_READ)
+        return 0
 
     def _record(self, reader: GitReader, judged: pipeline.Judged, policy: Policy | None) -> pipeline.Judged:
         """The results into the repo's notes, pushed; a fork PR's token cannot push, so it skips with a note."""
@@ -160,6 +222,10 @@ class PullRequestRun:
         if isinstance(started, int):
             return started
         plan, policy = started
+        if not plan.relevant and not plan.errors:
+            code = self._nothing_read(plan)
+            actions.set_outputs(self.settings.output, NO_MATRIX)
+            return code
         if plan.errors and not plan.promotions:
             # Nothing for a matrix to run: say what is wrong now, rather than in the report job.
             self._publish(Report(plan.base, plan.merged, removals=plan.removals, errors=plan.errors, notes=plan.notes),
@@ -184,9 +250,12 @@ class PullRequestRun:
         started = time.monotonic()
         plan = None
         try:
-            plan = replace(Plan.read(plan_file), repo=str(Path(reader.path).resolve()))
+            plan = self.plan = replace(Plan.read(plan_file), repo=str(Path(reader.path).resolve()))
             self._judged_head(plan, plan_file)
             self.contexts = plan_contexts(plan)
+            # The plan job set the untouched environments' final `success`: not again.
+            self.sent.update((c, s) for c, s in statuses.pending(
+                self.contexts, 0, untouched_environments=untouched_environments(plan)).items() if s.state == "success")
             self._have_commit(reader, plan.pr_head, "pull_request.head.sha")
             plan.merged_commit(reader)
             policy = pipeline.policy_of(reader, plan)
@@ -264,9 +333,18 @@ class PullRequestRun:
         head = plan.merged if plan else (self.activity.head_sha or "")
         report = Report(base, head, errors=(record,))
         if not self.contexts:
-            self.contexts = plan_contexts(plan) if plan else [statuses.context_for(None)]
+            self.contexts = plan_contexts(plan) if plan else self._contexts_without_a_plan()
         self._publish(report, {}, None)
         return 2
+
+    def _contexts_without_a_plan(self) -> list[str]:
+        """Nothing was planned (no checkout, a missing commit): the environments named in the policy
+        file of the checkout, read leniently, so each required context gets its `error` too."""
+        try:
+            text = (Path(self.settings.workspace) / check_repo_path(self.policy_path)).read_text()
+        except (OSError, PromotionBotError, UnicodeDecodeError):
+            text = None
+        return statuses.contexts_for(environment_names(text))
 
     def _comment(self, report: Report, templates, plan: Plan | None) -> str:
         try:
@@ -278,10 +356,16 @@ class PullRequestRun:
             return (f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: {report.verdict.upper()}\n\n"
                     + "\n".join(f"- {md_escape(e)}" for e in errors) + "\n\nThe comment template failed to render.\n")
 
-    def _publish(self, report: Report, templates, plan: Plan | None) -> int:
-        comment = self._comment(report, templates, plan)
+    def _write_report(self, report: Report) -> Path:
         json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
         write_atomic(json_path, json.dumps(report.to_json(), indent=2) + "\n")
+        return json_path
+
+    def _publish(self, report: Report, templates, plan: Plan | None) -> int:
+        comment = self._comment(report, templates, plan)
+        if self.no_statuses:
+            comment = comment.rstrip("\n") + "\n\n" + NO_STATUSES + "\n"
+        json_path = self._write_report(report)
         actions.append_summary(self.settings.step_summary, comment)
         for p in report.promotions:
             if p.verdict != PASS:  # shown on the run page and in the PR's checks tab
@@ -291,12 +375,14 @@ class PullRequestRun:
         if self.forge_error is not None:  # the comment did not land: the statuses must not say success
             self._error_statuses_best_effort(f"GitHub failed: {self.forge_error.message}")
         else:
-            self._set_statuses(statuses.final(report, self.contexts))
+            plan = self.plan
+            self._set_statuses(statuses.final(report, self.contexts, environments=plan.environments if plan else (),
+                                              untouched_environments=untouched_environments(plan)))
         verdict = report.verdict if self.forge_error is None else "error"
         actions.set_outputs(self.settings.output, {"verdict": verdict, "comment-url": url or "",
                                                    "report-path": str(json_path)})
         actions.log(f"verdict: {verdict}" + (f", comment: {url}" if url else ""))
-        if self.forge_error is not None:
+        if self.forge_error is not None or self.no_statuses:
             return 2
         return report.exit_code
 

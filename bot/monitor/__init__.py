@@ -1,1 +1,2 @@
-"""Prod monitoring: rollback rules on Prometheus metrics (and probes), one revert PR per trip."""
+"""Prod monitoring: rollback rules on Prometheus metrics (and probes), one revert PR per trip, verified
+and given its statuses (merged too, with `rollback.merge: auto`)."""

@@ -1,5 +1,10 @@
 """After a trip: one revert PR per promotion commit, a variant-setting PR when a revert cannot
 apply, an issue when neither is possible. Never a force-push, never a commit to the default branch.
+
+Each PR gets every `promotion-bot` status on its head from the monitor itself, `success` only
+for a revert verified to restore a gated state (bot/monitor/restore.py), and with
+`rollback.merge: auto` a verified revert of a critical rule's trip is merged
+(bot/monitor/landing.py).
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from bot.core.errors import InputError
 from bot.gitops.manifests import Deployment, parse_manifest
 from bot.monitor.evaluate import Outcome
 from bot.monitor.history import PromotionCommit
-from bot.render.markdown import make_environment
+from bot.monitor.landing import Landing, land, try_merge
+from bot.monitor.restore import Verification, verify
+from bot.render.markdown import make_environment, md_escape
 from bot.vcs.writer import RevertConflict
 
 LABEL = "rollback"
@@ -34,10 +41,13 @@ class Action:
     detail: str
     body: str = ""
     commented: bool = False
+    verified: bool | None = None  # the revert restores a gated state (None: not checked)
+    landed: str = ""  # the statuses set on it and what became of a merge
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "branch": self.branch, "title": self.title, "url": self.url,
-                "detail": self.detail, "commented": self.commented}
+                "detail": self.detail, "commented": self.commented, "verified": self.verified,
+                "landed": self.landed or None}
 
 
 def promise_marker(promo: PromotionCommit | None, dep: Deployment, rule: str) -> str:
@@ -189,9 +199,9 @@ def decide(trip: Trip, policy, default_branch: str) -> Decision:
 
 
 def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch: str, prometheus: str,
-        evaluated_at: str, dry_run: bool) -> Action:
+        evaluated_at: str, dry_run: bool, landing: Landing | None = None) -> Action:
     """Open (or find) the single PR that rolls this deployment back; with ``dry_run``, only read
-    and say what would be done."""
+    and say what would be done. With ``landing``, the PR's statuses are set and it may be merged."""
     dep, promo = trip.deployment, trip.promotion
     decision = decide(trip, policy, default_branch)
     if decision.kind == "issue":
@@ -208,7 +218,9 @@ def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch:
     if existing is not None:
         if dry_run:
             return Action("existing-pr", decision.branch, existing.title, existing.url, "dry run: revert PR already open")
-        return _comment_once(trip, forge, existing, evaluated_at)
+        action = _comment_once(trip, forge, existing, evaluated_at)
+        return _merge_again(action, trip, existing, reader=reader, policy=policy, base=base, forge=forge,
+                            landing=landing)
     if decision.kind == "set-variant":
         new_text = set_variant_text(reader.read_text(base, dep.manifest) or "", dep, decision.previous, policy)
         if new_text is None:
@@ -219,22 +231,28 @@ def act(trip: Trip, *, writer, reader, forge, policy, base: str, default_branch:
         return Action(decision.action_kind, decision.branch, title, None, f"dry run: {what} on {decision.branch}",
                       body(decision))
     return _carry_out(decision, trip, writer=writer, reader=reader, forge=forge, policy=policy, base=base,
-                      default_branch=default_branch, title=title, body=body)
+                      default_branch=default_branch, title=title, body=body, landing=landing)
 
 
 def _carry_out(decision: Decision, trip: Trip, *, writer, reader, forge, policy, base: str, default_branch: str,
-               title: str, body) -> Action:
-    """The writes: the branch (a `git revert`, else a one-line variant change), its push and the PR."""
+               title: str, body, landing: Landing | None) -> Action:
+    """The writes: the branch (a `git revert`, else a one-line variant change), its push, the PR,
+    then its statuses and, with `merge: auto`, its merge."""
     dep, promo = trip.deployment, trip.promotion
     if writer.remote_branch_exists(decision.branch):
         # An earlier run pushed the branch but did not get to open the PR.
         d = replace(decision, reason=decision.reason or "the revert was prepared by an earlier run")
-        pr = forge.open_pull_request(head_branch=d.branch, base_branch=default_branch, title=title, body=body(d),
+        head = writer.remote_branch_sha(d.branch)
+        verification = _verify(landing, reader, policy, base, head)
+        text = body(d) + landing_note(verification, trip, landing)
+        pr = forge.open_pull_request(head_branch=d.branch, base_branch=default_branch, title=title, body=text,
                                      labels=(LABEL,))
-        return Action(d.action_kind, d.branch, title, pr.url, "branch existed; PR opened", body(d))
+        return _landed(Action(d.action_kind, d.branch, title, pr.url, "branch existed; PR opened", text),
+                       trip, pr.number, head, verification, forge, landing)
+    head = None
     if decision.kind == "revert":
         try:
-            writer.revert_onto_branch(promo.sha, decision.branch, base)
+            head = writer.revert_onto_branch(promo.sha, decision.branch, base)
         except RevertConflict:
             decision = replace(decision, kind="set-variant", reason=f"reverting {promo.sha[:12]} does not apply "
                                                                     f"cleanly: later commits changed {dep.manifest}")
@@ -242,13 +260,65 @@ def _carry_out(decision: Decision, trip: Trip, *, writer, reader, forge, policy,
         new_text = set_variant_text(reader.read_text(base, dep.manifest) or "", dep, decision.previous, policy)
         if new_text is None:
             return _issue(trip, forge, False, _cannot_set(decision, dep))
-        writer.commit_file_on_branch(decision.branch, base, dep.manifest, new_text, f"{title}\n\n{decision.reason}.")
-    text = body(decision)
+        head = writer.commit_file_on_branch(decision.branch, base, dep.manifest, new_text,
+                                            f"{title}\n\n{decision.reason}.")
+    verification = _verify(landing, reader, policy, base, head)
+    text = body(decision) + landing_note(verification, trip, landing)
     writer.push(decision.branch)
     pr = forge.open_pull_request(head_branch=decision.branch, base_branch=default_branch, title=title, body=text,
                                  labels=(LABEL,))
-    return Action(decision.action_kind, decision.branch, title, pr.url,
-                  decision.reason or f"reverted {promo.sha[:12]}", text)
+    action = Action(decision.action_kind, decision.branch, title, pr.url,
+                    decision.reason or f"reverted {promo.sha[:12]}", text)
+    return _landed(action, trip, pr.number, head, verification, forge, landing)
+
+
+def _verify(landing: Landing | None, reader, policy, base: str, head: str | None) -> Verification | None:
+    if landing is None or head is None:
+        return None
+    return verify(reader, landing.history, policy, list(landing.records), base, head)
+
+
+def _tripped_names(trip: Trip) -> list[str]:
+    return [o.rule for o in trip.tripped]
+
+
+def _landed(action: Action, trip: Trip, number: int, head: str | None, verification: Verification | None, forge,
+            landing: Landing | None) -> Action:
+    if landing is None or verification is None or head is None:
+        return action
+    said = land(forge, number, head, verification, landing, merge=landing.merges(_tripped_names(trip)))
+    return replace(action, verified=verification.verified, landed=said)
+
+
+def _merge_again(action: Action, trip: Trip, pr, *, reader, policy, base: str, forge, landing: Landing | None) -> Action:
+    """A later pass over an open revert PR that `merge: auto` should have merged: try again (a
+    required check of another workflow may have been pending before)."""
+    if landing is None or not pr.head_sha or not landing.merges(_tripped_names(trip)):
+        return action
+    verification = verify(reader, landing.history, policy, list(landing.records), base, pr.head_sha)
+    if not verification.verified:
+        return replace(action, verified=False, landed="not merged: the revert is not verified")
+    return replace(action, verified=True, landed=try_merge(forge, pr.number, pr.head_sha))
+
+
+def landing_note(verification: Verification | None, trip: Trip, landing: Landing | None) -> str:
+    """The PR body's paragraph on its statuses and merge: what was verified, or why not."""
+    if verification is None or landing is None:
+        return ""
+    state = "success" if verification.verified else "failure"
+    text = (f"\n\n### Statuses\n\nThe monitor set every `promotion-bot` status on this PR's head itself (a PR opened "
+            f"with the workflow's token starts no workflow): **{state}**, {md_escape(verification.describe())}.")
+    if not verification.verified:
+        text += (" Only a revert that restores exactly a tree the environment served and whose variants passed its "
+                 "gate is verified: review this one and merge it by hand.")
+        if landing.records_note:
+            text += f" ({md_escape(landing.records_note)})"
+    if landing.merges(_tripped_names(trip)):
+        names = ", ".join(n for n in _tripped_names(trip) if n in landing.critical)
+        text += (f"\n\n`rollback.merge: auto` and the critical rule(s) {md_escape(names)} tripped: "
+                 + ("the bot merges this PR once every required check is green." if verification.verified
+                    else "not merged automatically, since the revert is not verified."))
+    return text
 
 
 def _cannot_set(decision: Decision, dep: Deployment) -> str:

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.checks import load_policy
+from bot.gate.recorder import read_all
 from bot.core.errors import InputError, PromotionBotError
 from bot.core.fields import Loc
 from bot.core.output import write_atomic
 from bot.gitops.manifests import Deployment, deployments
 from bot.monitor.evaluate import TRIPPED, UNMET, WARN, Outcome, evaluate
 from bot.monitor.history import PromotionCommit, find_promotion
+from bot.monitor.landing import Landing
 from bot.monitor.probe_history import ProbeRun, deployment_key
 from bot.monitor.probes import run_probes
 from bot.monitor.prometheus import PrometheusClient
@@ -118,14 +120,15 @@ def load_rollback(policy, env_name: str) -> tuple[Environment, RollbackPolicy]:
 def monitor(repo_path: Path, prometheus_url: str | None, *, env: str = "prod", forge, json_path: Path | None = None,
             dry_run: bool = False, branch: str | None = None, now: float | None = None,
             out: TextIO | None = None, metrics: bool = True, probes: bool = True,
-            history_path: Path | None = None) -> int:
+            history_path: Path | None = None, status_url: str | None = None) -> int:
     """One monitoring pass: the metric rules (when ``metrics`` and a Prometheus URL) and the probe
-    rules (when ``probes`` and the environment has `probes:`), then at most one PR per deployment."""
+    rules (when ``probes`` and the environment has `probes:`), then at most one PR per deployment,
+    with its statuses set (linking ``status_url``) and, with `rollback.merge: auto`, merged."""
     out = out or sys.stdout
     run = MonitorRun(environment=env, prometheus=prometheus_url or "", evaluated_at=now or time.time())
     try:
         _run(run, Path(repo_path), forge=forge, dry_run=dry_run, branch=branch, metrics=metrics and bool(prometheus_url),
-             probes=probes, history_path=history_path)
+             probes=probes, history_path=history_path, status_url=status_url)
     except PromotionBotError as exc:
         run.errors.append(str(exc))
         print(f"error: {exc}", file=sys.stderr)
@@ -136,7 +139,7 @@ def monitor(repo_path: Path, prometheus_url: str | None, *, env: str = "prod", f
 
 
 def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str | None, metrics: bool, probes: bool,
-         history_path: Path | None) -> None:
+         history_path: Path | None, status_url: str | None = None) -> None:
     writer = GitWriter(repo_path)
     reader = GitReader(repo_path)
     try:
@@ -176,12 +179,15 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
                 result.extra_evidence = evidence
                 result.probe = probe_run
         evaluated_at = _iso(run.evaluated_at)
+        landing = None
         for result in run.results:
             if result.tripped:
+                if landing is None and not dry_run and forge is not None:
+                    landing = _landing(repo_path, writer, policy, rollback, status_url)
                 trip = Trip(result.deployment, result.promotion, tuple(result.outcomes), result.extra_evidence)
                 result.action = act(trip, writer=writer, reader=reader, forge=forge, policy=policy, base=base,
                                     default_branch=default_branch, prometheus=run.prometheus if metrics else "",
-                                    evaluated_at=evaluated_at, dry_run=dry_run)
+                                    evaluated_at=evaluated_at, dry_run=dry_run, landing=landing)
                 print(f"monitor: {result.deployment.application}: {result.action.kind} {result.action.branch or ''} "
                       f"{result.action.url or ''}".rstrip(), file=sys.stderr, flush=True)
             elif result.state == UNMET:
@@ -193,6 +199,15 @@ def _run(run: MonitorRun, repo_path: Path, *, forge, dry_run: bool, branch: str 
     finally:
         writer.close()
         reader.close()
+
+
+def _landing(repo_path: Path, writer: GitWriter, policy, rollback: RollbackPolicy, status_url: str | None) -> Landing:
+    """What setting a revert's statuses and merging it need, read once per pass with a trip."""
+    records, note = read_all(repo_path)
+    return Landing(history=writer.first_parent_history, records=tuple(records),
+                   environments=tuple(e.name for e in policy.environments), merge=rollback.merge,
+                   critical=frozenset(r.name for r in rollback.rules if r.critical), status_url=status_url,
+                   records_note=note)
 
 
 def _unjudged_on_error(run: MonitorRun, measure):
@@ -225,6 +240,8 @@ def print_table(run: MonitorRun, out: TextIO) -> None:
             a = r.action
             print(f"{a.kind}: {a.title}" + (f" [{a.branch}]" if a.branch else "") + (f" {a.url}" if a.url else ""), file=out)
             print(f"  {a.detail}", file=out)
+            if a.landed:
+                print(f"  {a.landed}", file=out)
             if a.body and a.url is None:
                 print("", file=out)
                 print(a.body, file=out)

@@ -18,6 +18,8 @@
           window: 1h
           action: warn          # warn (default): one warning issue per promotion; rollback: a revert PR
       feedback_metric: canopy_feedback_total   # optional: adds the shipped thumbs-down-rate rule on it
+      merge: auto               # manual (default): a human merges the revert PR; auto: the bot merges a
+                                # verified revert when a rule marked `critical: true` tripped
 
 Queries are templates: `{app}`, `{model}`, `{variant}`, `{model_name}` (the name the server
 exports its metrics under: its `--served-model-name`, else its `--model`, else the manifest's
@@ -42,11 +44,13 @@ NO_DATA_ACTIONS = ("ignore", "warn", "rollback")
 PLACEHOLDERS = ("app", "model", "variant", "model_name", "window")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _COMPARISONS = ("above", "below", "above_previous", "below_previous", "expect_improvement")
-_RULE_KEYS = {"name", "query", "window", "for", "on_no_data", "must_have_data", "action", *_COMPARISONS}
+_RULE_KEYS = {"name", "query", "window", "for", "on_no_data", "must_have_data", "action", "critical", *_COMPARISONS}
 WARN_ACTION, ROLLBACK_ACTION = "warn", "rollback"
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 DEFAULT_TIMEOUT_S = 10.0
+MANUAL, AUTO = "manual", "auto"
+MERGE_MODES = (MANUAL, AUTO)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Rule:
     # No data at all for a deployment promoted within the last window trips: the monitor cannot
     # see what it guards (a served model name the server does not export). On for the built-in rules.
     must_have_data: bool = False
+    critical: bool = False  # with `merge: auto`, its trip merges a verified revert without a human
 
     def describe(self) -> str:
         """The limit in words, e.g. `above 2.5` or `25% above the previous variant`."""
@@ -80,6 +85,7 @@ class Rule:
 class RollbackPolicy:
     rules: tuple[Rule, ...]
     timeout_s: float
+    merge: str = MANUAL  # auto: a verified revert of a critical rule's trip merges without a human
 
 
 def render_query(template: str, values: Mapping[str, str]) -> str:
@@ -95,7 +101,12 @@ def parse_rollback(raw: Mapping[str, Any] | None, loc: Loc) -> RollbackPolicy:
     if raw is None:
         return RollbackPolicy(rules=(), timeout_s=DEFAULT_TIMEOUT_S)
     raw = mapping(raw, loc)
-    reject_unknown(raw, {"defaults", "rules", "timeout", "feedback_metric"}, loc)
+    reject_unknown(raw, {"defaults", "rules", "timeout", "feedback_metric", "merge"}, loc)
+    merge = raw.get("merge", MANUAL)
+    if merge not in MERGE_MODES:
+        raise loc.child("merge").error(f"must be `manual` or `auto`, got {merge!r}",
+                                       "`auto` merges a verified revert PR when a rule marked `critical: true` trips; "
+                                       "`manual` (the default) leaves the merge to a human")
     timeout_s = get_duration(raw, "timeout", loc, DEFAULT_TIMEOUT_S)
     feedback = get_str(raw, "feedback_metric", loc, None)
     if feedback is not None and not _METRIC_NAME.match(feedback):
@@ -111,7 +122,12 @@ def parse_rollback(raw: Mapping[str, Any] | None, loc: Loc) -> RollbackPolicy:
         own[rule.name] = rule
     # A rule named like a default replaces it.
     shipped = [r for r in default_rules(feedback) if r.name not in own] if defaults else []
-    return RollbackPolicy(rules=tuple(shipped) + tuple(own.values()), timeout_s=timeout_s)
+    rules = tuple(shipped) + tuple(own.values())
+    if merge == AUTO and not any(r.critical for r in rules):
+        raise loc.child("merge").error("is `auto`, but no rule is marked `critical: true`, so nothing would merge",
+                                       "mark the rules whose trip must roll back without a human with "
+                                       "`critical: true`, or remove `merge: auto`")
+    return RollbackPolicy(rules=rules, timeout_s=timeout_s, merge=merge)
 
 
 def parse_rule(raw: Any, loc: Loc) -> Rule:
@@ -166,6 +182,12 @@ def parse_rule(raw: Any, loc: Loc) -> Rule:
     if not re.fullmatch(r"\d+(ms|s|m|h)", window_text):
         raise loc.child("window").error(f"must be a whole PromQL duration like 5m, got {window_text!r}", "write e.g. `window: 10m`")
     for_s = get_duration(spec, "for", loc, None)
+    critical = spec.get("critical", False)
+    if not isinstance(critical, bool):
+        raise loc.child("critical").error(f"must be true or false, got {critical!r}")
+    if critical and action == WARN_ACTION:
+        raise loc.child("critical").error("marks a `warn` rule, which never reverts",
+                                          "remove `critical`, or set `action: rollback`")
     on_no_data = spec.get("on_no_data", "warn")
     if on_no_data not in NO_DATA_ACTIONS:
         raise loc.child("on_no_data").error(f"must be one of {', '.join(NO_DATA_ACTIONS)}, got {on_no_data!r}")
@@ -176,7 +198,7 @@ def parse_rule(raw: Any, loc: Loc) -> Rule:
     return Rule(name=name, query=query, direction=direction,
                 threshold=threshold, relative=relative, window=window_text, window_s=window_s, for_s=for_s,
                 on_no_data=on_no_data, field=f"{loc.file}: {loc.path}", promise=promise, action=action,
-                must_have_data=must_have_data)
+                must_have_data=must_have_data, critical=critical)
 
 
 _DEFAULTS_FIELD = "built-in rollback defaults"

@@ -127,9 +127,14 @@ class GitWriter:
         return str(self.repo.commit(sha).summary)
 
     def remote_branch_exists(self, branch: str) -> bool:
+        return self.remote_branch_sha(branch) is not None
+
+    def remote_branch_sha(self, branch: str) -> str | None:
+        """The commit ``branch`` points at on the remote (None: no such branch, or no remote)."""
         if not self.has_remote():
-            return False
-        return bool(self._git("ls-remote", "--heads", self.remote, f"refs/heads/{branch}").strip())
+            return None
+        out = self._git("ls-remote", "--heads", self.remote, f"refs/heads/{branch}").split()
+        return out[0] if out else None
 
     # -- writing --------------------------------------------------------------------------
 

@@ -4,6 +4,21 @@ It keeps repos, pull requests, issue comments (paginated with Link headers), sta
 labels; records every request; can inject failures (a 502 once, a secondary rate limit with
 Retry-After, a permanent 500, a read-only token as on fork PRs); and checks each exchange
 against GitHub's OpenAPI description, collecting mismatches in `validation_errors`.
+
+With a bare Git repository behind a repo (`add_repo(..., git_dir=...)`) it behaves like GitHub
+where a bot's day depends on it:
+
+- branch protection with required status contexts: a merge is refused (405, GitHub's words)
+  while one is missing or not `success` on the PR's head;
+- merges are real merge commits on the branch; `refs/pull/<n>/head` and `/merge` are kept;
+- events (`pull_request`, `merge_group`) are queued in `events` for the workflow runner
+  (`actions.py`), marked when the workflow's own token caused them: those start no workflow;
+- tokens carry the permissions a workflow's `permissions:` grants (403 without them);
+- auto-merge (GraphQL `enablePullRequestAutoMerge`, refused when the repository does not allow it
+  or nothing is left to wait for) merges, or queues, once every required context is green;
+- the merge queue: a queued PR becomes a `gh-readonly-queue/...` commit on top of the branch (or
+  the entry ahead), checked through a `merge_group` event; all required contexts green
+  fast-forwards the branch, one failing drops the entry.
 """
 
 from __future__ import annotations
@@ -18,6 +33,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import openapi, shapes
+from .flows import PullRequestFlows
+from .host import GitHost
 
 SECONDARY_RATE_LIMIT = ("You have exceeded a secondary rate limit. "
                         "Please wait a few minutes before you try again.")
@@ -34,6 +51,25 @@ class Recorded:
 
 
 @dataclass
+class Event:
+    """A webhook event the fake raised, for the workflow runner."""
+
+    name: str
+    payload: dict
+    actor: str | None  # the login; None: the workflow's own token (GITHUB_TOKEN)
+
+    @property
+    def by_workflow_token(self) -> bool:
+        return self.actor is None
+
+
+@dataclass
+class Protection:
+    contexts: tuple[str, ...]
+    merge_queue: bool = False
+
+
+@dataclass
 class Failure:
     method: str
     path: str  # regex over the path without the API prefix
@@ -43,7 +79,7 @@ class Failure:
     message: str = "Server Error"
 
 
-class FakeGitHub:
+class FakeGitHub(PullRequestFlows):
     def __init__(self, *, prefix: str = "", validate: bool = True) -> None:
         self.prefix = prefix.rstrip("/")  # "/api/v3" serves like GitHub Enterprise Server
         self.validate = validate
@@ -59,6 +95,13 @@ class FakeGitHub:
         self.statuses: list[dict] = []
         self.labels: dict[tuple[str, int], list[str]] = {}
         self.issues: dict[tuple[str, int], dict] = {}
+        self.hosts: dict[str, GitHost] = {}
+        self.protections: dict[tuple[str, str], Protection] = {}
+        self.permissions: dict[str, dict | None] = {}  # token -> {"contents": "write", ...}; None: all
+        self.events: list[Event] = []
+        self.queues: dict[tuple[str, str], list[dict]] = {}
+        self.state_lock = threading.RLock()  # one change of state at a time, as GitHub's own ordering
+        self._token: str | None = None  # the token of the request being served
         self._ids = 100
         self._users: dict[str, int] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -103,16 +146,29 @@ class FakeGitHub:
         kind = "Bot" if login.endswith("[bot]") else "User"
         return shapes.user(self.url, self.web, login, uid, kind)
 
-    def add_token(self, token: str, login: str | None, *, read_only: bool = False) -> None:
+    def add_token(self, token: str, login: str | None, *, read_only: bool = False,
+                  permissions: dict | None = None) -> None:
+        """``login`` None: a workflow's GITHUB_TOKEN (events it causes start no workflow).
+        ``permissions``: what a workflow's `permissions:` grants; None grants everything."""
         self.tokens[token] = login
+        self.permissions[token] = permissions
         if read_only:
             self.read_only_tokens.add(token)
 
-    def add_repo(self, full_name: str) -> dict:
+    def add_repo(self, full_name: str, *, git_dir=None, allow_auto_merge: bool = False) -> dict:
         owner = self.user(full_name.split("/")[0])
         repo = shapes.repository(self.url, self.web, full_name, 300 + len(self.repos), owner)
+        repo.update(allow_auto_merge=allow_auto_merge, allow_merge_commit=True, allow_squash_merge=True,
+                    allow_rebase_merge=True, delete_branch_on_merge=False)
         self.repos[full_name] = repo
+        if git_dir is not None:
+            self.hosts[full_name] = GitHost(git_dir)
         return repo
+
+    def protect(self, repo: str, branch: str, contexts, *, merge_queue: bool = False) -> None:
+        """Branch protection: ``contexts`` must be `success` on a PR's head (and, with a merge queue,
+        on the queue's commit) before it merges."""
+        self.protections[(repo, branch)] = Protection(tuple(contexts), merge_queue)
 
     def add_pull(self, repo: str, number: int, *, base_sha: str, head_sha: str, head_ref: str = "promote",
                  base_ref: str = "main", title: str = "Promote", author: str = "octocat",
@@ -144,6 +200,13 @@ class FakeGitHub:
 
     def statuses_for(self, sha: str, context: str | None = None) -> list[dict]:
         return [s for s in self.statuses if s["sha"] == sha and (context is None or s["context"] == context)]
+
+    def latest_status(self, sha: str, context: str) -> dict | None:
+        found = self.statuses_for(sha, context)
+        return found[-1] if found else None
+
+    def pull(self, repo: str, number: int) -> dict:
+        return self.pulls[(repo, number)]
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
         return [r for r in self.requests
@@ -186,7 +249,7 @@ class FakeGitHub:
         headers = {"Content-Type": "application/json; charset=utf-8", **headers, **self._rate_headers()}
         with self.lock:
             self.requests.append(Recorded(h.command, path, query, body, status, auth))
-        if self.validate and not injected and status < 400:
+        if self.validate and not injected and status < 400 and not path.endswith("/graphql"):  # REST only
             req_headers = {k: v for k, v in h.headers.items()}
             self.validation_errors.extend(
                 openapi.check(h.command, path, query, req_headers, raw, status, headers, data))
@@ -217,14 +280,38 @@ class FakeGitHub:
         login = self.tokens[token]
         if method != "GET" and token in self.read_only_tokens:
             return self._error(403, "Resource not accessible by integration")
+        if not self._permitted(token, method, path):
+            return self._error(403, "Resource not accessible by integration")
         for pattern, verb, fn in self._routes():
             m = re.fullmatch(pattern, path)
             if m and verb == method:
-                result = fn(m, query, body, login)
+                with self.state_lock:
+                    self._token = token
+                    result = fn(m, query, body, login)
                 if len(result) == 3:
                     return (*result, False)
                 return result
         return self._error(404, "Not Found")
+
+    # What each write needs of a workflow token's `permissions:` (any one of the scopes listed).
+    _NEEDS = ((r".*/statuses/[0-9a-f]{40}", ("statuses",)),
+              (r".*/issues/\d+/comments|.*/issues/comments/\d+|.*/issues/\d+/labels", ("pull-requests", "issues")),
+              (r".*/pulls/\d+/merge", ("contents",)),
+              (r".*/pulls", ("pull-requests",)),
+              (r".*/issues", ("issues",)),
+              (r"(/api)?/graphql", ("pull-requests",)))
+
+    def _grants(self, token: str | None, scope: str) -> bool:
+        perms = self.permissions.get(token)
+        return perms is None or perms.get(scope) == "write"
+
+    def _permitted(self, token: str | None, method: str, path: str) -> bool:
+        if method == "GET":
+            return True
+        for pattern, scopes in self._NEEDS:
+            if re.fullmatch(pattern, path):
+                return any(self._grants(token, s) for s in scopes)
+        return True
 
     def _routes(self):
         repo = r"/repos/(?P<repo>[^/]+/[^/]+)"
@@ -234,6 +321,8 @@ class FakeGitHub:
             (repo + r"/pulls", "GET", self._list_pulls),
             (repo + r"/pulls", "POST", self._create_pull),
             (repo + r"/pulls/(?P<n>\d+)", "GET", self._get_pull),
+            (repo + r"/pulls/(?P<n>\d+)/merge", "PUT", self._merge_pull),
+            (r"(?:/api)?/graphql", "POST", self._graphql),
             (repo + r"/issues", "POST", self._create_issue),
             (repo + r"/issues/(?P<n>\d+)/comments", "GET", self._list_comments),
             (repo + r"/issues/(?P<n>\d+)/comments", "POST", self._create_comment),
@@ -261,8 +350,14 @@ class FakeGitHub:
         labels = [shapes.label(self.url, repo_name, n, i + 1)
                   for i, n in enumerate(self.labels.get((repo_name, pr["number"]), []))]
         head_repo = self.repos.get(pr["head_repo"])
+        auto = pr.get("auto_merge")
+        auto_merge = {"enabled_by": self.user(auto["enabled_by"] or "github-actions[bot]"),
+                      "merge_method": auto["merge_method"], "commit_title": pr["title"],
+                      "commit_message": ""} if auto else None
+        merged_by = self.user(pr["merged_by"]) if pr.get("merged_by") else None
         return shapes.pull_request(self.url, self.web, self.repos[repo_name], pr["number"], dict(pr, labels=labels),
-                                   self.user(pr["author"]), head_repo, simple=simple)
+                                   self.user(pr["author"]), head_repo, simple=simple, auto_merge=auto_merge,
+                                   merged_by=merged_by)
 
     def _get_pull(self, m, query, body, login):
         pr = self.pulls.get((m["repo"], int(m["n"])))
@@ -283,10 +378,10 @@ class FakeGitHub:
         return 200, out, {}
 
     def _create_pull(self, m, query, body, login):
-        number = 1 + max([n for (r, n) in self.pulls if r == m["repo"]] + [n for (r, n) in self.issues if r == m["repo"]] + [0])
-        self.add_pull(m["repo"], number, base_sha="0" * 40, head_sha="1" * 40, head_ref=body["head"],
-                      base_ref=body["base"], title=body["title"], author=login or "github-actions[bot]")
-        self.pulls[(m["repo"], number)]["body"] = body.get("body")
+        try:
+            number = self._open(m["repo"], body["head"], body["base"], body["title"], body.get("body"), login)
+        except LookupError as exc:
+            return self._error(422, f"Validation Failed: {exc}")
         return 201, self._pull_json(m["repo"], self.pulls[(m["repo"], number)]), {}
 
     def _create_issue(self, m, query, body, login):
@@ -346,8 +441,10 @@ class FakeGitHub:
         if len(body.get("description") or "") > 140:
             return self._error(422, "Validation Failed: description is too long (maximum is 140 characters)")
         s = {"sha": m["sha"], "state": body["state"], "context": body.get("context", "default"),
-             "description": body.get("description"), "target_url": body.get("target_url"), "id": self.next_id()}
+             "description": body.get("description"), "target_url": body.get("target_url"), "id": self.next_id(),
+             "creator": login or "github-actions[bot]"}
         self.statuses.append(s)
+        self._after_status(m["repo"], m["sha"])
         return 201, shapes.status(self.url, m["repo"], s["id"], s["sha"], s["state"], s["context"],
                                   s["description"], s["target_url"], self.user(login or "github-actions[bot]")), {}
 

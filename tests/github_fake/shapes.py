@@ -114,7 +114,7 @@ def _links(api: str, web: str, repo: str, number: int, head_sha: str) -> dict:
 
 
 def pull_request(api: str, web: str, repo: dict, number: int, pr: dict, author: dict, head_repo: dict | None,
-                 *, simple: bool = False) -> dict:
+                 *, simple: bool = False, auto_merge: dict | None = None, merged_by: dict | None = None) -> dict:
     """A pull request; ``simple`` gives the list shape (no merge or diff counts)."""
     full = repo["full_name"]
     r = f"{api}/repos/{full}"
@@ -128,7 +128,7 @@ def pull_request(api: str, web: str, repo: dict, number: int, pr: dict, author: 
         "statuses_url": f"{r}/statuses/{pr['head_sha']}", "number": number, "state": pr["state"],
         "locked": False, "title": pr["title"], "user": author, "body": pr.get("body"),
         "labels": pr.get("labels", []), "milestone": None, "active_lock_reason": None,
-        "created_at": NOW, "updated_at": NOW, "closed_at": None, "merged_at": pr.get("merged_at"),
+        "created_at": NOW, "updated_at": NOW, "closed_at": pr.get("merged_at"), "merged_at": pr.get("merged_at"),
         "merge_commit_sha": pr.get("merge_commit_sha"), "assignee": None, "assignees": [],
         "requested_reviewers": [], "requested_teams": [],
         "head": {"label": f"{head_owner['login']}:{pr['head_ref']}", "ref": pr["head_ref"], "sha": pr["head_sha"],
@@ -136,11 +136,12 @@ def pull_request(api: str, web: str, repo: dict, number: int, pr: dict, author: 
         "base": {"label": f"{repo['owner']['login']}:{pr['base_ref']}", "ref": pr["base_ref"], "sha": pr["base_sha"],
                  "user": repo["owner"], "repo": repo},
         "_links": _links(api, web, full, number, pr["head_sha"]), "author_association": "CONTRIBUTOR",
-        "auto_merge": None, "draft": False,
+        "auto_merge": auto_merge, "draft": False,
     }
     if not simple:
         out.update({"merged": pr.get("merged_at") is not None, "mergeable": True, "rebaseable": True,
-                    "mergeable_state": "clean", "merged_by": None, "comments": 0, "review_comments": 0,
+                    "mergeable_state": pr.get("mergeable_state", "clean"), "merged_by": merged_by,
+                    "comments": 0, "review_comments": 0,
                     "maintainer_can_modify": False, "commits": 1, "additions": 1, "deletions": 1,
                     "changed_files": 1})
     return out

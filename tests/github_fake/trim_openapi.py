@@ -20,12 +20,14 @@ KEEP = {
     "/repos/{owner}/{repo}": ["get"],
     "/repos/{owner}/{repo}/pulls": ["get", "post"],
     "/repos/{owner}/{repo}/pulls/{pull_number}": ["get"],
+    "/repos/{owner}/{repo}/pulls/{pull_number}/merge": ["put"],
     "/repos/{owner}/{repo}/issues": ["post"],
     "/repos/{owner}/{repo}/issues/{issue_number}/comments": ["get", "post"],
     "/repos/{owner}/{repo}/issues/comments/{comment_id}": ["patch"],
     "/repos/{owner}/{repo}/issues/{issue_number}/labels": ["post"],
     "/repos/{owner}/{repo}/statuses/{sha}": ["post"],
     "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": ["get"],
+    "/repos/{owner}/{repo}/commits/{ref}/status": ["get"],
 }
 
 OUT = Path(__file__).with_name("openapi.json.gz")
