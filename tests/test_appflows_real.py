@@ -67,4 +67,5 @@ def test_app_flows_real__int2_regresses_on_json_and_tool_calls(repo, tmp_path):
     # A tool-call case regressed: int2 writes malformed tool-call JSON (which `transformers serve`
     # answers with HTTP 500, counted as a failed case under `server_errors: fail`).
     assert any(f["tag"] == "agent-workflow" and "calls tool" in f["required"] for f in check["findings"])
-    assert "Candidate:" in comment and "Baseline:" in comment
+    # The comment shows each failing case with what each side answered.
+    assert "app-flows: " in comment and "candidate said: " in comment and "required: " in comment

@@ -259,8 +259,15 @@ def test_attack__hostile_variant_and_manifest_fields_render_inert(gitops, tmp_pa
     gitops.commit("Promote, with HTML everywhere")
     code, report, comment = run_check(gitops, tmp_path)
     assert report["promotions"][0]["application"] == hostile  # the value reached the comment...
-    assert "Model card: canopy-tiny/v1.3-int4-g64" in comment
+    assert "**Model card** · canopy-tiny/v1.3-int4-g64" in comment
     assert html_problems(comment) == []  # ...as text: no raw tag, no live mention, no open comment
+    # The whole card (the run's summary on GitHub) carries base_model, known issues and the description.
+    from bot.gate.publish import full_cards
+    from bot.verdicts.results import Report
+
+    cards = full_cards(Report.from_json(report), files_url="https://github.example.com/o/r/blob/abc")
+    assert "Model card: canopy-tiny/v1.3-int4-g64" in cards and "onerror" in cards  # present, as text
+    assert html_problems(cards) == []
 
 
 # --- names: no trailing-newline twins ----------------------------------------------------------------

@@ -360,13 +360,26 @@ def test_github_pr__fork_pr_skips_recording_with_a_note(monkeypatch, tmp_path, f
     assert bare.git.for_each_ref("refs/notes/") == "" and gitops.repo.git.for_each_ref(NOTES_REF) == ""
 
 
-def test_github_pr__card_links_point_at_the_repository_files(monkeypatch, tmp_path, fake, gitops, promotion):
+def test_github_pr__links_point_at_the_pr_diff_and_the_full_card_is_in_the_run_summary(
+        monkeypatch, tmp_path, fake, gitops, promotion):
+    import hashlib
+
     base, head = promotion
-    run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
+    run = run_pr(monkeypatch, tmp_path, fake, gitops, base, head)
     body = fake.comments_on(REPO, 12)[0]["body"]
-    # The base model is a zoo variant: on GitHub a relative link would resolve against the PR page.
-    assert f"(https://github.example.com/{REPO}/blob/{head}/models/canopy-tiny/v1.0-fp32/)" in body
+    # The manifest links to its diff in the PR (GitHub anchors a file by the SHA-256 of its path).
+    anchor = hashlib.sha256(b"environments/test/canopy.yaml").hexdigest()
+    assert f"(https://github.example.com/{REPO}/pull/12/files#diff-{anchor})" in body
+    # The comment carries the card's summary and points at the run's summary for the whole card.
+    assert "**Model card** · canopy-tiny/v1.3-int4-g64" in body
+    assert f"[in the run's summary](https://github.example.com/{REPO}/actions/runs/4242)" in body
     assert "](../" not in body and "](./" not in body
+    # The whole card is there, its base model (a zoo variant) linked as a file of the repository:
+    # on GitHub a relative link would resolve against the run page.
+    assert "<summary>Model card: canopy-tiny/v1.3-int4-g64 (test)</summary>" in run.summary
+    assert "base_model_relation: quantized" in run.summary
+    assert f"(https://github.example.com/{REPO}/blob/{head}/models/canopy-tiny/v1.0-fp32/)" in run.summary
+    assert "](../" not in run.summary
 
 
 def test_github_pr__missing_statuses_permission_is_said_in_the_comment(monkeypatch, tmp_path, fake, gitops, promotion):

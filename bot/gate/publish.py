@@ -25,6 +25,23 @@ def comment(report: Report, *, templates: Mapping[str, str] | None = None, repor
                                       pr_url=pr_url), report_url)
 
 
+def full_cards(report: Report, *, files_url: str | None = None) -> str:
+    """Each promotion's whole model card (the comment carries a summary and links here): for the
+    run's summary page, with the card's relative links made URLs of the repository's files."""
+    from bot.render.card import card_of, full_card
+    from bot.render.markdown import absolute_links, md_escape
+
+    parts = []
+    for p in report.promotions:
+        if p.card is None or not p.to_variant:
+            continue
+        card = card_of(p)
+        body = absolute_links(card["markdown"], f"models/{p.to_variant}", files_url)
+        parts.append(f"<details><summary>Model card: {md_escape(p.to_variant)} ({md_escape(p.environment)})</summary>\n\n"
+                     f"```yaml\n{card['metadata'].rstrip()}\n```\n\n{body.rstrip()}\n\n</details>\n")
+    return "\n".join(parts)
+
+
 def render_comment(report: Report, **options) -> str:
     from bot.render.comment import render_comment as render
 

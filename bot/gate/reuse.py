@@ -52,7 +52,7 @@ def find(reader, plan: Plan, records: Iterable[Record], *, pr: int | None) -> Re
     needed = {(p.environment, p.manifest, str(p.to_variant)) for p in plan.promotions}
     for (commit, judged, base), run in sorted(runs.items(), key=lambda kv: max(r.recorded_at for r in kv[1]),
                                               reverse=True):
-        verdicts = {r.key: r.verdict for r in run}
+        verdicts = {(r.environment, r.manifest, r.variant): r.verdict for r in run}
         if not needed <= verdicts.keys() or any(verdicts[k] != PASS for k in needed):
             continue
         if _judged_the_same(reader, commit, judged, base, tree, base_tree):

@@ -349,12 +349,17 @@ class PullRequestRun:
     def _comment(self, report: Report, templates, plan: Plan | None) -> str:
         try:
             return publish.comment(report, templates=templates, report_url=self.settings.run_url,
-                                   files_url=publish.files_url(self.settings.repo_url, plan.pr_head)
-                                   if plan is not None else None)
+                                   files_url=self._files_url(plan), pr_url=self._pr_url())
         except Exception:  # a template failed: still say what the verdict is and what went wrong
             errors = [e.message for e in report.errors] or [f"{p.environment}: {p.verdict}" for p in report.promotions]
             return (f"{COMMENT_MARKER}\n## ⚠️ promotion-bot: {report.verdict.upper()}\n\n"
                     + "\n".join(f"- {md_escape(e)}" for e in errors) + "\n\nThe comment template failed to render.\n")
+
+    def _files_url(self, plan: Plan | None) -> str | None:
+        return publish.files_url(self.settings.repo_url, plan.pr_head) if plan is not None else None
+
+    def _pr_url(self) -> str | None:
+        return f"{self.settings.repo_url}/pull/{self.activity.pr_number}" if self.activity.pr_number else None
 
     def _write_report(self, report: Report) -> Path:
         json_path = self.json_path or Path(pipeline.temp_root()) / "promotion-bot-report.json"
@@ -367,6 +372,10 @@ class PullRequestRun:
             comment = comment.rstrip("\n") + "\n\n" + NO_STATUSES + "\n"
         json_path = self._write_report(report)
         actions.append_summary(self.settings.step_summary, comment)
+        try:  # the full cards the comment links to; a card that fails to render leaves the comment as it is
+            actions.append_summary(self.settings.step_summary, publish.full_cards(report, files_url=self._files_url(plan)))
+        except Exception as exc:
+            actions.log(f"the model cards could not be rendered into the summary: {exc}")
         for p in report.promotions:
             if p.verdict != PASS:  # shown on the run page and in the PR's checks tab
                 actions.annotate("error", f"{p.environment}: {p.manifest} → {p.to_variant}: {p.verdict}")
