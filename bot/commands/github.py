@@ -26,19 +26,19 @@ def register(sub) -> None:
     pr = gsub.add_parser("pr", help="judge the pull request of this workflow event: comment and statuses")
     _pr_arguments(pr)
     pr.add_argument("--workdir", type=Path, help="keep the plan, results and artifacts here")
-    pr.add_argument("--cache", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
+    pr.add_argument("--cache", dest="cache_dir", type=Path, help="baseline result and weights cache (default ~/.cache/promotion-bot)")
     pr.set_defaults(func=run_pr, step="pr")
 
     plan = gsub.add_parser("plan", help="fan-out, first job: pending statuses, then the plan and its matrix")
     _pr_arguments(plan)
-    plan.add_argument("--out", type=Path, default=Path("plan.json"), help="the plan file (default plan.json)")
-    plan.add_argument("--matrix", type=Path, help="also write the `strategy.matrix` JSON here "
+    plan.add_argument("--out", dest="plan_file", type=Path, default=Path("plan.json"), help="the plan file (default plan.json)")
+    plan.add_argument("--matrix", dest="matrix_file", type=Path, help="also write the `strategy.matrix` JSON here "
                                                   "(it is always the step output `matrix`)")
     plan.set_defaults(func=run_pr, step="plan")
 
     report = gsub.add_parser("report", help="fan-out, last job: merge the result files, comment and set the statuses")
     _pr_arguments(report, policy=False)
-    report.add_argument("--plan", type=Path, required=True, help="the plan `github plan` wrote")
+    report.add_argument("--plan", dest="plan_file", type=Path, required=True, help="the plan `github plan` wrote")
     report.add_argument("--results", type=Path, required=True, help="folder holding the matrix jobs' result files")
     report.set_defaults(func=run_pr, step="report")
 
@@ -86,7 +86,7 @@ def run_pr(args) -> int:
     from bot.github import actions
     from bot.github.dispatch import run_activity
     from bot.github.event import CHECK, MERGE_GROUP, RERUN, find_activity
-    from bot.github.pr import skipped_outputs
+    from bot.github.pr import STEP_OPTIONS, skipped_outputs
 
     settings, payload = _settings_and_payload()
     activity = find_activity(settings.event_name, payload, pr_input=args.pr)
@@ -94,15 +94,11 @@ def run_pr(args) -> int:
         actions.log(f"nothing to do: {activity.reason}")
         actions.set_outputs(settings.output, skipped_outputs(args.step))
         return 0
-    options = {"step": args.step, "json_path": args.json}
+    # Each step's own arguments are named as run_pull_request's keywords: passed on as they are.
+    options = {k: v for k, v in vars(args).items() if k in STEP_OPTIONS}
+    options.update(step=args.step, json_path=args.json)
     if getattr(args, "policy", None):
         options["policy_path"] = args.policy
-    if args.step == "pr":
-        options.update(workdir=args.workdir, cache_dir=args.cache)
-    elif args.step == "plan":
-        options.update(plan_file=args.out, matrix_file=args.matrix)
-    else:
-        options.update(plan_file=args.plan, results=args.results)
     try:
         with _forge(settings) as forge:
             return run_activity(settings, forge, activity, **options)

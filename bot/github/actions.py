@@ -19,7 +19,7 @@ def annotate(level: str, message: str) -> None:
 
 def set_outputs(path: Path | None, values: dict[str, str]) -> None:
     """Append step outputs in the multi-line-safe `name<<DELIMITER` form."""
-    if path is None or not markdown.strip():
+    if path is None:
         return
     with Path(path).open("a", encoding="utf-8") as fh:
         for name, value in values.items():

@@ -396,6 +396,11 @@ class PullRequestRun:
         return report.exit_code
 
 
+# The arguments only some steps take: `pr` workdir and cache_dir, `plan` plan_file and matrix_file,
+# `report` plan_file and results.
+STEP_OPTIONS = ("workdir", "cache_dir", "plan_file", "matrix_file", "results")
+
+
 def run_pull_request(settings: Settings, forge: Forge, activity: Activity, *, step: str = "pr",
                      plan_file: Path | None = None, matrix_file: Path | None = None, results: Path | None = None,
                      **options) -> int:
