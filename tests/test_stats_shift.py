@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from bot.stats.interval import decide
-from bot.stats.shift import hodges_lehmann, mann_whitney_rank, paired_ratio, relative_shift, settle_count
+from bot.stats.shift import hodges_lehmann, mann_whitney_rank, paired_ratio, relative_shift, settle_count, shift_over_rounds
 
 # Hollander & Wolfe (1973), p. 69: permeability constants of the human chorioamnion.
 AT_TERM = [0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46]
@@ -24,10 +24,21 @@ def test_mann_whitney_rank__matches_the_two_sided_5pct_table(n, critical_u):
     assert mann_whitney_rank(n, n, 0.95) == critical_u + 1
 
 
-def test_mann_whitney_rank__too_few_values_for_the_level_is_an_error():
-    with pytest.raises(ValueError, match="cannot give a 95% interval"):
-        mann_whitney_rank(3, 3, 0.95)
+def test_mann_whitney_rank__too_few_values_for_the_level_bound_nothing():
+    assert mann_whitney_rank(3, 3, 0.95) == 0  # no ordering of 3 and 3 is rarer than 2.5%
     assert mann_whitney_rank(3, 3, 0.80) == 1
+    _, low, high = hodges_lehmann([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], 0.95)
+    assert (low, high) == (-math.inf, math.inf)
+
+
+def test_shift_over_rounds__an_early_look_at_a_very_high_level_is_unbounded_not_an_error():
+    """8 and 7 values at 99.99% (an O'Brien–Fleming first look): an interval that settles nothing."""
+    base = [[100.0, 110.0, 105.0, 98.0], [101.0, 99.0, 108.0, 102.0]]
+    cand = [[150.0, 160.0, 155.0, 149.0], [151.0, 158.0, 152.0]]
+    iv = shift_over_rounds(base, cand, level=0.9999)
+    assert iv.low == -1.0 and iv.high == math.inf and 0.4 < iv.estimate < 0.6
+    assert decide(iv, 0.10) == "inconclusive"
+    assert shift_over_rounds(base, cand, level=0.95).low > 0.10  # at 95% the same values fail it
 
 
 def test_mann_whitney_rank__normal_approximation_beyond_the_exact_range_agrees_with_exact(monkeypatch):

@@ -192,7 +192,7 @@ class PerformanceCheck(CheckDefinition):
         notes: list[str] = []
         started = time.monotonic()
 
-        def result(confidence: float) -> CheckResult:
+        def result(confidence: float, final: bool = True) -> CheckResult:
             pairs = sorted({pair for pair, _ in names})
             memory = PeakMemory(peaks.get(CANDIDATE), peaks.get(BASELINE),
                                 "" if None not in peaks.values() else "the servers run elsewhere (`serve: {mode: url}`)")
@@ -202,7 +202,7 @@ class PerformanceCheck(CheckDefinition):
             return compare(self.name, replace(options.limits, confidence=confidence),
                            [measured[names[(i, BASELINE)]] for i in pairs],
                            [measured[names[(i, CANDIDATE)]] for i in pairs],
-                           notes=tuple(notes), artifacts=artifacts, rule=ctx.rule, memory=memory)
+                           notes=tuple(notes), artifacts=artifacts, rule=ctx.rule, memory=memory, final=final)
 
         if not options.interleaved:
             notes.append("measured one variant after the other (`order: sequential`), in one look: whatever changed "
@@ -222,12 +222,12 @@ class PerformanceCheck(CheckDefinition):
             def look(at: looks.Look) -> tuple[CheckResult, str]:
                 measured.update(measure(runner, endpoints, (BASELINE, CANDIDATE), at.start, at.stop))
                 peaks.update({CANDIDATE: _peak(cand), BASELINE: _peak(base)})
-                settled = _settled(result(at.level))
+                settled = _settled(result(at.level, final=at.last))
                 if settled == INCONCLUSIVE and not at.last and time.monotonic() - started > options.max_duration_s:
                     notes.append(f"the time budget ran out after {2 * at.stop} rounds (`max_duration: "
                                  f"{options.max_duration_s:g}s`)")
-                    return result(at.level), looks.EXHAUSTED  # again: with the note
-                return result(at.level), settled
+                    return result(at.level, final=False), looks.EXHAUSTED  # again: with the note
+                return result(at.level, final=at.last), settled
 
             outcome, taken = looks.run_in_looks(plan, look, name=self.name, unit="round pairs", progress=ctx.progress)
         if len(plan.looks) > 1:

@@ -14,6 +14,7 @@ rounds by pair of rounds (`paired_ratio`). A pure function from (limits, rounds)
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Sequence
@@ -131,8 +132,10 @@ def _memory_row(limits: PerfLimits, memory: PeakMemory | None) -> tuple[MetricRo
 
 def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
            notes: tuple[str, ...] = (), artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule(),
-           memory: PeakMemory | None = None) -> CheckResult:
-    """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds; ``memory`` the servers' peaks."""
+           memory: PeakMemory | None = None, final: bool = True) -> CheckResult:
+    """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds; ``memory`` the servers' peaks.
+    ``final``: no look follows. An earlier look's very high level may leave an interval unbounded (too
+    few values for it): not settled yet. At the last look it is a setting that can never decide: an error."""
     if len(baseline) != len(candidate) or not baseline:
         raise ValueError("baseline and candidate need the same number of rounds, at least one")
     rows, worse, unsure, broken = [], [], [], []
@@ -140,6 +143,10 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
     for m in METRICS:
         limit, win = limits.limit(m), limits.expect.get(m.key)
         iv, problem, c_value, b_value = _interval(m, baseline, candidate, level)
+        if final and iv is not None and not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+            seen = iv.n if m.unit == "requests" else 2 * iv.n
+            iv, problem = None, (f"{m.label}: {seen} {m.unit} are too few for a {level:.2%} interval "
+                                 f"(raise `{'requests' if m.unit == 'requests' else 'max_rounds'}`)")
         if limit is None:  # shown beside the judged ones, with its interval, judged by nothing
             rows.append(MetricRow(label=m.label, candidate=c_value, baseline=b_value,
                                   delta=None if iv is None else iv.estimate,
@@ -165,7 +172,8 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
                 worse.append(f"{missed_win(m)}: {text}" if win is not None else text)
             elif verdict == INCONCLUSIVE:
                 seen = iv.n if m.unit == "requests" else 2 * iv.n
-                unsure.append(f"{text}: at {seen} {m.unit}, about {settle} would settle it")
+                unsure.append(f"{text}: at {seen} {m.unit}, about {settle} would settle it" if settle else
+                              f"{text}: {seen} {m.unit} are too few for a {level:.2%} interval yet")
         rows.append(MetricRow(label=m.label, candidate=c_value, baseline=b_value,
                               delta=None if iv is None else iv.estimate, threshold=threshold, verdict=verdict,
                               higher_is_better=m.higher_is_better, evidence=evidence))

@@ -45,7 +45,7 @@ class Interval:
     def to_json(self) -> dict:
         # JSON has no infinity: an unbounded side (an early look's level) is null.
         return {"estimate": self.estimate, "low": _finite(self.low), "high": _finite(self.high), "level": self.level,
-                "method": self.method, "n": self.n, "sd": self.sd}
+                "method": self.method, "n": self.n, "sd": None if self.sd is None else _finite(self.sd)}
 
     @classmethod
     def from_json(cls, d: dict) -> "Interval":

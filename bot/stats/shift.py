@@ -54,7 +54,8 @@ def mann_whitney_rank(n: int, m: int, level: float) -> int:
     """k such that the k-th smallest and k-th largest of the n·m differences bound the shift
     at ``level`` (two-sided): k − 1 is the largest U with P(U ≤ k − 1) ≤ (1 − level)/2.
 
-    ValueError when the samples are too small for that level (no ordering is rare enough).
+    0 when the samples are too small for that level (no ordering is rare enough): the interval is
+    then unbounded, which an early look at a very high level may well ask for.
     """
     if n < 1 or m < 1:
         raise ValueError("both samples need at least one value")
@@ -70,9 +71,7 @@ def mann_whitney_rank(n: int, m: int, level: float) -> int:
     else:
         z = stats.norm.ppf(1 - alpha)
         k = int(math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12)))
-    if k < 1:
-        raise ValueError(f"{n} and {m} values cannot give a {level:.0%} interval; take more")
-    return k
+    return max(k, 0)
 
 
 def hodges_lehmann(baseline: Sequence[float], candidate: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -82,6 +81,8 @@ def hodges_lehmann(baseline: Sequence[float], candidate: Sequence[float], level:
         raise ValueError("values must be finite")
     diffs = np.sort((y[None, :] - x[:, None]).ravel())
     k = mann_whitney_rank(len(x), len(y), level)
+    if k == 0:  # too few values to bound the shift at this level: it could be anything
+        return float(np.median(diffs)), -math.inf, math.inf
     return float(np.median(diffs)), float(diffs[k - 1]), float(diffs[len(diffs) - k])
 
 
@@ -124,9 +125,10 @@ def shift_over_rounds(baseline: Sequence[Sequence[float]], candidate: Sequence[S
     second when they do not. The estimate is the pooled shift."""
     if len(baseline) != len(candidate):
         raise ValueError("paired rounds must have the same count on both sides")
-    pooled = relative_shift([v for r in baseline for v in r], [v for r in candidate for v in r], level=level)
+    pooled_b, pooled_c = [v for r in baseline for v in r], [v for r in candidate for v in r]
+    pooled = relative_shift(pooled_b, pooled_c, level=level)  # for n and sd; checks the values are positive
     log = lambda a: np.log(np.asarray(a, dtype=float))  # noqa: E731
-    est, low, high = math.log1p(pooled.estimate), math.log1p(pooled.low), math.log1p(pooled.high)
+    est, low, high = hodges_lehmann(log(pooled_b), log(pooled_c), level)
     pairs = [(log(b), log(c)) for b, c in zip(baseline, candidate) if len(b) and len(c)]
     if len(pairs) >= 2:
         shifts = np.array([np.median((c[None, :] - b[:, None]).ravel()) for b, c in pairs])
@@ -157,8 +159,8 @@ def paired_ratio(baseline: Sequence[float], candidate: Sequence[float], *, level
 def settle_count(interval: Interval, limit: float, *, higher_is_better: bool = False, cap: int = 100_000) -> int | None:
     """About how many observations in total (``interval.n``'s unit) would put the whole interval on
     one side of ``limit`` if the estimate stayed where it is: the half-width shrinks as 1/√n on the
-    log scale the interval was built on. None when the interval already settles it; ``cap`` when
-    the estimate sits on the limit."""
+    log scale the interval was built on. None when the interval already settles it, or is unbounded
+    (too few values for its level: no width to scale); ``cap`` when the estimate sits on the limit."""
     if interval.low > limit or interval.high <= limit:
         return None
     # back to the log ratio: worse = r − 1 (latency) or 1 − r (throughput)
@@ -166,6 +168,8 @@ def settle_count(interval: Interval, limit: float, *, higher_is_better: bool = F
         (lambda w: math.log1p(w) if w > -1 else -math.inf)
     est, lo, hi, lim = (to_log(v) for v in (interval.estimate, interval.low, interval.high, limit))
     half, gap = (hi - lo) / 2, abs(lim - est)
-    if gap < 1e-12 or not math.isfinite(half):
+    if not math.isfinite(half):
+        return None
+    if gap < 1e-12:
         return cap
     return min(cap, max(interval.n + 1, math.ceil(interval.n * (half / gap) ** 2)))
