@@ -63,7 +63,7 @@ def test_lm_eval_gate__baseline_against_itself_passes_with_zero_delta(models, tm
         assert r.rows and all(row.delta == 0 for row in r.rows)
     [ppl] = results["perplexity"].rows
     assert ppl.label == "canopy_heldout word_perplexity"
-    assert ppl.higher_is_better is False and ppl.threshold == "rise ≤ 3%"
+    assert ppl.higher_is_better is False and ppl.threshold == "worse by ≤ 3%"
     [acc] = results["benchmarks"].rows
     assert acc.higher_is_better is True and acc.stderr.startswith("±")
 
@@ -79,7 +79,7 @@ def test_lm_eval_gate__int8_passes_and_int2_fails_perplexity(models, tmp_path):
     int2 = run_gate(repo, cache, tmp_path)["perplexity"]
     assert int2.verdict == "fail"
     assert int2.rows[0].delta / int2.rows[0].baseline > 0.03
-    assert int2.detail.startswith("canopy_heldout word_perplexity: ") and "worse than the baseline" in int2.detail and "limit +3.00%" in int2.detail
+    assert int2.detail.startswith("canopy_heldout word_perplexity: worse by ") and "limit worse by ≤ 3%" in int2.detail
     assert [f["source"] for f in int2.findings] == ["cache", "lm-eval"]
 
 
@@ -91,7 +91,7 @@ def test_lm_eval_gate__direction_comes_from_lm_eval(models, tmp_path):
     worse = run_gate(repo, tmp_path / "cache", tmp_path)
     assert worse["perplexity"].verdict == "fail"
     assert worse["perplexity"].rows[0].candidate > worse["perplexity"].rows[0].baseline
-    assert "worse than the baseline (95% CI), limit +3.00%" in worse["perplexity"].detail
+    assert "(95% CI), limit worse by ≤ 3%" in worse["perplexity"].detail
     # On 8 questions a much worse model may still be inconclusive; what matters here is the direction.
     assert worse["benchmarks"].verdict in ("fail", "inconclusive") and worse["benchmarks"].rows[0].evidence.interval.estimate > 0
     assert worse["benchmarks"].rows[0].candidate < worse["benchmarks"].rows[0].baseline
@@ -157,7 +157,7 @@ def test_lm_eval_gate__cli_comment_shows_rows_and_wall_time(models, tmp_path):
     assert code == 0, check
     assert check["name"] == "perplexity" and check["wall_time_s"] > 0
     comment = out_md.read_text()
-    assert "| canopy\\_heldout word\\_perplexity |" in comment and "perplexity: 1 measurements" in comment
+    assert "| canopy\\_heldout word\\_perplexity |" in comment and "perplexity: 1 measurement<" in comment
     assert "candidate canopy-tiny/v1.1-int8: evaluated by lm-eval" in comment
 
 
@@ -187,7 +187,7 @@ def test_lm_eval_gate__baseline_files_the_pr_overwrites_are_not_what_it_is_measu
     results = [run_job(plan, job, tmp_path / "out", cache) for job in plan.jobs if job.check == "perplexity"]
     reader.close()
     [result] = results  # test's object is promoted; staging and prod, which serve the changed folder, are re-gated
-    assert result.verdict == "fail" and "worse than the baseline" in result.detail
+    assert result.verdict == "fail" and ": worse by " in result.detail
     assert {p.environment for p in plan.promotions if p.change == "content"} == {"staging", "prod"}, plan.errors
     entries = [json.loads(p.read_text()) for p in (cache / "lm-eval").glob("*.json")]
     assert entries and {e["describe"]["weights"] for e in entries} == {f"git-tree:{honest_tree}"}

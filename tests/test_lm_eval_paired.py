@@ -42,7 +42,7 @@ def test_lm_eval_paired__a_clear_drop_fails_with_the_whole_interval_beyond_the_l
     out = run(ACC, raw("mc", "acc", cand, True), raw("mc", "acc", base, True))
     [row] = out.rows
     assert out.verdict == "fail" and row.evidence.interval.low > 5.0
-    assert "+30.0 pt [" in out.problems[0] and "limit +5.0 pt" in out.problems[0]
+    assert "worse by 30.0 pt [+20.2 pt, +38.7 pt]" in out.problems[0] and "limit worse by ≤ 5 pt" in out.problems[0]
 
 
 def test_lm_eval_paired__estimate_inside_the_limit_interval_not_is_inconclusive_with_a_count():
