@@ -90,7 +90,7 @@ def test_performance__candidate_1_5x_slower_fails_at_10pct_and_stops_early(tmp_p
         assert evidence["limit"] == 0.10 and evidence["observations"] == "requests"
     failed = [r for r in rows.values() if r["verdict"] == "fail" and r["evidence"]]
     assert failed and all(r["evidence"]["interval"]["low"] > 0.10 for r in failed), rows
-    assert check["detail"].startswith(f"stopped at {pairs} of 16 round pairs") and f"{failed[0]['label']} +" in check["detail"]
+    assert check["detail"].startswith(f"stopped at {pairs} of 16 round pairs") and f"{failed[0]['label']} worse by " in check["detail"]
     # The rounds run B C C B B C C B ... across the looks, each with its own GuideLLM reports.
     names = [a.rsplit("/", 1)[1].split(".")[0] for a in check["artifacts"]][::2]
     assert [n.split("-")[1][0].upper() for n in names] == list("BCCB" * (pairs // 2)) and names[1] == "round2-candidate"

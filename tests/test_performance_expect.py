@@ -26,8 +26,8 @@ def test_performance_expect__as_fast_as_the_baseline_is_no_speed_up():
     assert result.verdict == "fail" and row.verdict == "fail"
     # Worse-by scale: the expected +20% is a limit of −20%, and the whole interval sits right of it.
     assert row.evidence.limit == pytest.approx(-0.20) and row.evidence.interval.low > -0.20
-    assert row.threshold == "expected ≥ +20.0%"
-    assert result.detail.startswith("no speed-up: throughput +") and "expected ≥ +20.0%" in result.detail
+    assert row.threshold == "better by ≥ 20%"
+    assert result.detail.startswith("no speed-up: throughput ") and "expected better by ≥ 20%" in result.detail
     # The other metrics keep their default limits: identical latencies pass them.
     assert all(r.verdict == "pass" for r in result.rows[:3]), result.rows
 
@@ -38,8 +38,8 @@ def test_performance_expect__served_faster_passes():
     assert result.verdict == "pass", result.detail
     rows = rows_by_label(result)
     assert rows["output tokens per second"].delta == pytest.approx(-1.0, abs=0.05)  # 2× = "100% better"
-    assert rows["TTFT (ms)"].threshold == "expected ≤ −15.0%" and rows["TTFT (ms)"].verdict == "pass"
-    assert "beyond its expected win" in result.detail and "throughput +" in result.detail
+    assert rows["TTFT (ms)"].threshold == "better by ≥ 15%" and rows["TTFT (ms)"].verdict == "pass"
+    assert "beyond its expected win" in result.detail and "throughput better by " in result.detail
 
 
 def test_performance_expect__a_win_near_the_promise_is_inconclusive_with_a_count():
@@ -48,7 +48,7 @@ def test_performance_expect__a_win_near_the_promise_is_inconclusive_with_a_count
     ttft = rows_by_label(result)["TTFT (ms)"]
     assert ttft.evidence.interval.low <= -0.20 < ttft.evidence.interval.high
     assert ttft.verdict == "inconclusive" and ttft.evidence.settle_n > ttft.evidence.interval.n
-    assert "expected ≤ −20.0%: at 16 requests, about" in result.detail
+    assert "expected better by ≥ 20%: at 16 requests, about" in result.detail
 
 
 def test_performance_memory__a_promised_reduction_is_judged_on_the_peaks():
@@ -59,9 +59,10 @@ def test_performance_memory__a_promised_reduction_is_judged_on_the_peaks():
     row = rows_by_label(result)["peak memory (MB)"]
     assert (row.candidate, row.baseline, row.delta) == (300, 400, pytest.approx(-0.25))
     assert row.verdict == "fail" and row.evidence is None and row.stderr == "one peak reading per side"
-    assert result.verdict == "fail" and "no memory reduction: peak memory −25.0% (300 MB against 400 MB)" in result.detail
+    assert result.verdict == "fail" and "no memory reduction: peak memory better by 25.00% (300 MB against 400 MB), " \
+        "expected better by ≥ 30%" in result.detail
     result = compare("performance", PerfLimits(expect={"peak_memory": -0.20}), base, cand, memory=smaller)
-    assert result.verdict == "pass" and "peak memory −25.0% (expected ≤ −20.0%)" in result.detail
+    assert result.verdict == "pass" and "peak memory better by 25.00% (better by ≥ 20%)" in result.detail
 
 
 def test_performance_memory__shown_unjudged_without_a_limit_and_an_error_when_unreadable():
@@ -111,7 +112,7 @@ def test_performance__as_fast_as_the_baseline_fails_an_expected_throughput_win(t
     rows = {r["label"]: r for r in check["rows"]}
     tps = rows["output tokens per second"]
     assert tps["verdict"] == "fail" and tps["evidence"]["limit"] == pytest.approx(-0.20)
-    assert "no speed-up: throughput" in check["detail"] and "expected ≥ +20.0%" in check["detail"]
+    assert "no speed-up: throughput" in check["detail"] and "expected better by ≥ 20%" in check["detail"]
     assert "no speed-up: throughput" in comment
     # The mock servers' own peak resident memory, read from their process trees: shown, not judged.
     memory = rows["peak memory (MB)"]

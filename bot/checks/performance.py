@@ -202,7 +202,8 @@ class PerformanceCheck(CheckDefinition):
             return compare(self.name, replace(options.limits, confidence=confidence),
                            [measured[names[(i, BASELINE)]] for i in pairs],
                            [measured[names[(i, CANDIDATE)]] for i in pairs],
-                           notes=tuple(notes), artifacts=artifacts, rule=ctx.rule, memory=memory, final=final)
+                           notes=tuple(notes), artifacts=artifacts, rule=ctx.rule, memory=memory, final=final,
+                           check_confidence=ctx.rule.confidence if confidence != ctx.rule.confidence else None)
 
         if not options.interleaved:
             notes.append("measured one variant after the other (`order: sequential`), in one look: whatever changed "

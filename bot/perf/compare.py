@@ -132,10 +132,11 @@ def _memory_row(limits: PerfLimits, memory: PeakMemory | None) -> tuple[MetricRo
 
 def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate: Sequence[Round], *,
            notes: tuple[str, ...] = (), artifacts: tuple[str, ...] = (), rule: VerdictRule = VerdictRule(),
-           memory: PeakMemory | None = None, final: bool = True) -> CheckResult:
+           memory: PeakMemory | None = None, final: bool = True, check_confidence: float | None = None) -> CheckResult:
     """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds; ``memory`` the servers' peaks.
     ``final``: no look follows. An earlier look's very high level may leave an interval unbounded (too
-    few values for it): not settled yet. At the last look it is a setting that can never decide: an error."""
+    few values for it): not settled yet. At the last look it is a setting that can never decide: an error.
+    ``check_confidence``: the check's own confidence when ``limits.confidence`` is one look's share of it."""
     if len(baseline) != len(candidate) or not baseline:
         raise ValueError("baseline and candidate need the same number of rounds, at least one")
     rows, worse, unsure, broken = [], [], [], []
@@ -152,7 +153,8 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
                                   delta=None if iv is None else iv.estimate,
                                   threshold="not judged (no limit or expect)", verdict=SKIPPED,
                                   higher_is_better=m.higher_is_better,
-                                  stderr=describe(m.label, iv) if iv is not None else problem))
+                                  stderr=f"{worse_by(iv, 'relative')} ({level_percent(iv.level)} CI)"
+                                  if iv is not None else problem))
             continue
         threshold = limit_text(limit, "relative")
         evidence = None
@@ -224,6 +226,7 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
         name=name, verdict=verdict,
         candidate=None if tps_c is None else f"{tps_c:.1f} tok/s",
         baseline=None if tps_b is None else f"{tps_b:.1f} tok/s",
-        threshold=f"relative limits per metric, {level:.2%} intervals ({limits.confidence:.0%} for the check)", detail=detail, rows=tuple(rows),
+        threshold=f"relative limits per metric, {level_percent(level)} intervals ({level_percent(check_confidence or limits.confidence)} "
+                  f"for the check{' over its looks' if check_confidence else ''})", detail=detail, rows=tuple(rows),
         notes=notes, artifacts=artifacts,
     )
