@@ -57,3 +57,11 @@ def test_one_convention__an_improvement_says_better_in_words_with_the_worse_by_i
 def test_one_convention__no_bare_fraction_and_no_delta_column_in_the_comment():
     comment = publish.comment(_report(SLOWER, "fail"))
     assert "Delta" not in comment and "+0.2274" not in comment and "≥ −10%" not in comment
+
+
+def test_amount__a_bound_past_a_millionfold_change_reads_as_unbounded():
+    from bot.render.charts import _short
+    from bot.verdicts.evidence import amount
+
+    assert amount(-4.2e131, "relative") == "−∞" and amount(9.99e3, "relative") == "+999000.00%"
+    assert _short(-4.2e131, "relative") == "−∞" and _short(12.0, "relative") == "+1200%"

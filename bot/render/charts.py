@@ -84,7 +84,7 @@ def interval_chart(rows: Iterable[tuple[str, Evidence, str]]) -> str:
 
 def _short(value: float, unit: str) -> str:
     """One decimal, none from 1000 on: the chart's numbers are for reading at a glance (the tables have two)."""
-    if unit == "relative" and abs(value) != float("inf"):
+    if unit == "relative" and abs(value) < words.UNBOUNDED_RATIO:
         pct = value * 100
         return (f"{pct:+.0f}%" if abs(pct) >= 1000 else f"{pct:+.1f}%").replace("-", "−")
     return words.amount(value, unit)

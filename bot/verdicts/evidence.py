@@ -48,9 +48,14 @@ def judge(interval: Interval, limit: float, unit: str, rule: VerdictRule = Verdi
     return verdict, Evidence(interval, limit, unit, settle, observations)
 
 
+UNBOUNDED_RATIO = 1e4  # 1,000,000%
+
+
 def amount(value: float, unit: str, *, signed: bool = True) -> str:
-    """A worsening in the limit's unit: `+2.1%`, `−0.4 pt`, `+0.013`; `+∞` for an unbounded side."""
-    if math.isinf(value):
+    """A worsening in the limit's unit: `+2.1%`, `−0.4 pt`, `+0.013`; `+∞` for an unbounded side, and
+    for a relative bound past a millionfold change (an early look's t interval over two pairs of
+    rounds): such a number says only that the side is unbounded."""
+    if math.isinf(value) or (unit == "relative" and abs(value) >= UNBOUNDED_RATIO):
         text = "+∞" if value > 0 else "-∞"
     elif unit == "relative":
         text = f"{value * 100:+.2f}%"
