@@ -298,22 +298,9 @@ def action_step(mode: str, workspace: Path, runner_temp: Path, fake, payload: di
     proc = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=workspace, env=env, capture_output=True,
                           text=True, timeout=300)
     assert TOKEN not in proc.stdout + proc.stderr
-    return proc.returncode, step_outputs(output)
+    return proc.returncode, read_outputs(output)
 
 
-def step_outputs(path: Path) -> dict:
-    """GITHUB_OUTPUT in both of its forms: `name=value` lines and `name<<DELIMITER` blocks."""
-    out, lines = {}, path.read_text().splitlines() if path.exists() else []
-    i = 0
-    while i < len(lines):
-        if "<<" in lines[i] and "=" not in lines[i].split("<<", 1)[0]:
-            name, delim = lines[i].split("<<", 1)
-            j = lines.index(delim, i + 1)
-            out[name], i = "\n".join(lines[i + 1:j]), j + 1
-        else:
-            name, value = lines[i].split("=", 1)
-            out[name], i = value, i + 1
-    return out
 
 
 def test_action__plan_run_check_report_modes_publish_the_fan_out(tmp_path, fake):

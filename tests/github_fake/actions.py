@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from .harness import read_outputs
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_TYPES = {"pull_request": ("opened", "synchronize", "reopened"), "merge_group": ("checks_requested",)}
 BOT_ACTIONS = ("acme-ml/promotion-bot@", "./")
@@ -373,17 +375,3 @@ def _permissions(spec) -> dict | None:
         return {}
     return {k: v for k, v in spec.items()}
 
-
-def read_outputs(path: Path) -> dict:
-    """GITHUB_OUTPUT in both of its forms: `name=value` lines and `name<<DELIMITER` blocks."""
-    out, lines = {}, path.read_text().splitlines() if path.exists() else []
-    i = 0
-    while i < len(lines):
-        if "<<" in lines[i] and "=" not in lines[i].split("<<", 1)[0]:
-            name, delim = lines[i].split("<<", 1)
-            j = lines.index(delim, i + 1)
-            out[name], i = "\n".join(lines[i + 1:j]), j + 1
-        else:
-            name, value = lines[i].split("=", 1)
-            out[name], i = value, i + 1
-    return out

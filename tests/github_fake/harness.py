@@ -36,13 +36,17 @@ class ActionRun:
 
 
 def read_outputs(path: Path) -> dict:
+    """GITHUB_OUTPUT in both of its forms: `name=value` lines and `name<<DELIMITER` blocks."""
     out, lines = {}, path.read_text().splitlines() if path.exists() else []
     i = 0
     while i < len(lines):
-        name, delim = lines[i].split("<<", 1)
-        j = lines.index(delim, i + 1)
-        out[name] = "\n".join(lines[i + 1:j])
-        i = j + 1
+        if "<<" in lines[i] and "=" not in lines[i].split("<<", 1)[0]:
+            name, delim = lines[i].split("<<", 1)
+            j = lines.index(delim, i + 1)
+            out[name], i = "\n".join(lines[i + 1:j]), j + 1
+        else:
+            name, value = lines[i].split("=", 1)
+            out[name], i = value, i + 1
     return out
 
 
