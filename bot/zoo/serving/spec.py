@@ -32,6 +32,15 @@ from typing import Any, Mapping
 
 from bot.core.fields import Loc, get_duration, get_int, get_str, mapping, reject_unknown, sequence
 
+# Set by the bot for every vLLM server, never taken from a manifest or the policy.
+RESERVED = {
+    "--model": "the bot serves the variant's own weights folder",
+    "--host": "the bot serves on loopback",
+    "--port": "the bot picks a free loopback port",
+    "--served-model-name": "the manifest's container or its promotion-bot/served-model annotation names it",
+    "--trust-remote-code": "weights are data: the bot never runs code that ships with them",
+}
+
 POLICY_FILE = "promotion.yaml"
 MODES = ("local", "vllm", "url", "command")
 PLACEHOLDERS = ("pr", "model", "variant", "name", "weights", "port")
@@ -150,7 +159,6 @@ def parse_serve(raw: Mapping[str, Any] | None, file: str = POLICY_FILE) -> Serve
 
 
 def _vllm_args(data: Mapping[str, Any], loc: Loc) -> tuple[str, ...]:
-    from bot.zoo.serving.vllm import RESERVED  # the arguments the bot sets itself
 
     a_loc = loc.child("args")
     value = data.get("args") or []

@@ -16,17 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.core.errors import ExternalError
-from bot.zoo.serving.spec import EngineArgs, ServeSpec
+from bot.zoo.serving.spec import RESERVED, EngineArgs, ServeSpec
 
 EXECUTABLE_ENV = "PROMOTION_BOT_VLLM"
-# Set by the bot for every vLLM server, never taken from a manifest or the policy.
-RESERVED = {
-    "--model": "the bot serves the variant's own weights folder",
-    "--host": "the bot serves on loopback",
-    "--port": "the bot picks a free loopback port",
-    "--served-model-name": "the manifest's container or its promotion-bot/served-model annotation names it",
-    "--trust-remote-code": "weights are data: the bot never runs code that ships with them",
-}
 # Kept from a manifest: what the engine computes (precision, kernels, context, KV cache, sampling
 # defaults) and how it answers clients (tool calls parsed into `tool_calls`, reasoning split off).
 KEPT = frozenset({"--dtype", "--max-model-len", "--quantization", "--kv-cache-dtype", "--seed", "--tokenizer-mode",
