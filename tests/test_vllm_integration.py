@@ -235,7 +235,6 @@ def test_vllm__builtin_rollback_rules_resolve_against_real_vllm_metrics(vllm_env
                         assert r.status_code == 200
                         r.read()
                     time.sleep(1)
-                time.sleep(3)  # two scrapes after the last request
                 values = {"app": "canopy", "model": "canopy-tiny", "variant": "v1.0-fp32", "model_name": "canopy",
                           "window": "1m"}
                 with PrometheusClient(prom.url) as client:
@@ -246,11 +245,23 @@ def test_vllm__builtin_rollback_rules_resolve_against_real_vllm_metrics(vllm_env
                             query = _fill('sum(rate(http_requests_total{app="{app}"}[{window}]))', values)
                             # vLLM groups status codes ("2xx"): a `5..` regex matches its "5xx" as `2..` does "2xx"
                             assert client.query(_fill('count(http_requests_total{app="{app}",status=~"2.."})', values))
-                        series = client.query(query)
+                        series = _answered(client, query)
                         assert series and all(math.isfinite(v) for s in series for _, v in s.values), (rule.name, query)
                         print(f"{rule.name}: {query} = {series[0].values[-1][1]:.4g}")
     finally:
         stop_kept()
+
+
+def _answered(client, query: str, patience_s: float = 120.0) -> list:
+    """The query's series once Prometheus has scraped the requests twice (a rate needs two samples
+    of the change; a busy machine scrapes late): polled, never a fixed sleep. A query that never
+    answers comes back empty and fails the assertion after it."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        series = [s for s in client.query(query) if s.values]
+        if series or time.monotonic() > deadline:
+            return series
+        time.sleep(1)
 
 
 def _fill(template: str, values: dict) -> str:
