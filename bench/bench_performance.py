@@ -116,7 +116,7 @@ def summary(check: dict) -> str:
             iv = ev["interval"]
             low = "−∞" if iv["low"] is None else f"{iv['low']:+.0%}"
             high = "+∞" if iv["high"] is None else f"{iv['high']:+.0%}"
-            parts.append(f"{row['label'].split(' (')[0]} {iv['estimate']:+.0%} [{low},{high}] {row['verdict']}")
+            parts.append(f"{row['label'].split(' (')[0]} worse by {iv['estimate']:+.0%} [{low},{high}] {row['verdict']}")
     return "; ".join(parts)
 
 
