@@ -5,6 +5,7 @@ metric carries an interval, and identical weights are never judged slower."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 
@@ -52,7 +53,9 @@ def test_performance_real__identical_weights_are_not_judged_slower(tmp_path):
     # At the default 10% limits on a shared CPU: pass or, honestly, inconclusive; never fail or error.
     assert check["verdict"] in ("pass", "inconclusive"), check
     rows = {r["label"]: r for r in check["rows"]}
-    assert rows["error rate (0/8 vs 0/8)"]["verdict"] == "pass"
+    # However many looks it took (a busy machine needs more), no request failed on either side.
+    [errors] = [r for label, r in rows.items() if label.startswith("error rate (")]
+    assert re.fullmatch(r"error rate \(0/(\d+) vs 0/\1\)", errors["label"]) and errors["verdict"] == "pass", errors
     for label in ("TTFT (ms)", "inter-token latency (ms)", "request latency (s)", "output tokens per second"):
         evidence = rows[label]["evidence"]
         assert evidence["limit"] == 0.10 and evidence["interval"]["low"] <= evidence["interval"]["high"], rows[label]
