@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from bot.core.errors import ExternalError
 from bot.zoo.serving import lifeline
 
@@ -158,6 +156,8 @@ def wait_ready(url: str, timeout: float, *, what: str, process: subprocess.Popen
                log_file: Path | None = None) -> None:
     """Poll ``url`` until it answers 200. `ServerRefused` when the process exits first (with the
     server's reason and output), ExternalError at ``timeout``: a timeout is never a refusal."""
+    import httpx  # here: the plan and report steps import this module and never wait for a server
+
     deadline = time.monotonic() + timeout
     started, last_note = time.monotonic(), 0.0
     while True:
