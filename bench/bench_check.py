@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import compiled_like_an_install
+
 MANIFESTS = 5000
 TOUCHED = 500
 TARGET_S = 3.0
@@ -106,6 +108,7 @@ def build_repo(root: Path) -> Path:
 
 
 def main() -> int:
+    compiled_like_an_install()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.monotonic()

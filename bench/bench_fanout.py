@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import compiled_like_an_install
+
 JOBS = 50
 TARGET_S = 2.0
 
@@ -87,6 +89,7 @@ def timed(*args: str) -> tuple[float, float]:
 
 
 def main() -> int:
+    compiled_like_an_install()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         repo = build_repo(root)
