@@ -83,6 +83,14 @@ def perplexity_gate(backend_lines: str) -> str:
     return "- check: perplexity\n  task: canopy_heldout\n  limit: 3\n" + backend_lines
 
 
+def promoted(folder, lm_models, gate: str):
+    """A repo whose PR promotes v1.1-int8 into test under ``gate``."""
+    repo = lm_eval_repo(folder, lm_models, gate)
+    repo.set_variant("test", "canopy-tiny/v1.1-int8")
+    repo.commit("Promote")
+    return repo
+
+
 def run_gate(repo, tmp_path):
     reader = GitReader(repo.path)
     plan, _ = plan_pr(reader, "HEAD~1", "HEAD")
@@ -95,16 +103,12 @@ def test_lm_eval_completions__endpoint_matches_local_weights(lm_models, tmp_path
     with CompletionsServer(lm_models["good"]) as server:
         gate = perplexity_gate(f"  backend: local-completions\n  base_url: {server.url}\n"
                                "  model_name: canopy-{variant}\n  tokenizer: models/canopy-tiny/v1.0-fp32/weights\n")
-        repo = lm_eval_repo(tmp_path / "served", lm_models, gate)
-        repo.set_variant("test", "canopy-tiny/v1.1-int8")
-        repo.commit("Promote")
+        repo = promoted(tmp_path / "served", lm_models, gate)
         served = run_gate(repo, tmp_path)
         assert served.verdict == "pass", served.detail
         assert {r["model"] for r in server.requests} == {"canopy-v1.0-fp32", "canopy-v1.1-int8"}
 
-    local_repo = lm_eval_repo(tmp_path / "local", lm_models, perplexity_gate(""))
-    local_repo.set_variant("test", "canopy-tiny/v1.1-int8")
-    local_repo.commit("Promote")
+    local_repo = promoted(tmp_path / "local", lm_models, perplexity_gate(""))
     local = run_gate(local_repo, tmp_path)
     assert served.rows[0].candidate == pytest.approx(local.rows[0].candidate, rel=1e-3)
 
@@ -112,9 +116,7 @@ def test_lm_eval_completions__endpoint_matches_local_weights(lm_models, tmp_path
 def test_lm_eval_completions__unreachable_endpoint_is_an_error(lm_models, tmp_path):
     gate = perplexity_gate("  backend: local-completions\n  base_url: http://127.0.0.1:9/v1/completions\n"
                            "  tokenizer: models/canopy-tiny/v1.0-fp32/weights\n")
-    repo = lm_eval_repo(tmp_path / "repo", lm_models, gate)
-    repo.set_variant("test", "canopy-tiny/v1.1-int8")
-    repo.commit("Promote")
+    repo = promoted(tmp_path / "repo", lm_models, gate)
     result = run_gate(repo, tmp_path)
     assert result.verdict == "error"
     assert "lm-eval: baseline canopy-tiny/v1.0-fp32" in result.detail and "did not answer" in result.detail
@@ -135,9 +137,7 @@ def test_lm_eval_completions__endpoint_without_echo_logprobs_is_refused(lm_model
     with EchoIgnoringServer(lm_models["good"]) as server:
         gate = perplexity_gate(f"  backend: local-completions\n  base_url: {server.url}\n"
                                "  tokenizer: models/canopy-tiny/v1.0-fp32/weights\n")
-        repo = lm_eval_repo(tmp_path / "repo", lm_models, gate)
-        repo.set_variant("test", "canopy-tiny/v1.1-int8")
-        repo.commit("Promote")
+        repo = promoted(tmp_path / "repo", lm_models, gate)
         result = run_gate(repo, tmp_path)
     assert result.verdict == "error"
     assert "does not return the log-probabilities of the prompt's tokens" in result.detail
