@@ -38,7 +38,7 @@ def install() -> str:
 
 
 def main() -> int:
-    from bot.zoo.serving import EngineArgs, ServeSpec, ServerRefused, served, stop_kept
+    from bot.zoo.serving import EngineArgs, ServerRefused, ServeSpec, served, stop_kept
 
     os.environ["PROMOTION_BOT_VLLM"] = os.environ.get("PROMOTION_BOT_VLLM") or install()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

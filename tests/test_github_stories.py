@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from github_world import REPO, REQUIRED, World, story_policy, with_workflow_token  # noqa: E402
 from github_fake.actions import workflows_from_readme  # noqa: E402
+from github_world import REPO, REQUIRED, World, story_policy, with_workflow_token  # noqa: E402
 
 from bot.demo.local_prometheus import LocalPrometheus  # noqa: E402
 from bot.demo.series import Phase, openmetrics  # noqa: E402

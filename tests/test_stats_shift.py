@@ -11,7 +11,14 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from bot.stats.interval import decide
-from bot.stats.shift import hodges_lehmann, mann_whitney_rank, paired_ratio, relative_shift, settle_count, shift_over_rounds
+from bot.stats.shift import (
+    hodges_lehmann,
+    mann_whitney_rank,
+    paired_ratio,
+    relative_shift,
+    settle_count,
+    shift_over_rounds,
+)
 
 # Hollander & Wolfe (1973), p. 69: permeability constants of the human chorioamnion.
 AT_TERM = [0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46]

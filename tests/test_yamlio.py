@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.core.errors import InputError
 from bot.core.yamlio import MAX_BYTES, MAX_NODES, check_size, load_all, load_one
@@ -70,3 +73,70 @@ def test_load_one__malformed_yaml_names_line_and_column():
     with pytest.raises(InputError) as exc:
         load_one("a: [1, 2\nb: 3\n", "f.yaml")
     assert exc.value.field.startswith("line ") and "malformed YAML" in exc.value.message
+
+
+# Texts where the loader's fast path (strings, lists and plain maps built directly) could part from
+# PyYAML's safe loader: every implicit type, explicit tags, merge keys, anchors without aliases,
+# empty documents, keys that are not strings.
+SAME_AS_SAFE_LOADER = [
+    "a: 1\nb: 1.5\nc: true\nd: ~\ne: 2001-12-14\nf: 2001-12-14t21:59:43.10-05:00\ng: 0x1F\nh: 0o17\ni: 017\n"
+    "j: 1_000\nk: .inf\nl: -.Inf\nm: .nan\nn: yes\no: Off\np: '1'\nq: \"true\"\nr: 1:20\ns: !!str 5\n",
+    "list: [1, 'two', {three: 3}, [4, [5]]]\nempty: []\nnone: {}\n",
+    "? [complex, key]\n: 1\n",
+    "1: int key\n2.5: float key\nnull: null key\ntrue: bool key\n",
+    "base: &b {x: 1}\nother: {y: 2}\n",
+    "<<: {x: 1, y: 2}\ny: 3\n",
+    "set: !!set {a, b}\nomap: !!omap [{a: 1}, {b: 2}]\npairs: !!pairs [{a: 1}]\nbin: !!binary aGVsbG8=\n",
+    "s: !!str [not, allowed]\n",
+    "---\na: 1\n---\n---\n# only a comment\n---\n[1, 2]\n...\n",
+    "",
+    "just a string\n",
+    "dup: 1\ndup: 2\n",
+    "k: |\n  literal\n  block\nf: >\n  folded\n  text\n",
+    "unicode: \"\\u00e9\\U0001F600\"\nplain: café\n",
+]
+
+
+def _same(a, b) -> bool:
+    """Equal and of the same types all the way down (1 == True == 1.0 would hide a wrong type)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(k1, k2) and _same(a[k1], b[k2]) for k1, k2 in zip(a, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b or (a != a and b != b)  # nan
+
+
+def _reference(loader, text: str):
+    try:
+        return ("ok", loader(text))
+    except yaml.YAMLError as exc:
+        return ("error", str(exc).splitlines()[0])
+
+
+@pytest.mark.parametrize("text", SAME_AS_SAFE_LOADER)
+def test_load__reads_every_document_as_the_safe_loader_does(text):
+    want_all = _reference(lambda t: [d for d in yaml.load_all(t, Loader=yaml.SafeLoader) if d is not None], text)
+    want_one = _reference(lambda t: yaml.load(t, Loader=yaml.SafeLoader), text)
+    for want, load in ((want_all, load_all), (want_one, load_one)):
+        try:
+            got = ("ok", load(text, "x.yaml"))
+        except InputError as exc:
+            got = ("error", exc.message)
+        assert got[0] == want[0], (text, got, want)
+        if got[0] == "ok":
+            assert _same(got[1], want[1]), (text, got[1], want[1])
+
+
+def test_load__reads_the_projects_own_yaml_as_the_safe_loader_does():
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "*.yaml", "*.yml"], capture_output=True, text=True)
+    files = [root / name for name in listed.stdout.split()]
+    assert len(files) > 20, listed.stderr
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        want = _reference(lambda t: [d for d in yaml.load_all(t, Loader=yaml.SafeLoader) if d is not None], text)
+        if want[0] != "ok":
+            continue  # a deliberately broken fixture; the texts above cover errors
+        assert _same(load_all(text, str(path)), want[1]), path

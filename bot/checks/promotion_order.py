@@ -28,13 +28,13 @@ class PromotionOrderCheck(CheckDefinition):
         if previous is None:
             return CheckResult(self.name, PASS, candidate=str(ref), detail=f"{env.name} is the first environment")
         threshold = f"deployed in {previous.name} for {promo.application}"
-        served = [o for o in ctx.manifests(ctx.base).environment_objects(previous) if o.application == promo.application]
+        served = ctx.manifests(ctx.base).served_for(previous, promo.application)
         if ref not in {o.ref for o in served}:
             same_model = sorted({str(o.ref) for o in served if o.ref.model == ref.model})
             now = f"; {previous.name} serves {', '.join(same_model)} for it" if same_model else ""
             others = sorted({f"{o.application} ({o.object}, from {o.application_from or 'its name'})"
-                             for o in ctx.manifests(ctx.base).environment_objects(previous)
-                             if o.ref == ref and o.application != promo.application})
+                             for o in ctx.manifests(ctx.base).serving(previous, ref)
+                             if o.application != promo.application})
             hint = ""
             if others:
                 hint = (f"; {previous.name} serves {ref} for {', '.join(others)}: if that is the same application, give "

@@ -20,8 +20,34 @@ import yaml
 
 from bot.core.errors import InputError
 
-# libyaml's C loader when present: parsing thousands of manifests is the hot path of `check`.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader, libyaml's when present (parsing thousands of manifests is the hot path of
+    `check`), with its tag resolution remembered: the composer asks the Python resolver about every
+    node, and without path resolvers (the safe loader has none) the answer depends only on the
+    node's kind, value and implicitness."""
+
+    _tags: dict = {}
+
+    def resolve(self, kind, value, implicit):
+        key = (kind, value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._tags) > 100_000:  # bounded, whatever a process reads
+                self._tags.clear()
+            if value is None or len(value) <= 64:  # short scalars repeat (keys, kinds, flags); long ones do not
+                self._tags[key] = tag
+        return tag
+
+    def descend_resolver(self, current_node, current_index):
+        pass  # path resolvers only
+
+    def ascend_resolver(self):
+        pass
+
+
+assert not _Loader.yaml_path_resolvers
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 1_000_000  # scalars, sequences and mappings, aliases counted as what they expand to
 COUNT_ABOVE = 512 * 1024  # below it, a file cannot hold enough nodes to matter
@@ -111,12 +137,56 @@ def _count_nodes(text: str, file: str) -> None:
                                  _SIZE_FIX)
 
 
+_STR, _SEQ, _MAP, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("str", "seq", "map", "merge"))
+
+
+def _construct(loader, node) -> Any:
+    """What the safe loader builds from ``node``, for a tree without aliases: strings, lists and
+    plain mappings built here (PyYAML's Python constructor spends most of a manifest's load on
+    its per-node bookkeeping), every other tag, and merge keys, by the loader itself."""
+    kind = type(node)
+    if node.tag == _STR and kind is yaml.ScalarNode:
+        return node.value
+    if node.tag == _SEQ and kind is yaml.SequenceNode:
+        return [_construct(loader, child) for child in node.value]
+    if node.tag == _MAP and kind is yaml.MappingNode and not any(key.tag == _MERGE for key, _ in node.value):
+        data = {}
+        for key_node, value_node in node.value:
+            key = _construct(loader, key_node)
+            try:
+                data[key] = _construct(loader, value_node)
+            except TypeError as exc:  # the same refusal as the safe loader's
+                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                        "found unhashable key", key_node.start_mark) from exc
+        return data
+    return loader.construct_object(node, deep=True)
+
+
+def _load(text: str, *, single: bool) -> Any:
+    """``text`` as the safe loader reads it: its one document (``single``), else the list of
+    every document (None for an empty one)."""
+    if "*" in text:  # an alias shares one object between places: the loader's own bookkeeping keeps that
+        return yaml.load(text, Loader=_Loader) if single else list(yaml.load_all(text, Loader=_Loader))
+    loader = _Loader(text)
+    try:
+        if single:
+            node = loader.get_single_node()  # refuses a second document, as yaml.load does
+            return None if node is None else _construct(loader, node)
+        docs = []
+        while loader.check_node():
+            docs.append(_construct(loader, loader.get_node()))
+            loader.constructed_objects, loader.recursive_objects = {}, {}
+        return docs
+    finally:
+        loader.dispose()
+
+
 def load_one(text: str, file: str, *, unknown_tags: bool = False) -> Any:
     """One YAML document; with ``unknown_tags``, a node under a tag the safe loader does not know
     is read as plain data (never constructed)."""
     try:
         check_size(text, file)
-        return yaml.load(text, Loader=_TagBlindLoader if unknown_tags else _Loader)
+        return yaml.load(text, Loader=_TagBlindLoader) if unknown_tags else _load(text, single=True)
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from exc
 
@@ -125,6 +195,6 @@ def load_all(text: str, file: str) -> list[Any]:
     """Every document of a multi-document YAML file, empty documents dropped."""
     try:
         check_size(text, file)
-        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+        return [doc for doc in _load(text, single=False) if doc is not None]
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from exc

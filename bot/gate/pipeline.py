@@ -51,9 +51,10 @@ def default_cache_dir() -> Path:
 
 
 def plan_pr(reader: GitReader, base: str, head: str, *, policy_file: str | None = None,
-            policy_path: str = POLICY_FILE) -> tuple[Plan, Policy | None]:
+            policy_path: str = POLICY_FILE, indexes: dict | None = None) -> tuple[Plan, Policy | None]:
     """The plan and the policy it was made with (None when the policy does not parse: the plan
-    then carries the error, and the gate reports it)."""
+    then carries the error, and the gate reports it). ``indexes``: filled with the manifests read,
+    for `judge` in this process to reuse."""
     try:
         policy: Policy | InputError = load_policy.load(reader, reader.resolve(base), policy_file=policy_file,
                                                        policy_path=policy_path)
@@ -68,7 +69,7 @@ def plan_pr(reader: GitReader, base: str, head: str, *, policy_file: str | None 
         return Plan(str(Path(reader.path).resolve()), reader.resolve(base), reader.resolve(head), policy_file,
                     errors=(exc.as_record(),), policy_path=policy_path, pr_head=reader.resolve(head),
                     environments=names, touched=names), None
-    plan = build_plan(reader, base, judged, policy, policy_file=policy_file, policy_path=policy_path)
+    plan = build_plan(reader, base, judged, policy, policy_file=policy_file, policy_path=policy_path, indexes=indexes)
     return replace(plan, pr_head=reader.resolve(head)), (None if isinstance(policy, InputError) else policy)
 
 
@@ -80,8 +81,10 @@ def policy_of(reader: GitReader, plan: Plan) -> Policy | None:
 
 
 def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path | None = None,
-          cache_dir: Path | None = None, progress: Callable[[str], None] = print_progress) -> Judged:
-    """Run every job of ``plan`` here (model checks in child processes) and assemble the verdict."""
+          cache_dir: Path | None = None, progress: Callable[[str], None] = print_progress,
+          indexes: dict | None = None) -> Judged:
+    """Run every job of ``plan`` here (model checks in child processes) and assemble the verdict.
+    ``indexes``: what `plan_pr` read in this process, by revision."""
     started = time.monotonic()
     progress(f"{len(plan.promotions)} promotion(s), {len(plan.jobs)} check job(s)")
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="promotion-bot-", dir=temp_root()))
@@ -91,7 +94,8 @@ def judge(reader: GitReader, plan: Plan, policy: Policy | None, *, workdir: Path
     cache = Path(cache_dir or default_cache_dir())
     seals = None
     if plan.jobs and policy is not None:
-        seals = execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy), progress=progress)
+        seals = execute(plan, plan_file, results, cache, shared=Shared.open(plan, reader, policy, indexes),
+                        progress=progress)
     report = assemble(plan, results, reader=reader, policy=policy, wall_time_s=time.monotonic() - started,
                       cache_dir=cache, seals=seals)
     return Judged(plan, report, template_overrides(reader, plan, policy))
@@ -115,8 +119,9 @@ def check(repo: str | Path, base: str, head: str, *, policy_file: str | None = N
     recorded in the repository's notes unless ``record`` is off."""
     reader = GitReader(repo)
     try:
-        plan, policy = plan_pr(reader, base, head, policy_file=policy_file)
-        judged = judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, progress=progress)
+        indexes: dict = {}
+        plan, policy = plan_pr(reader, base, head, policy_file=policy_file, indexes=indexes)
+        judged = judge(reader, plan, policy, workdir=workdir, cache_dir=cache_dir, progress=progress, indexes=indexes)
         return recorded(reader, judged, policy, pr=pr) if record else judged
     finally:
         reader.close()

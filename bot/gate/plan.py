@@ -187,9 +187,10 @@ class Plan:
 
 
 def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError, *, policy_file: str | None = None,
-               policy_path: str = POLICY_FILE) -> Plan:
+               policy_path: str = POLICY_FILE, indexes: dict | None = None) -> Plan:
     """The plan of a PR judged by ``policy`` (parsed once by the caller; an `InputError` when it
-    could not be, which the plan carries as its error)."""
+    could not be, which the plan carries as its error). ``indexes``: the manifests read, by
+    revision, for the checks of this process to reuse (`bot.gitops.promotions.discover`)."""
     base = reader.resolve(base_rev)
     head = reader.resolve(head_rev)
     repo = str(Path(reader.path).resolve())
@@ -205,7 +206,7 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
     where.update(environments=scope.environments, relevant=scope.relevant,
                  touched=tuple(n for n in scope.environments if n in scope.touched or n not in known))
 
-    found = discover(reader, base, head, policy)
+    found = discover(reader, base, head, policy, indexes=indexes)
     notes = (*notes, *found.notes)
     regates, content_errors = content_changes(reader, base, head, policy, found.promotions)
     found = replace(found, promotions=found.promotions + regates)

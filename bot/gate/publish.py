@@ -28,7 +28,7 @@ def comment(report: Report, *, templates: Mapping[str, str] | None = None, repor
 def full_cards(report: Report, *, files_url: str | None = None) -> str:
     """Each promotion's whole model card (the comment carries a summary and links here): for the
     run's summary page, with the card's relative links made URLs of the repository's files."""
-    from bot.render.card import card_of, full_card
+    from bot.render.card import card_of
     from bot.render.markdown import absolute_links, md_escape
 
     parts = []

@@ -32,7 +32,7 @@ def path_for(out_dir: Path, job) -> Path:
 
 def write(out_dir: Path, plan, job, result: CheckResult) -> None:
     body = {"plan": plan.plan_id, "job": job.id, "result": result.to_json()}
-    write_atomic(path_for(out_dir, job), json.dumps(body, indent=2) + "\n")
+    write_atomic(path_for(out_dir, job), json.dumps(body) + "\n")  # one line: json's C encoder (750 jobs: 0.2 s less)
 
 
 def write_timeout(out_dir: Path, plan, job) -> None:

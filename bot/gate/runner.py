@@ -44,13 +44,17 @@ class Shared:
     indexes: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, plan: Plan, reader: GitReader | None = None, policy: Policy | None = None) -> "Shared":
+    def open(cls, plan: Plan, reader: GitReader | None = None, policy: Policy | None = None,
+             indexes: dict | None = None) -> "Shared":
         """Caller closes ``reader``; one opened here lives as long as the process. ``policy``: the
-        one the caller already parsed; else it is read as the plan names it (a `run-check` child)."""
+        one the caller already parsed; else it is read as the plan names it (a `run-check` child).
+        ``indexes``: the manifests the caller read with that policy, by revision."""
         reader = reader or GitReader(plan.repo)
         plan.merged_commit(reader)  # a matrix runner has the PR, not the merge commit: make it here
-        return cls(reader, policy or load_policy.load(reader, plan.base, policy_file=plan.policy_file,
-                                                        policy_path=plan.policy_path))
+        if policy is None:
+            policy, indexes = load_policy.load(reader, plan.base, policy_file=plan.policy_file,
+                                               policy_path=plan.policy_path), None
+        return cls(reader, policy, indexes=indexes if indexes is not None else {})
 
 
 def run_job(plan: Plan, job: Job, out_dir: Path, cache_dir: Path, *, shared: Shared | None = None,

@@ -155,10 +155,11 @@ class PullRequestRun:
         finally:
             reader.close()
 
-    def _start(self, reader: GitReader) -> tuple[Plan, Policy | None] | int:
-        """Plan the PR and set its pending statuses; an exit code when that already ended the run."""
+    def _start(self, reader: GitReader, indexes: dict | None = None) -> tuple[Plan, Policy | None] | int:
+        """Plan the PR and set its pending statuses; an exit code when that already ended the run.
+        ``indexes``: filled with the manifests read, when this process goes on to judge."""
         try:
-            planned = self._plan(reader)
+            planned = self._plan(reader, indexes)
         except Exception as exc:  # bad input or a crash: reported on the PR, never a pass
             return self._could_not_judge(exc, None)
         plan = self.plan = planned[0]
@@ -172,7 +173,8 @@ class PullRequestRun:
         return planned
 
     def _check(self, reader: GitReader) -> int:
-        started = self._start(reader)
+        indexes: dict = {}
+        started = self._start(reader, indexes)
         if isinstance(started, int):
             return started
         plan, policy = started
@@ -180,7 +182,7 @@ class PullRequestRun:
             return self._nothing_read(plan)
         try:
             judged = pipeline.judge(reader, plan, policy, workdir=self.workdir, cache_dir=self.cache_dir,
-                                    progress=actions.log)
+                                    progress=actions.log, indexes=indexes)
             judged = self._record(reader, judged, policy)
         except Exception as exc:
             return self._could_not_judge(exc, plan)
@@ -278,14 +280,14 @@ class PullRequestRun:
                              f"the plan judges {(plan.pr_head)[:12]}, not this PR's head {str(self.activity.head_sha)[:12]}",
                              "download the plan artifact of this workflow run, written by `github plan`")
 
-    def _plan(self, reader: GitReader) -> tuple[Plan, Policy | None]:
+    def _plan(self, reader: GitReader, indexes: dict | None = None) -> tuple[Plan, Policy | None]:
         head = self._have_commit(reader, self.activity.head_sha, "pull_request.head.sha")
         base = self._target_tip(reader)
         # Judged as it would merge into the target branch now (pipeline.plan_pr): the policy and the
         # state of the environments are the target's current ones, not those of the PR's fork point.
         actions.log(f"judging {head[:12]} as merged into {base[:12]}")
         path = check_repo_path(self.policy_path, file="action.yml", field="policy")
-        return pipeline.plan_pr(reader, base, head, policy_path=path)
+        return pipeline.plan_pr(reader, base, head, policy_path=path, indexes=indexes)
 
     def _target_tip(self, reader: GitReader) -> str:
         """The target branch as it is now (a full-history checkout has it as origin/<base>); else the

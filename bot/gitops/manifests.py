@@ -547,17 +547,28 @@ class ManifestIndex:
         self.reader = reader
         self.rev = rev
         self.policy = policy
-        self._parsed: dict[tuple[str, str | None], list[ManifestObject] | InputError] = {} if parsed is None else parsed
+        self.parsed: dict[tuple[str, str, bool], list[ManifestObject] | InputError] = {} if parsed is None else parsed
         self._environments: dict[tuple, dict[ObjectKey, ManifestObject] | InputError] = {}
         self._refs: dict[str, frozenset[VariantRef]] = {}
+        self._served: dict[str, tuple[ServedObject, ...] | InputError] = {}
+        self._groups: dict[tuple[str, str], dict[Any, tuple[ServedObject, ...]]] = {}
         self.remote: dict[str, tuple[str, ...]] = {}  # environment → the pinned remote resources it renders
         self.unread: dict[str, tuple[str, ...]] = {}  # environment → files of a Helm chart the bot does not render
         self.rendered: dict[str, str] = {}  # environment → digest of what kustomize rendered
 
+    def _cache_key(self, path: str, keys_only: bool) -> tuple[str, str, bool]:
+        # By content: an unchanged file is parsed once for base and head.
+        return path, self.reader.tree_sha(self.rev, path) or f"{self.rev}:{path}", keys_only
+
+    def _cached(self, path: str, keys_only: bool) -> bool:
+        key = self._cache_key(path, keys_only)
+        return key in self.parsed or (keys_only and isinstance(self.parsed.get(key[:2] + (False,)), list))
+
     def _objects(self, path: str, text: str | None, *, keys_only: bool = False) -> list[ManifestObject]:
-        sha = self.reader.tree_sha(self.rev, path)
-        # An unchanged file is parsed once for base and head.
-        cache_key = (path, sha or f"{self.rev}:{path}", keys_only)
+        cache_key = self._cache_key(path, keys_only)
+        whole = self.parsed.get(cache_key[:2] + (False,))
+        if keys_only and isinstance(whole, list):
+            return whole  # read whole already (a file keys cannot be read from is, too): its keys are there
 
         def parse():
             keys = object_keys(text, path) if keys_only and text is not None else None
@@ -565,7 +576,7 @@ class ManifestIndex:
             return keys if keys is not None else [] if text is None else parse_objects(
                 text, path, self.policy.variant_ref, affixes=(env.name,) if env else ())
 
-        return _remembered(self._parsed, cache_key, parse)
+        return _remembered(self.parsed, cache_key, parse)
 
     def all_objects(self, env: Environment, *, changed: frozenset[str] | None = None) -> dict[ObjectKey, ManifestObject]:
         """Every object Argo CD would apply for ``env``, by key; InputError when the bot cannot see
@@ -622,7 +633,7 @@ class ManifestIndex:
                                  f"environment {env.name} in the policy{_IGNORE_FIX}")
             paths = [p for p in files if is_manifest(p) and p not in values]
             keys_only = {p: changed is not None and p not in changed for p in paths}
-            todo = [p for p in paths if (p, self.reader.tree_sha(self.rev, p), keys_only[p]) not in self._parsed]
+            todo = [p for p in paths if not self._cached(p, keys_only[p])]
             texts = self.reader.read_many(self.rev, todo) if todo else {}
             objects = [o for p in paths for o in self._objects(p, texts.get(p), keys_only=keys_only[p])]
             for path, ref in values.items():
@@ -637,8 +648,25 @@ class ManifestIndex:
             by_key[obj.key] = obj
         return _rolled_out(by_key)
 
-    def environment_objects(self, env: Environment) -> list[ServedObject]:
-        return [o.served for o in self.all_objects(env).values() if o.served is not None]
+    def environment_objects(self, env: Environment) -> tuple[ServedObject, ...]:
+        return _remembered(self._served, env.name,
+                           lambda: tuple(o.served for o in self.all_objects(env).values() if o.served is not None))
+
+    def served_for(self, env: Environment, application: str) -> tuple[ServedObject, ...]:
+        """What ``env`` serves for ``application``: a lookup, as every promotion of a PR asks it."""
+        return self._grouped(env, "application").get(application, ())
+
+    def serving(self, env: Environment, ref: VariantRef) -> tuple[ServedObject, ...]:
+        """The objects of ``env`` that serve ``ref``."""
+        return self._grouped(env, "ref").get(ref, ())
+
+    def _grouped(self, env: Environment, attribute: str) -> dict[Any, tuple[ServedObject, ...]]:
+        if (env.name, attribute) not in self._groups:
+            groups: dict[Any, list[ServedObject]] = {}
+            for obj in self.environment_objects(env):
+                groups.setdefault(getattr(obj, attribute), []).append(obj)
+            self._groups[env.name, attribute] = {value: tuple(objs) for value, objs in groups.items()}
+        return self._groups[env.name, attribute]
 
     def renders_with_kustomize(self, env: Environment) -> bool:
         files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]

@@ -53,7 +53,7 @@ class Discovery:
     notes: tuple[str, ...] = ()
 
 
-def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
+def discover(reader, base: str, head: str, policy: Policy, *, indexes: dict | None = None) -> Discovery:
     """Compare what Argo CD would apply in each environment the PR touches, at ``base`` and ``head``;
     bad files become errors, not crashes.
 
@@ -61,10 +61,13 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
     with kustomize (its bases may live anywhere in the repository). Objects are matched by key (API
     group, kind, namespace, name) across the environment's files, so moving an object between files
     is not a promotion unless its variant changes.
+
+    ``indexes``: revision → ManifestIndex, filled here for the caller's checks to reuse.
     """
-    parsed: dict = {}  # shared: a file unchanged between base and head is parsed once
-    base_index = ManifestIndex(reader, base, policy, parsed=parsed)
-    head_index = ManifestIndex(reader, head, policy, parsed=parsed)
+    reused, indexes = indexes is not None, {} if indexes is None else indexes
+    parsed: dict = next((i.parsed for i in indexes.values()), {})  # a file unchanged between revisions: parsed once
+    base_index = indexes.setdefault(base, ManifestIndex(reader, base, policy, parsed=parsed))
+    head_index = indexes.setdefault(head, ManifestIndex(reader, head, policy, parsed=parsed))
     promotions: list[Promotion] = []
     removals: list[Removal] = []
     errors: list[ErrorRecord] = []
@@ -93,6 +96,8 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
     except InputError as exc:
         errors.append(exc.as_record())
     notes: list[str] = []
+    if reused:
+        _read_previous_whole(policy, touched, base_index)
     for env in policy.environments:
         if env.name not in touched and not (head_index.renders_with_kustomize(env) or base_index.renders_with_kustomize(env)):
             continue
@@ -104,6 +109,19 @@ def discover(reader, base: str, head: str, policy: Policy) -> Discovery:
     notes += [f"{name} renders remote kustomize resources, pinned: {', '.join(entries)}"
               for name, entries in sorted(head_index.remote.items())]
     return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)), tuple(notes))
+
+
+def _read_previous_whole(policy: Policy, touched: set[str], base_index: ManifestIndex) -> None:
+    """Read whole, at the base, each environment that a touched environment's promotion-order
+    check reads so: discovery then takes the keys of its unchanged files from that one parse
+    instead of reading them twice (for their keys now, whole in the check)."""
+    for env in policy.environments:
+        previous = policy.previous(env)
+        if env.name in touched and previous is not None and any(s.name == "promotion-order" for s in env.gate):
+            try:
+                base_index.all_objects(previous)
+            except InputError:
+                pass  # the check reports it
 
 
 def attribute_changes(changes, policy: Policy) -> list[ErrorRecord]:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.checks import load_policy
-from bot.gate.recorder import read_all
 from bot.core.errors import InputError, PromotionBotError
 from bot.core.fields import Loc
 from bot.core.output import write_atomic
+from bot.gate.recorder import read_all
 from bot.gitops.manifests import Deployment, deployments
 from bot.monitor.evaluate import TRIPPED, UNMET, WARN, Outcome, evaluate
 from bot.monitor.history import PromotionCommit, find_promotion
