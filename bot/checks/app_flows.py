@@ -14,7 +14,6 @@ growing batches and stops once the verdict is settled (`bot.appflows.looks`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from dataclasses import dataclass, replace
@@ -137,6 +136,8 @@ def _run_both(ctx, options: AppFlowOptions, cases, endpoints) -> list[dict]:
     """Run ``cases`` on both variants, at once, or one after the other when ``endpoints`` is None
     (`serve: {max_servers: 1}`); their case records."""
     from bot.appflows.compare import records
+    import asyncio  # here: every step loads the check registry, and only a run needs an event loop
+
     from bot.appflows.runner import run_cases_async
 
     kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,
@@ -172,6 +173,8 @@ def _write_records(ctx, recs: list[dict], name: str) -> str:
 
 
 async def _both(cand_ep, base_ep, cases, kwargs):
+    import asyncio
+
     from bot.appflows.runner import run_cases_async
 
     return await asyncio.gather(run_cases_async(cand_ep, cases, **kwargs), run_cases_async(base_ep, cases, **kwargs))

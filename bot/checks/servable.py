@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import httpx
 
 from bot.checks import CheckDefinition, register
 from bot.core.errors import ExternalError
@@ -141,6 +140,8 @@ def _one_request(endpoint, options: ServableOptions) -> tuple[int, str, float]:
     else:
         url, body = f"{endpoint.base_url}/completions", {"prompt": options.prompt}
     body.update(model=endpoint.model, max_tokens=8, temperature=0)
+    import httpx  # here: every step loads the check registry, and only this one sends a request
+
     started = time.monotonic()
     try:
         resp = httpx.post(url, json=body, timeout=REQUEST_TIMEOUT_S)
