@@ -27,7 +27,7 @@ def test_load_one__alias_bomb_is_refused_quickly():
     started = time.monotonic()
     with pytest.raises(InputError) as exc:
         load_one(text, "models/canopy-tiny/v1.3-int4-g64/variant.yaml")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # expanding it would take hours: any bound a busy machine meets
     assert exc.value.file == "models/canopy-tiny/v1.3-int4-g64/variant.yaml"
     assert exc.value.field.startswith("line ")
     assert f"expands to more than {MAX_NODES:,} values through YAML aliases" in exc.value.message
