@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from gitops import manifest as gitops_manifest
 
 from bot.cli import main
 
@@ -372,3 +373,21 @@ def test_check__without_comment_renders_nothing(gitops, tmp_path, monkeypatch):
     gitops.commit("v1.3 into test")
     assert main(["check", "--repo", str(gitops.path), "--base", "HEAD~1", "--head", "HEAD",
                  "--json", str(tmp_path / "r.json"), "--cache", str(tmp_path / "cache")]) == 0
+
+
+def test_check__unchanged_file_whose_whole_read_fails_still_gives_its_keys(gitops, tmp_path):
+    # staging's promotion-order reads test whole at the base, so planning reads it whole first; an
+    # unchanged test file that fails that read must still be read for its keys, or the duplicate
+    # object the PR adds beside it would go unseen (Argo CD refuses to sync a duplicate).
+    twin = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: twin}\nspec:\n  template:\n    spec:\n"
+            "      containers: [{name: s, args: [--model, /models/canopy-tiny/v1.1-int8/weights]}]\n")
+    gitops.write("environments/test/twin.yaml", twin)  # serves a variant without naming it: an error read whole
+    gitops.commit("A test object that names no variant")
+    gitops.write("environments/test/canopy.yaml", gitops_manifest("canopy-tiny/v1.0-fp32")
+                 + "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: twin}\nspec: {replicas: 1}\n")
+    gitops.set_variant("staging", "canopy-tiny/v1.1-int8")
+    gitops.commit("A second twin in test, v1.1-int8 to staging")
+    code, report, _ = run_check(gitops, tmp_path)
+    assert code == 2
+    assert any(e["file"] == "environments/test/twin.yaml" and "is defined twice in test (also in "
+               "environments/test/canopy.yaml)" in e["message"] for e in report["errors"]), report["errors"]

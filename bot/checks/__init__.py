@@ -37,6 +37,9 @@ class CheckDefinition:
     # Runs before the other model checks of its gate whatever the policy's order (`servable`: a
     # variant the engine refuses costs no evaluation time).
     runs_first: ClassVar[bool] = False
+    # Reads the environment before its own whole, at the base (`promotion-order`): planning reads it
+    # whole first, so the check and the plan share one parse of its files.
+    reads_previous_environment: ClassVar[bool] = False
 
     def parse_options(self, raw: Mapping[str, Any], loc: Loc) -> Any:
         # The entry's own keys never reach here; bot.policy.model names a mistyped one (`timout:`).

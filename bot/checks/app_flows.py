@@ -135,9 +135,9 @@ def _both_served(ctx) -> Iterator[tuple | None]:
 def _run_both(ctx, options: AppFlowOptions, cases, endpoints) -> list[dict]:
     """Run ``cases`` on both variants, at once, or one after the other when ``endpoints`` is None
     (`serve: {max_servers: 1}`); their case records."""
-    from bot.appflows.compare import records
     import asyncio  # here: every step loads the check registry, and only a run needs an event loop
 
+    from bot.appflows.compare import records
     from bot.appflows.runner import run_cases_async
 
     kwargs = dict(concurrency=options.concurrency, timeout_s=options.request_timeout_s,

@@ -20,6 +20,7 @@ IDENTITY = ("identity: the promotion-bot/app annotation, else the app.kubernetes
 class PromotionOrderCheck(CheckDefinition):
     name = "promotion-order"
     summary = "the variant, with the same files, already serves the application in the previous environment"
+    reads_previous_environment = True
 
     def run(self, ctx, options) -> CheckResult:
         env, promo = ctx.environment, ctx.promotion
@@ -45,7 +46,7 @@ class PromotionOrderCheck(CheckDefinition):
                                       f"({IDENTITY}): promote it to {previous.name} first{now}{hint}")
         passed, promoted = ctx.reader.tree_sha(ctx.base, ref.folder), ctx.reader.tree_sha(ctx.head, ref.folder)
         if passed != promoted:
-            if promo.change == "content" and ref in ctx.manifests(ctx.head).deployed_refs(previous):
+            if promo.change == "content" and ctx.manifests(ctx.head).serving(previous, ref):
                 return CheckResult(self.name, PASS, candidate=f"{ref} @ {short(promoted)}", threshold=threshold,
                                    detail=f"{ref}'s files change in this PR; {previous.name} re-runs its gate on them "
                                           f"in this PR too")

@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-
 from bot.checks import CheckDefinition, register
 from bot.core.errors import ExternalError
 from bot.core.fields import Loc, get_str, reject_unknown

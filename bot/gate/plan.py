@@ -206,7 +206,8 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
     where.update(environments=scope.environments, relevant=scope.relevant,
                  touched=tuple(n for n in scope.environments if n in scope.touched or n not in known))
 
-    found = discover(reader, base, head, policy, indexes=indexes)
+    found = discover(reader, base, head, policy, indexes=indexes,
+                     whole_at_base=() if indexes is None else read_whole_at_base(policy, scope.touched))
     notes = (*notes, *found.notes)
     regates, content_errors = content_changes(reader, base, head, policy, found.promotions)
     found = replace(found, promotions=found.promotions + regates)
@@ -250,6 +251,17 @@ def build_plan(reader, base_rev: str, head_rev: str, policy: Policy | InputError
         return Plan(repo, base, head, found.promotions, found.removals, tuple(errors), notes=notes, **where)
     return Plan(repo, base, head, promotions=found.promotions, removals=found.removals, errors=tuple(errors),
                 promotion_errors=promotion_errors, jobs=tuple(jobs), notes=notes, **where)
+
+
+def read_whole_at_base(policy: Policy, touched) -> list[str]:
+    """The environments that the checks of a touched environment read whole at the base."""
+    names: list[str] = []
+    for env in policy.environments:
+        previous = policy.previous(env)
+        if env.name in touched and previous is not None and previous.name not in names \
+                and any(registry.get(spec.name).reads_previous_environment for spec in env.gate):
+            names.append(previous.name)
+    return names
 
 
 def policy_change(reader, base: str, head: str, path: str) -> tuple[tuple[str, ...], tuple[ErrorRecord, ...]]:

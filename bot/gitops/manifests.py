@@ -549,7 +549,6 @@ class ManifestIndex:
         self.policy = policy
         self.parsed: dict[tuple[str, str, bool], list[ManifestObject] | InputError] = {} if parsed is None else parsed
         self._environments: dict[tuple, dict[ObjectKey, ManifestObject] | InputError] = {}
-        self._refs: dict[str, frozenset[VariantRef]] = {}
         self._served: dict[str, tuple[ServedObject, ...] | InputError] = {}
         self._groups: dict[tuple[str, str], dict[Any, tuple[ServedObject, ...]]] = {}
         self.remote: dict[str, tuple[str, ...]] = {}  # environment → the pinned remote resources it renders
@@ -671,11 +670,6 @@ class ManifestIndex:
     def renders_with_kustomize(self, env: Environment) -> bool:
         files = [p for p in self.reader.list_files(self.rev, env.folder) if not is_ignored(env, p)]
         return kustomize.kustomization_in(files, env.folder) is not None
-
-    def deployed_refs(self, env: Environment) -> frozenset[VariantRef]:
-        if env.name not in self._refs:
-            self._refs[env.name] = frozenset(o.ref for o in self.environment_objects(env))
-        return self._refs[env.name]
 
 
 def values_objects(text: str, path: str, ref, env: Environment) -> list[ManifestObject]:

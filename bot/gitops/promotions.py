@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from bot.core.errors import ErrorRecord, InputError
 from bot.gitops.manifests import ManifestIndex, is_ignored, is_manifest, refuse_special_entries
@@ -53,7 +53,8 @@ class Discovery:
     notes: tuple[str, ...] = ()
 
 
-def discover(reader, base: str, head: str, policy: Policy, *, indexes: dict | None = None) -> Discovery:
+def discover(reader, base: str, head: str, policy: Policy, *, indexes: dict | None = None,
+             whole_at_base: Iterable[str] = ()) -> Discovery:
     """Compare what Argo CD would apply in each environment the PR touches, at ``base`` and ``head``;
     bad files become errors, not crashes.
 
@@ -63,8 +64,10 @@ def discover(reader, base: str, head: str, policy: Policy, *, indexes: dict | No
     is not a promotion unless its variant changes.
 
     ``indexes``: revision → ManifestIndex, filled here for the caller's checks to reuse.
+    ``whole_at_base``: environments the caller's checks read whole at the base; read so first, the
+    keys of their unchanged files are taken from that one parse instead of being read twice.
     """
-    reused, indexes = indexes is not None, {} if indexes is None else indexes
+    indexes = {} if indexes is None else indexes
     parsed: dict = next((i.parsed for i in indexes.values()), {})  # a file unchanged between revisions: parsed once
     base_index = indexes.setdefault(base, ManifestIndex(reader, base, policy, parsed=parsed))
     head_index = indexes.setdefault(head, ManifestIndex(reader, head, policy, parsed=parsed))
@@ -96,8 +99,11 @@ def discover(reader, base: str, head: str, policy: Policy, *, indexes: dict | No
     except InputError as exc:
         errors.append(exc.as_record())
     notes: list[str] = []
-    if reused:
-        _read_previous_whole(policy, touched, base_index)
+    for name in whole_at_base:
+        try:
+            base_index.all_objects(policy.environment(name))
+        except InputError:
+            pass  # the check that reads it reports it
     for env in policy.environments:
         if env.name not in touched and not (head_index.renders_with_kustomize(env) or base_index.renders_with_kustomize(env)):
             continue
@@ -109,19 +115,6 @@ def discover(reader, base: str, head: str, policy: Policy, *, indexes: dict | No
     notes += [f"{name} renders remote kustomize resources, pinned: {', '.join(entries)}"
               for name, entries in sorted(head_index.remote.items())]
     return Discovery(tuple(promotions), tuple(removals), tuple(dict.fromkeys(errors)), tuple(notes))
-
-
-def _read_previous_whole(policy: Policy, touched: set[str], base_index: ManifestIndex) -> None:
-    """Read whole, at the base, each environment that a touched environment's promotion-order
-    check reads so: discovery then takes the keys of its unchanged files from that one parse
-    instead of reading them twice (for their keys now, whole in the check)."""
-    for env in policy.environments:
-        previous = policy.previous(env)
-        if env.name in touched and previous is not None and any(s.name == "promotion-order" for s in env.gate):
-            try:
-                base_index.all_objects(previous)
-            except InputError:
-                pass  # the check reports it
 
 
 def attribute_changes(changes, policy: Policy) -> list[ErrorRecord]:
