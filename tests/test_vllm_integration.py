@@ -236,7 +236,7 @@ def test_vllm__builtin_rollback_rules_resolve_against_real_vllm_metrics(vllm_env
                         r.read()
                     time.sleep(1)
                 values = {"app": "canopy", "model": "canopy-tiny", "variant": "v1.0-fp32", "model_name": "canopy",
-                          "window": "1m"}
+                          "window": "5m"}  # still holds the requests however long the polls before it took
                 with PrometheusClient(prom.url) as client:
                     for rule in default_rules():
                         query = _fill(rule.query, values)
