@@ -4,6 +4,7 @@ mode with a latency per variant (tests/perf_mock_server.py), and the comparison 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -209,6 +210,23 @@ def test_performance_decide__noisy_and_few_is_inconclusive_with_a_count():
     ttft = result.rows[0]
     assert ttft.verdict == "inconclusive" and ttft.evidence.settle_n > 12
     assert f"at 12 requests, about {ttft.evidence.settle_n} would settle it" in result.detail
+
+
+def test_performance_decide__two_pairs_far_apart_are_inconclusive_with_a_count_not_unbounded():
+    """Two pairs of rounds whose shifts differ 4.5-fold (a busy runner): the t interval over the pairs
+    has one degree of freedom, so its low end reads as a ratio of 0 in floating point. Its width is
+    still finite: at the last look the row is inconclusive with the count that would settle it, not
+    "too few … yet" and not an error."""
+    base, cand = rounds(1.0, pairs=2, n=4, spread=0.01, seed=2)
+    cand = [make_round(r.name, [v * math.exp(f) for v in r.ttft_ms], duration=r.duration_s)
+            for r, f in zip(cand, (0.75, -0.75))]
+    result = compare("performance", PerfLimits(), base, cand)
+    ttft = result.rows[0]
+    assert ttft.evidence.interval.low == -1.0 and ttft.verdict == "inconclusive", ttft
+    assert result.verdict == "inconclusive", result.detail
+    # The smallest count whose t interval over its pairs (4 requests a side each) clears 10%.
+    assert 8 < ttft.evidence.settle_n < 100_000
+    assert f"at 16 requests, about {ttft.evidence.settle_n} would settle it" in result.detail
 
 
 def test_performance_decide__an_interval_straddling_the_limit_is_never_a_fail():

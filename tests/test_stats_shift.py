@@ -8,11 +8,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import mannwhitneyu
 
 from bot.stats.interval import decide
 from bot.stats.shift import (
     hodges_lehmann,
+    log_standard_error,
     mann_whitney_rank,
     paired_ratio,
     relative_shift,
@@ -127,6 +129,32 @@ def test_settle_count__quadruples_the_sample_to_halve_the_width():
     assert settle_count(settled, 0.10) is None
     on_the_limit = Interval(estimate=0.10, low=0.0, high=0.2, level=0.95, method="m", n=40)
     assert settle_count(on_the_limit, 0.10) == 100_000
+
+
+def test_settle_count__pairs_count_by_students_t_at_the_pairs_they_would_be():
+    # log ratios 0.1, 0.3 (sd 0.1414) against 1.5 (log 0.405): the smallest P with
+    # t(0.975, P − 1) · 0.1414 / √P ≤ 0.405 − 0.2 settles it; the normal quantile alone says fewer.
+    iv = paired_ratio([1.0, 1.0], [math.exp(0.1), math.exp(0.3)], higher_is_better=False)
+    need = settle_count(iv, 0.5, per_pair=1)
+    gap, sd = math.log(1.5) - 0.2, math.sqrt(0.02)
+    assert stats.t.ppf(0.975, need - 1) * sd / math.sqrt(need) <= gap
+    assert stats.t.ppf(0.975, need - 2) * sd / math.sqrt(need - 1) > gap
+    assert need == 5 and settle_count(iv, 0.5) == 3  # at 1.96; t over 4 pairs is 3.18, over 5 pairs 2.78
+
+
+def test_settle_count__a_bound_at_a_ratio_of_0_still_has_a_width():
+    # Two pairs whose shifts are e^±1: the t interval over them (one degree of freedom, 99%) runs
+    # past e^−37, which is a ratio of 0 in floats. The standard error is still finite.
+    base = [[10.0, 10.5, 9.8, 10.2], [10.0, 10.1, 10.3, 9.9]]
+    cand = [[10 * math.e] * 4, [10 / math.e] * 4]
+    iv = shift_over_rounds(base, cand, level=0.99)
+    assert iv.low == -1.0 and math.isfinite(iv.sd)
+    assert log_standard_error(iv) == pytest.approx(iv.sd / math.sqrt(16))
+    need = settle_count(iv, 0.10, per_pair=8)
+    assert need is not None and need % 8 == 0 and 16 < need < 100_000
+    # Too few values for the level (no Mann–Whitney bound at all): nothing to scale.
+    unbounded = relative_shift([1.0, 2.0, 3.0], [2.0, 3.0, 4.0], level=0.95)
+    assert log_standard_error(unbounded) is None and settle_count(unbounded, 0.10) is None
 
 
 def test_shift_over_rounds__pairs_that_disagree_widen_the_interval_to_their_t_interval():

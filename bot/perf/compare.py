@@ -14,7 +14,6 @@ rounds by pair of rounds (`paired_ratio`). A pure function from (limits, rounds)
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Sequence
@@ -22,7 +21,7 @@ from typing import Sequence
 from bot.perf.guidellm import Round
 from bot.perf.options import CPU_PER_TOKEN, MB, MEMORY, METRICS, Metric, PerfLimits, pooled_throughput
 from bot.stats.interval import EPSILON, Interval, level_percent
-from bot.stats.shift import paired_ratio, settle_count, shift_over_rounds
+from bot.stats.shift import log_standard_error, paired_ratio, settle_count, shift_over_rounds
 from bot.verdicts.evidence import VerdictRule, amount, limit_text, worse_by
 from bot.verdicts.evidence import judge as judge_by_rule
 from bot.verdicts.results import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult, Evidence, MetricRow
@@ -135,7 +134,9 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
            memory: PeakMemory | None = None, final: bool = True, check_confidence: float | None = None) -> CheckResult:
     """``baseline[i]`` and ``candidate[i]`` are the i-th pair of rounds; ``memory`` the servers' peaks.
     ``final``: no look follows. An earlier look's very high level may leave an interval unbounded (too
-    few values for it): not settled yet. At the last look it is a setting that can never decide: an error.
+    few values for it): not settled yet. At the last look an interval with no finite width to scale
+    (`log_standard_error`) is a setting that can never decide: an error. One whose bound merely reads
+    as a ratio of 0 or ∞ (a t interval over two pairs) is inconclusive, with the count that settles it.
     ``check_confidence``: the check's own confidence when ``limits.confidence`` is one look's share of it."""
     if len(baseline) != len(candidate) or not baseline:
         raise ValueError("baseline and candidate need the same number of rounds, at least one")
@@ -144,7 +145,7 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
     for m in METRICS:
         limit, win = limits.limit(m), limits.expect.get(m.key)
         iv, problem, c_value, b_value = _interval(m, baseline, candidate, level)
-        if final and iv is not None and not (math.isfinite(iv.low) and math.isfinite(iv.high)):
+        if final and iv is not None and log_standard_error(iv, higher_is_better=m.higher_is_better) is None:
             seen = iv.n if m.unit == "requests" else 2 * iv.n
             iv, problem = None, (f"{m.label}: {seen} {m.unit} are too few for a {level:.2%} interval "
                                  f"(raise `{'requests' if m.unit == 'requests' else 'max_rounds'}`)")
@@ -165,7 +166,8 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
             broken.append(problem)
         else:
             verdict, _ = judge_by_rule(iv, limit, "relative", rule)
-            settle = settle_count(iv, limit, higher_is_better=m.higher_is_better) if verdict == INCONCLUSIVE else None
+            settle = settle_count(iv, limit, higher_is_better=m.higher_is_better,
+                                  per_pair=iv.n / len(baseline)) if verdict == INCONCLUSIVE else None
             if settle is not None and m.unit == "rounds":
                 settle *= 2  # pairs → rounds
             evidence = Evidence(interval=iv, limit=limit, unit="relative", settle_n=settle, observations=m.unit)

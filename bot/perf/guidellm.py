@@ -232,6 +232,9 @@ def run_rounds(rounds: Sequence[RoundSpec], *, out_dir: Path, timeout_s: float,
 
 
 def _values(requests: list[dict], key: str) -> tuple[float, ...]:
+    """The positive timings only: GuideLLM writes 0 (or null) where a request had nothing to time, e.g.
+    the inter-token latency of a one-token answer or of one that came in a single chunk. A ratio of
+    such a zero means nothing; the request still counts in request latency and throughput."""
     return tuple(float(r[key]) for r in requests if isinstance(r.get(key), (int, float)) and r[key] > 0)
 
 

@@ -101,8 +101,8 @@ def _expm1(x: float) -> float:
 def relative_shift(baseline: Sequence[float], candidate: Sequence[float], *, level: float = 0.95,
                    higher_is_better: bool = False) -> Interval:
     """The candidate's values as a ratio of the baseline's, minus one, oriented so that positive is
-    worse. ``sd`` is the standard error of the log shift implied by the interval times √(n·m/(n+m)),
-    the scale on which the interval shrinks as both samples grow together (`settle_count` uses it)."""
+    worse. ``sd`` is the standard error of the log shift implied by the interval times √(n + m): as
+    for every interval here, the standard error is sd/√n (`settle_count` scales it)."""
     x, y = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     if (x <= 0).any() or (y <= 0).any():
         raise ValueError("ratios need positive values")
@@ -110,8 +110,7 @@ def relative_shift(baseline: Sequence[float], candidate: Sequence[float], *, lev
     se = (high - low) / (2 * stats.norm.ppf(0.5 + level / 2))
     n, m = len(x), len(y)
     e, lo, hi = _oriented(est, low, high, higher_is_better)
-    return Interval(estimate=e, low=lo, high=hi, level=level, method=HL_METHOD, n=n + m,
-                    sd=se * math.sqrt(n * m / (n + m)))
+    return Interval(estimate=e, low=lo, high=hi, level=level, method=HL_METHOD, n=n + m, sd=se * math.sqrt(n + m))
 
 
 def shift_over_rounds(baseline: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], *,
@@ -122,7 +121,8 @@ def shift_over_rounds(baseline: Sequence[Sequence[float]], candidate: Sequence[S
     pooled values are not independent and the Mann–Whitney interval alone is too narrow when the
     load changes between rounds. The interval is therefore the union of the pooled one and a t
     interval over the pairs' own Hodges–Lehmann shifts: the first governs when rounds agree, the
-    second when they do not. The estimate is the pooled shift."""
+    second when they do not. The estimate is the pooled shift; ``sd`` the larger of the two
+    standard errors (pooled, or between pairs) times √n, which is what more rounds must shrink."""
     if len(baseline) != len(candidate):
         raise ValueError("paired rounds must have the same count on both sides")
     pooled_b, pooled_c = [v for r in baseline for v in r], [v for r in candidate for v in r]
@@ -130,12 +130,15 @@ def shift_over_rounds(baseline: Sequence[Sequence[float]], candidate: Sequence[S
     log = lambda a: np.log(np.asarray(a, dtype=float))  # noqa: E731
     est, low, high = hodges_lehmann(log(pooled_b), log(pooled_c), level)
     pairs = [(log(b), log(c)) for b, c in zip(baseline, candidate) if len(b) and len(c)]
+    sd = pooled.sd
     if len(pairs) >= 2:
         shifts = np.array([np.median((c[None, :] - b[:, None]).ravel()) for b, c in pairs])
-        half = stats.t.ppf(0.5 + level / 2, len(shifts) - 1) * shifts.std(ddof=1) / math.sqrt(len(shifts))
+        se = shifts.std(ddof=1) / math.sqrt(len(shifts))
+        half = stats.t.ppf(0.5 + level / 2, len(shifts) - 1) * se
         low, high = min(low, shifts.mean() - half), max(high, shifts.mean() + half)
+        sd = max(sd, se * math.sqrt(pooled.n))
     e, lo, hi = _oriented(est, low, high, higher_is_better)
-    return Interval(estimate=e, low=lo, high=hi, level=level, method=ROUNDS_METHOD, n=pooled.n, sd=pooled.sd)
+    return Interval(estimate=e, low=lo, high=hi, level=level, method=ROUNDS_METHOD, n=pooled.n, sd=sd)
 
 
 def paired_ratio(baseline: Sequence[float], candidate: Sequence[float], *, level: float = 0.95,
@@ -156,20 +159,59 @@ def paired_ratio(baseline: Sequence[float], candidate: Sequence[float], *, level
     return Interval(estimate=e, low=lo, high=hi, level=level, method=PAIRED_METHOD, n=len(d), sd=sd)
 
 
-def settle_count(interval: Interval, limit: float, *, higher_is_better: bool = False, cap: int = 100_000) -> int | None:
+def log_standard_error(interval: Interval, *, higher_is_better: bool = False) -> float | None:
+    """The standard error of the log ratio behind a shift interval: sd/√n where the method gave an
+    ``sd``, else read off the bounds as a normal interval. None when it has no finite width: too few
+    values for its level (an unbounded Mann–Whitney interval), which more of the same cannot scale.
+
+    From ``sd`` rather than the bounds, because a bound can sit at a ratio of 0 or ∞ in floating point
+    (two pairs of rounds give a t interval with one degree of freedom) while its width is finite."""
+    if interval.sd is not None:
+        return interval.sd / math.sqrt(interval.n) if math.isfinite(interval.sd) and interval.n > 0 else None
+    lo, hi = _log_worse(interval.low, higher_is_better), _log_worse(interval.high, higher_is_better)
+    half = (hi - lo) / 2
+    return half / stats.norm.ppf(0.5 + interval.level / 2) if math.isfinite(half) else None
+
+
+def _log_worse(w: float, higher_is_better: bool = False) -> float:
+    """An oriented "how much worse" fraction back to the log ratio, worse = positive."""
+    if higher_is_better:  # worse = 1 − r
+        return -math.log1p(-w) if w < 1 else math.inf
+    return math.log1p(w) if w > -1 else -math.inf
+
+
+def settle_count(interval: Interval, limit: float, *, higher_is_better: bool = False, per_pair: float | None = None,
+                 cap: int = 100_000) -> int | None:
     """About how many observations in total (``interval.n``'s unit) would put the whole interval on
-    one side of ``limit`` if the estimate stayed where it is: the half-width shrinks as 1/√n on the
-    log scale the interval was built on. None when the interval already settles it, or is unbounded
-    (too few values for its level: no width to scale); ``cap`` when the estimate sits on the limit."""
+    one side of ``limit`` if the estimate and the spread stayed what they are: the standard error
+    shrinks as 1/√n on the log scale the interval was built on. None when the interval already
+    settles it, or has no finite width to scale (`log_standard_error`); ``cap`` when the estimate
+    sits on the limit; never fewer than n + 1 (it did not settle with n).
+
+    ``per_pair``: observations per pair of rounds, when the width may come from the spread between
+    pairs (`paired_ratio`: 1; `shift_over_rounds`: the requests of a pair). The quantile is then
+    Student's t over the pairs that count would bring, not the normal one: two more pairs of rounds
+    shrink a t interval over two pairs far more than √ says, and the count is the smallest that does."""
     if interval.low > limit or interval.high <= limit:
         return None
-    # back to the log ratio: worse = r − 1 (latency) or 1 − r (throughput)
-    to_log = (lambda w: -math.log1p(-w) if w < 1 else math.inf) if higher_is_better else \
-        (lambda w: math.log1p(w) if w > -1 else -math.inf)
-    est, lo, hi, lim = (to_log(v) for v in (interval.estimate, interval.low, interval.high, limit))
-    half, gap = (hi - lo) / 2, abs(lim - est)
-    if not math.isfinite(half):
+    se = log_standard_error(interval, higher_is_better=higher_is_better)
+    if se is None:
         return None
+    est, lim = _log_worse(interval.estimate, higher_is_better), _log_worse(limit, higher_is_better)
+    gap = abs(lim - est)
     if gap < 1e-12:
         return cap
-    return min(cap, max(interval.n + 1, math.ceil(interval.n * (half / gap) ** 2)))
+    n, tail = interval.n, 0.5 + interval.level / 2
+    if not per_pair:
+        return min(cap, max(n + 1, math.ceil(n * (stats.norm.ppf(tail) * se / gap) ** 2)))
+
+    def settles(pairs: int) -> bool:  # t over `pairs` pairs at the spread seen, within the gap
+        return stats.t.ppf(tail, pairs - 1) * se * math.sqrt(n / (pairs * per_pair)) <= gap
+
+    low, high = max(2, math.floor(n / per_pair) + 1), max(2, math.ceil(cap / per_pair))
+    if not settles(high):
+        return cap
+    while low < high:  # the smallest count of pairs that settles: the width only shrinks with more
+        mid = (low + high) // 2
+        low, high = (low, mid) if settles(mid) else (mid + 1, high)
+    return min(cap, max(n + 1, math.ceil(low * per_pair)))
