@@ -161,8 +161,17 @@ def test_performance__the_time_budget_ends_the_looks_with_what_would_settle_them
     if check["verdict"] == "inconclusive":  # what an A/A run on this machine says after 2 pairs
         assert check["detail"].startswith("stopped at 2 of 4 round pairs (look 1 of 2)")
         assert any("time budget ran out after 4 rounds (`max_duration: 1s`)" in n for n in check["notes"])
-        assert any(n.startswith("this runner cannot resolve 10% on ") and "within 8 rounds (`max_rounds`)" in n
+        assert any(n.startswith("stopped at 2 of 4 round pairs (look 1 of 2): the check's budget ran out;")
                    for n in check["notes"]), check["notes"]
+        # Each unsettled row has its count; the note says up front exactly where 8 rounds cannot reach it.
+        unsettled = [r for r in check["rows"] if r["verdict"] == "inconclusive"]
+        assert unsettled and all(r["evidence"]["settle_n"] > r["evidence"]["interval"]["n"] for r in unsettled)
+        for row in unsettled:
+            ev = row["evidence"]
+            rounds = ev["settle_n"] if ev["observations"] == "rounds" else -(-ev["settle_n"] // 8)  # 8 requests a round
+            note = (f"this runner cannot resolve 10% on {row['label']} within 8 rounds (`max_rounds`); "
+                    f"it would need about {rounds}")
+            assert (note in check["notes"]) == (rounds > 8), (row, check["notes"])
 
 
 # --- the comparison on rounds built to a known answer -------------------------------------------

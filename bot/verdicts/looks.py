@@ -94,6 +94,16 @@ class Taken:
     looks: tuple[int, ...]
     levels: tuple[float, ...]
     unit: str  # "documents per task", "cases"
+    ended: str = PASS  # the last look's outcome: a verdict, EXHAUSTED, or an error
+
+    @property
+    def why(self) -> str:
+        """Why the run stopped where it did, as the note says it."""
+        if not self.early:
+            return "the planned maximum"
+        if self.ended in (PASS, FAIL):
+            return "settled early"
+        return "the check's budget ran out" if self.ended == EXHAUSTED else "stopped by an error"
 
     @property
     def early(self) -> bool:
@@ -105,7 +115,7 @@ class Taken:
 
     def note(self, confidence: float, spending: str, order: str = "") -> str:
         """The result's note: where it stopped, why, and how the error was spent over the looks."""
-        return (f"{self.stopped()}: {'settled early' if self.early else 'the planned maximum'}; looks at "
+        return (f"{self.stopped()}: {self.why}; looks at "
                 f"{', '.join(map(str, self.looks))} {self.unit}{order}, the interval of each at its share of the "
                 f"{(1 - confidence) * 100:g}% error ({spending} spending)")
 
@@ -137,7 +147,7 @@ def run_in_looks(plan: Sequential, evaluate: Callable[[Look], tuple[R, str]], *,
             break
         outcomes.append(outcome)
         step = plan.step(outcomes)
-    return result, Taken(done, plan.looks[-1], taken, tuple(plan.looks), tuple(plan.levels), unit)
+    return result, Taken(done, plan.looks[-1], taken, tuple(plan.looks), tuple(plan.levels), unit, outcome)
 
 
 def settled(verdict: str, rows: Sequence[MetricRow]) -> str:
