@@ -18,7 +18,7 @@ from bot.cli import main
 from bot.perf.compare import compare
 from bot.perf.guidellm import Profile, Round, command
 from bot.perf.options import PerfLimits
-from bot.perf.rounds import pairs_in_order, round_name
+from bot.perf.rounds import pairs_in_order, round_name, unaccounted, unaccounted_in
 
 MOCK = Path(__file__).parent / "perf_mock_server.py"
 
@@ -388,3 +388,18 @@ def test_rounds_driver__a_round_guidellm_measured_nothing_runs_once_more(monkeyp
     out = capsys.readouterr().out
     assert ("running it again" in out) == ("No measurement" in error)
     assert ("round round1-baseline failed" in out) == (code == 1)
+
+
+def test_rounds__a_round_guidellm_lost_a_request_of_is_told_from_a_whole_one():
+    """Trimmed from GuideLLM 0.8.1 reports of one A/A run on a loaded runner: round 1 ended with one
+    request still in flight and reported 3 of 4; round 4 ended on its request count."""
+    reports = Path(__file__).parent / "guidellm_reports"
+    lost, whole = (json.loads((reports / f"{n}.json").read_text()) for n in ("lost-one-request", "complete"))
+    assert lost["benchmarks"][0]["metrics"]["request_totals"]["total"] == 3
+    assert unaccounted(lost) == 1 and unaccounted_in(reports / "lost-one-request.json") == 1
+    assert unaccounted(whole) == 0 and whole["benchmarks"][0]["metrics"]["request_totals"]["total"] == 4
+    # A round its time limit ended holds requests too, but reports them as cancelled: accounted for.
+    cut = json.loads(json.dumps(lost))
+    cut["benchmarks"][0]["scheduler_state"]["end_processing_time"] = 1796643722.9
+    assert unaccounted(cut) == 0
+    assert unaccounted_in(reports / "no-such-report.json") == 0  # the parent's reader says what is missing

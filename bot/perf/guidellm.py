@@ -183,7 +183,8 @@ class RoundRunner:
         timer.start()
         try:
             for r in rounds:
-                proc.stdin.write(json.dumps({"name": r.name, "argv": list(r.argv)}) + "\n")
+                proc.stdin.write(json.dumps({"name": r.name, "argv": list(r.argv),
+                                             "report": str(self.out_dir / f"{r.name}.json")}) + "\n")
             proc.stdin.flush()
             while pending:
                 line = proc.stdout.readline()
@@ -219,6 +220,10 @@ class RoundRunner:
             tail = "\n".join(self.log.read_text(errors="replace").strip().splitlines()[-12:])
             raise ExternalError("GuideLLM", f"rounds exited with code {proc.poll()}, no report for "
                                             f"{', '.join(missing)}:\n{tail}")
+        for r in rounds:  # a round that lost requests twice measured less than it says: fail closed
+            if lost := driver.unaccounted_in(self.out_dir / f"{r.name}.json"):
+                raise ExternalError("GuideLLM", f"round {r.name} ended with {lost} request(s) it never accounted for, "
+                                                f"twice; its report would leave them out (log: {self.log.name})")
         self.progress(f"performance: {len(rounds)} rounds done in {time.monotonic() - started:.1f}s")
         return [replace(read_round(self.out_dir / f"{r.name}.json", r.name), cpu_s=cpu_used.get(r.name))
                 for r in rounds]

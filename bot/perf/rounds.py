@@ -15,6 +15,7 @@ import json
 import sys
 import time
 import traceback
+from pathlib import Path
 
 BASELINE, CANDIDATE = "baseline", "candidate"
 PROGRESS = "@@progress "  # lines the parent forwards as the check's progress
@@ -50,6 +51,26 @@ def round_name(pair: int, side: str, *, pairs: int, interleaved: bool = True) ->
 UNMEASURED = "No measurement start or end times available"
 
 
+def unaccounted(report: dict) -> int:
+    """How many requests GuideLLM's scheduler still held (queued, pending or in flight) when it ended
+    a round that no constraint stopped: 0.8.1 on a loaded runner sometimes ends a round with one
+    request in flight and reports the others only (3 of 4), so that round says nothing of the
+    request it lost. A round a constraint ended (its request count or time limit) has a processing
+    end, and GuideLLM finalises the requests it cut (cancelled): those are accounted for."""
+    state = (report.get("benchmarks") or [{}])[0].get("scheduler_state") or {}
+    if state.get("end_processing_time") is not None:
+        return 0
+    return sum(int(state.get(k) or 0) for k in ("queued_requests", "pending_requests", "processing_requests"))
+
+
+def unaccounted_in(path: str | Path | None) -> int:
+    try:
+        with open(path) as f:
+            return unaccounted(json.load(f))
+    except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return 0  # no report or not one GuideLLM wrote: the parent says so when it reads it
+
+
 # GuideLLM starts fresh worker processes for every round. Spawned, each imports GuideLLM again
 # (about 1.5 s a round on 2 cores); from a fork server that imported it once, they start at once.
 WORKER_PRELOAD = ["guidellm.scheduler", "guidellm.backends", "guidellm.benchmark"]
@@ -66,16 +87,14 @@ def main(lines) -> int:
     for index, line in enumerate(lines, 1):
         item = json.loads(line)
         started = time.monotonic()
-        print(f"{STARTING}{item['name']}", flush=True)
         for attempt in (1, 2):
+            print(f"{STARTING}{item['name']}", flush=True)  # again on a rerun: its CPU is the rerun's only
             try:
                 cli.main(args=item["argv"], standalone_mode=False, prog_name="guidellm")
-                break
             except SystemExit as exc:  # click exits on a usage error even outside standalone mode
                 if exc.code:
                     print(f"round {item['name']} exited with {exc.code}", flush=True)
                     return 1
-                break
             except Exception as exc:  # noqa: BLE001 — anything GuideLLM raises ends the check as an error
                 if attempt == 1 and UNMEASURED in str(exc):
                     print(f"{PROGRESS}round {item['name']}: GuideLLM measured nothing ({exc}); running it again",
@@ -84,6 +103,12 @@ def main(lines) -> int:
                 traceback.print_exc(file=sys.stdout)
                 print(f"round {item['name']} failed", flush=True)
                 return 1
+            lost = unaccounted_in(item.get("report"))
+            if attempt == 1 and lost:  # the parent refuses a report that still loses requests
+                print(f"{PROGRESS}round {item['name']}: GuideLLM lost track of {lost} request(s); running it again",
+                      flush=True)
+                continue
+            break
         print(f"{FINISHED}{item['name']}", flush=True)
         print(f"{PROGRESS}round {index} ({item['name']}) in {time.monotonic() - started:.1f}s", flush=True)
     return 0
