@@ -15,8 +15,9 @@ from gitops import demo_like_repo
 from tiny_tokenizer import write_tokenizer
 
 from bot.cli import main
+from bot.core.errors import ExternalError
 from bot.perf.compare import compare
-from bot.perf.guidellm import Profile, Round, command
+from bot.perf.guidellm import Profile, Round, command, read_round
 from bot.perf.options import PerfLimits
 from bot.perf.rounds import pairs_in_order, round_name, unaccounted, unaccounted_in
 
@@ -403,3 +404,6 @@ def test_rounds__a_round_guidellm_lost_a_request_of_is_told_from_a_whole_one():
     cut["benchmarks"][0]["scheduler_state"]["end_processing_time"] = 1796643722.9
     assert unaccounted(cut) == 0
     assert unaccounted_in(reports / "no-such-report.json") == 0  # the parent's reader says what is missing
+    # The parent reads a report only after the driver's one rerun: a round still short is an error.
+    with pytest.raises(ExternalError, match=r"round1-baseline ended with 1 request\(s\) it never accounted for"):
+        read_round(reports / "lost-one-request.json", "round1-baseline")

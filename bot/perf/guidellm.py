@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 from bot.core.childenv import child_env, neutralise
 from bot.core.errors import ExternalError
+from bot.perf.rounds import unaccounted
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "GUIDELLM__LOGGING__CONSOLE_LOG_LEVEL": "WARNING"}
@@ -220,10 +221,6 @@ class RoundRunner:
             tail = "\n".join(self.log.read_text(errors="replace").strip().splitlines()[-12:])
             raise ExternalError("GuideLLM", f"rounds exited with code {proc.poll()}, no report for "
                                             f"{', '.join(missing)}:\n{tail}")
-        for r in rounds:  # a round that lost requests twice measured less than it says: fail closed
-            if lost := driver.unaccounted_in(self.out_dir / f"{r.name}.json"):
-                raise ExternalError("GuideLLM", f"round {r.name} ended with {lost} request(s) it never accounted for, "
-                                                f"twice; its report would leave them out (log: {self.log.name})")
         self.progress(f"performance: {len(rounds)} rounds done in {time.monotonic() - started:.1f}s")
         return [replace(read_round(self.out_dir / f"{r.name}.json", r.name), cpu_s=cpu_used.get(r.name))
                 for r in rounds]
@@ -246,6 +243,11 @@ def _values(requests: list[dict], key: str) -> tuple[float, ...]:
 def read_round(path: Path, name: str) -> Round:
     try:
         data = json.loads(path.read_text())
+        # The driver ran a round that lost requests once more; one that lost them again measured
+        # less than it says: fail closed.
+        if lost := unaccounted(data):
+            raise ExternalError("GuideLLM", f"round {name} ended with {lost} request(s) it never accounted for, "
+                                            f"twice; its report {path.name} would leave them out")
         [bench] = data["benchmarks"]
         totals = bench["metrics"]["request_totals"]
         ok = list(bench["requests"]["successful"])
