@@ -407,3 +407,34 @@ def test_rounds__a_round_guidellm_lost_a_request_of_is_told_from_a_whole_one():
     # The parent reads a report only after the driver's one rerun: a round still short is an error.
     with pytest.raises(ExternalError, match=r"round1-baseline ended with 1 request\(s\) it never accounted for"):
         read_round(reports / "lost-one-request.json", "round1-baseline")
+
+
+@pytest.mark.parametrize("short_reports, calls, starts", [(0, 1, 1), (1, 2, 2), (2, 2, 2)])
+def test_rounds_driver__a_round_that_lost_a_request_runs_once_more(monkeypatch, tmp_path, capsys,
+                                                                   short_reports, calls, starts):
+    """The driver reruns a round whose report still holds a request once, announcing the round again
+    (its CPU is the rerun's only); a second short report is left for the parent to refuse."""
+    import types
+
+    from bot.perf import rounds as driver
+
+    reports = Path(__file__).parent / "guidellm_reports"
+    report = tmp_path / "round1-baseline.json"
+    seen = []
+
+    def fake_main(args, standalone_mode, prog_name):
+        seen.append(args[0])
+        name = "lost-one-request" if len(seen) <= short_reports else "complete"
+        report.write_text((reports / f"{name}.json").read_text())
+
+    fake = types.ModuleType("guidellm.__main__")
+    fake.cli = types.SimpleNamespace(main=fake_main)
+    monkeypatch.setitem(sys.modules, "guidellm", types.ModuleType("guidellm"))
+    monkeypatch.setitem(sys.modules, "guidellm.__main__", fake)
+    assert driver.main([json.dumps({"name": "round1-baseline", "argv": ["a"], "report": str(report)})]) == 0
+    assert len(seen) == calls
+    out = capsys.readouterr().out
+    assert out.count(f"{driver.STARTING}round1-baseline") == starts
+    assert out.count(f"{driver.FINISHED}round1-baseline") == 1
+    assert ("lost track of 1 request(s); running it again" in out) == (short_reports > 0)
+    assert unaccounted_in(report) == (1 if short_reports == 2 else 0)
