@@ -9,8 +9,11 @@ Exit codes: 0 pass / nothing to do, 1 a gate failed (or a rollback rule tripped)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from bot.core.errors import InputError, PromotionBotError
 
@@ -34,12 +37,32 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def terminate_as_exit():
+    """SIGTERM (a CI runner cancelling the job, `kill`) raises SystemExit(143) while the block runs,
+    instead of ending the process on the spot: `finally` blocks run, so the child processes of
+    checks and the model servers they started stop with the bot (`bot.gate.children.run`)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def terminated(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with terminate_as_exit():
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

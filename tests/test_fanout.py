@@ -6,6 +6,7 @@ register them through tests/fanout_site/sitecustomize.py (PYTHONPATH is set for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -396,6 +397,38 @@ def test_check__child_leaves_no_process_behind(tmp_path, seconds, timeout, detai
     while alive(pid):
         assert time.monotonic() < deadline, f"server {pid} outlived its check"
         time.sleep(0.1)
+
+
+def test_check__stopped_by_sigterm_takes_its_child_and_server_with_it(tmp_path):
+    """A runner cancelling the job sends SIGTERM to the bot alone; its check's child runs in a
+    session of its own (so that a timeout can kill the group), which must not outlive the bot."""
+    repo = make_repo(tmp_path, POLICY.replace("seconds: 0", "seconds: 300\n        server: true")
+                     .replace("timeout: 60s", "timeout: 600s"))
+    _prod_after_staging(repo)
+    repo.commit("v1.3 to prod")
+    bot = subprocess.Popen([sys.executable, "-m", "bot", "check", "--repo", str(repo.path), "--base", "HEAD~1",
+                            "--head", "HEAD", "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    artifacts = tmp_path / "work" / "results" / "artifacts" / "p0-2-test-slow"
+    deadline = time.monotonic() + 120
+    while not (artifacts / "server").exists():  # the child runs the check, its server started
+        assert bot.poll() is None and time.monotonic() < deadline, bot.stderr.read().decode()
+        time.sleep(0.1)
+    child, server = (int((artifacts / name).read_text()) for name in ("started", "server"))
+    try:
+        assert alive(child) and alive(server)
+        bot.terminate()
+        assert bot.wait(timeout=60) == 143
+        assert not alive(child), f"run-check child {child} outlived the bot"  # killed and reaped before the bot exits
+        deadline = time.monotonic() + 10  # the server's SIGKILL was sent; its delivery is the kernel's
+        while alive(server):
+            assert time.monotonic() < deadline, f"server {server} outlived the bot"
+            time.sleep(0.1)
+    finally:  # a failing run leaves nothing behind for the rest of the suite
+        bot.kill()
+        bot.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:

@@ -33,24 +33,33 @@ def run(plan: Plan, plan_file: Path, jobs: list[Job], out_dir: Path, cache_dir: 
                             env=child_env())
     output = relay(proc.stderr)
     try:
-        code = proc.wait(timeout=timeout_s)
+        code: int | None = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        output.join(timeout=5)
+        code = None
+    finally:
+        # The group goes however the wait ended: the child's own exit (a check that gave up at its
+        # deadline may leave a model server behind in its session), its timeout, or the bot being
+        # stopped (a runner's SIGTERM arrives here as SystemExit, `bot.cli`), which must not leave
+        # the child running on its own.
+        kill_group(proc)
+    output.join(timeout=5)
+    if code is None:
         for job in jobs:
             if not result_files.path_for(out_dir, job).exists():
                 progress(f"{job.id} timed out after {job.timeout_s:g}s and was killed")
                 result_files.write_timeout(out_dir, plan, job)
         return
-    output.join(timeout=5)
-    # A check that gave up at its own deadline may leave a model server behind in its session.
+    if code not in (0, 1, 2) or not all(result_files.path_for(out_dir, job).exists() for job in jobs):
+        progress(f"{', '.join(j.id for j in jobs)}: exited with code {code}; the report reads a missing result as error")
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc``'s process group (it leads one: `start_new_session`) and reap ``proc``."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
-    if code not in (0, 1, 2) or not all(result_files.path_for(out_dir, job).exists() for job in jobs):
-        progress(f"{', '.join(j.id for j in jobs)}: exited with code {code}; the report reads a missing result as error")
+        pass  # the group is already gone
+    proc.wait()
 
 
 def groups(jobs: tuple[Job, ...]) -> list[list[Job]]:
