@@ -1,6 +1,6 @@
 """bot.stats.shift on known answers: Mann–Whitney critical values from the printed tables, the
 Hollander & Wolfe permeability example (R's `wilcox.test(x, y, conf.int = TRUE)`: shift 0.305),
-the interval's duality with scipy's exact Mann–Whitney test, and ratios built to a known size."""
+the intervals' duality with scipy's exact Mann–Whitney and signed-rank tests, and ratios built to a known size."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from scipy.stats import mannwhitneyu
 
 from bot.stats.interval import decide
 from bot.stats.shift import (
+    PAIRED_METHOD,
+    PAIRED_RANK_METHOD,
     hodges_lehmann,
     log_standard_error,
     mann_whitney_rank,
@@ -20,6 +22,7 @@ from bot.stats.shift import (
     relative_shift,
     settle_count,
     shift_over_rounds,
+    signed_rank_rank,
 )
 
 # Hollander & Wolfe (1973), p. 69: permeability constants of the human chorioamnion.
@@ -110,6 +113,66 @@ def test_paired_ratio__t_interval_on_log_ratios():
     assert iv.low == pytest.approx(math.expm1(0.2 - 1.2706205), rel=1e-5)
     assert iv.high == pytest.approx(math.expm1(0.2 + 1.2706205), rel=1e-5)
     assert iv.n == 2 and iv.sd == pytest.approx(math.sqrt(0.02))
+
+
+@pytest.mark.parametrize("n, at_5, at_1", [(5, None, None), (6, 0, None), (8, 3, 0), (10, 8, 3), (16, 29, 19),
+                                         (20, 52, 37), (30, 137, 109)])
+def test_signed_rank_rank__printed_critical_values(n, at_5, at_1):
+    # Two-sided critical values of the Wilcoxon signed-rank statistic (reject at W ≤ value), as
+    # printed in the tables (Hollander & Wolfe, Table A.4); None: no pattern is rare enough.
+    assert signed_rank_rank(n, 0.95) == (0 if at_5 is None else at_5 + 1)
+    assert signed_rank_rank(n, 0.99) == (0 if at_1 is None else at_1 + 1)
+
+
+@pytest.mark.parametrize("level", [0.95, 0.99])
+def test_paired_ratio__rank_interval_is_where_the_exact_signed_rank_test_stops_rejecting(level):
+    d = np.random.default_rng(3).normal(0.05, 0.1, 12)
+    iv = paired_ratio([100.0] * 12, list(100.0 * np.exp(d)), level=level, higher_is_better=False)
+    assert iv.method == PAIRED_RANK_METHOD and iv.n == 12
+    low, high = math.log1p(iv.low), math.log1p(iv.high)
+
+    def p(theta: float) -> float:
+        return stats.wilcoxon(d - theta, method="exact").pvalue
+
+    eps, alpha = 1e-9, 1 - level
+    assert p(low + eps) > alpha and p(high - eps) > alpha  # inside: not rejected
+    assert p(low - eps) <= alpha and p(high + eps) <= alpha  # outside: rejected
+    walsh = [(a + b) / 2 for i, a in enumerate(d) for b in d[i:]]
+    assert math.log1p(iv.estimate) == pytest.approx(float(np.median(walsh)))
+
+
+# Tokens per second of 16 round pairs of an A/A run on the mock server, one busy process beside the
+# check (this 2-core machine, load about 3): in pairs 2 and 15 a neighbour's burst stretched one
+# side's round (78 and 119 tokens/s against about 150), here the baseline's.
+A_A_BASELINE = [156.8, 78.4, 163.9, 159.9, 156.2, 154.8, 158.9, 156.2, 152.6, 140.4, 141.3, 138.8, 140.9, 132.5,
+                119.0, 130.3]
+A_A_CANDIDATE = [147.7, 143.1, 155.4, 152.7, 157.2, 162.7, 156.9, 160.9, 164.0, 141.6, 146.2, 137.8, 147.5, 134.7,
+                 150.6, 132.2]
+
+
+def test_paired_ratio__disturbed_pairs_count_by_rank_not_by_size():
+    level = 1 - 0.05 / 4 * (1 - 0.1111)  # about the default check's last look, one of four metrics
+    rank = paired_ratio(A_A_BASELINE, A_A_CANDIDATE, level=level)
+    d = np.log(A_A_CANDIDATE) - np.log(A_A_BASELINE)
+    half = stats.t.ppf(0.5 + level / 2, 15) * d.std(ddof=1) / 4
+    t_low, t_high = math.expm1(d.mean() - half), math.expm1(d.mean() + half)  # change in tokens per second
+    assert rank.method == PAIRED_RANK_METHOD
+    r_low, r_high = -rank.high, -rank.low  # "worse by" back to the change
+    assert r_high - r_low < 0.7 * (t_high - t_low)
+    # The identical servers must not look 20% faster: the t interval reaches within a point of that
+    # win, the rank interval stays 5 points short of it.
+    assert 0.18 < t_high < 0.20 and r_high < 0.15
+    assert decide(rank, -0.20) == "fail"
+
+
+def test_paired_ratio__too_few_pairs_for_the_level_take_the_t_interval():
+    # An early look at 99.86% (O'Brien–Fleming at 8 of 16 pairs, one of four metrics): 8 pairs have
+    # no sign pattern that rare, so the t interval decides, and a large difference can still settle.
+    d = np.array([0.40, 0.42, 0.38, 0.41, 0.39, 0.43, 0.40, 0.41])
+    iv = paired_ratio([1.0] * 8, list(np.exp(d)), level=0.99863, higher_is_better=False)
+    assert signed_rank_rank(8, 0.99863) == 0
+    assert iv.method == PAIRED_METHOD and iv.estimate == pytest.approx(math.expm1(d.mean()))
+    assert decide(iv, 0.10) == "fail"
 
 
 def test_paired_ratio__needs_two_pairs_of_equal_length():

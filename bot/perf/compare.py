@@ -8,8 +8,10 @@ more tokens per second, fails when all of it falls short, and is inconclusive ot
 
 Per-request latencies (TTFT, inter-token latency, request latency) are pooled per side over the
 rounds and compared as whole distributions (`bot.stats.shift.shift_over_rounds`: the Hodges–Lehmann
-ratio with its Mann–Whitney interval, widened to the spread between pairs of rounds). Throughput exists per round only, so it is compared pair of
-rounds by pair of rounds (`paired_ratio`). A pure function from (limits, rounds) to a CheckResult.
+ratio with its Mann–Whitney interval, widened to the spread between pairs of rounds). Throughput and
+CPU per token exist per round only, so they are compared pair of rounds by pair of rounds
+(`paired_ratio`: a signed-rank interval, so one disturbed round counts as one rank, not by its
+size). A pure function from (limits, rounds) to a CheckResult.
 """
 
 from __future__ import annotations
