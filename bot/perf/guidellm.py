@@ -243,11 +243,11 @@ def _values(requests: list[dict], key: str) -> tuple[float, ...]:
 def read_round(path: Path, name: str) -> Round:
     try:
         data = json.loads(path.read_text())
-        # The driver ran a round that lost requests once more; one that lost them again measured
-        # less than it says: fail closed.
+        # The driver reran a round that lost requests (`rounds.ATTEMPTS`); one that lost them every
+        # time measured less than it says: fail closed.
         if lost := unaccounted(data):
             raise ExternalError("GuideLLM", f"round {name} ended with {lost} request(s) it never accounted for, "
-                                            f"twice; its report {path.name} would leave them out")
+                                            f"in each of its attempts; its report {path.name} would leave them out")
         [bench] = data["benchmarks"]
         totals = bench["metrics"]["request_totals"]
         ok = list(bench["requests"]["successful"])
