@@ -64,17 +64,25 @@ def mann_whitney_rank(n: int, m: int, level: float) -> int:
         raise ValueError("both samples need at least one value")
     alpha = (1 - level) / 2
     if n < EXACT_MAX and m < EXACT_MAX:
-        counts = _u_counts(n, m)
-        total, cum, k = sum(counts), 0, 0
-        for u, c in enumerate(counts):
-            cum += c
-            if cum / total > alpha:
-                break
-            k = u + 1
-    else:
-        z = stats.norm.ppf(1 - alpha)
-        k = int(math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12)))
-    return max(k, 0)
+        return _exact_rank(_u_counts(n, m), alpha)
+    return _normal_rank(n * m / 2, n * m * (n + m + 1) / 12, alpha)
+
+
+def _exact_rank(counts: Sequence[int], alpha: float) -> int:
+    """k − 1 = the largest statistic value whose lower tail P(S ≤ k − 1) is at most ``alpha``, from
+    the statistic's null distribution as counts per value 0, 1, 2, ...; 0 when even P(S = 0) exceeds it."""
+    total, cum, k = sum(counts), 0, 0
+    for value, c in enumerate(counts):
+        cum += c
+        if cum / total > alpha:
+            break
+        k = value + 1
+    return k
+
+
+def _normal_rank(mean: float, variance: float, alpha: float) -> int:
+    """`_exact_rank` by the normal approximation of a statistic with this null mean and variance."""
+    return max(int(math.floor(mean - stats.norm.ppf(1 - alpha) * math.sqrt(variance))), 0)
 
 
 @lru_cache(maxsize=256)
@@ -98,17 +106,8 @@ def signed_rank_rank(n: int, level: float) -> int:
         raise ValueError("the signed-rank interval needs at least one pair")
     alpha = (1 - level) / 2
     if n < EXACT_MAX:
-        counts = _signed_rank_counts(n)
-        total, cum, k = 2 ** n, 0, 0
-        for w, c in enumerate(counts):
-            cum += c
-            if cum / total > alpha:
-                break
-            k = w + 1
-    else:
-        z = stats.norm.ppf(1 - alpha)
-        k = int(math.floor(n * (n + 1) / 4 - z * math.sqrt(n * (n + 1) * (2 * n + 1) / 24)))
-    return max(k, 0)
+        return _exact_rank(_signed_rank_counts(n), alpha)
+    return _normal_rank(n * (n + 1) / 4, n * (n + 1) * (2 * n + 1) / 24, alpha)
 
 
 def hodges_lehmann(baseline: Sequence[float], candidate: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
