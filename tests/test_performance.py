@@ -267,8 +267,13 @@ def test_performance_decide__errors_and_missing_data():
     result = compare("performance", PerfLimits(), base[:1], mostly_failing)
     assert result.verdict == "fail" and "error rate 92%" in result.detail and "are too few for a" in result.detail
     dead = [Round(r.name, (), (), (), 0, 1.0, 0, 12, 0, r.json_report) for r in cand]
-    assert compare("performance", PerfLimits(), base, dead).verdict == "fail"
-    assert compare("performance", PerfLimits(), dead, base).verdict == "error"
+    # A candidate that never answers fails on its error rate, which the detail says first.
+    result = compare("performance", PerfLimits(), base, dead)
+    assert result.verdict == "fail" and result.detail == ("error rate 100% against the baseline's 0%; "
+                                                          "no successful request against the candidate")
+    result = compare("performance", PerfLimits(), dead, base)
+    assert result.verdict == "error"
+    assert result.detail == "no successful request against the baseline: nothing to compare"
 
 
 def test_performance_decide__too_few_requests_for_the_confidence_is_an_error_at_the_last_look_only():

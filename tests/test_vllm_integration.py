@@ -228,7 +228,12 @@ def test_vllm__builtin_rollback_rules_resolve_against_real_vllm_metrics(vllm_env
             # The catalogue `validate` checks rules against is what this vLLM exports.
             assert {n for n in exported if n.startswith("vllm:")} == set(VLLM_FAMILIES)
             assert not set(CONDITIONAL_FAMILIES) & exported
-            with LocalPrometheus(scrape_targets=[host], target_labels={"app": "canopy"}) as prom:
+            with LocalPrometheus(scrape_targets=[host], target_labels={"app": "canopy"}) as prom, \
+                    PrometheusClient(prom.url) as client:
+                # A sample of each series the rules read from before the traffic: a rate needs the change.
+                for series in ("vllm:e2e_request_latency_seconds_count", "vllm:time_to_first_token_seconds_count",
+                               "vllm:generation_tokens_total"):
+                    assert _answered(client, f'{series}{{model_name="canopy"}}'), series
                 for n in range(6):  # streamed, so time to first token is its own measurement
                     with httpx.stream("POST", f"{endpoint.base_url}/completions", timeout=60, json={
                             "model": "canopy", "prompt": f"Canopy note {n}:", "max_tokens": 8, "stream": True}) as r:
@@ -237,17 +242,16 @@ def test_vllm__builtin_rollback_rules_resolve_against_real_vllm_metrics(vllm_env
                     time.sleep(1)
                 values = {"app": "canopy", "model": "canopy-tiny", "variant": "v1.0-fp32", "model_name": "canopy",
                           "window": "5m"}  # still holds the requests however long the polls before it took
-                with PrometheusClient(prom.url) as client:
-                    for rule in default_rules():
-                        query = _fill(rule.query, values)
-                        if rule.name == "error-rate":  # no request failed: its 5xx side has no series
-                            assert not client.query(query)
-                            query = _fill('sum(rate(http_requests_total{app="{app}"}[{window}]))', values)
-                            # vLLM groups status codes ("2xx"): a `5..` regex matches its "5xx" as `2..` does "2xx"
-                            assert client.query(_fill('count(http_requests_total{app="{app}",status=~"2.."})', values))
-                        series = _answered(client, query)
-                        assert series and all(math.isfinite(v) for s in series for _, v in s.values), (rule.name, query)
-                        print(f"{rule.name}: {query} = {series[0].values[-1][1]:.4g}")
+                for rule in default_rules():
+                    query = _fill(rule.query, values)
+                    if rule.name == "error-rate":  # no request failed: its 5xx side has no series
+                        assert not client.query(query)
+                        query = _fill('sum(rate(http_requests_total{app="{app}"}[{window}]))', values)
+                        # vLLM groups status codes ("2xx"): a `5..` regex matches its "5xx" as `2..` does "2xx"
+                        assert client.query(_fill('count(http_requests_total{app="{app}",status=~"2.."})', values))
+                    series = _answered(client, query)
+                    assert series and all(math.isfinite(v) for s in series for _, v in s.values), (rule.name, query)
+                    print(f"{rule.name}: {query} = {series[0].values[-1][1]:.4g}")
     finally:
         stop_kept()
 

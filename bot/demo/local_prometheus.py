@@ -2,7 +2,9 @@
 
 History is backfilled with `promtool tsdb create-blocks-from openmetrics` before the server
 starts, so windows "before the promotion" hold data the caller chose. Optional scrape targets
-(e.g. a `prometheus_client` exporter) add live series. The server always stops on exit.
+(e.g. a `prometheus_client` exporter) add live series; `start` returns once each target has been
+scraped, so traffic sent after it moves a counter Prometheus has already seen (a rate needs a sample
+from before the change). The server always stops on exit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.core.errors import ExternalError
 from bot.core.net import free_port
 
 READY_TIMEOUT_S = 30.0
+SCRAPED_TIMEOUT_S = 60.0  # a target busy serving a model answers late
 
 
 def _binary(name: str) -> str:
@@ -73,6 +76,7 @@ class LocalPrometheus:
                     stdout=subprocess.DEVNULL, stderr=log,
                 )
             self._wait_ready()
+            self._wait_scraped()
         except BaseException:
             self.stop()
             raise
@@ -110,6 +114,24 @@ class LocalPrometheus:
                 pass
             time.sleep(0.1)
         raise ExternalError("Prometheus", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
+
+    def _wait_scraped(self) -> None:
+        """Until `up` is 1 for every target. On a busy machine the first scrape can come seconds after
+        `/-/ready`: a caller's requests sent before it leave every later sample equal, and a rate of 0."""
+        deadline = time.monotonic() + SCRAPED_TIMEOUT_S
+        pending = set(self.scrape_targets)
+        while pending:
+            try:
+                result = httpx.get(f"{self.url}/api/v1/query", params={"query": "up == 1"}, timeout=5.0).json()
+                pending -= {s["metric"].get("instance") for s in result.get("data", {}).get("result", [])}
+            except (httpx.HTTPError, ValueError):
+                pass
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ExternalError("Prometheus", f"the local server had not scraped {', '.join(sorted(pending))} "
+                                                  f"within {SCRAPED_TIMEOUT_S:.0f}s")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         _stop(self._proc)

@@ -198,15 +198,16 @@ def compare(name: str, limits: PerfLimits, baseline: Sequence[Round], candidate:
     rows.append(MetricRow(label=f"error rate ({c_err}/{c_total} vs {b_err}/{b_total})", candidate=c_rate,
                           baseline=b_rate, delta=c_rate - b_rate, threshold=limit_text(err_limit * 100, "points"),
                           verdict=FAIL if err_worse else PASS, higher_is_better=False))
-    if err_worse:
-        worse.append(f"error rate {c_rate:.0%} against the baseline's {b_rate:.0%}")
+    err_text = f"error rate {c_rate:.0%} against the baseline's {b_rate:.0%}"
+    worse += [err_text] if err_worse else []
 
     b_ok, c_ok = sum(r.successful for r in baseline), sum(r.successful for r in candidate)
     if b_ok == 0 or c_ok == 0:
         side = "baseline" if b_ok == 0 else "candidate"
         verdict, detail = ERROR, f"no successful request against the {side}: nothing to compare"
-        if side == "candidate" and b_ok:
-            verdict = FAIL  # the baseline answers and the candidate never does: that is a verdict
+        if side == "candidate" and b_ok:  # the baseline answers and the candidate never does: a verdict
+            verdict = FAIL
+            detail = "; ".join(([err_text] if err_worse else []) + ["no successful request against the candidate"])
     elif err_worse:  # more failed requests is a verdict, even when they leave too few timings to compare
         verdict, detail = FAIL, "; ".join(worse + broken)
     elif broken:
