@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import httpx
 
@@ -102,36 +102,22 @@ class LocalPrometheus:
             raise ExternalError("Prometheus", f"promtool could not backfill the history: {done.stderr.strip()[-500:]}")
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                log = (self._dir / "prometheus.log").read_text()[-800:]
-                raise ExternalError("Prometheus", f"the local server exited with {self._proc.returncode}: {log}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise ExternalError("Prometheus", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
+        _wait(lambda: httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200, lambda: "was not ready",
+              service="Prometheus", proc=self._proc, timeout_s=READY_TIMEOUT_S, log=self._dir / "prometheus.log")
 
     def _wait_scraped(self) -> None:
         """Until `up` is 1 for every target. On a busy machine the first scrape can come seconds after
         `/-/ready`: a caller's requests sent before it leave every later sample equal, and a rate of 0."""
-        deadline = time.monotonic() + SCRAPED_TIMEOUT_S
         pending = set(self.scrape_targets)
-        while pending:
-            try:
-                result = httpx.get(f"{self.url}/api/v1/query", params={"query": "up == 1"}, timeout=5.0).json()
-                pending -= {s["metric"].get("instance") for s in result.get("data", {}).get("result", [])}
-            except (httpx.HTTPError, ValueError):
-                pass
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise ExternalError("Prometheus", f"the local server had not scraped {', '.join(sorted(pending))} "
-                                                  f"within {SCRAPED_TIMEOUT_S:.0f}s")
-            time.sleep(0.2)
+
+        def scraped() -> bool:
+            result = httpx.get(f"{self.url}/api/v1/query", params={"query": "up == 1"}, timeout=5.0).json()
+            pending.difference_update(s["metric"].get("instance") for s in result.get("data", {}).get("result", []))
+            return not pending
+
+        if pending:
+            _wait(scraped, lambda: f"had not scraped {', '.join(sorted(pending))}", service="Prometheus",
+                  proc=self._proc, timeout_s=SCRAPED_TIMEOUT_S)
 
     def stop(self) -> None:
         _stop(self._proc)
@@ -139,6 +125,25 @@ class LocalPrometheus:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+def _wait(done: Callable[[], bool], awaited: Callable[[], str], *, service: str, proc: subprocess.Popen,
+          timeout_s: float, log: Path | None = None) -> None:
+    """Poll ``done`` (an HTTP error or an answer that is not JSON counts as not yet) until it holds. The
+    server exiting first, or ``timeout_s`` passing, is an ExternalError; ``awaited`` says what never came."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            output = f": {log.read_text()[-800:]}" if log is not None and log.exists() else ""
+            raise ExternalError(service, f"the local server exited with {proc.returncode}{output}")
+        try:
+            if done():
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise ExternalError(service, f"the local server {awaited()} within {timeout_s:.0f}s")
+        time.sleep(0.1)
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
@@ -169,15 +174,13 @@ class LocalPushgateway:
         self._proc = subprocess.Popen([_binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{self.port}",
                                        "--persistence.file=", "--log.level=warn"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise ExternalError("Pushgateway", f"the local server was not ready within {READY_TIMEOUT_S:.0f}s")
+        try:
+            _wait(lambda: httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200, lambda: "was not ready",
+                  service="Pushgateway", proc=self._proc, timeout_s=READY_TIMEOUT_S)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
 
     def __exit__(self, *exc) -> None:
         _stop(self._proc)
